@@ -1,0 +1,197 @@
+"""The task protocol between the API and the agents (DESIGN §4, §6).
+
+Check types, their options with defaults and bounds, error kinds, the task
+message and the result envelope. Pure standard library: the agent imports it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
+ERROR_KINDS = (
+    "dns_failure", "timeout", "refused", "unreachable", "tls_error",
+    "blocked_target", "http_error", "internal", "agent_offline",
+)
+TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
+TERMINAL_TASK_STATUSES = ("completed", "failed")
+CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
+DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV", "PTR")
+HTTP_METHODS = ("GET", "HEAD")
+
+# Time the API allows beyond a check's own timeout for queueing and delivery,
+# before an unanswered task is declared failed.
+DEADLINE_SLACK_S = 10
+
+
+class OptionError(ValueError):
+    """An option is invalid. `field` is a dotted path like options.http.timeout."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Opt:
+    default: Any
+    kind: type | tuple = int
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    nullable: bool = False
+
+
+OPTION_SPECS: dict[str, dict[str, Opt]] = {
+    "http": {
+        "method": Opt("GET", str, choices=HTTP_METHODS),
+        "scheme": Opt("https", str, choices=("http", "https")),  # used when the target is not a URL
+        "path": Opt("/", str),
+        "port": Opt(None, int, 1, 65535, nullable=True),
+        "expected_status": Opt("200-399", (str, int)),
+        "follow_redirects": Opt(True, bool),
+        "max_redirects": Opt(10, int, 0, 20),
+        "verify_tls": Opt(True, bool),
+        "timeout": Opt(15, (int, float), 1, 60),
+    },
+    "ping": {
+        "count": Opt(4, int, 1, 16),
+        "interval": Opt(0.5, (int, float), 0.2, 5),
+        "timeout": Opt(10, (int, float), 1, 60),
+    },
+    "dns": {
+        "record_type": Opt("A", str, choices=DNS_RECORD_TYPES),
+        "resolver": Opt(None, str, nullable=True),
+        "port": Opt(53, int, 1, 65535),
+        "protocol": Opt("udp", str, choices=("udp", "tcp")),
+        "timeout": Opt(10, (int, float), 1, 60),
+    },
+    "tcp": {
+        "port": Opt(None, int, 1, 65535, nullable=True),  # from the URL, else 80
+        "timeout": Opt(10, (int, float), 1, 60),
+    },
+    "traceroute": {
+        "max_hops": Opt(30, int, 1, 64),
+        "probes": Opt(3, int, 1, 5),
+        "timeout": Opt(30, (int, float), 1, 120),
+    },
+}
+
+_STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
+
+
+def parse_expected_status(value: Any, field_name: str = "expected_status") -> list[int]:
+    """`200`, `"200"` or `"200-399"` -> [low, high]."""
+    if isinstance(value, bool):
+        raise OptionError(field_name, "must be a status code or a range like 200-399")
+    if isinstance(value, int):
+        value = str(value)
+    match = _STATUS_RANGE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise OptionError(field_name, "must be a status code or a range like 200-399")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if not (100 <= low <= high <= 599):
+        raise OptionError(field_name, "must lie within 100-599, low end first")
+    return [low, high]
+
+
+def _check_value(name: str, spec: Opt, value: Any) -> Any:
+    if value is None:
+        if spec.nullable:
+            return None
+        raise OptionError(name, "must not be null")
+    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+    # bool is an int in Python; only accept it where bool is meant.
+    if isinstance(value, bool) and bool not in kinds:
+        raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+    if not isinstance(value, kinds):
+        raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+    if spec.choices is not None:
+        if isinstance(value, str) and spec.choices and spec.choices[0].isupper():
+            value = value.upper()
+        elif isinstance(value, str):
+            value = value.lower()
+        if value not in spec.choices:
+            raise OptionError(name, f"must be one of {', '.join(spec.choices)}")
+    if spec.low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if not spec.low <= value <= spec.high:
+            raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")
+    if isinstance(value, str) and len(value) > 255:
+        raise OptionError(name, "must be at most 255 characters")
+    return value
+
+
+def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
+    """Validate one check type's options and fill in the defaults."""
+    prefix = f"options.{check_type}"
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise OptionError(prefix, "must be an object")
+    specs = OPTION_SPECS[check_type]
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        raise OptionError(f"{prefix}.{unknown[0]}", f"unknown option (known: {', '.join(specs)})")
+    out = {}
+    for name, spec in specs.items():
+        out[name] = _check_value(f"{prefix}.{name}", spec, given.get(name, spec.default))
+    if check_type == "http":
+        out["expected_status"] = parse_expected_status(out["expected_status"], f"{prefix}.expected_status")
+        if not out["path"].startswith("/"):
+            raise OptionError(f"{prefix}.path", "must start with /")
+    return out
+
+
+def check_timeout_s(check_type: str, options: dict[str, Any]) -> float:
+    timeout = float(options.get("timeout", OPTION_SPECS[check_type]["timeout"].default))
+    if check_type == "ping":  # the packets themselves take count * interval
+        timeout += options.get("count", 4) * options.get("interval", 0.5)
+    return timeout
+
+
+@dataclass
+class TaskMessage:
+    """What the API pushes onto an agent's stream (DESIGN §4)."""
+
+    task_id: str
+    check_id: str
+    agent_id: str
+    check_type: str
+    target: str
+    options: dict[str, Any] = field(default_factory=dict)
+    deadline_ms: int = 0
+    created_at: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        """Redis stream fields: one JSON document under `task`."""
+        return {"task": json.dumps(asdict(self), separators=(",", ":"))}
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> "TaskMessage":
+        raw = fields.get("task") if "task" in fields else fields.get(b"task")
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        doc = json.loads(raw)
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+
+def error(kind: str, message: str) -> dict[str, str]:
+    if kind not in ERROR_KINDS:
+        kind = "internal"
+    return {"kind": kind, "message": message[:1000]}
+
+
+def result_envelope(success: bool, duration_ms: float, address: str | None,
+                    data: dict | None = None, err: dict | None = None) -> dict[str, Any]:
+    """The body an agent posts to /api/tasks/{id}/result."""
+    return {
+        "success": bool(success),
+        "duration_ms": round(float(duration_ms), 3),
+        "address": address,
+        "data": data or {},
+        "error": err,
+    }

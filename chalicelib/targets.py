@@ -1,0 +1,247 @@
+"""The target policy (SSRF guard), shared by the API and the agent.
+
+There is exactly one list of blocked ranges, here. The API applies it to
+literal addresses in the submitted target; the agent applies it again after
+DNS resolution and to the address it actually connects to, which defeats DNS
+rebinding. Pure standard library: the agent imports this module too.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_TARGET_LENGTH = 2048
+MAX_HOSTNAME_LENGTH = 253
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# (network, reason). Order matters only for the reason reported.
+_BLOCKED_V4 = [
+    ("0.0.0.0/8", "unspecified"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "carrier-grade NAT (RFC 6598)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "reserved (IETF protocol assignments)"),
+    ("192.0.2.0/24", "reserved (documentation)"),
+    ("192.88.99.0/24", "reserved (6to4 relay)"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("198.18.0.0/15", "reserved (benchmarking)"),
+    ("198.51.100.0/24", "reserved (documentation)"),
+    ("203.0.113.0/24", "reserved (documentation)"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "broadcast"),
+]
+_BLOCKED_V6 = [
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("100::/64", "reserved (discard)"),
+    ("2001::/23", "reserved (IETF protocol assignments)"),
+    ("2001:db8::/32", "reserved (documentation)"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local (deprecated)"),
+    ("ff00::/8", "multicast"),
+]
+BLOCKED_NETWORKS = [(ipaddress.ip_network(n), why) for n, why in _BLOCKED_V4 + _BLOCKED_V6]
+
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+# Legacy inet_aton spellings: decimal, octal or hex parts, 1 to 4 of them.
+_IPV4_LEGACY = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+class TargetError(ValueError):
+    """The target is malformed. `field` names the input at fault."""
+
+    def __init__(self, message: str, field: str = "target"):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class BlockedTarget(TargetError):
+    """The target is (or resolves to) an address the policy refuses."""
+
+    kind = "blocked_target"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target. `host` is a hostname or a canonical IP literal."""
+
+    raw: str
+    host: str
+    scheme: str | None = None  # "http"/"https" when the target was a URL
+    port: int | None = None
+    path: str = "/"
+    is_ip: bool = False
+
+    @property
+    def url(self) -> str | None:
+        if not self.scheme:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{host}{port}{self.path}"
+
+
+def blocked_reason(address: str | IPAddress) -> str | None:
+    """Why `address` may not be probed, or None when it is a public address."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in ipaddress.ip_network("64:ff9b::/96"):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is None and ip in ipaddress.ip_network("::/96") and int(ip) > 1:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # IPv4-compatible, deprecated
+        if embedded is not None:
+            inner = blocked_reason(embedded)
+            return f"{inner} (IPv4 embedded in IPv6)" if inner else None
+    for network, why in BLOCKED_NETWORKS:
+        if ip.version == network.version and ip in network:
+            return why
+    if not ip.is_global:
+        return "reserved"
+    return None
+
+
+def check_address(address: str | IPAddress, allow_private: bool) -> None:
+    """Raise BlockedTarget when `address` is refused by the policy."""
+    if allow_private:
+        return
+    why = blocked_reason(address)
+    if why:
+        raise BlockedTarget(f"{address} is a blocked address ({why}); probing it is not allowed")
+
+
+def _parse_ip_literal(host: str) -> IPAddress | None:
+    """An IP literal in any spelling a resolver would accept, or None for a name."""
+    candidate = host.strip("[]")
+    try:
+        return ipaddress.ip_address(candidate.split("%", 1)[0])
+    except ValueError:
+        pass
+    if _IPV4_LEGACY.match(host):
+        # 127.1, 2130706433, 0x7f000001, 0177.0.0.1: what inet_aton and so
+        # every libc resolver would turn into an address.
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError:
+            raise TargetError(f"{host!r} looks like an IPv4 address but is not a valid one")
+    return None
+
+
+def _check_hostname(host: str) -> str:
+    name = host.rstrip(".").lower()
+    if not name or len(name) > MAX_HOSTNAME_LENGTH:
+        raise TargetError(f"hostname must be 1 to {MAX_HOSTNAME_LENGTH} characters")
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise TargetError(f"{host!r} is not a valid hostname")
+    labels = name.split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        raise TargetError(f"{host!r} is not a valid hostname (letters, digits, '-' and '.' only)")
+    if labels[-1].isdigit():
+        raise TargetError(f"{host!r} is not a valid hostname (top-level label is numeric)")
+    return name
+
+
+def parse_target(raw: object, allow_private: bool = False) -> Target:
+    """Parse a hostname, IP literal or http(s) URL, and apply the policy to literals.
+
+    Names are not resolved here; the agent resolves and checks again.
+    """
+    if not isinstance(raw, str):
+        raise TargetError("target must be a string")
+    text = raw.strip()
+    if not text:
+        raise TargetError("target is required")
+    if len(text) > MAX_TARGET_LENGTH:
+        raise TargetError(f"target is longer than {MAX_TARGET_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise TargetError("target must not contain spaces or control characters")
+
+    scheme = port = None
+    path = "/"
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise TargetError(f"URL scheme {parts.scheme!r} is not supported (use http or https)")
+        scheme = parts.scheme.lower()
+        if parts.username or parts.password:
+            raise TargetError("URLs with credentials are not accepted")
+        host = parts.hostname or ""
+        if parts.netloc.startswith("[") and host:
+            host = f"[{host}]"
+        try:
+            port = parts.port
+        except ValueError:
+            raise TargetError("URL port must be a number from 1 to 65535")
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+    else:
+        host = text
+        if host.startswith("["):  # [v6] or [v6]:port
+            end = host.find("]")
+            if end < 0:
+                raise TargetError("unbalanced '[' in IPv6 target")
+            rest, host = host[end + 1:], host[: end + 1]
+            if rest:
+                if not rest.startswith(":") or not rest[1:].isdigit():
+                    raise TargetError("expected [IPv6]:port")
+                port = int(rest[1:])
+        elif host.count(":") == 1:
+            host, _, port_text = host.partition(":")
+            if not port_text.isdigit():
+                raise TargetError("port after ':' must be a number from 1 to 65535")
+            port = int(port_text)
+        if "/" in host:
+            raise TargetError("a path needs a URL: start the target with http:// or https://")
+    if port is not None and not 1 <= port <= 65535:
+        raise TargetError("port must be a number from 1 to 65535")
+    if not host:
+        raise TargetError("target has no host")
+
+    ip = _parse_ip_literal(host)
+    if ip is not None:
+        check_address(ip, allow_private)
+        return Target(raw=text, host=str(ip), scheme=scheme, port=port, path=path, is_ip=True)
+
+    name = _check_hostname(host)
+    if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
+        raise BlockedTarget(f"{name} is a local name; probing it is not allowed")
+    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False)
+
+
+def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
+    """Resolve `host` and return the addresses the policy allows, in resolver order.
+
+    Raises BlockedTarget when every address is refused, and socket.gaierror
+    when the name does not resolve. Callers connect to one of the returned
+    addresses directly and never resolve the name a second time.
+    """
+    ip = _parse_ip_literal(host)
+    if ip is not None:
+        check_address(ip, allow_private)
+        return [str(ip)]
+    infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for info in infos:
+        address = info[4][0].split("%", 1)[0]
+        if address not in addresses:
+            addresses.append(address)
+    allowed = [a for a in addresses if allow_private or blocked_reason(a) is None]
+    if not allowed:
+        raise BlockedTarget(
+            f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); probing it is not allowed"
+        )
+    return allowed

@@ -1,0 +1,294 @@
+"""Private PostgreSQL and Redis servers for the local stack and the tests.
+
+Each lives under its own state folder (e.g. `.local/run/` or `.local/test/`) on
+its own port, bound to a loopback address. Nothing here touches a system
+instance: the servers are started from the data folders we own and stopped by
+the pid files we wrote.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DB_NAME = "hostchecker"
+DB_USER = "hostchecker"
+
+
+class ServiceError(RuntimeError):
+    """A step failed; the message says what, and how to fix it."""
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def require_free_port(port: int, what: str, host: str = "127.0.0.1") -> None:
+    if port_in_use(port, host):
+        raise ServiceError(
+            f"port {port} on {host} is already in use, so {what} cannot start there. "
+            f"Stop whatever listens on it (ss -ltnp 'sport = :{port}') or choose another port."
+        )
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll `predicate` until it returns a truthy value or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    if not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), 5, f"process {pid} to exit")
+
+
+# --- system packages -------------------------------------------------------
+
+def postgres_bindir() -> Path | None:
+    for candidate in ["/usr/lib/postgresql/15/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        if Path(candidate, "initdb").exists() and Path(candidate, "pg_ctl").exists():
+            return Path(candidate)
+    return None
+
+
+def missing_packages(need_browser: bool = False) -> list[str]:
+    missing = []
+    if not shutil.which("redis-server"):
+        missing.append("redis-server")
+    if postgres_bindir() is None:
+        missing.append("postgresql")
+    if need_browser and not shutil.which("chromium"):
+        missing.append("chromium")
+    if not shutil.which("ip"):
+        missing.append("iproute2")
+    return missing
+
+
+def ensure_system_packages(need_browser: bool = False, log=print) -> None:
+    missing = missing_packages(need_browser)
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise ServiceError(
+            f"missing system packages: {' '.join(missing)}. Install them with: "
+            f"sudo apt-get update && sudo apt-get install -y {' '.join(missing)}"
+        )
+    log(f"  installing system packages with apt: {' '.join(missing)} (first run only)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ServiceError(f"{' '.join(argv)} failed: {' | '.join(tail)}")
+
+
+# --- PostgreSQL ------------------------------------------------------------
+
+def _postgres_user() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root; as root we run it as `postgres`."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "postgres"], check=True, capture_output=True)
+        return pwd.getpwnam("postgres")
+
+
+@dataclass
+class Postgres:
+    state_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "postgres"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "logs" / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{DB_USER}@{self.host}:{self.port}/{DB_NAME}"
+
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        user = _postgres_user()
+        if user is not None:
+            argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd="/")
+        if check and proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ServiceError(f"{Path(argv[-1] if user else argv[0]).name}: {' | '.join(tail)} (log: {self.log_path})")
+        return proc
+
+    def _chown(self, path: Path) -> None:
+        user = _postgres_user()
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.data_dir / "postmaster.pid")
+        return pid if pid and pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, log=print) -> None:
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise ServiceError("PostgreSQL server binaries not found; install with: apt-get install -y postgresql")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            log(f"  postgres already running on {self.host}:{self.port}")
+            return
+        require_free_port(self.port, "PostgreSQL", self.host)
+        if not (self.data_dir / "PG_VERSION").exists():
+            log(f"  initialising a private PostgreSQL cluster in {self.data_dir}")
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o700)
+            self._chown(self.data_dir)
+            self._run([str(bindir / "initdb"), "-D", str(self.data_dir), "-U", DB_USER,
+                       "--auth=trust", "--encoding=UTF8", "--no-instructions"])
+        self.log_path.touch()
+        self._chown(self.log_path)
+        options = (f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories="
+                   f"{self.data_dir} -c fsync=on -c max_connections=200")
+        self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path),
+                   "-o", options, "-w", "-t", "30", "start"])
+        self._ensure_database()
+        log(f"  postgres up on {self.host}:{self.port}")
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://{DB_USER}@{self.host}:{self.port}/postgres",
+                             autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+    def stop(self) -> None:
+        if not self.running():
+            return
+        bindir = postgres_bindir()
+        pid = self.pid()
+        self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
+        if pid:
+            stop_pid(pid)
+
+
+# --- Redis -----------------------------------------------------------------
+
+@dataclass
+class Redis:
+    state_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def dir(self) -> Path:
+        return self.state_dir / "redis"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.dir / "redis.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "logs" / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.pid_path)
+        return pid if pid and pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, log=print) -> None:
+        if not shutil.which("redis-server"):
+            raise ServiceError("redis-server not found; install with: apt-get install -y redis-server")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            log(f"  redis already running on {self.host}:{self.port}")
+            return
+        require_free_port(self.port, "Redis", self.host)
+        conf = self.dir / "redis.conf"
+        conf.write_text("\n".join([
+            f"port {self.port}", f"bind {self.host}", "protected-mode yes", "daemonize yes",
+            f"pidfile {self.pid_path}", f"logfile {self.log_path}", f"dir {self.dir}",
+            "appendonly yes", "appendfsync everysec", 'save ""', "",
+        ]))
+        proc = subprocess.run(["redis-server", str(conf)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ServiceError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()} "
+                               f"(log: {self.log_path})")
+        wait_for(lambda: self.running() and self._ping(), 15, f"redis on port {self.port}")
+        log(f"  redis up on {self.host}:{self.port}")
+
+    def _ping(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid:
+            stop_pid(pid)

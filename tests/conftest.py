@@ -1,0 +1,143 @@
+"""Shared fixtures: private PostgreSQL and Redis for the tests, started by the
+project's own scripts (scripts/services.py) under `.local/test/`, on ports of
+their own so they never disturb `make run`'s stack.
+
+Fixtures:
+- `pg_url`, `redis_url` (session): the test servers, migrated.
+- `clean_state` (function): empty tables and an empty Redis before a test.
+- `settings` (function): chalicelib settings for the `test` stage, pointed at them.
+- `api_server` (session): `chalice local --stage test` on its own port, for
+  tests that need a real HTTP API (the agent's). Yields its base URL.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.services import Postgres, Redis, ServiceError, port_in_use, stop_pid, wait_for  # noqa: E402
+
+TEST_STATE = ROOT / ".local" / "test"
+PG_PORT = int(os.environ.get("HC_TEST_PG_PORT", "54330"))
+REDIS_PORT = int(os.environ.get("HC_TEST_REDIS_PORT", "63800"))
+API_PORT = int(os.environ.get("HC_TEST_API_PORT", "8390"))
+REGISTRATION_TOKEN = "test-registration-token"
+ADMIN_TOKEN = "test-admin-token"
+
+TEST_ENV = {
+    "HC_STAGE": "test",
+    "ALLOW_PRIVATE_TARGETS": "true",
+    "REGISTRATION_TOKEN": REGISTRATION_TOKEN,
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "HostChecker",
+    "POWERTOOLS_SERVICE_NAME": "host-checker",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+}
+
+
+@pytest.fixture(scope="session")
+def _servers():
+    pg = Postgres(TEST_STATE, PG_PORT)
+    redis = Redis(TEST_STATE, REDIS_PORT)
+    try:
+        pg.start(log=lambda *_: None)
+        redis.start(log=lambda *_: None)
+    except ServiceError as exc:
+        pytest.exit(f"test services could not start: {exc}", returncode=3)
+    import psycopg
+
+    # A fresh database every session, so no state leaks between runs.
+    with psycopg.connect(f"postgresql://hostchecker@127.0.0.1:{PG_PORT}/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS hostchecker WITH (FORCE)")
+        conn.execute("CREATE DATABASE hostchecker")
+    from chalicelib.db import migrate
+
+    migrate(pg.url, log=lambda *_: None)
+    yield pg, redis
+    redis.stop()
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(_servers) -> str:
+    return _servers[0].url
+
+
+@pytest.fixture(scope="session")
+def redis_url(_servers) -> str:
+    return _servers[1].url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_environment():
+    """The test stage's environment, for everything the tests import or start."""
+    saved = {k: os.environ.get(k) for k in TEST_ENV}
+    os.environ.update(TEST_ENV)
+    for key in ("HC_SECRET_NAME", "AWS_ENDPOINT_URL"):
+        os.environ.pop(key, None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _truncate(pg_url: str, redis_url: str) -> None:
+    import psycopg
+    import redis as redis_lib
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE check_results, check_tasks, checks, agents CASCADE")
+    redis_lib.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture
+def clean_state(pg_url, redis_url):
+    _truncate(pg_url, redis_url)
+    yield
+
+
+@pytest.fixture
+def settings(pg_url, redis_url, clean_state, monkeypatch):
+    """Settings for the test stage, pointing at the test servers; reset afterwards."""
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    from chalicelib import config
+
+    yield config.reset_settings()
+    config.reset_settings()
+
+
+@pytest.fixture(scope="session")
+def api_server(pg_url, redis_url, tmp_path_factory):
+    """A real `chalice local --stage test` serving app.py on API_PORT."""
+    if port_in_use(API_PORT):
+        pytest.exit(f"port {API_PORT} for the test API is already in use", returncode=3)
+    log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
+    env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
+    chalice = ROOT / ".venv" / "bin" / "chalice"
+    argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
+            "--host", "127.0.0.1", "--port", str(API_PORT), "--no-autoreload"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{API_PORT}"
+    try:
+        wait_for(lambda: proc.poll() is not None or port_in_use(API_PORT), 30, "chalice local")
+        if proc.poll() is not None:
+            pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
+    except ServiceError:
+        proc.kill()
+        raise
+    yield url
+    stop_pid(proc.pid)
+    proc.wait()
