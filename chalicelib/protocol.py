@@ -21,6 +21,24 @@ CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
 DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV", "PTR")
 HTTP_METHODS = ("GET", "HEAD")
 
+# Redis keys (DESIGN §4). Everything in Redis can be rebuilt from PostgreSQL.
+KEY_PREFIX = "hc:"
+STREAM_GROUP = "agent"          # the consumer group every agent's stream carries
+HEARTBEAT_TTL_S = 30
+
+
+def task_stream_key(agent_id: str) -> str:
+    return f"hc:tasks:{agent_id}"
+
+
+def heartbeat_key(agent_id: str) -> str:
+    return f"hc:agent:{agent_id}:hb"
+
+
+def check_channel(check_id: str) -> str:
+    return f"hc:check:{check_id}"
+
+
 # Time the API allows beyond a check's own timeout for queueing and delivery,
 # before an unanswered task is declared failed.
 DEADLINE_SLACK_S = 10

@@ -292,3 +292,22 @@ class Redis:
         pid = self.pid()
         if pid:
             stop_pid(pid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Install the system packages the stack needs (apt, as root).")
+    parser.add_argument("--browser", action="store_true", help="also Chromium, for the browser tests")
+    args = parser.parse_args(argv)
+    try:
+        ensure_system_packages(need_browser=args.browser)
+    except ServiceError as exc:
+        print(f"!! {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

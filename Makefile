@@ -1,0 +1,74 @@
+# Host Checker: the README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+UI_DIR := frontend
+UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f 2>/dev/null) \
+              $(wildcard $(UI_DIR)/index.html $(UI_DIR)/vite.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
+
+.PHONY: help run up down logs status test test-unit ui deploy-local migrate clean venv system-packages
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt
+	@echo "==> Python virtualenv ($(VENV)) with the pinned requirements"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed as $(PYTHON)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "!! cannot create a virtualenv: apt-get install -y python3-venv"; exit 1; }
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV_STAMP) ## create .venv and install the pinned requirements (only when they changed)
+
+system-packages: $(VENV_STAMP)
+	@$(PY) -m scripts.services
+
+$(UI_DIR)/node_modules/.installed: $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
+	@echo "==> UI dependencies (npm ci)"
+	@cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(UI_DIR)/dist/index.html: $(UI_DIR)/node_modules/.installed $(UI_SOURCES)
+	@echo "==> building the UI (vite)"
+	@cd $(UI_DIR) && npm run build --silent
+
+ui: ## build the UI, only when its sources changed
+	@if [ -f $(UI_DIR)/package.json ]; then $(MAKE) --no-print-directory $(UI_DIR)/dist/index.html; else echo "==> UI: no frontend/package.json yet; skipped"; fi
+
+run: $(VENV_STAMP) ui ## bring up the whole local stack in the foreground; Ctrl-C stops it
+	@$(PY) scripts/stack.py run
+
+up: $(VENV_STAMP) ui ## the same stack in the background; returns when healthy, writes .local/stack.env
+	@$(PY) scripts/stack.py up
+
+down: ## stop everything `make up`/`make run` started
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "nothing to stop"; fi
+
+status: ## what is running
+	@$(PY) scripts/stack.py status
+
+logs: ## follow the stack's logs
+	@$(PY) scripts/stack.py logs
+
+migrate: $(VENV_STAMP) ## apply the database migrations to the database in DATABASE_URL
+	@$(PY) scripts/migrate.py
+
+deploy-local: $(VENV_STAMP) ui ## deploy the local half (S3 website, secrets, schedule) to a running LocalStack
+	@set -a; source .local/stack.env; set +a; $(PY) scripts/deploy_local.py --endpoint-url "$${LOCALSTACK_URL:-http://127.0.0.1:4566}" --stage local --ui-dir $(UI_DIR)/dist --api-url "$$API_URL"
+
+test: $(VENV_STAMP) ui ## install what is missing, then run every test: vitest, unit, integration, e2e
+	@$(PY) -m scripts.services --browser
+	@if [ -f $(UI_DIR)/package.json ]; then echo "==> UI component tests (vitest)"; cd $(UI_DIR) && npm test --silent; fi
+	@echo "==> pytest: unit, integration, e2e"
+	@$(PY) -m pytest
+
+test-unit: $(VENV_STAMP) ## only the tests that need no servers
+	@$(PY) -m pytest tests/unit
+
+clean: down ## stop the stack and remove .local/ (all local state)
+	rm -rf .local

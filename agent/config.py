@@ -1,0 +1,191 @@
+"""The agent's settings: parsed once, from the environment and the command line.
+
+Every setting has an environment variable (for systemd units and containers)
+and a matching flag; the flag wins. A bad or missing setting raises
+`ConfigError` with one line that names the variable and the flag, and
+`python -m agent` turns that into that line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+AGENT_VERSION = "0.1.0"
+
+DEFAULT_CONCURRENCY = 64
+DEFAULT_GRACE_PERIOD_S = 20.0
+DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    api_url: str
+    redis_url: str
+    name: str
+    location: str
+    region: str | None
+    concurrency: int
+    registration_token: str | None
+    state_dir: Path
+    state_file: Path
+    allow_private_targets: bool
+    grace_period_s: float
+    heartbeat_interval_s: float
+    log_format: str
+    version: str = AGENT_VERSION
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+
+# (attribute, environment variable, flag, help). One table, so --help, the
+# environment and the error messages cannot drift apart.
+_SETTINGS = [
+    ("api_url", "HC_API_URL", "--api-url", "base URL of the Host Checker API, e.g. https://api.example.com (required)"),
+    ("redis_url", "HC_REDIS_URL", "--redis-url", "Redis URL holding the task streams, redis:// or rediss:// (required)"),
+    ("name", "HC_AGENT_NAME", "--name", "unique agent name, also the stream consumer name (required)"),
+    ("location", "HC_AGENT_LOCATION", "--location", "human-readable location, e.g. 'Frankfurt, DE' (required)"),
+    ("region", "HC_AGENT_REGION", "--region", "region code, e.g. eu-central-1 (optional)"),
+    ("concurrency", "HC_CONCURRENCY", "--concurrency", f"checks run at once (default {DEFAULT_CONCURRENCY})"),
+    ("registration_token", "HC_REGISTRATION_TOKEN", "--registration-token",
+     "token for first registration and for re-registering when the stored token is rejected"),
+    ("state_dir", "HC_STATE_DIR", "--state-dir",
+     "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hc-agent as root)"),
+    ("state_file", "HC_STATE_FILE", "--state-file", "state file (default STATE_DIR/state.json)"),
+    ("allow_private_targets", "HC_ALLOW_PRIVATE_TARGETS", "--allow-private-targets",
+     "true to allow loopback/private targets (local stacks and tests only; default false)"),
+    ("grace_period_s", "HC_GRACE_PERIOD_S", "--grace-period",
+     f"seconds to finish running checks on SIGTERM/SIGINT (default {DEFAULT_GRACE_PERIOD_S:g})"),
+    ("heartbeat_interval_s", "HC_HEARTBEAT_INTERVAL_S", "--heartbeat-interval",
+     f"seconds between heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL_S:g})"),
+    ("log_format", "HC_LOG_FORMAT", "--log-format", "text or json (default text)"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m agent",
+        description="Host Checker agent: takes tasks from its own Redis stream, runs the checks "
+                    "and reports the results to the API. Every flag has an environment variable; "
+                    "the flag wins.",
+    )
+    for attr, env, flag, help_text in _SETTINGS:
+        parser.add_argument(flag, dest=attr, default=None, metavar=env, help=f"{help_text} [env {env}]")
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; the operator gets one line instead."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see --help)")
+
+
+def _flag(attr: str) -> str:
+    for a, env, flag, _ in _SETTINGS:
+        if a == attr:
+            return f"{env} / {flag}"
+    return attr
+
+
+def _default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/hc-agent")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hc-agent"
+
+
+def _url(attr: str, value: str | None, schemes: tuple[str, ...]) -> str:
+    if not value:
+        raise ConfigError(f"{_flag(attr)} is required")
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{_flag(attr)} must be a {' or '.join(s + '://' for s in schemes)} URL, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"{_flag(attr)} has an invalid port: {value!r}") from None
+    return value
+
+
+def _number(attr: str, value: str | None, default, kind, low, high):
+    if value is None or value == "":
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{_flag(attr)} must be a{'n integer' if kind is int else ' number'}, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{_flag(attr)} must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
+def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AgentConfig:
+    """Settings from `environ` (default os.environ) with `argv` flags overriding.
+
+    `--help` prints the usage and exits 0 through argparse. Anything wrong,
+    an unknown flag included, raises ConfigError.
+    """
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    raw = {attr: getattr(args, attr) if getattr(args, attr) is not None else env.get(envname)
+           for attr, envname, _, _ in _SETTINGS}
+    raw = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
+
+    api_url = _url("api_url", raw["api_url"], ("http", "https")).rstrip("/")
+    redis_url = _url("redis_url", raw["redis_url"], ("redis", "rediss", "unix"))
+    name = raw["name"]
+    if not name:
+        raise ConfigError(f"{_flag('name')} is required")
+    if not _NAME.match(name):
+        raise ConfigError(f"{_flag('name')} must be 1-63 letters, digits, spaces, '.', '_' or '-', "
+                          f"starting with a letter or digit, got {name!r}")
+    location = raw["location"]
+    if not location:
+        raise ConfigError(f"{_flag('location')} is required")
+    if len(location) > 128:
+        raise ConfigError(f"{_flag('location')} must be at most 128 characters")
+    concurrency = _number("concurrency", raw["concurrency"], DEFAULT_CONCURRENCY, int, 1, 1024)
+    grace = _number("grace_period_s", raw["grace_period_s"], DEFAULT_GRACE_PERIOD_S, float, 0, 3600)
+    heartbeat = _number("heartbeat_interval_s", raw["heartbeat_interval_s"], DEFAULT_HEARTBEAT_INTERVAL_S,
+                        float, 0.1, 25)
+
+    allow = (raw["allow_private_targets"] or "").lower()
+    if allow not in _TRUE | _FALSE:
+        raise ConfigError(f"{_flag('allow_private_targets')} must be true or false, got {raw['allow_private_targets']!r}")
+    log_format = (raw["log_format"] or "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{_flag('log_format')} must be text or json, got {raw['log_format']!r}")
+
+    state_dir = Path(raw["state_dir"]).expanduser() if raw["state_dir"] else _default_state_dir()
+    state_file = Path(raw["state_file"]).expanduser() if raw["state_file"] else state_dir / "state.json"
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"{_flag('state_dir')} is not a directory: {state_dir}")
+
+    return AgentConfig(
+        api_url=api_url,
+        redis_url=redis_url,
+        name=name,
+        location=location,
+        region=raw["region"] or None,
+        concurrency=concurrency,
+        registration_token=raw["registration_token"] or None,
+        state_dir=state_dir,
+        state_file=state_file,
+        allow_private_targets=allow in _TRUE,
+        grace_period_s=grace,
+        heartbeat_interval_s=heartbeat,
+        log_format=log_format,
+    )

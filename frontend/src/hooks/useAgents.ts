@@ -1,0 +1,20 @@
+import { useQuery } from "@tanstack/react-query";
+import { getAgentStats, listAgents } from "../api/endpoints";
+import type { ApiError } from "../api/client";
+import type { Agent, AgentStats, Page } from "../api/types";
+
+export function useAgents(refetchMs = 10000) {
+  return useQuery<Page<Agent>, ApiError>({
+    queryKey: ["agents"],
+    queryFn: listAgents,
+    refetchInterval: refetchMs,
+  });
+}
+
+export function useAgentStats(id: string) {
+  return useQuery<AgentStats, ApiError>({
+    queryKey: ["agent-stats", id],
+    queryFn: () => getAgentStats(id),
+    refetchInterval: 30000,
+  });
+}

@@ -1,0 +1,165 @@
+import type { TaskResult, TypeSummary } from "../api/types";
+import { checkLabel } from "./checkTypes";
+
+export function isNum(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v);
+}
+
+/** "42 ms", "3.4 ms", "1.25 s" */
+export function formatMs(v: unknown): string {
+  if (!isNum(v)) return "—";
+  if (v >= 10000) return `${(v / 1000).toFixed(1)} s`;
+  if (v >= 1000) return `${(v / 1000).toFixed(2)} s`;
+  if (v < 10) return `${Number(v.toFixed(1))} ms`;
+  return `${Math.round(v)} ms`;
+}
+
+export function formatPct(v: unknown, digits = 0): string {
+  if (!isNum(v)) return "—";
+  return `${Number(v.toFixed(digits))}%`;
+}
+
+/** A success rate from the API may be a fraction (0..1) or a percentage. */
+export function formatRate(v: unknown): string {
+  if (!isNum(v)) return "—";
+  const pct = v <= 1 ? v * 100 : v;
+  return `${Number(pct.toFixed(1))}%`;
+}
+
+export function formatBytes(v: unknown): string {
+  if (!isNum(v)) return "—";
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  return `${(v / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago" */
+export function relativeTime(iso: string | null | undefined, now: number = Date.now()): string {
+  if (!iso) return "never";
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return "—";
+  const s = Math.round((now - t) / 1000);
+  if (s < 0) return s > -5 ? "just now" : "in the future";
+  if (s < 3) return "just now";
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString();
+}
+
+export type Outcome = "pending" | "running" | "ok" | "failed";
+
+/** What a result cell shows as its badge. */
+export function outcomeOf(r: Pick<TaskResult, "status" | "success"> | undefined | null): Outcome {
+  if (!r) return "pending";
+  if (r.status === "pending") return "pending";
+  if (r.status === "in_progress") return "running";
+  if (r.status === "failed") return "failed";
+  if (r.status === "completed") return r.success === false ? "failed" : "ok";
+  return r.success === true ? "ok" : r.success === false ? "failed" : "pending";
+}
+
+export function isTerminalCheck(status: string | undefined | null): boolean {
+  return status === "completed" || status === "failed";
+}
+
+/** The headline number(s) of a finished result, per check type. */
+export function headline(r: TaskResult): string {
+  const d = r.data ?? {};
+  switch (r.check_type) {
+    case "http": {
+      const parts: string[] = [];
+      if (d.status_code != null) parts.push(String(d.status_code));
+      const total = d.timings_ms?.total ?? r.duration_ms;
+      if (isNum(total)) parts.push(formatMs(total));
+      return parts.join(" · ");
+    }
+    case "ping": {
+      const parts: string[] = [];
+      if (isNum(d.rtt_ms?.avg)) parts.push(`${formatMs(d.rtt_ms.avg)} avg`);
+      if (isNum(d.loss_pct)) parts.push(`${formatPct(d.loss_pct)} loss`);
+      return parts.join(" · ");
+    }
+    case "dns": {
+      const answers: Array<{ value?: unknown }> = Array.isArray(d.answers) ? d.answers : [];
+      if (answers.length === 0) return d.rcode ? `0 answers (${d.rcode})` : "0 answers";
+      const values = answers
+        .slice(0, 2)
+        .map((a) => String(a.value ?? ""))
+        .join(", ");
+      const more = answers.length > 2 ? ", …" : "";
+      return `${answers.length} answer${answers.length === 1 ? "" : "s"}: ${values}${more}`;
+    }
+    case "tcp": {
+      const ms = d.connect_ms ?? r.duration_ms;
+      return isNum(ms) ? `${formatMs(ms)} connect` : "";
+    }
+    case "traceroute": {
+      const hops = Array.isArray(d.hops) ? d.hops.length : null;
+      if (hops === null) return "";
+      const reached = d.reached === false ? " (not reached)" : "";
+      return `${hops} hop${hops === 1 ? "" : "s"}${reached}`;
+    }
+    default:
+      return isNum(r.duration_ms) ? formatMs(r.duration_ms) : "";
+  }
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** The per-type summary computed from the results, used when the API sends none. */
+export function computeSummary(results: TaskResult[], type: string): TypeSummary {
+  const rs = results.filter((r) => r.check_type === type);
+  let ok = 0;
+  let failed = 0;
+  let pending = 0;
+  const durations: number[] = [];
+  for (const r of rs) {
+    const o = outcomeOf(r);
+    if (o === "ok") {
+      ok++;
+      if (isNum(r.duration_ms)) durations.push(r.duration_ms);
+    } else if (o === "failed") failed++;
+    else pending++;
+  }
+  return { ok, failed, pending, total: rs.length, median_ms: median(durations) };
+}
+
+/** "HTTP OK from 3/3 agents, median 42 ms" and its variants. */
+export function summaryLine(type: string, s: TypeSummary): string {
+  const label = checkLabel(type);
+  const med = isNum(s.median_ms) ? `, median ${formatMs(s.median_ms)}` : "";
+  const agents = (n: number) => `${n} agent${n === 1 ? "" : "s"}`;
+  if (!s.total) return `${label}: no agents ran this check`;
+  if (s.pending > 0) {
+    const done = s.ok + s.failed;
+    const failedPart = s.failed ? `, failed on ${s.failed}` : "";
+    return `${label}: ${done}/${s.total} done, OK from ${s.ok}${failedPart}, ${s.pending} pending${med}`;
+  }
+  if (s.failed === 0) return `${label} OK from ${s.ok}/${s.total} ${s.total === 1 ? "agent" : "agents"}${med}`;
+  if (s.ok === 0) return `${label} failed on all ${agents(s.total)}`;
+  return `${label} OK from ${s.ok}/${s.total} agents, failed on ${s.failed}${med}`;
+}
+
+export type Verdict = "ok" | "partial" | "failed" | "pending";
+
+export function verdictOf(s: TypeSummary): Verdict {
+  if (s.pending > 0) return "pending";
+  if (s.total > 0 && s.failed === 0) return "ok";
+  if (s.ok === 0) return "failed";
+  return "partial";
+}

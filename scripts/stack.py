@@ -1,0 +1,516 @@
+"""The whole Host Checker stack on one machine (DESIGN §2).
+
+  up      start everything in the background; return when it is healthy
+  run     like up, then stay in the foreground; Ctrl-C stops everything
+  down    stop everything this stack started (by its pid files), nothing else
+  status  show what is running
+  logs    follow the logs
+
+Profiles keep stacks apart: `run` (make run/up/down) lives in .local/run with
+the well-known ports; `e2e` and `lifecycle` are the tests' own, with their own
+ports and data. Every step prints progress; a failed step says what failed and
+how to fix it, and exits non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.services import (  # noqa: E402
+    Postgres, Redis, ServiceError, ensure_system_packages, pid_alive, port_in_use,
+    require_free_port, stop_pid, wait_for,
+)
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+CHALICE = str(ROOT / ".venv" / "bin" / "chalice")
+HOST = "127.0.0.1"
+
+AGENTS = [
+    {"name": "Frankfurt", "location": "Frankfurt, DE", "region": "eu-central-1"},
+    {"name": "Virginia", "location": "Ashburn, US", "region": "us-east-1"},
+    {"name": "Singapore", "location": "Singapore, SG", "region": "ap-southeast-1"},
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    state: Path
+    pg: int
+    redis: int
+    api: int
+    ui: int
+    localstack: int
+    demo: int
+    env_file: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.state / "pids"
+
+
+PROFILES = {
+    "run": Profile("run", ROOT / ".local" / "run", 54320, 63790, 8000, 8080, 4566, 8081,
+                   ROOT / ".local" / "stack.env"),
+    "e2e": Profile("e2e", ROOT / ".local" / "e2e", 54340, 63810, 8400, 8410, 4567, 8411,
+                   ROOT / ".local" / "e2e" / "stack.env"),
+    "lifecycle": Profile("lifecycle", ROOT / ".local" / "lifecycle", 54350, 63820, 8500, 8510, 4568, 8511,
+                         ROOT / ".local" / "lifecycle" / "stack.env"),
+}
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def step(title: str):
+    say(f"==> {title}")
+    try:
+        yield
+    except (ServiceError, StepFailed) as exc:
+        raise StepFailed(f"{title} failed: {exc}") from None
+
+
+# --- managed processes -----------------------------------------------------
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def managed_pid(profile: Profile, name: str) -> int | None:
+    """The pid of a process this stack started, if it still runs.
+
+    The pid file holds the pid and the process start time, so a recycled pid
+    belonging to somebody else is never taken for ours.
+    """
+    path = profile.pids / f"{name}.pid"
+    try:
+        pid_text, started = path.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if pid_alive(pid) and _start_time(pid) == started:
+        return pid
+    return None
+
+
+def spawn(profile: Profile, name: str, argv: list[str], env: dict[str, str]) -> int:
+    existing = managed_pid(profile, name)
+    if existing:
+        return existing
+    profile.logs.mkdir(parents=True, exist_ok=True)
+    profile.pids.mkdir(parents=True, exist_ok=True)
+    with open(profile.logs / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    (profile.pids / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+    return proc.pid
+
+
+def stop_managed(profile: Profile, name: str, grace: float = 15.0) -> bool:
+    pid = managed_pid(profile, name)
+    if pid:
+        stop_pid(pid, timeout=grace)
+    (profile.pids / f"{name}.pid").unlink(missing_ok=True)
+    return pid is not None
+
+
+def managed_names(profile: Profile) -> list[str]:
+    if not profile.pids.exists():
+        return []
+    return sorted(p.stem for p in profile.pids.glob("*.pid"))
+
+
+def ensure_alive(profile: Profile, name: str, port: int | None = None, timeout: float = 30) -> None:
+    """Wait until the process listens on `port`; fail with its log tail if it dies."""
+    def ready():
+        if not managed_pid(profile, name):
+            tail = (profile.logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-5:]
+            raise StepFailed(f"{name} exited: {' | '.join(tail)} (log: {profile.logs / (name + '.log')})")
+        return port is None or port_in_use(port)
+    wait_for(ready, timeout, f"{name} on port {port}")
+
+
+# --- configuration handed to the processes ---------------------------------
+
+def load_secrets(profile: Profile) -> dict[str, str]:
+    path = profile.state / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {"registration_token": secrets.token_urlsafe(24), "admin_token": secrets.token_urlsafe(24)}
+    profile.state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return values
+
+
+def write_env_file(profile: Profile, values: dict[str, str]) -> None:
+    profile.env_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = profile.env_file.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        for key, value in values.items():
+            f.write(f"{key}={value}\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(profile.env_file)
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST"))}
+    env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def http_json(url: str, timeout: float = 2.0):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.status, json.loads(resp.read() or b"null")
+
+
+def api_healthy(api_url: str) -> bool:
+    import urllib.error
+
+    try:
+        status, body = http_json(f"{api_url}/health")
+    except urllib.error.HTTPError:
+        return False
+    except (OSError, ValueError):
+        return False
+    return status == 200 and body.get("database") == "up" and body.get("redis") == "up"
+
+
+# --- the stack --------------------------------------------------------------
+
+def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True) -> dict[str, str]:
+    started = time.monotonic()
+    with step("system packages"):
+        ensure_system_packages(log=say)
+    tokens = load_secrets(profile)
+    pg = Postgres(profile.state, profile.pg, HOST)
+    redis = Redis(profile.state, profile.redis, HOST)
+
+    with step(f"PostgreSQL on {HOST}:{profile.pg}"):
+        pg.start(log=say)
+    with step("database migrations"):
+        from chalicelib.db import migrate
+
+        applied = migrate(pg.url, log=say)
+        say(f"  {len(applied)} applied" if applied else "  up to date")
+    with step(f"Redis on {HOST}:{profile.redis}"):
+        redis.start(log=say)
+
+    env_values = {
+        "STAGE": "local",
+        "API_URL": f"http://{HOST}:{profile.api}",
+        "UI_URL": "",
+        "DATABASE_URL": pg.url,
+        "REDIS_URL": redis.url,
+        "REGISTRATION_TOKEN": tokens["registration_token"],
+        "ADMIN_TOKEN": tokens["admin_token"],
+        "DEMO_HTTP_URL": f"http://{HOST}:{profile.demo}/",
+        "LOCALSTACK_URL": "",
+    }
+
+    localstack_url = start_localstack(profile) if with_localstack else None
+    if not with_localstack:
+        say("==> LocalStack: skipped (--without-localstack); config comes from the environment")
+    env_values["LOCALSTACK_URL"] = localstack_url or ""
+
+    ui_url = publish_ui(profile, env_values, localstack_url)
+    env_values["UI_URL"] = ui_url
+
+    api_env = base_env()
+    api_env.update({
+        "DATABASE_URL": pg.url, "REDIS_URL": redis.url,
+        "REGISTRATION_TOKEN": tokens["registration_token"], "ADMIN_TOKEN": tokens["admin_token"],
+        "HC_STAGE": "local", "ALLOW_PRIVATE_TARGETS": "true", "HC_CORS_ORIGIN": "*",
+    })
+    if localstack_url:
+        api_env["AWS_ENDPOINT_URL"] = localstack_url
+    else:
+        api_env["HC_SECRET_NAME"] = ""
+
+    with step(f"API (chalice local --stage local) on {HOST}:{profile.api}"):
+        if not managed_pid(profile, "api"):
+            require_free_port(profile.api, "the API")
+        spawn(profile, "api", [CHALICE, "local", "--stage", "local", "--host", HOST,
+                               "--port", str(profile.api), "--no-autoreload"], api_env)
+        ensure_alive(profile, "api", profile.api, timeout=60)
+        def healthy():
+            if not managed_pid(profile, "api"):
+                raise StepFailed(f"the API exited; see {profile.logs / 'api.log'}")
+            return api_healthy(env_values["API_URL"])
+
+        wait_for(healthy, 60, "GET /health to report database and redis up")
+        say(f"  healthy: {env_values['API_URL']}/health")
+
+    with step(f"demo target site on {HOST}:{profile.demo}"):
+        if not managed_pid(profile, "demo"):
+            require_free_port(profile.demo, "the demo site")
+        spawn(profile, "demo", [PYTHON, "scripts/demo_site.py", "--host", HOST, "--port", str(profile.demo)],
+              base_env())
+        ensure_alive(profile, "demo", profile.demo)
+
+    with step("local scheduler (stands in for EventBridge)"):
+        if (ROOT / "scripts" / "scheduler.py").exists():
+            spawn(profile, "scheduler", [PYTHON, "scripts/scheduler.py", "--stage", "local"], api_env)
+            ensure_alive(profile, "scheduler", None)
+            say("  running the app's @app.schedule handlers at their declared rates")
+        else:
+            say("  skipped: scripts/scheduler.py is not there yet")
+
+    if with_agents:
+        start_agents(profile, env_values)
+    write_env_file(profile, env_values)
+    say(f"==> stack healthy in {time.monotonic() - started:.1f} s; settings in {profile.env_file}")
+    return env_values
+
+
+def start_localstack(profile: Profile) -> str | None:
+    """LocalStack on the host, or None (the stack then runs without it)."""
+    say(f"==> LocalStack on {HOST}:{profile.localstack} (S3 website, Secrets Manager, SSM, EventBridge, CloudFormation)")
+    try:
+        from scripts import localstack
+    except ImportError:
+        say("  LocalStack unavailable (scripts/localstack.py missing): config from the environment, UI served locally")
+        return None
+    try:
+        localstack.ensure_venv(profile.state.parent / "localstack-venv", log=say)
+        localstack.start(profile.state / "localstack", port=profile.localstack,
+                         log_path=profile.logs / "localstack.log", log=say)
+    except Exception as exc:  # noqa: BLE001 - any failure here degrades, never aborts
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        say(f"  LocalStack could not start ({message}); the stack runs without it: "
+            "config from the environment, UI served locally")
+        return None
+    return f"http://{HOST}:{profile.localstack}"
+
+
+def publish_ui(profile: Profile, env_values: dict[str, str], localstack_url: str | None) -> str:
+    dist = ROOT / "frontend" / "dist"
+    if localstack_url:
+        with step("deploy the local half to LocalStack (CloudFormation)"):
+            from scripts import deploy_local
+
+            result = deploy_local.deploy(
+                endpoint_url=localstack_url, stage="local",
+                registration_token=env_values["REGISTRATION_TOKEN"], admin_token=env_values["ADMIN_TOKEN"],
+                database_url=env_values["DATABASE_URL"], redis_url=env_values["REDIS_URL"],
+                ui_dir=dist if (dist / "index.html").exists() else None, api_url=env_values["API_URL"],
+                log=say,
+            )
+            say("  API Gateway, Lambda, RDS and ElastiCache are stood in for by chalice local, the local "
+                "scheduler, PostgreSQL and Redis: LocalStack cannot run Lambda without Docker.")
+            if (dist / "index.html").exists():
+                return result["website_url"]
+    if not (dist / "index.html").exists():
+        say("==> UI: not built (frontend/dist missing); run `make ui`")
+        return ""
+    with step(f"UI served locally on {HOST}:{profile.ui}"):
+        site = profile.state / "ui"
+        if site.exists():
+            shutil.rmtree(site)
+        shutil.copytree(dist, site)
+        (site / "config.json").write_text(json.dumps({"apiUrl": env_values["API_URL"]}))
+        if not managed_pid(profile, "ui"):
+            require_free_port(profile.ui, "the UI server")
+        spawn(profile, "ui", [PYTHON, "-m", "http.server", str(profile.ui), "--bind", HOST,
+                              "--directory", str(site)], base_env())
+        ensure_alive(profile, "ui", profile.ui)
+    return f"http://{HOST}:{profile.ui}/"
+
+
+def start_agents(profile: Profile, env_values: dict[str, str]) -> None:
+    with step("three local agents"):
+        if not (ROOT / "agent" / "__main__.py").exists():
+            say("  skipped: the agent (agent/__main__.py) is not there yet")
+            return
+        for agent in AGENTS:
+            env = base_env()
+            env.update({
+                "HC_API_URL": env_values["API_URL"], "HC_REDIS_URL": env_values["REDIS_URL"],
+                "HC_AGENT_NAME": agent["name"], "HC_AGENT_LOCATION": agent["location"],
+                "HC_AGENT_REGION": agent["region"], "HC_REGISTRATION_TOKEN": env_values["REGISTRATION_TOKEN"],
+                "HC_STATE_DIR": str(profile.state / "agents" / agent["name"].lower()),
+                "HC_ALLOW_PRIVATE_TARGETS": "true",
+            })
+            spawn(profile, f"agent-{agent['name'].lower()}", [PYTHON, "-m", "agent"], env)
+
+        def all_online():
+            for agent in AGENTS:
+                if not managed_pid(profile, f"agent-{agent['name'].lower()}"):
+                    log = profile.logs / f"agent-{agent['name'].lower()}.log"
+                    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                    raise StepFailed(f"agent {agent['name']} exited: {' | '.join(tail)} (log: {log})")
+            try:
+                _, body = http_json(f"{env_values['API_URL']}/api/agents?limit=100")
+            except (OSError, ValueError):
+                return False
+            online = {a["name"] for a in body.get("items", []) if a.get("status") == "online"}
+            return all(a["name"] in online for a in AGENTS)
+
+        wait_for(all_online, 60, "the three agents to report online")
+        say("  " + ", ".join(f"{a['name']} ({a['region']})" for a in AGENTS) + ": online")
+
+
+def down(profile: Profile) -> None:
+    say(f"==> stopping the {profile.name} stack")
+    order = [n for n in managed_names(profile) if n.startswith("agent-")]
+    order += ["scheduler", "api", "ui", "demo"]
+    for name in order:
+        if stop_managed(profile, name, grace=30 if name.startswith("agent-") else 10):
+            say(f"  stopped {name}")
+    try:
+        from scripts import localstack
+
+        if localstack.stop(profile.state / "localstack"):
+            say("  stopped localstack")
+    except ImportError:
+        pass
+    for service in (Redis(profile.state, profile.redis, HOST), Postgres(profile.state, profile.pg, HOST)):
+        if service.running():
+            service.stop()
+            say(f"  stopped {type(service).__name__.lower()}")
+    for name in managed_names(profile):  # anything left from an older layout
+        stop_managed(profile, name)
+    say("  nothing of this stack is running")
+
+
+def status(profile: Profile) -> int:
+    rows = []
+    for name in managed_names(profile):
+        rows.append((name, managed_pid(profile, name)))
+    pg = Postgres(profile.state, profile.pg, HOST)
+    redis = Redis(profile.state, profile.redis, HOST)
+    rows += [("postgres", pg.pid()), ("redis", redis.pid())]
+    try:
+        from scripts import localstack
+
+        rows.append(("localstack", localstack.pid(profile.state / "localstack")))
+    except (ImportError, AttributeError):
+        pass
+    for name, pid in rows:
+        say(f"  {name:<22} {'running (pid %d)' % pid if pid else 'stopped'}")
+    return 0 if any(pid for _, pid in rows) else 1
+
+
+def print_screen(values: dict[str, str]) -> None:
+    api = values["API_URL"]
+    target = values["DEMO_HTTP_URL"]
+    lines = [
+        "",
+        "Host Checker is running (stage local).",
+        f"  UI          {values['UI_URL'] or '(not built: run make ui)'}",
+        f"  API         {api}/api   (health: {api}/health, OpenAPI: {api}/api/openapi.json)",
+        f"  Agents      " + ", ".join(f"{a['name']} ({a['location']})" for a in AGENTS),
+        f"  LocalStack  {values['LOCALSTACK_URL'] or 'not running (config from the environment)'}",
+        f"  Demo target {target}",
+        f"  Settings    {PROFILES['run'].env_file} (source it in scripts)",
+        "",
+        "Run a first check:",
+        f"  curl -s -X POST {api}/api/checks -H 'Content-Type: application/json' \\",
+        f"       -d '{{\"target\": \"{target}\", \"checks\": [\"http\", \"tcp\", \"ping\"]}}'",
+        f"  curl -s {api}/api/checks/<check_id>",
+        "",
+    ]
+    say("\n".join(lines))
+
+
+def run_foreground(profile: Profile, **kwargs) -> int:
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        values = up(profile, **kwargs)
+    except StepFailed:
+        down(profile)
+        raise
+    print_screen(values)
+    say("Press Ctrl-C to stop everything. Logs: make logs")
+    reported: set[str] = set()
+    while not stopping:
+        for name in managed_names(profile):
+            if name not in reported and not managed_pid(profile, name):
+                reported.add(name)
+                say(f"!! {name} stopped unexpectedly; see {profile.logs / (name + '.log')}")
+        time.sleep(0.5)
+    say("")
+    down(profile)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("command", choices=["up", "run", "down", "status", "logs"])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="run")
+    parser.add_argument("--without-localstack", action="store_true", help="do not start LocalStack")
+    parser.add_argument("--without-agents", action="store_true", help="do not start the three agents")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    kwargs = {"with_localstack": not args.without_localstack, "with_agents": not args.without_agents}
+    try:
+        if args.command == "up":
+            values = up(profile, **kwargs)
+            if profile.name == "run":
+                print_screen(values)
+            return 0
+        if args.command == "run":
+            return run_foreground(profile, **kwargs)
+        if args.command == "down":
+            down(profile)
+            return 0
+        if args.command == "status":
+            return status(profile)
+        if args.command == "logs":
+            logs = sorted(profile.logs.glob("*.log")) if profile.logs.exists() else []
+            if not logs:
+                say(f"no logs yet in {profile.logs}; start the stack with make run or make up")
+                return 1
+            os.execvp("tail", ["tail", "-n", "20", "-F", *map(str, logs)])
+    except StepFailed as exc:
+        say(f"!! {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted; stopping what was started")
+        down(profile)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

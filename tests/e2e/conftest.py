@@ -1,0 +1,43 @@
+"""The whole local stack for end-to-end tests, brought up by the project's own
+`scripts/stack.py` (what `make up` runs) under the `e2e` profile: its own
+ports and state in .local/e2e/, so it never touches `make run`'s stack.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def run_stack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST"))}
+    for key in ("DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN", "ADMIN_TOKEN", "ALLOW_PRIVATE_TARGETS"):
+        env.pop(key, None)
+    return subprocess.run([PYTHON, "scripts/stack.py", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        values[key] = value
+    return values
+
+
+@pytest.fixture(scope="session")
+def stack():
+    proc = run_stack("up", "--profile", "e2e")
+    if proc.returncode != 0:
+        down = run_stack("down", "--profile", "e2e")
+        pytest.fail(f"the e2e stack did not come up:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n{down.stdout}")
+    values = read_env_file(ROOT / ".local" / "e2e" / "stack.env")
+    values["_up_output"] = proc.stdout
+    yield values
+    run_stack("down", "--profile", "e2e")
