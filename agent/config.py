@@ -53,7 +53,7 @@ class AgentConfig:
 # (attribute, environment variable, flag, help). One table, so --help, the
 # environment and the error messages cannot drift apart.
 _SETTINGS = [
-    ("api_url", "HC_API_URL", "--api-url", "base URL of the Host Checker API, e.g. https://api.example.com (required)"),
+    ("api_url", "HC_API_URL", "--api-url", "base URL of the Host Checker API (its routes are under /api/), e.g. http://127.0.0.1:8000 (required)"),
     ("redis_url", "HC_REDIS_URL", "--redis-url", "Redis URL holding the task streams, redis:// or rediss:// (required)"),
     ("name", "HC_AGENT_NAME", "--name", "unique agent name, also the stream consumer name (required)"),
     ("location", "HC_AGENT_LOCATION", "--location", "human-readable location, e.g. 'Frankfurt, DE' (required)"),
@@ -62,7 +62,7 @@ _SETTINGS = [
     ("registration_token", "HC_REGISTRATION_TOKEN", "--registration-token",
      "token for first registration and for re-registering when the stored token is rejected"),
     ("state_dir", "HC_STATE_DIR", "--state-dir",
-     "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hc-agent as root)"),
+     "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hostchecker-agent as root)"),
     ("state_file", "HC_STATE_FILE", "--state-file", "state file (default STATE_DIR/state.json)"),
     ("allow_private_targets", "HC_ALLOW_PRIVATE_TARGETS", "--allow-private-targets",
      "true to allow loopback/private targets (local stacks and tests only; default false)"),
@@ -102,7 +102,7 @@ def _flag(attr: str) -> str:
 
 def _default_state_dir() -> Path:
     if os.geteuid() == 0:
-        return Path("/var/lib/hc-agent")
+        return Path("/var/lib/hostchecker-agent")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "hc-agent"
 
@@ -145,6 +145,8 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     raw = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
 
     api_url = _url("api_url", raw["api_url"], ("http", "https")).rstrip("/")
+    if api_url.endswith("/api"):  # the routes carry /api themselves; accept the prefix given twice
+        api_url = api_url[: -len("/api")]
     redis_url = _url("redis_url", raw["redis_url"], ("redis", "rediss", "unix"))
     name = raw["name"]
     if not name:

@@ -19,6 +19,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_ID = 0x4843_0001
 
 _pool: ConnectionPool | None = None
+_pool_url: str | None = None
 _pool_lock = threading.Lock()
 
 
@@ -27,13 +28,17 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def get_pool() -> ConnectionPool:
-    global _pool
-    if _pool is None:
+    """The pool for the configured URL; a changed URL (tests) gets a new pool."""
+    global _pool, _pool_url
+    url = get_settings().database_url
+    if _pool is None or _pool_url != url:
         with _pool_lock:
-            if _pool is None:
-                url = get_settings().database_url
+            if _pool is None or _pool_url != url:
                 if not url:
                     raise DatabaseUnavailable("DATABASE_URL is not configured")
+                if _pool is not None:
+                    _pool.close()
+                _pool_url = url
                 _pool = ConnectionPool(
                     url, min_size=0, max_size=8, open=True, timeout=5,
                     kwargs={"row_factory": dict_row, "connect_timeout": 3},
@@ -43,18 +48,22 @@ def get_pool() -> ConnectionPool:
 
 
 def close_pool() -> None:
-    global _pool
+    global _pool, _pool_url
     with _pool_lock:
         if _pool is not None:
             _pool.close()
             _pool = None
+            _pool_url = None
 
 
 @contextmanager
-def transaction() -> Iterator[psycopg.Connection]:
-    """A connection inside one transaction: committed on success, rolled back on error."""
+def transaction(timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A connection inside one transaction: committed on success, rolled back on error.
+
+    `timeout` bounds the wait for a connection (the pool's default otherwise).
+    """
     try:
-        with get_pool().connection() as conn:
+        with get_pool().connection(timeout=timeout) as conn:
             yield conn
     except (psycopg.OperationalError, TimeoutError) as exc:
         if isinstance(exc, psycopg.errors.QueryCanceled):
@@ -68,9 +77,9 @@ def transaction() -> Iterator[psycopg.Connection]:
         raise
 
 
-def ping() -> bool:
+def ping(timeout: float = 2.0) -> bool:
     try:
-        with transaction() as conn:
+        with transaction(timeout=timeout) as conn:
             conn.execute("SELECT 1")
         return True
     except DatabaseUnavailable:

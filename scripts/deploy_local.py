@@ -87,6 +87,13 @@ class DeployResult:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def __getitem__(self, key: str):
+        """result["website_url"] works as well as result.website_url."""
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
 
 # --------------------------------------------------------------------------- helpers
 def _port_of(endpoint_url: str) -> int:
@@ -165,6 +172,26 @@ def _failure_reason(cfn, stack: str) -> str:
     except Exception:  # noqa: BLE001 - best effort only
         pass
     return "see the LocalStack log"
+
+
+def _reconcile_secret(endpoint_url: str, region: str, name: str, wanted: dict, log) -> None:
+    """LocalStack 4.14 reports UPDATE_COMPLETE for a changed SecretString but keeps the old value.
+
+    The stack stays the source of the secret's existence; its value is checked after every deploy
+    and written directly only when it differs (so a no-change run stays a no-change run).
+    """
+    import boto3
+    sm = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region,
+                      aws_access_key_id=os.environ.get("LOCALSTACK_ACCESS_KEY_ID", "test"),
+                      aws_secret_access_key=os.environ.get("LOCALSTACK_SECRET_ACCESS_KEY", "test"))
+    current = sm.get_secret_value(SecretId=name)["SecretString"]
+    try:
+        same = json.loads(current) == wanted
+    except ValueError:
+        same = False
+    if not same:
+        sm.put_secret_value(SecretId=name, SecretString=json.dumps(wanted))
+        log(f"[deploy-local] secret {name}: value updated (LocalStack does not apply SecretString updates)")
 
 
 # --------------------------------------------------------------------------- UI upload
@@ -302,6 +329,9 @@ def deploy(*, endpoint_url: str = DEFAULT_ENDPOINT, registration_token: str, adm
         if status not in _OK or (changed and status == "UPDATE_ROLLBACK_COMPLETE"):
             raise DeployError(f"stack {stack_name} ended in {status}: {_failure_reason(cfn, stack_name)}")
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        _reconcile_secret(endpoint_url, region, outputs.get("AppSecretName", f"hostchecker/{stage}/app"), {
+            "registration_token": registration_token, "admin_token": admin_token,
+            "database_url": database_url, "redis_url": redis_url}, log)
         uploaded, deleted = sync_ui(s3, bucket, ui_path, api_url)
     except DeployError:
         raise

@@ -17,11 +17,15 @@ tests)::
 Python API (what the stack scripts call)::
 
     from scripts import localstack as ls            # or importlib from a path
-    py = ls.ensure_venv(state_dir)                  # idempotent, prints progress
-    inst = ls.start(state_dir, port=4566, log_path=None, timeout=90.0)
+    py = ls.ensure_venv(state_dir, log=print)       # idempotent; also accepts the venv path itself
+    inst = ls.start(state_dir, port=4566, log_path=None, timeout=90.0, log=print)
     inst.endpoint                                   # 'http://127.0.0.1:4566'
-    ls.is_running(state_dir)                        # -> bool
-    ls.stop(state_dir)                              # -> bool (True if something was stopped)
+    ls.is_running(state_dir); ls.pid(state_dir)     # -> bool; -> int | None
+    ls.stop(state_dir, log=print)                   # -> bool (True if something was stopped)
+
+``log`` is any callable taking one line (default: print to stdout); ``quiet=True`` silences it.
+start() finds the venv through venv_path(): venv_dir=, $LOCALSTACK_VENV, or the nearest
+``localstack-venv`` in state_dir or its parents.
 
 Every failure the caller should survive is a ``LocalStackError`` (subclasses
 ``PythonNotFound``, ``PortInUse``, ``StartFailed``) whose ``str()`` is one line.
@@ -47,7 +51,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "localstack" / "requirements-host.txt"
@@ -60,7 +64,7 @@ MIN_PYTHON = (3, 13)
 __all__ = [
     "LocalStackError", "PythonNotFound", "PortInUse", "StartFailed",
     "Instance", "find_python", "venv_path", "ensure_venv", "start", "stop",
-    "is_running", "status", "health", "endpoint_url",
+    "is_running", "pid", "status", "health", "endpoint_url",
 ]
 
 
@@ -81,8 +85,13 @@ class StartFailed(LocalStackError):
     pass
 
 
-def _say(msg: str, quiet: bool = False) -> None:
-    if not quiet:
+def _say(msg: str, quiet: bool = False, log: Optional[Callable[[str], None]] = None) -> None:
+    """Progress line: to ``log`` (a callable taking one string) when given, else stdout."""
+    if quiet:
+        return
+    if log is not None:
+        log(f"  localstack: {msg}")
+    else:
         print(f"[localstack] {msg}", flush=True)
 
 
@@ -95,14 +104,31 @@ def _pid_file(state_dir) -> Path:
     return instance_dir(state_dir) / "localstack.pid"
 
 
+def _looks_like_venv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").exists() or path.name.endswith("venv")
+
+
 def venv_path(state_dir=DEFAULT_STATE_DIR, venv_dir=None) -> Path:
-    """Where the LocalStack venv lives: venv_dir, else $LOCALSTACK_VENV, else <state_dir>/localstack-venv."""
+    """Where the LocalStack venv lives.
+
+    venv_dir if given; else $LOCALSTACK_VENV; else state_dir itself when it *is* a venv path
+    (a name ending in "venv", or holding pyvenv.cfg); else the first existing ``localstack-venv``
+    in state_dir or one of its parents (so ``.local/run/localstack`` finds ``.local/localstack-venv``);
+    else ``<state_dir>/localstack-venv``.
+    """
     if venv_dir:
         return Path(venv_dir).resolve()
     env = os.environ.get("LOCALSTACK_VENV")
     if env:
         return Path(env).resolve()
-    return Path(state_dir).resolve() / "localstack-venv"
+    state = Path(state_dir).resolve()
+    if _looks_like_venv(state):
+        return state
+    for d in (state, *state.parents):
+        cand = d / "localstack-venv"
+        if (cand / "bin" / "python").exists():
+            return cand
+    return state / "localstack-venv"
 
 
 def endpoint_url(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> str:
@@ -174,7 +200,7 @@ def _venv_python(venv: Path) -> Path:
 
 
 def ensure_venv(state_dir=DEFAULT_STATE_DIR, *, venv_dir=None, requirements=REQUIREMENTS,
-                quiet: bool = False) -> Path:
+                quiet: bool = False, log: Optional[Callable[[str], None]] = None) -> Path:
     """Create/refresh the LocalStack venv; return its python. Skips all work when the stamp matches.
 
     Raises PythonNotFound (no 3.13) or StartFailed (pip failed), both one-line LocalStackErrors.
@@ -187,11 +213,11 @@ def ensure_venv(state_dir=DEFAULT_STATE_DIR, *, venv_dir=None, requirements=REQU
     if py.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         ver = _python_version(str(py))
         if ver and ver[:2] == MIN_PYTHON:
-            _say(f"venv up to date ({venv})", quiet)
+            _say(f"venv up to date ({venv})", quiet, log)
             return py
     if not (py.exists() and (_python_version(str(py)) or (0, 0))[:2] == MIN_PYTHON):
         base = find_python()
-        _say(f"creating venv {venv} with {base}", quiet)
+        _say(f"creating venv {venv} with {base}", quiet, log)
         if venv.exists():
             shutil.rmtree(venv)
         venv.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +226,7 @@ def ensure_venv(state_dir=DEFAULT_STATE_DIR, *, venv_dir=None, requirements=REQU
             raise StartFailed(f"could not create the LocalStack venv at {venv}: "
                               f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
     _say(f"installing {requirements.relative_to(ROOT) if requirements.is_relative_to(ROOT) else requirements} "
-         f"into {venv} (first time takes a few minutes)", quiet)
+         f"into {venv} (first time takes a few minutes)", quiet, log)
     env = _clean_env(venv)
     cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -213,7 +239,7 @@ def ensure_venv(state_dir=DEFAULT_STATE_DIR, *, venv_dir=None, requirements=REQU
         tail = (r.stderr.strip().splitlines() or ["?"])[-1]
         raise StartFailed(f"LocalStack installed but does not import: {tail}")
     stamp.write_text(wanted + "\n")
-    _say("venv ready", quiet)
+    _say("venv ready", quiet, log)
     return py
 
 
@@ -332,7 +358,8 @@ def _tail(path: Path, n: int = 1) -> str:
 
 def start(state_dir=DEFAULT_STATE_DIR, port: int = DEFAULT_PORT, log_path=None, *,
           venv_dir=None, host: str = DEFAULT_HOST, timeout: float = 90.0,
-          quiet: bool = False, extra_env: Optional[dict] = None) -> Instance:
+          quiet: bool = False, extra_env: Optional[dict] = None,
+          log: Optional[Callable[[str], None]] = None) -> Instance:
     """Start LocalStack in the background and return once it is ready (bounded by ``timeout``).
 
     Idempotent: if the instance recorded under ``state_dir`` is already running and healthy, it is
@@ -347,11 +374,11 @@ def start(state_dir=DEFAULT_STATE_DIR, port: int = DEFAULT_PORT, log_path=None, 
     info = _read_pidinfo(state_dir)
     if _is_ours(info):
         if info.get("port") == port and _ready(port, host):
-            _say(f"already running (pid {info['pid']}) on {endpoint_url(port, host)}", quiet)
+            _say(f"already running (pid {info['pid']}) on {endpoint_url(port, host)}", quiet, log)
             return Instance(info["pid"], port, host, info.get("log_path", str(log_path)),
                             str(Path(state_dir).resolve()), reused=True)
         # ours but on another port or unhealthy: restart it cleanly
-        stop(state_dir, quiet=quiet)
+        stop(state_dir, quiet=quiet, log=log)
     elif info is not None:
         _pid_file(state_dir).unlink(missing_ok=True)  # stale
 
@@ -382,7 +409,7 @@ def start(state_dir=DEFAULT_STATE_DIR, port: int = DEFAULT_PORT, log_path=None, 
     if extra_env:
         env.update(extra_env)
 
-    _say(f"starting on {endpoint_url(port, host)} (log: {log_path})", quiet)
+    _say(f"starting on {endpoint_url(port, host)} (log: {log_path})", quiet, log)
     logf = open(log_path, "ab")
     try:
         proc = subprocess.Popen(
@@ -419,13 +446,19 @@ def start(state_dir=DEFAULT_STATE_DIR, port: int = DEFAULT_PORT, log_path=None, 
                               f"(last log line: {_tail(log_path) or 'none'}; full log: {log_path})")
         time.sleep(delay)   # polling interval of a bounded wait, not synchronisation
         delay = min(delay * 1.5, 1.0)
-    _say(f"ready (pid {proc.pid})", quiet)
+    _say(f"ready (pid {proc.pid})", quiet, log)
     return Instance(proc.pid, port, host, str(log_path), str(Path(state_dir).resolve()))
 
 
 def is_running(state_dir=DEFAULT_STATE_DIR) -> bool:
     """True when the LocalStack process recorded under state_dir is alive (health not checked)."""
     return _is_ours(_read_pidinfo(state_dir))
+
+
+def pid(state_dir=DEFAULT_STATE_DIR) -> Optional[int]:
+    """Pid of the LocalStack started from state_dir, or None when it is not running."""
+    info = _read_pidinfo(state_dir)
+    return info["pid"] if _is_ours(info) else None
 
 
 def status(state_dir=DEFAULT_STATE_DIR) -> dict:
@@ -458,15 +491,16 @@ def _wait_gone(pid: int, ticks, timeout: float) -> bool:
     return False
 
 
-def stop(state_dir=DEFAULT_STATE_DIR, *, timeout: float = 20.0, quiet: bool = False) -> bool:
+def stop(state_dir=DEFAULT_STATE_DIR, *, timeout: float = 20.0, quiet: bool = False,
+         log: Optional[Callable[[str], None]] = None) -> bool:
     """Stop the LocalStack started by start() for this state_dir (pid file only). True if one was stopped."""
     info = _read_pidinfo(state_dir)
     if not _is_ours(info):
         _pid_file(state_dir).unlink(missing_ok=True)
-        _say("not running", quiet)
+        _say("not running", quiet, log)
         return False
     pid, ticks = info["pid"], info["start_ticks"]
-    _say(f"stopping (pid {pid})", quiet)
+    _say(f"stopping (pid {pid})", quiet, log)
     # start() made the process a session/group leader, so its group id is its pid.
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -479,7 +513,7 @@ def stop(state_dir=DEFAULT_STATE_DIR, *, timeout: float = 20.0, quiet: bool = Fa
             pass
         _wait_gone(pid, ticks, 5.0)
     _pid_file(state_dir).unlink(missing_ok=True)
-    _say("stopped", quiet)
+    _say("stopped", quiet, log)
     return True
 
 
@@ -493,15 +527,19 @@ def main(argv=None) -> int:
                    help="state folder (default: .local/); venv at <state>/localstack-venv, "
                         "instance data at <state>/localstack/")
     p.add_argument("--venv-dir", default=None, help="use this venv instead of <state>/localstack-venv")
+    # the same two options are accepted after the sub-command too
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--venv-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("ensure-venv", help="create/refresh the venv (skipped when up to date)")
-    sp = sub.add_parser("start", help="start in the background and wait until ready")
+    sub.add_parser("ensure-venv", parents=[common], help="create/refresh the venv (skipped when up to date)")
+    sp = sub.add_parser("start", parents=[common], help="start in the background and wait until ready")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT)
     sp.add_argument("--log", default=None, help="log file (default: <state>/localstack/localstack.log)")
     sp.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     sp.add_argument("--no-venv", action="store_true", help="do not run ensure-venv first")
-    sub.add_parser("stop", help="stop the instance started from this state folder")
-    sub.add_parser("status", help="print status as JSON; exit 0 when running and ready")
+    sub.add_parser("stop", parents=[common], help="stop the instance started from this state folder")
+    sub.add_parser("status", parents=[common], help="print status as JSON; exit 0 when running and ready")
     args = p.parse_args(argv)
     try:
         if args.cmd == "ensure-venv":

@@ -1,0 +1,97 @@
+"""The five checks (DESIGN §6), one module each, behind one entry point.
+
+    run_check(check_type, target, options, *, allow_private) -> result envelope
+    capabilities() -> the check types this host can run
+
+`run_check` is synchronous (the runner calls it from a thread pool), honours
+the per-type timeout itself and never raises: every failure comes back as
+`{"success": false, "error": {"kind", "message"}, ...}`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+import time
+from typing import Any
+
+from chalicelib import protocol, targets
+
+from .base import CheckContext, CheckFailure, failure_envelope, ms_since
+
+log = logging.getLogger(__name__)
+
+_MODULES = {name: f"agent.checks.{name}" for name in protocol.CHECK_TYPES}
+
+
+def _normalize(check_type: str, options: Any) -> dict:
+    """protocol.normalize_options, accepting its own output again.
+
+    normalize_options turns http.expected_status "200-399" into [200, 399] but
+    does not accept that list as input, so a second pass would fail; feed it
+    back in the string form it understands.
+    """
+    opts = dict(options or {})
+    status = opts.get("expected_status")
+    if check_type == "http" and isinstance(status, (list, tuple)) and len(status) == 2:
+        opts["expected_status"] = f"{int(status[0])}-{int(status[1])}"
+    return protocol.normalize_options(check_type, opts)
+
+
+def run_check(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
+    """Run one check against `target` and return protocol.result_envelope(...)."""
+    started = time.monotonic()
+    try:
+        if check_type not in _MODULES:
+            raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
+        opts = _normalize(check_type, options)
+        parsed = targets.parse_target(target, allow_private)
+        ctx = CheckContext(check_type, parsed, opts, allow_private, started=started,
+                           timeout_s=float(protocol.check_timeout_s(check_type, opts)))
+        module = importlib.import_module(_MODULES[check_type])
+        return module.run(ctx)
+    except Exception as exc:  # noqa: BLE001 - the contract is: never raise
+        if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
+            log.exception("%s check of %r failed unexpectedly", check_type, target)
+        return failure_envelope(started, exc)
+
+
+_capabilities: list[str] | None = None
+
+
+def icmp_mode() -> str | None:
+    """"raw", "unprivileged" or None: which ICMP sockets this process may open.
+
+    Opening the socket is the whole probe; nothing is sent.
+    """
+    for kind, mode in ((socket.SOCK_RAW, "raw"), (socket.SOCK_DGRAM, "unprivileged")):
+        try:
+            socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP).close()
+            return mode
+        except OSError:
+            continue
+    return None
+
+
+def capabilities(refresh: bool = False) -> list[str]:
+    """The check types this host can run, in protocol order.
+
+    ping needs raw ICMP sockets (root / CAP_NET_RAW) or unprivileged ICMP
+    (net.ipv4.ping_group_range). traceroute needs raw sockets: an unprivileged
+    ICMP socket does not receive the routers' Time Exceeded replies.
+    """
+    global _capabilities
+    if _capabilities is None or refresh:
+        mode = icmp_mode()
+        caps = []
+        for check_type in protocol.CHECK_TYPES:
+            if check_type == "ping" and mode is None:
+                continue
+            if check_type == "traceroute" and mode != "raw":
+                continue
+            caps.append(check_type)
+        _capabilities = caps
+    return list(_capabilities)
+
+
+__all__ = ["run_check", "capabilities", "icmp_mode", "CheckContext", "CheckFailure", "ms_since"]

@@ -61,9 +61,11 @@ export function toApiError(err: unknown): ApiError {
           }))
       : [];
     const headers = res.headers ?? {};
-    const retryAfter = parseRetryAfter(
-      typeof headers.get === "function" ? headers.get("retry-after") : headers["retry-after"],
-    );
+    // Retry-After is readable cross-origin only if the API lists it in
+    // Access-Control-Expose-Headers; a retry_after in the error body also counts.
+    const retryAfter =
+      parseRetryAfter(typeof headers.get === "function" ? headers.get("retry-after") : headers["retry-after"]) ??
+      parseRetryAfter(e?.retry_after ?? e?.retry_after_s ?? body?.retry_after);
     return new ApiError({
       message: (e && typeof e.message === "string" && e.message) || `HTTP ${res.status}`,
       status: res.status,

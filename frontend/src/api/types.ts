@@ -48,6 +48,8 @@ export interface Check {
   completed_at: string | null;
   summary: Record<string, TypeSummary> | null;
   results: TaskResult[];
+  /** Why a `failed` check could not run at all (e.g. "no eligible agent: ..."). */
+  error?: string | { message?: string } | null;
 }
 
 /** An item of GET /api/checks. Only check_id/target/status/created_at are relied on. */
@@ -70,6 +72,7 @@ export interface Agent {
   version: string | null;
   capabilities: string[] | null;
   current_tasks: number | null;
+  region?: string | null;
 }
 
 export interface TypeStats {

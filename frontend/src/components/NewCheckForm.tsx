@@ -17,21 +17,31 @@ const inputCls =
   "block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm placeholder:text-slate-400 focus:border-teal-600 focus:outline-none focus:ring-2 focus:ring-teal-600/20 aria-[invalid=true]:border-red-400 aria-[invalid=true]:ring-red-200";
 const labelCls = "block text-xs font-medium text-slate-600 mb-1";
 
-export function RateLimitNotice({ until, testId = "rate-limit-error" }: { until: number; testId?: string }) {
+export function RateLimitNotice({
+  limit,
+  testId = "rate-limit-error",
+}: {
+  limit: { until: number; known: boolean };
+  testId?: string;
+}) {
   const now = useNow(1000);
-  const left = Math.max(0, Math.ceil((until - now) / 1000));
+  const left = Math.max(0, Math.ceil((limit.until - now) / 1000));
   if (left <= 0) return null;
   return (
     <div data-testid={testId} role="alert" className="rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-900">
-      Rate limit reached. You can run another check in <strong data-testid="retry-after-seconds">{left} s</strong> (at{" "}
-      {new Date(until).toLocaleTimeString()}).
+      Rate limit reached. You can run another check in{" "}
+      <strong data-testid="retry-after-seconds">
+        {limit.known ? "" : "about "}
+        {left} s
+      </strong>{" "}
+      (at {new Date(limit.until).toLocaleTimeString()}).
     </div>
   );
 }
 
-/** When a 429 allows the next try; Retry-After defaults to 60 s if the header is missing. */
-export function retryAt(err: ApiError, now = Date.now()): number {
-  return now + (err.retryAfter ?? 60) * 1000;
+/** When a 429 allows the next try; without a Retry-After we guess 60 s (and say so). */
+export function retryAt(err: ApiError, now = Date.now()): { until: number; known: boolean } {
+  return { until: now + (err.retryAfter ?? 60) * 1000, known: err.retryAfter !== null };
 }
 
 export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
@@ -51,7 +61,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
   const [advancedOpen, setAdvancedOpen] = useState(false);
   const [fieldErrors, setFieldErrors] = useState<Record<string, string[]>>({});
   const [formErrors, setFormErrors] = useState<string[]>([]);
-  const [rateLimitedUntil, setRateLimitedUntil] = useState<number | null>(null);
+  const [rateLimit, setRateLimit] = useState<{ until: number; known: boolean } | null>(null);
 
   const live = validateTarget(target);
   const showLiveTargetError = !live.ok && (target.trim() !== "" || targetTouched);
@@ -81,14 +91,14 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
   };
 
   const mutation = useMutation<CreateCheckResponse, ApiError, CreateCheckRequest>({
-    mutationFn: createCheck,
+    mutationFn: (body) => createCheck(body),
     onSuccess: (res) => {
       queryClient.invalidateQueries({ queryKey: ["checks"] });
       navigate(`/results/${encodeURIComponent(res.check_id)}`);
     },
     onError: (err) => {
       if (err.status === 429) {
-        setRateLimitedUntil(retryAt(err));
+        setRateLimit(retryAt(err));
         setFieldErrors({});
         setFormErrors([]);
         return;
@@ -101,7 +111,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
     },
   });
 
-  const rateLimited = rateLimitedUntil !== null && rateLimitedUntil > now;
+  const rateLimited = rateLimit !== null && rateLimit.until > now;
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -414,7 +424,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
         </div>
       </details>
 
-      {rateLimited && rateLimitedUntil !== null && <RateLimitNotice until={rateLimitedUntil} />}
+      {rateLimited && rateLimit && <RateLimitNotice limit={rateLimit} />}
       {formErrors.length > 0 && (
         <div data-testid="form-error" role="alert" className="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800">
           {formErrors.map((m, i) => (

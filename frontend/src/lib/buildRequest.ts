@@ -29,7 +29,7 @@ export interface FormValues {
   locations: string[];
 }
 
-const STATUS_SPEC = /^\d{3}(-\d{3})?(,\s*\d{3}(-\d{3})?)*$/;
+const STATUS_SPEC = /^\s*\d{3}\s*(-\s*\d{3}\s*)?$/;
 
 function intIn(v: string, lo: number, hi: number): boolean {
   return /^\d+$/.test(v) && Number(v) >= lo && Number(v) <= hi;
@@ -44,7 +44,7 @@ export function validateForm(v: FormValues): FieldDetail[] {
   const o = v.options;
   const on = (type: string) => v.checks.includes(type);
   if (on("http") && o.http.expected_status.trim() && !STATUS_SPEC.test(o.http.expected_status.trim()))
-    errs.push({ field: "options.http.expected_status", message: "Use a status code (200), a range (200-399) or a list (200,301)" });
+    errs.push({ field: "options.http.expected_status", message: "Use a status code (200) or a range (200-399)" });
   if (on("ping") && o.ping.count.trim() && !intIn(o.ping.count.trim(), 1, 16))
     errs.push({ field: "options.ping.count", message: "Between 1 and 16 packets" });
   if (on("tcp") && o.tcp.port.trim() && !intIn(o.tcp.port.trim(), 1, 65535))

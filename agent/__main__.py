@@ -1,0 +1,126 @@
+"""`python -m agent`: the Host Checker agent. See `python -m agent --help`.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for a setting the
+operator must fix (one line on stderr, no traceback), 1 for anything else.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+
+from agent.config import AgentConfig, ConfigError, load_config
+
+log = logging.getLogger("agent")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hc-agent: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _lock_state_dir(config: AgentConfig):
+    """One agent per state folder: two would share a spool and fight over one identity."""
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(config.state_dir / "agent.lock", "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"another agent is already running with state folder {config.state_dir}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}", 2)
+
+    from agent.logs import setup_logging
+
+    setup_logging(config.log_format)
+    try:
+        lock = _lock_state_dir(config)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}", 2)
+    except OSError as exc:
+        return _fail(f"configuration error: HC_STATE_DIR / --state-dir {config.state_dir} is not usable: "
+                     f"{exc.strerror}", 2)
+
+    try:
+        from agent import checks
+
+        run_check = checks.run_check
+        capabilities = list(checks.capabilities())
+    except Exception as exc:  # noqa: BLE001 - report in one line, whatever broke
+        return _fail(f"the checks module cannot be loaded: {type(exc).__name__}: {exc}", 1)
+
+    from agent.api import ApiClient
+    from agent.identity import Identity, IdentityError, Stopped
+    from agent.queue import TaskQueue
+    from agent.runner import Runner
+    from agent.spool import Spool
+    from agent.state import StateError
+
+    stop = threading.Event()
+    runner_box: list[Runner] = []
+
+    def on_signal(signum, _frame):
+        log.info("received %s", signal.Signals(signum).name)
+        if runner_box:
+            runner_box[0].request_stop()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    api = ApiClient(config.api_url, registration_token=config.registration_token,
+                    user_agent=f"host-checker-agent/{config.version}")
+    identity = Identity(config, api, capabilities, stop)
+    api.reauthenticate = identity.reauthenticate
+    try:
+        state = identity.establish()
+    except (IdentityError, StateError) as exc:
+        return _fail(f"configuration error: {exc}", 2)
+    except Stopped:
+        return 0
+    except OSError as exc:
+        return _fail(f"configuration error: cannot write state file {config.state_file}: {exc.strerror}", 2)
+
+    queue = TaskQueue(config.redis_url, state.agent_id, consumer=config.name)
+    runner = Runner(config, api, queue, Spool(config.spool_dir), run_check, capabilities, state.agent_id)
+    runner_box.append(runner)
+    if stop.is_set():
+        return 0
+
+    exit_code = 0
+
+    def follow_new_identity():
+        nonlocal exit_code
+        identity.agent_id_changed.wait()
+        exit_code = 1  # a new agent id means a new stream; a restart picks it up cleanly
+        runner.request_stop()
+
+    threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
+    log.info("agent starting", extra={"fields": {
+        "agent_id": state.agent_id, "name": config.name, "version": config.version,
+        "capabilities": ",".join(capabilities), "concurrency": config.concurrency,
+        "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
+    try:
+        code = runner.run()
+    finally:
+        queue.close()
+        lock.close()
+    return exit_code or code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

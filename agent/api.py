@@ -1,0 +1,162 @@
+"""HTTP client for the Host Checker API (DESIGN §5), as the agent sees it.
+
+Every failure is classified, because the runner acts on the class, not on
+the status code:
+- `ApiUnavailable`: connection error, timeout, 5xx or 429. Try again later
+  (the result goes to the spool meanwhile).
+- `ApiUnauthorized`: 401. The stored token is no longer valid; the client
+  asks its `reauthenticate` hook for a new one once and repeats the call.
+- `ApiRejected`: any other 4xx. The request will never be accepted as is.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import quote
+
+import requests
+
+log = logging.getLogger("agent.api")
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int | None, code: str, message: str, retry_after: float | None = None):
+        super().__init__(f"{status or 'no response'} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ApiUnavailable(ApiError):
+    """Retry later: the API did not answer, failed (5xx) or asked us to slow down (429)."""
+
+
+class ApiRejected(ApiError):
+    """A 4xx other than 401/429: repeating the same request will not help."""
+
+
+class ApiUnauthorized(ApiRejected):
+    """401: the token was not accepted."""
+
+
+def backoff_delays(base: float = 0.5, cap: float = 30.0):
+    """Exponential backoff with full jitter: 0.5, 1, 2, 4 ... capped, each randomised.
+
+    Jitter keeps a fleet of agents from retrying in lockstep after an outage.
+    """
+    delay = base
+    while True:
+        yield random.uniform(delay / 2, delay)
+        delay = min(cap, delay * 2)
+
+
+def with_retries(call: Callable[[], Any], attempts: int, stop: threading.Event | None = None,
+                 base: float = 0.25, cap: float = 5.0, what: str = "request"):
+    """Run `call`, retrying ApiUnavailable up to `attempts` times in all.
+
+    Raises the last ApiUnavailable when attempts run out (or `stop` is set);
+    other errors propagate at once.
+    """
+    delays = backoff_delays(base, cap)
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ApiUnavailable as exc:
+            if attempt == attempts or (stop is not None and stop.is_set()):
+                raise
+            delay = max(next(delays), exc.retry_after or 0)
+            log.debug("%s failed (%s); retry %d/%d in %.2f s", what, exc, attempt, attempts - 1, delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+
+class ApiClient:
+    """Thread-safe: each thread gets its own requests.Session (and connection pool)."""
+
+    def __init__(self, base_url: str, token: str | None = None, registration_token: str | None = None,
+                 user_agent: str = "host-checker-agent"):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.registration_token = registration_token
+        self.user_agent = user_agent
+        # Set by the runner: returns a new agent token (after re-registering) or None.
+        self.reauthenticate: Callable[[str | None], str | None] | None = None
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self.user_agent
+            self._local.session = session
+        return session
+
+    def _request(self, method: str, path: str, body: dict | None, headers: dict[str, str]) -> dict:
+        url = f"{self.base_url}{path}"
+        try:
+            resp = self._session().request(method, url, json=body, headers=headers,
+                                           timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        except requests.RequestException as exc:
+            raise ApiUnavailable(None, "unreachable", f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        try:
+            doc = resp.json() if resp.content else {}
+        except ValueError:
+            doc = {}
+        if 200 <= resp.status_code < 300:
+            return doc if isinstance(doc, dict) else {"value": doc}
+        err = doc.get("error") if isinstance(doc, dict) and isinstance(doc.get("error"), dict) else {}
+        code = str(err.get("code") or f"http_{resp.status_code}")
+        message = str(err.get("message") or resp.reason or "")
+        retry_after = None
+        if resp.headers.get("Retry-After", "").strip().isdigit():
+            retry_after = min(300.0, float(resp.headers["Retry-After"]))
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise ApiUnavailable(resp.status_code, code, message, retry_after)
+        if resp.status_code == 401:
+            raise ApiUnauthorized(resp.status_code, code, message)
+        raise ApiRejected(resp.status_code, code, message)
+
+    def _agent_call(self, method: str, path: str, body: dict | None = None) -> dict:
+        token = self.token
+        try:
+            return self._request(method, path, body, {"X-Agent-Token": token or ""})
+        except ApiUnauthorized:
+            if self.reauthenticate is None:
+                raise
+            new_token = self.reauthenticate(token)
+            if not new_token:
+                raise
+            return self._request(method, path, body, {"X-Agent-Token": new_token})
+
+    # -- the agent's endpoints -------------------------------------------------
+
+    def register(self, name: str, location: str, region: str | None, version: str,
+                 capabilities: list[str], replace: bool = False) -> dict:
+        body: dict[str, Any] = {"name": name, "location": location, "version": version,
+                                "capabilities": capabilities}
+        if region:
+            body["region"] = region
+        if replace:
+            body["replace"] = True
+        return self._request("POST", "/api/agents/register", body,
+                             {"X-Registration-Token": self.registration_token or ""})
+
+    def heartbeat(self, current_tasks: int, version: str, capabilities: list[str]) -> dict:
+        return self._agent_call("POST", "/api/agents/heartbeat",
+                                {"current_tasks": current_tasks, "version": version,
+                                 "capabilities": capabilities})
+
+    def start_task(self, task_id: str) -> dict:
+        return self._agent_call("POST", f"/api/tasks/{quote(task_id, safe='')}/start", {})
+
+    def post_result(self, task_id: str, result: dict) -> dict:
+        return self._agent_call("POST", f"/api/tasks/{quote(task_id, safe='')}/result", result)

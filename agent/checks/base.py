@@ -1,0 +1,200 @@
+"""What every check shares: its inputs, its deadline, resolution under the
+target policy, connecting to the checked address, and turning exceptions into
+the error kinds of DESIGN §6.
+
+A check module exposes `run(ctx: CheckContext) -> dict` returning
+`protocol.result_envelope(...)`. To fail with partial data (timings, TLS
+details, an rcode), it raises `CheckFailure(kind, message, data=..., address=...)`;
+any other exception is classified by `classify()`. `run_check` in
+`agent/checks/__init__.py` is the only place that catches them.
+"""
+from __future__ import annotations
+
+import errno
+import http.client
+import ipaddress
+import socket
+import ssl
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import protocol, targets
+
+AGENT_VERSION = getattr(sys.modules.get("agent"), "__version__", None) or "0.1.0"
+USER_AGENT = f"HostChecker/{AGENT_VERSION} (+https://github.com/host-checker)"
+
+# getaddrinfo() has no timeout of its own; it runs on this pool so a check can
+# stop waiting at its deadline. A stuck lookup keeps its worker until the
+# system resolver gives up (resolv.conf timeout x attempts), never longer.
+_RESOLVER_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hc-resolve")
+
+
+class CheckFailure(Exception):
+    """A check failed in a way it understands; carries what it measured so far."""
+
+    def __init__(self, kind: str, message: str, *, data: dict | None = None, address: str | None = None):
+        super().__init__(message)
+        self.kind = kind if kind in protocol.ERROR_KINDS else "internal"
+        self.message = message
+        self.data = data
+        self.address = address
+
+
+@dataclass
+class CheckContext:
+    """One check's inputs and its clock. `deadline` is on the monotonic clock."""
+
+    check_type: str
+    target: targets.Target
+    options: dict[str, Any]
+    allow_private: bool
+    started: float = field(default_factory=time.monotonic)
+    timeout_s: float = 10.0
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout_s
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline; raises a timeout failure at zero."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise CheckFailure("timeout", f"{self.check_type} check timed out after {self.timeout_s:g} s")
+        return left
+
+    def elapsed_ms(self) -> float:
+        return ms_since(self.started)
+
+
+def ms_since(start: float, end: float | None = None) -> float:
+    """Milliseconds between two monotonic readings, rounded to µs."""
+    return round(((time.monotonic() if end is None else end) - start) * 1000, 3)
+
+
+def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
+    """The addresses of `host` the policy allows, within the check's deadline.
+
+    Raises BlockedTarget (policy), socket.gaierror (no such name) or
+    CheckFailure(dns_failure) when resolution outlives the deadline.
+    """
+    if _is_ip_literal(host):
+        # No lookup for a literal: answer on this thread, which also keeps
+        # checks run inside a network namespace (scripts/netlab.py) in it.
+        return targets.resolve(host, ctx.allow_private)
+    future = _RESOLVER_POOL.submit(targets.resolve, host, ctx.allow_private)
+    try:
+        return future.result(timeout=ctx.remaining())
+    except FutureTimeout:
+        raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s") from None
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def connect_checked(ctx: CheckContext, addresses: list[str], port: int) -> tuple[socket.socket, str]:
+    """Connect to the first of `addresses` that answers, never to anything else.
+
+    Each address is checked by the policy again right before the connect (the
+    addresses came from resolve_checked, so this only matters for callers that
+    build their own list). Returns (socket, address). The first error is
+    re-raised when every address fails.
+    """
+    first_error: BaseException | None = None
+    for address in addresses:
+        targets.check_address(address, ctx.allow_private)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(ctx.remaining())
+            sock.connect((address, port))
+            return sock, address
+        except CheckFailure:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            first_error = first_error or exc
+            if isinstance(exc, TimeoutError):
+                break  # the deadline is spent; trying the next address cannot help
+    assert first_error is not None
+    raise first_error
+
+
+_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
+                       errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+_RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(kind, message) for an exception raised while checking."""
+    if isinstance(exc, CheckFailure):
+        return exc.kind, exc.message
+    if isinstance(exc, targets.BlockedTarget):
+        return "blocked_target", exc.message
+    if isinstance(exc, targets.TargetError):
+        return "internal", f"invalid target: {exc.message}"
+    if isinstance(exc, protocol.OptionError):
+        return "internal", f"invalid option {exc.field}: {exc.message}"
+    if isinstance(exc, socket.gaierror):
+        return "dns_failure", f"name does not resolve: {exc.strerror or exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls_error", f"certificate verification failed: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return "tls_error", f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, http.client.HTTPException):
+        return "http_error", f"invalid HTTP response: {type(exc).__name__} {exc}".strip()
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timeout", "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused", "connection refused"
+    kind = _classify_dns(exc) or _classify_icmp(exc)
+    if kind:
+        return kind
+    if isinstance(exc, OSError):
+        if exc.errno in _UNREACHABLE_ERRNOS:
+            return "unreachable", exc.strerror or str(exc)
+        if exc.errno in _RESET_ERRNOS:
+            return "unreachable", f"connection reset: {exc.strerror or exc}"
+    return "internal", f"{type(exc).__name__}: {exc}"
+
+
+def _classify_dns(exc: BaseException) -> tuple[str, str] | None:
+    mod = sys.modules.get("dns.exception")
+    if mod is None or not isinstance(exc, mod.DNSException):
+        return None
+    if isinstance(exc, mod.Timeout):
+        return "timeout", f"DNS query timed out: {exc}"
+    return "dns_failure", f"{type(exc).__name__}: {exc}"
+
+
+def _classify_icmp(exc: BaseException) -> tuple[str, str] | None:
+    mod = sys.modules.get("icmplib.exceptions")
+    if mod is None or not isinstance(exc, mod.ICMPLibError):
+        return None
+    if isinstance(exc, mod.ICMPSocketError) and isinstance(exc.__context__, OSError):
+        return classify(exc.__context__)  # icmplib wraps e.g. ENETUNREACH in a string
+    if isinstance(exc, mod.SocketPermissionError):
+        return "internal", "ICMP sockets are not permitted for this process (needs CAP_NET_RAW or net.ipv4.ping_group_range)"
+    if isinstance(exc, mod.NameLookupError):
+        return "dns_failure", str(exc)
+    if isinstance(exc, mod.TimeoutExceeded):
+        return "timeout", str(exc)
+    if isinstance(exc, mod.DestinationUnreachable):
+        return "unreachable", str(exc)
+    return "internal", f"{type(exc).__name__}: {exc}"
+
+
+def failure_envelope(ctx_started: float, exc: BaseException) -> dict:
+    kind, message = classify(exc)
+    data = getattr(exc, "data", None)
+    address = getattr(exc, "address", None)
+    return protocol.result_envelope(False, ms_since(ctx_started), address, data, protocol.error(kind, message))

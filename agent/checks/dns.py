@@ -1,0 +1,126 @@
+"""dns: one query, as `dig` would send it, and the answer as the resolver gave it.
+
+- The name queried is the target's host (a URL's host). An IP target is looked
+  up in reverse: its PTR name (in-addr.arpa / ip6.arpa), whatever record type
+  was asked for, because an A query for an address has no meaningful answer.
+- Resolver: options.resolver (an IP, or a name resolved under the target
+  policy) on options.port, or None for the system resolver: the nameservers
+  in /etc/resolv.conf, tried in order until one answers. A resolver the user
+  names is subject to the target policy like any address we connect to; the
+  operator's own resolv.conf is not (it is often 127.0.0.53).
+- UDP falls back to TCP when the answer is truncated.
+- success: rcode NOERROR with at least one answer record. NXDOMAIN, SERVFAIL,
+  REFUSED and empty answers fail with `dns_failure`, and the data (rcode,
+  authority section, timing) is still reported.
+- `address`: the first A/AAAA value in the answer, so per-agent results show
+  which address each region was given.
+"""
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+
+from chalicelib import protocol, targets
+
+from .base import CheckContext, CheckFailure, ms_since, resolve_checked
+
+
+def _records(rrsets) -> list[dict]:
+    out = []
+    for rrset in rrsets:
+        for rdata in rrset:
+            out.append({
+                "name": rrset.name.to_text(),
+                "type": dns.rdatatype.to_text(rrset.rdtype),
+                "ttl": rrset.ttl,
+                "value": rdata.to_text(),
+            })
+    return out
+
+
+def _resolvers(ctx: CheckContext) -> list[str]:
+    chosen = ctx.options.get("resolver")
+    if chosen:
+        try:
+            ip = ipaddress.ip_address(chosen.strip("[]"))
+        except ValueError:
+            return resolve_checked(ctx, chosen)  # a resolver by name: resolved and checked
+        targets.check_address(ip, ctx.allow_private)
+        return [str(ip)]
+    try:
+        servers = dns.resolver.Resolver(configure=True).nameservers
+    except dns.resolver.NoResolverConfiguration:
+        servers = []
+    servers = [s for s in servers if isinstance(s, str)]
+    if not servers:
+        raise CheckFailure("internal", "no system resolver is configured (/etc/resolv.conf has no nameserver)")
+    return servers
+
+
+def run(ctx: CheckContext) -> dict:
+    opts = ctx.options
+    record_type = opts["record_type"]
+    t = ctx.target
+    if t.is_ip:
+        qname = dns.reversename.from_address(t.host)
+        record_type = "PTR"
+    else:
+        qname = dns.name.from_text(t.host)
+    servers = _resolvers(ctx)
+    port = int(opts["port"])
+    query = dns.message.make_query(qname, dns.rdatatype.from_text(record_type))
+    data = {
+        "query": qname.to_text(), "record_type": record_type, "resolver": servers[0], "port": port,
+        "protocol": opts["protocol"], "rcode": None, "answers": [], "authority": [],
+        "query_time_ms": None, "truncated_retried": False,
+    }
+
+    response = last_error = None
+    for server in servers:
+        data["resolver"] = server
+        started = time.monotonic()
+        try:
+            if opts["protocol"] == "tcp":
+                response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
+            else:
+                response, used_tcp = dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining())
+                data["truncated_retried"] = used_tcp
+            data["query_time_ms"] = ms_since(started)
+            break
+        except CheckFailure:
+            raise
+        except (dns.exception.Timeout, OSError) as exc:
+            data["query_time_ms"] = ms_since(started)
+            last_error = exc  # try the next system resolver, if any
+            if opts.get("resolver"):
+                break
+    if response is None:
+        if isinstance(last_error, dns.exception.Timeout):
+            raise CheckFailure("timeout", f"no answer from {data['resolver']} port {port} within {ctx.timeout_s:g} s",
+                               data=data)
+        raise CheckFailure("unreachable" if not isinstance(last_error, ConnectionRefusedError) else "refused",
+                           f"resolver {data['resolver']} port {port}: {last_error}", data=data)
+
+    rcode = dns.rcode.to_text(response.rcode())
+    data["rcode"] = rcode
+    data["answers"] = _records(response.answer)
+    data["authority"] = _records(response.authority)
+    data["authoritative"] = bool(response.flags & dns.flags.AA)
+    address = next((a["value"] for a in data["answers"] if a["type"] in ("A", "AAAA")), None)
+    if rcode != "NOERROR":
+        raise CheckFailure("dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}",
+                           data=data, address=address)
+    if not data["answers"]:
+        raise CheckFailure("dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)",
+                           data=data, address=address)
+    return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)

@@ -1,0 +1,127 @@
+"""Who this agent is to the API: registration, the state file, re-registration.
+
+- First start: register with the registration token, store
+  `{agent_id, api_token, name, api_url}` in the state file (0600).
+- Later starts: reuse the stored identity; the API need not be up for that,
+  so tasks already queued in Redis run (and spool) even during an API outage.
+- Stored token rejected (401) while a registration token is configured:
+  register again with `replace: true`, which keeps the agent id and issues a
+  new token.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays
+from agent.config import AgentConfig
+from agent.state import AgentState, load_state, save_state
+
+log = logging.getLogger("agent.identity")
+
+
+class IdentityError(RuntimeError):
+    """The agent cannot get an identity without the operator's help (exit 2)."""
+
+
+class Stopped(RuntimeError):
+    """A stop was requested while waiting for the API."""
+
+
+class Identity:
+    def __init__(self, config: AgentConfig, api: ApiClient, capabilities: list[str], stop: threading.Event):
+        self.config = config
+        self.api = api
+        self.capabilities = capabilities
+        self.stop = stop
+        self.state: AgentState | None = None
+        self._lock = threading.Lock()
+        self.agent_id_changed = threading.Event()
+
+    def establish(self) -> AgentState:
+        """The stored identity, or a new registration (waiting for the API as long as it takes)."""
+        cfg = self.config
+        state = load_state(cfg.state_file)
+        if state is not None and (state.name != cfg.name or state.api_url != cfg.api_url):
+            if not cfg.registration_token:
+                raise IdentityError(
+                    f"state file {cfg.state_file} belongs to agent {state.name!r} at {state.api_url}, "
+                    f"not {cfg.name!r} at {cfg.api_url}; set HC_REGISTRATION_TOKEN to register anew "
+                    f"or point HC_STATE_FILE elsewhere")
+            log.warning("state file %s is for %r at %s; registering %r anew",
+                        cfg.state_file, state.name, state.api_url, cfg.name)
+            state = None
+        if state is not None:
+            self._adopt(state)
+            log.info("using stored identity", extra={"fields": {"agent_id": state.agent_id, "name": state.name}})
+            return state
+        if not cfg.registration_token:
+            raise IdentityError(
+                f"no state file at {cfg.state_file}, and HC_REGISTRATION_TOKEN / --registration-token "
+                f"is not set: the first start needs it to register")
+        return self._register(replace=False)
+
+    def _adopt(self, state: AgentState) -> None:
+        self.state = state
+        self.api.token = state.api_token
+
+    def _register(self, replace: bool) -> AgentState:
+        cfg = self.config
+        delays = backoff_delays(base=0.5, cap=15.0)
+        waiting_logged = False
+        while True:
+            if self.stop.is_set():
+                raise Stopped("stop requested while registering")
+            try:
+                doc = self.api.register(cfg.name, cfg.location, cfg.region, cfg.version,
+                                        self.capabilities, replace=replace)
+                break
+            except ApiUnavailable as exc:
+                if not waiting_logged:
+                    log.warning("API unavailable for registration (%s); retrying with backoff", exc)
+                    waiting_logged = True
+                self.stop.wait(max(next(delays), exc.retry_after or 0))
+            except ApiUnauthorized as exc:
+                raise IdentityError(f"the API rejected the registration token ({exc.status} {exc.code}): "
+                                    f"check HC_REGISTRATION_TOKEN") from None
+            except ApiRejected as exc:
+                if exc.status == 409 and not replace:
+                    # Our state file was lost but the name is ours: take it over (same agent id).
+                    log.warning("agent name %r is already registered; re-registering with replace", cfg.name)
+                    replace = True
+                    continue
+                if exc.status == 403:
+                    raise IdentityError(f"the API rejected the registration token ({exc.status} {exc.code}): "
+                                        f"check HC_REGISTRATION_TOKEN") from None
+                raise IdentityError(f"the API refused the registration: {exc.status} {exc.code}: "
+                                    f"{exc.message}") from None
+        try:
+            state = AgentState(agent_id=str(doc["agent_id"]), api_token=str(doc["api_token"]),
+                               name=cfg.name, api_url=cfg.api_url)
+        except KeyError as exc:
+            raise IdentityError(f"the API's registration answer lacks {exc.args[0]!r}") from None
+        save_state(cfg.state_file, state)
+        if self.state is not None and self.state.agent_id != state.agent_id:
+            log.error("re-registration gave a new agent id %s (was %s); restarting to follow it",
+                      state.agent_id, self.state.agent_id)
+            self.agent_id_changed.set()
+        self._adopt(state)
+        log.info("registered", extra={"fields": {"agent_id": state.agent_id, "name": state.name,
+                                                 "replace": replace, "state_file": str(cfg.state_file)}})
+        return state
+
+    def reauthenticate(self, failed_token: str | None) -> str | None:
+        """ApiClient's 401 hook: a new token, or None when there is no way to get one."""
+        with self._lock:
+            if self.api.token and self.api.token != failed_token:
+                return self.api.token  # another thread already re-registered
+            if not self.config.registration_token:
+                log.error("the API rejected this agent's token and no registration token is set; "
+                          "set HC_REGISTRATION_TOKEN or re-provision the agent")
+                return None
+            log.warning("the API rejected this agent's token; re-registering with replace")
+            try:
+                return self._register(replace=True).api_token
+            except (IdentityError, Stopped) as exc:
+                log.error("re-registration failed: %s", exc)
+                return None

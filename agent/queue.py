@@ -1,0 +1,107 @@
+"""The agent's own task stream, `hc:tasks:{agent_id}` (DESIGN §4).
+
+Read with a consumer group so that an entry taken but not acknowledged stays
+in the group's pending list: a crash between "taken" and "result stored"
+loses nothing, the next start takes the entry back. The consumer name is the
+agent name, stable across restarts.
+
+Redis failures surface as `QueueUnavailable`; the runner backs off and calls
+again (redis-py reconnects on the next command).
+"""
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from chalicelib.protocol import STREAM_GROUP, task_stream_key
+
+log = logging.getLogger("agent.queue")
+
+BLOCK_MS = 1000  # short, so a stop request is noticed within a second
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError,
+               redis.exceptions.ReadOnlyError, OSError)
+
+
+class QueueUnavailable(RuntimeError):
+    """Redis did not answer; try again later."""
+
+
+class TaskQueue:
+    def __init__(self, redis_url: str, agent_id: str, consumer: str, block_ms: int = BLOCK_MS):
+        self.key = task_stream_key(agent_id)
+        self.group = STREAM_GROUP
+        self.consumer = consumer
+        self.block_ms = block_ms
+        self._redis = redis.Redis.from_url(
+            redis_url, decode_responses=True,
+            socket_connect_timeout=5, socket_timeout=block_ms / 1000 + 10,
+            health_check_interval=30,
+        )
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _REDIS_DOWN as exc:
+            raise QueueUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+
+    def ensure_group(self) -> None:
+        """Create the stream and group if missing (the API does too, at registration)."""
+        try:
+            self._call(self._redis.xgroup_create, self.key, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _with_group(self, fn, *args, **kwargs):
+        """Run a group command; if Redis lost the stream or group (restart, flush), recreate it once."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("stream %s or group %s is missing; creating it", self.key, self.group)
+            self.ensure_group()
+            return self._call(fn, *args, **kwargs)
+
+    def claim_all_pending(self) -> int:
+        """Move every un-acknowledged entry of the group to this consumer.
+
+        The stream belongs to this agent alone, so any pending entry is ours,
+        even one taken under an earlier consumer name. Returns how many moved.
+        """
+        moved, start = 0, "0-0"
+        while True:
+            reply = self._with_group(self._redis.xautoclaim, self.key, self.group, self.consumer,
+                                     min_idle_time=0, start_id=start, count=100, justid=True)
+            start, claimed = reply[0], reply[1]
+            moved += len(claimed)
+            if start in ("0-0", b"0-0"):
+                return moved
+
+    def read_pending(self, after_id: str, count: int) -> list[tuple[str, dict | None]]:
+        """This consumer's un-acknowledged entries after `after_id`.
+
+        Fields are None for an entry deleted from the stream since it was taken.
+        """
+        reply = self._with_group(self._redis.xreadgroup, self.group, self.consumer,
+                                 {self.key: after_id}, count=count)
+        return list(reply[0][1]) if reply else []
+
+    def read_new(self, count: int) -> list[tuple[str, dict | None]]:
+        """Entries never delivered to anyone, waiting up to block_ms for one."""
+        reply = self._with_group(self._redis.xreadgroup, self.group, self.consumer,
+                                 {self.key: ">"}, count=count, block=self.block_ms)
+        return list(reply[0][1]) if reply else []
+
+    def ack(self, *entry_ids: str) -> int:
+        if not entry_ids:
+            return 0
+        return self._with_group(self._redis.xack, self.key, self.group, *entry_ids)
+
+    def pending_count(self) -> int:
+        info = self._with_group(self._redis.xpending, self.key, self.group)
+        return int(info["pending"]) if isinstance(info, dict) else int(info[0])

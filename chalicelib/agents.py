@@ -1,0 +1,207 @@
+"""Agents: registration, token authentication, heartbeats, listing and stats."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from typing import Any
+
+import psycopg
+
+from . import inputs, queue
+from .config import get_settings
+from .db import transaction
+from .errors import Conflict, Forbidden, NotFound, Unauthorized
+from .protocol import CHECK_TYPES, STREAM_GROUP, task_stream_key
+from .serialize import iso, now_iso
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 64
+STATS_MAX_HOURS = 24 * 30
+
+_AGENT_COLUMNS = """a.id, a.name, a.location, a.region, a.version, a.capabilities, a.current_tasks,
+    a.last_heartbeat, a.registered_at,
+    (a.last_heartbeat IS NOT NULL AND a.last_heartbeat > now() - make_interval(secs => %(ttl)s)) AS online"""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _ttl() -> int:
+    return get_settings().heartbeat_ttl_s
+
+
+def view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "location": row["location"],
+        "region": row["region"],
+        "status": "online" if row["online"] else "offline",
+        "last_heartbeat": iso(row["last_heartbeat"]),
+        "version": row["version"],
+        "capabilities": list(row["capabilities"] or []),
+        "current_tasks": row["current_tasks"],
+        "registered_at": iso(row["registered_at"]),
+    }
+
+
+def check_registration_token(given: str | None) -> None:
+    expected = get_settings().registration_token
+    if not given:
+        raise Unauthorized("X-Registration-Token header is required")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("registration token is not valid")
+
+
+def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Create an agent (201), or with `replace: true` rotate an existing one's token (200)."""
+    inputs.reject_unknown(body, ("name", "location", "region", "version", "capabilities", "replace"))
+    name = inputs.string(body, "name", required=True, max_len=MAX_NAME)
+    location = inputs.string(body, "location", required=True, max_len=MAX_NAME)
+    region = inputs.string(body, "region", max_len=MAX_NAME)
+    version = inputs.string(body, "version", max_len=32)
+    capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES),
+                                      choices=CHECK_TYPES) or list(CHECK_TYPES)
+    replace = inputs.boolean(body, "replace", default=False)
+
+    token = secrets.token_urlsafe(32)  # 256 random bits; only the hash is stored
+    token_hash = hash_token(token)
+    status = 201
+    with transaction() as conn:
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    """INSERT INTO agents (id, name, location, region, api_token_hash, version,
+                                          capabilities, status, last_heartbeat)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, 'online', now())
+                       RETURNING id""",
+                    (uuid.uuid4(), name, location, region, token_hash, version, capabilities),
+                ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            if not replace:
+                raise Conflict(f"an agent named {name!r} is already registered; "
+                               "send \"replace\": true to take it over with a new token",
+                               field="name", code="agent_exists")
+            row = conn.execute(
+                """UPDATE agents SET api_token_hash = %s, location = %s, region = %s, version = %s,
+                                     capabilities = %s, status = 'online', last_heartbeat = now()
+                   WHERE name = %s RETURNING id""",
+                (token_hash, location, region, version, capabilities, name),
+            ).fetchone()
+            if row is None:  # deleted between the two statements
+                raise Conflict("the agent changed while registering; retry", code="agent_exists")
+            status = 200
+    agent_id = str(row["id"])
+    try:
+        queue.ensure_group(agent_id)
+        queue.set_heartbeat(agent_id, {"current_tasks": 0, "version": version}, _ttl())
+    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
+        # The group is created again before every enqueue; Redis can be rebuilt.
+        log.warning("agent %s registered, but Redis is unavailable: %s", agent_id, exc)
+    log.info("agent registered", extra={"agent_id": agent_id, "agent_name": name, "replaced": status == 200})
+    return status, {
+        "agent_id": agent_id, "api_token": token, "name": name, "location": location,
+        "stream": task_stream_key(agent_id), "group": STREAM_GROUP,
+    }
+
+
+def authenticate(token: str | None) -> dict[str, Any]:
+    """The agent owning `token` (X-Agent-Token), else 401."""
+    if not token:
+        raise Unauthorized("X-Agent-Token header is required")
+    with transaction() as conn:
+        row = conn.execute("SELECT id, name, location FROM agents WHERE api_token_hash = %s",
+                           (hash_token(token),)).fetchone()
+    if row is None:
+        raise Unauthorized("agent token is not valid")
+    return row
+
+
+def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    inputs.reject_unknown(body, ("current_tasks", "version", "capabilities"))
+    current = inputs.integer(body, "current_tasks", low=0, high=100_000, default=0)
+    version = inputs.string(body, "version", max_len=32)
+    capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES), choices=CHECK_TYPES)
+    if not token:
+        raise Unauthorized("X-Agent-Token header is required")
+    with transaction() as conn:
+        row = conn.execute(
+            """UPDATE agents SET status = 'online', last_heartbeat = now(), current_tasks = %s,
+                                 version = COALESCE(%s, version),
+                                 capabilities = COALESCE(%s, capabilities)
+               WHERE api_token_hash = %s RETURNING id""",
+            (current, version, capabilities, hash_token(token)),
+        ).fetchone()
+    if row is None:
+        raise Unauthorized("agent token is not valid")
+    agent_id = str(row["id"])
+    try:
+        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, _ttl())
+    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
+        log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
+    return {"agent_id": agent_id, "status": "online", "server_time": now_iso()}
+
+
+def list_agents() -> dict[str, Any]:
+    with transaction() as conn:
+        rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a ORDER BY a.location, a.name",
+                            {"ttl": _ttl()}).fetchall()
+    return {"items": [view(r) for r in rows], "next_cursor": None}
+
+
+def get_agent(agent_id: str) -> dict[str, Any]:
+    agent_id = inputs.uuid_or_404(agent_id, "agent")
+    with transaction() as conn:
+        row = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s",
+                           {"ttl": _ttl(), "id": agent_id}).fetchone()
+    if row is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return view(row)
+
+
+def online_agents(conn) -> list[dict[str, Any]]:
+    return conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.last_heartbeat > now() - "
+                        "make_interval(secs => %(ttl)s)", {"ttl": _ttl()}).fetchall()
+
+
+def count_online(conn) -> int:
+    return conn.execute("SELECT count(*) AS n FROM agents WHERE last_heartbeat > now() - "
+                        "make_interval(secs => %s)", (_ttl(),)).fetchone()["n"]
+
+
+def stats(agent_id: str, params: dict | None) -> dict[str, Any]:
+    agent_id = inputs.uuid_or_404(agent_id, "agent")
+    hours = inputs.query_int(params, "hours", 24, 1, STATS_MAX_HOURS)
+    with transaction() as conn:
+        if conn.execute("SELECT 1 FROM agents WHERE id = %s", (agent_id,)).fetchone() is None:
+            raise NotFound(f"agent {agent_id} not found")
+        rows = conn.execute(
+            """SELECT check_type, count(*) AS count,
+                      avg(CASE WHEN success THEN 1.0 ELSE 0.0 END) AS success_rate,
+                      avg(duration_ms) AS avg_ms,
+                      percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
+               FROM check_results
+               WHERE agent_id = %s AND created_at > now() - make_interval(hours => %s)
+               GROUP BY check_type""",
+            (agent_id, hours),
+        ).fetchall()
+    by_type = {r["check_type"]: r for r in rows}
+    out = {}
+    for check_type in CHECK_TYPES:
+        r = by_type.get(check_type)
+        out[check_type] = {
+            "count": r["count"] if r else 0,
+            "success_rate": _round(r["success_rate"], 4) if r else None,
+            "avg_ms": _round(r["avg_ms"]) if r else None,
+            "p95_ms": _round(r["p95_ms"]) if r else None,
+        }
+    return {"agent_id": agent_id, "window_hours": hours, "stats": out}
+
+
+def _round(value, digits: int = 3):
+    return None if value is None else round(float(value), digits)

@@ -1,0 +1,317 @@
+"""Checks: create (validate, choose agents, store, fan out), read, list, delete."""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from . import inputs, observability, queue, transitions
+from .agents import online_agents
+from .config import get_settings
+from .db import transaction
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, OptionError, TaskMessage,
+                       check_timeout_s, normalize_options)
+from .serialize import epoch_ms, iso
+from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
+
+log = logging.getLogger(__name__)
+
+MAX_AGENTS_PER_CHECK = 100
+MAX_LOCATIONS = 20
+LIST_DEFAULT, LIST_MAX = 20, 100
+
+
+@dataclass
+class CheckRequest:
+    target: str
+    check_types: list[str]
+    options: dict[str, dict[str, Any]]
+    agents: list[str] | None = None
+    locations: list[str] | None = None
+    limit: int | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_request(body: dict[str, Any]) -> CheckRequest:
+    """Validate a POST /api/checks body; every problem is a 400 naming its field."""
+    inputs.reject_unknown(body, ("target", "checks", "options", "agents", "locations", "limit"))
+    raw_target = body.get("target")
+    if raw_target is None:
+        raise ValidationFailed("target is required", field="target")
+    if not isinstance(raw_target, str):
+        raise ValidationFailed("target must be a string", field="target")
+    if len(raw_target) > MAX_TARGET_LENGTH:
+        raise ValidationFailed(f"target must be at most {MAX_TARGET_LENGTH} characters", field="target")
+    try:
+        target = parse_target(raw_target, get_settings().allow_private_targets)
+    except BlockedTarget as exc:
+        raise BadRequest(exc.message, field="target", code="blocked_target")
+    except TargetError as exc:
+        raise ValidationFailed(exc.message, field=exc.field)
+
+    check_types = inputs.string_list(body, "checks", max_items=len(CHECK_TYPES), max_len=32,
+                                     choices=CHECK_TYPES, required=True)
+    if not check_types:
+        raise ValidationFailed("checks must name at least one check type", field="checks")
+
+    given = body.get("options")
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ValidationFailed("options must be an object keyed by check type", field="options")
+    for key in given:
+        if key not in check_types:
+            raise ValidationFailed(f"options for {key!r}, which is not one of the requested checks",
+                                   field=f"options.{key}")
+    options = {}
+    for check_type in check_types:
+        try:
+            options[check_type] = normalize_options(check_type, given.get(check_type))
+        except OptionError as exc:
+            raise ValidationFailed(exc.message, field=exc.field)
+
+    agent_ids = None
+    if body.get("agents") is not None:
+        raw = inputs.string_list(body, "agents", max_items=MAX_AGENTS_PER_CHECK, max_len=64)
+        agent_ids = [inputs.uuid_field(a, f"agents[{i}]") for i, a in enumerate(raw)]
+    locations = inputs.string_list(body, "locations", max_items=MAX_LOCATIONS, max_len=64)
+    limit = inputs.integer(body, "limit", low=1, high=MAX_AGENTS_PER_CHECK)
+    return CheckRequest(target=target.raw, check_types=check_types, options=options,
+                        agents=agent_ids, locations=locations, limit=limit)
+
+
+def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
+    """Online agents that fit the selection and can run at least one requested type.
+
+    Spread over locations (round robin, least busy first); returns (agents, reason if none).
+    """
+    if req.agents:
+        known = {str(r["id"]) for r in conn.execute(
+            "SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()}
+        for i, agent_id in enumerate(req.agents):
+            if agent_id not in known:
+                raise ValidationFailed(f"agents[{i}]: no agent with id {agent_id}", field=f"agents[{i}]")
+    candidates = online_agents(conn)
+    if not candidates:
+        return [], "no agent is online"
+    if req.agents:
+        wanted = set(req.agents)
+        candidates = [a for a in candidates if str(a["id"]) in wanted]
+        if not candidates:
+            return [], "none of the selected agents is online"
+    if req.locations:
+        wanted_locations = {loc.lower() for loc in req.locations}
+        candidates = [a for a in candidates
+                      if a["location"].lower() in wanted_locations
+                      or (a["region"] or "").lower() in wanted_locations]
+        if not candidates:
+            return [], f"no online agent in {', '.join(req.locations)}"
+    candidates = [a for a in candidates if set(a["capabilities"] or ()) & set(req.check_types)]
+    if not candidates:
+        return [], f"no online agent can run {', '.join(req.check_types)}"
+    by_location: dict[str, list[dict]] = defaultdict(list)
+    random.shuffle(candidates)
+    for agent in sorted(candidates, key=lambda a: a["current_tasks"]):
+        by_location[agent["location"]].append(agent)
+    chosen: list[dict] = []
+    queues = sorted(by_location.values(), key=lambda q: q[0]["current_tasks"])
+    while queues:
+        for q in list(queues):
+            chosen.append(q.pop(0))
+            if not q:
+                queues.remove(q)
+    limit = req.limit or MAX_AGENTS_PER_CHECK
+    return chosen[:limit], None
+
+
+def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
+    """Store the check and one task per (agent, type) in one transaction, then fan out
+    to the agents' streams in one Redis round trip."""
+    check_id = str(uuid.uuid4())
+    selection = {"agents": req.agents, "locations": req.locations, "limit": req.limit}
+    with transaction() as conn:
+        agents, reason = _choose_agents(conn, req)
+        selection["chosen"] = [str(a["id"]) for a in agents]
+        pairs = [(a, t) for a in agents for t in req.check_types if t in (a["capabilities"] or ())]
+        status = "pending" if pairs else "failed"
+        error = None if pairs else f"no eligible agent: {reason}"
+        check = conn.execute(
+            """INSERT INTO checks (id, target, check_types, options, agent_selection, status, error,
+                                   client_ip, completed_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
+               RETURNING created_at""",
+            (check_id, req.target, req.check_types, Jsonb(req.options), Jsonb(selection), status,
+             error, client_ip, status == "failed")).fetchone()
+        tasks = []
+        if pairs:
+            task_ids = [str(uuid.uuid4()) for _ in pairs]
+            timeouts = [check_timeout_s(t, req.options[t]) + DEADLINE_SLACK_S for _, t in pairs]
+            tasks = conn.execute(
+                """INSERT INTO check_tasks (id, check_id, agent_id, check_type, deadline_at)
+                   SELECT v.id, %s, v.agent_id, v.check_type, now() + make_interval(secs => v.timeout)
+                   FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[])
+                        WITH ORDINALITY AS v(id, agent_id, check_type, timeout, n)
+                   ORDER BY v.n
+                   RETURNING id, agent_id, check_type, deadline_at, created_at""",
+                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs],
+                 timeouts)).fetchall()
+    messages = [TaskMessage(task_id=str(t["id"]), check_id=check_id, agent_id=str(t["agent_id"]),
+                            check_type=t["check_type"], target=req.target,
+                            options=req.options[t["check_type"]],
+                            deadline_ms=epoch_ms(t["deadline_at"]), created_at=iso(t["created_at"]))
+                for t in tasks]
+    _enqueue(messages)
+    observability.count("ChecksCreated")
+    if status == "failed":
+        observability.count("ChecksWithoutAgents")
+    log.info("check created", extra={"check_id": check_id, "tasks": len(tasks), "status": status})
+    return {
+        "check_id": check_id,
+        "status": status,
+        "error": error,
+        "target": req.target,
+        "check_types": req.check_types,
+        "created_at": iso(check["created_at"]),
+        "tasks": [{"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]}
+                  for t in tasks],
+        "agents": [{"id": str(a["id"]), "name": a["name"], "location": a["location"]} for a in agents],
+    }
+
+
+def _enqueue(messages: list[TaskMessage]) -> int:
+    """Push tasks and remember their stream ids. Redis being down leaves them pending in
+    PostgreSQL, and the sweeper pushes them when Redis is back."""
+    if not messages:
+        return 0
+    try:
+        ids = queue.enqueue(messages)
+    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
+        log.warning("enqueue failed; the sweeper will retry: %s", exc)
+        return 0
+    if ids:
+        with transaction() as conn:
+            conn.execute(
+                """UPDATE check_tasks t SET stream_id = v.sid, enqueued_at = now()
+                   FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",
+                (list(ids), list(ids.values())))
+    return len(ids)
+
+
+def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "check_id": str(check["id"]),
+        "target": check["target"],
+        "check_types": list(check["check_types"]),
+        "options": check["options"],
+        "status": check["status"],
+        "error": check["error"],
+        "created_at": iso(check["created_at"]),
+        "started_at": iso(check["started_at"]),
+        "completed_at": iso(check["completed_at"]),
+        "summary": transitions.summarise(list(check["check_types"]), rows),
+        "results": [transitions.task_view(r) for r in rows],
+    }
+
+
+_CHECK_COLUMNS = "id, target, check_types, options, status, error, created_at, started_at, completed_at"
+
+
+def get(check_id: str) -> dict[str, Any]:
+    check_id = inputs.uuid_or_404(check_id, "check")
+    for attempt in (1, 2):
+        with transaction() as conn:
+            check = conn.execute(f"SELECT {_CHECK_COLUMNS}, "
+                                 "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
+                                 "  AND t.status IN ('pending','in_progress') AND t.deadline_at <= now())"
+                                 " AS overdue FROM checks WHERE id = %s", (check_id,)).fetchone()
+            if check is None:
+                raise NotFound(f"check {check_id} not found")
+            rows = transitions.task_rows(conn, check_id=check_id)
+        if attempt == 1 and check["overdue"]:
+            # Settle overdue tasks now, so nobody waits for the next sweep to see a verdict.
+            transitions.finalise_overdue(check_id=check_id)
+            continue
+        return _check_view(check, rows)
+    raise AssertionError("unreachable")
+
+
+def _encode_cursor(created_at: datetime, check_id) -> str:
+    raw = json.dumps([created_at.isoformat(), str(check_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, check_id = json.loads(raw)
+        datetime.fromisoformat(created_at)
+        return created_at, str(uuid.UUID(check_id))
+    except Exception:
+        raise ValidationFailed("cursor is not valid; use next_cursor from the previous page", field="cursor")
+
+
+def list_checks(params: dict | None) -> dict[str, Any]:
+    params = params or {}
+    limit = inputs.query_int(params, "limit", LIST_DEFAULT, 1, LIST_MAX)
+    where, args = [], []
+    if params.get("target"):
+        where.append("c.target = %s")
+        args.append(params["target"].strip())
+    if params.get("status"):
+        if params["status"] not in CHECK_STATUSES:
+            raise ValidationFailed(f"status must be one of {', '.join(CHECK_STATUSES)}", field="status")
+        where.append("c.status = %s")
+        args.append(params["status"])
+    if params.get("cursor"):
+        created_at, cid = _decode_cursor(params["cursor"])
+        where.append("(c.created_at, c.id) < (%s::timestamptz, %s::uuid)")
+        args += [created_at, cid]
+    sql = ("SELECT c.id, c.target, c.check_types, c.status, c.error, c.created_at, c.completed_at, "
+           "(SELECT count(*) FROM check_tasks t WHERE t.check_id = c.id) AS task_count FROM checks c"
+           + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s")
+    with transaction() as conn:
+        rows = conn.execute(sql, (*args, limit + 1)).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [{"check_id": str(r["id"]), "target": r["target"], "check_types": list(r["check_types"]),
+                   "status": r["status"], "error": r["error"], "task_count": r["task_count"],
+                   "created_at": iso(r["created_at"]), "completed_at": iso(r["completed_at"])}
+                  for r in rows],
+        "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
+    }
+
+
+def check_admin_token(given: str | None) -> None:
+    expected = get_settings().admin_token
+    if not given:
+        raise Unauthorized("X-Admin-Token header is required")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("admin token is not valid")
+
+
+def delete(check_id: str) -> None:
+    check_id = inputs.uuid_or_404(check_id, "check")
+    with transaction() as conn:
+        entries = conn.execute("SELECT agent_id, stream_id FROM check_tasks WHERE check_id = %s "
+                               "AND status = 'pending' AND stream_id IS NOT NULL", (check_id,)).fetchall()
+        row = conn.execute("DELETE FROM checks WHERE id = %s RETURNING id", (check_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"check {check_id} not found")
+    try:  # agents need not see tasks of a deleted check; those they already hold answer 404
+        queue.delete_entries((str(e["agent_id"]), e["stream_id"]) for e in entries)
+    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
+        log.warning("stream entries of deleted check %s not removed: %s", check_id, exc)
+    queue.publish(check_id, {"type": "check", "check_id": check_id, "status": "deleted"})
+    log.info("check deleted", extra={"check_id": check_id})

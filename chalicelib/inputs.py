@@ -1,0 +1,172 @@
+"""Request input parsing: JSON bodies, query parameters and typed fields.
+
+Every problem becomes a 400 that names the field, never a 500.
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+from .errors import BadRequest, NotFound, ValidationFailed
+
+_MISSING = object()
+
+
+def parse_json_body(raw: bytes | str | None, max_bytes: int, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object."""
+    if raw is None or raw == b"" or raw == "":
+        if required:
+            raise ValidationFailed("a JSON object body is required", field="body")
+        return {}
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise BadRequest(f"body is {size} bytes; the limit is {max_bytes}", field="body",
+                         code="body_too_large")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BadRequest("body is not valid UTF-8", field="body", code="invalid_json")
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
+        raise BadRequest(f"body is not valid JSON: {reason}", field="body", code="invalid_json")
+    if not isinstance(doc, dict):
+        raise ValidationFailed("body must be a JSON object", field="body")
+    return doc
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def reject_unknown(body: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValidationFailed(f"unknown field (known: {', '.join(allowed)})", field=prefix + unknown[0])
+
+
+def string(body: dict, name: str, *, required: bool = False, max_len: int = 255,
+           min_len: int = 0, default: Any = None, field: str | None = None) -> str | None:
+    field = field or name
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return default
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be a string", field=field)
+    value = value.strip()
+    if required and not value:
+        raise ValidationFailed(f"{field} must not be empty", field=field)
+    if len(value) < min_len:
+        raise ValidationFailed(f"{field} must be at least {min_len} characters", field=field)
+    if len(value) > max_len:
+        raise ValidationFailed(f"{field} must be at most {max_len} characters", field=field)
+    return value
+
+
+def integer(body: dict, name: str, *, required: bool = False, low: int | None = None,
+            high: int | None = None, default: Any = None, field: str | None = None) -> int | None:
+    field = field or name
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed(f"{field} must be an integer", field=field)
+    _bounds(field, value, low, high)
+    return value
+
+
+def number(body: dict, name: str, *, required: bool = False, low: float | None = None,
+           high: float | None = None, default: Any = None, field: str | None = None) -> float | None:
+    field = field or name
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationFailed(f"{field} must be a number", field=field)
+    _bounds(field, value, low, high)
+    return float(value)
+
+
+def boolean(body: dict, name: str, *, required: bool = False, default: Any = None,
+            field: str | None = None) -> bool | None:
+    field = field or name
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return default
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{field} must be true or false", field=field)
+    return value
+
+
+def string_list(body: dict, name: str, *, max_items: int, max_len: int = 255,
+                choices: tuple[str, ...] | None = None, required: bool = False,
+                field: str | None = None) -> list[str] | None:
+    field = field or name
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return None
+    if not isinstance(value, list):
+        raise ValidationFailed(f"{field} must be an array of strings", field=field)
+    if len(value) > max_items:
+        raise ValidationFailed(f"{field} may hold at most {max_items} items", field=field)
+    out: list[str] = []
+    for i, item in enumerate(value):
+        item_field = f"{field}[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            raise ValidationFailed(f"{item_field} must be a non-empty string", field=item_field)
+        item = item.strip()
+        if len(item) > max_len:
+            raise ValidationFailed(f"{item_field} must be at most {max_len} characters", field=item_field)
+        if choices is not None:
+            item = item.lower()
+            if item not in choices:
+                raise ValidationFailed(f"{item_field} must be one of {', '.join(choices)}", field=item_field)
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _bounds(field: str, value: float, low: float | None, high: float | None) -> None:
+    if low is not None and value < low:
+        raise ValidationFailed(f"{field} must be at least {low}", field=field)
+    if high is not None and value > high:
+        raise ValidationFailed(f"{field} must be at most {high}", field=field)
+
+
+def query_int(params: dict | None, name: str, default: int, low: int, high: int) -> int:
+    raw = (params or {}).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{name} must be an integer", field=name)
+    _bounds(name, value, low, high)
+    return value
+
+
+def uuid_or_404(value: str, what: str) -> str:
+    """A path id; anything that is not a UUID cannot exist."""
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound(f"{what} {value!r} not found")
+
+
+def uuid_field(value: Any, field: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationFailed(f"{field} must be an id (UUID)", field=field)

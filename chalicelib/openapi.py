@@ -1,0 +1,287 @@
+"""The OpenAPI 3.1 document served at GET /api/openapi.json.
+
+Written by hand next to the code it describes; tests/unit/test_openapi.py
+checks that every route of app.py is here (and nothing else), and
+tests/integration/test_api_contract.py validates real responses against it.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .config import get_settings
+from .protocol import CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, OPTION_SPECS, TASK_STATUSES
+
+UUID = {"type": "string", "format": "uuid"}
+TIME = {"type": "string", "format": "date-time"}
+NTIME = {"type": ["string", "null"], "format": "date-time"}
+NSTR = {"type": ["string", "null"]}
+NNUM = {"type": ["number", "null"]}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict, required: list[str] | None = None, extra: bool = True) -> dict:
+    schema = {"type": "object", "properties": props, "required": required if required is not None else list(props)}
+    if not extra:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _option_schema(check_type: str) -> dict:
+    props = {}
+    for name, spec in OPTION_SPECS[check_type].items():
+        kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+        types = sorted({{int: "integer", float: "number", str: "string", bool: "boolean"}[k] for k in kinds})
+        if spec.nullable:
+            types.append("null")
+        prop: dict[str, Any] = {"type": types if len(types) > 1 else types[0]}
+        if spec.choices:
+            prop["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
+        if spec.low is not None:
+            prop["minimum"], prop["maximum"] = spec.low, spec.high
+        if spec.default is not None:
+            prop["default"] = spec.default
+        props[name] = prop
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": _obj({"field": {"type": "string"}, "message": {"type": "string"}})},
+    })}),
+    "ErrorKind": {"type": "string", "enum": list(ERROR_KINDS)},
+    "TaskError": {"type": ["object", "null"], "properties": {"kind": _ref("ErrorKind"), "message": {"type": "string"}},
+                  "required": ["kind", "message"]},
+    "CheckType": {"type": "string", "enum": list(CHECK_TYPES)},
+    "CheckStatus": {"type": "string", "enum": list(CHECK_STATUSES)},
+    "TaskStatus": {"type": "string", "enum": list(TASK_STATUSES)},
+    "AgentRef": _obj({"id": UUID, "name": {"type": "string"}, "location": {"type": "string"}}),
+    "CheckRequest": {
+        "type": "object", "required": ["target", "checks"], "additionalProperties": False,
+        "properties": {
+            "target": {"type": "string", "maxLength": 2048,
+                       "description": "hostname, IP literal or http(s) URL; private and reserved literals are refused"},
+            "checks": {"type": "array", "items": _ref("CheckType"), "minItems": 1, "maxItems": len(CHECK_TYPES)},
+            "options": {"type": "object", "properties": {t: _option_schema(t) for t in CHECK_TYPES},
+                        "additionalProperties": False},
+            "agents": {"type": "array", "items": UUID, "maxItems": 100},
+            "locations": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+    },
+    "CheckCreated": _obj({
+        "check_id": UUID, "status": _ref("CheckStatus"), "error": NSTR,
+        "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
+        "created_at": TIME,
+        "tasks": {"type": "array", "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")})},
+        "agents": {"type": "array", "items": _ref("AgentRef")},
+    }),
+    "TaskRow": _obj({
+        "task_id": UUID, "agent": _ref("AgentRef"), "check_type": _ref("CheckType"), "status": _ref("TaskStatus"),
+        "success": {"type": ["boolean", "null"]}, "data": {"type": ["object", "null"]}, "error": _ref("TaskError"),
+        "duration_ms": NNUM, "address": NSTR, "late": {"type": "boolean"}, "attempts": {"type": "integer"},
+        "started_at": NTIME, "completed_at": NTIME,
+    }),
+    "TypeSummary": _obj({"ok": {"type": "integer"}, "failed": {"type": "integer"}, "pending": {"type": "integer"},
+                         "total": {"type": "integer"}, "median_ms": NNUM}),
+    "Check": _obj({
+        "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
+        "options": {"type": "object"}, "status": _ref("CheckStatus"), "error": NSTR,
+        "created_at": TIME, "started_at": NTIME, "completed_at": NTIME,
+        "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
+        "results": {"type": "array", "items": _ref("TaskRow")},
+    }),
+    "CheckListItem": _obj({
+        "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
+        "status": _ref("CheckStatus"), "error": NSTR, "task_count": {"type": "integer"},
+        "created_at": TIME, "completed_at": NTIME,
+    }),
+    "CheckList": _obj({"items": {"type": "array", "items": _ref("CheckListItem")}, "next_cursor": NSTR}),
+    "Task": {"allOf": [_ref("TaskRow"), _obj({
+        "check_id": UUID, "target": {"type": "string"}, "options": {"type": "object"},
+        "created_at": TIME, "deadline_at": TIME})]},
+    "Agent": _obj({
+        "id": UUID, "name": {"type": "string"}, "location": {"type": "string"}, "region": NSTR,
+        "status": {"type": "string", "enum": ["online", "offline"]}, "last_heartbeat": NTIME,
+        "version": NSTR, "capabilities": {"type": "array", "items": _ref("CheckType")},
+        "current_tasks": {"type": "integer"}, "registered_at": TIME,
+    }),
+    "AgentList": _obj({"items": {"type": "array", "items": _ref("Agent")}, "next_cursor": {"type": "null"}}),
+    "AgentStats": _obj({
+        "agent_id": UUID, "window_hours": {"type": "integer"},
+        "stats": {"type": "object", "additionalProperties": _obj({
+            "count": {"type": "integer"}, "success_rate": NNUM, "avg_ms": NNUM, "p95_ms": NNUM})},
+    }),
+    "RegisterRequest": {
+        "type": "object", "required": ["name", "location"], "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 64}, "location": {"type": "string", "maxLength": 64},
+            "region": {"type": "string", "maxLength": 64}, "version": {"type": "string", "maxLength": 32},
+            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "replace": {"type": "boolean", "description": "take over an existing agent of this name, rotating its token"},
+        },
+    },
+    "Registered": _obj({"agent_id": UUID, "api_token": {"type": "string"}, "name": {"type": "string"},
+                        "location": {"type": "string"}, "stream": {"type": "string"}, "group": {"type": "string"}}),
+    "HeartbeatRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "current_tasks": {"type": "integer", "minimum": 0}, "version": {"type": "string"},
+        "capabilities": {"type": "array", "items": _ref("CheckType")}}},
+    "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
+    "TaskStarted": _obj({"task_id": UUID, "check_id": UUID, "check_type": _ref("CheckType"),
+                         "status": {"const": "in_progress"}, "attempts": {"type": "integer"},
+                         "deadline_ms": {"type": "integer"}, "deadline_at": TIME}),
+    "StoredResult": _obj({"success": {"type": "boolean"}, "duration_ms": NNUM, "address": NSTR,
+                          "data": {"type": "object"}, "error": _ref("TaskError"), "late": {"type": "boolean"}}),
+    "TaskFinished": {"allOf": [_ref("Error"), _obj({"task": _obj({
+        "task_id": UUID, "status": _ref("TaskStatus"), "error": _ref("TaskError"),
+        "result": {"oneOf": [_ref("StoredResult"), {"type": "null"}]}})})]},
+    "ResultRequest": {
+        "type": "object", "required": ["success"], "additionalProperties": False,
+        "properties": {"success": {"type": "boolean"}, "duration_ms": {"type": ["number", "null"], "minimum": 0},
+                       "address": NSTR, "data": {"type": ["object", "null"]}, "error": _ref("TaskError")},
+    },
+    "ResultAccepted": {"type": "object", "required": ["task_id", "status", "late", "duplicate"], "properties": {
+        "task_id": UUID, "status": _ref("TaskStatus"), "late": {"type": "boolean"}, "duplicate": {"type": "boolean"},
+        "result": _ref("StoredResult")}},
+    "Health": _obj({"status": {"enum": ["ok", "degraded"]}, "database": {"enum": ["up", "down"]},
+                    "redis": {"enum": ["up", "down"]}, "active_agents": {"type": ["integer", "null"]},
+                    "version": {"type": "string"}}),
+}
+
+
+def _json(schema_name: str, description: str, headers: dict | None = None) -> dict:
+    out = {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _err(description: str, headers: dict | None = None) -> dict:
+    return _json("Error", description, headers)
+
+
+RATE_HEADERS = {name: {"schema": {"type": "string"}, "description": d} for name, d in (
+    ("X-RateLimit-Limit", "requests allowed in the window"),
+    ("X-RateLimit-Remaining", "requests left in the window"),
+    ("X-RateLimit-Reset", "seconds until the window resets"),
+)}
+RETRY = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
+COMMON = {"429": _err("too many requests from this address", {**RATE_HEADERS, **RETRY}),
+          "503": _err("a dependency is down", RETRY)}
+
+
+def _param(name: str, where: str = "path", schema: dict | None = None, description: str = "") -> dict:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"},
+            "description": description}
+
+
+def _header(name: str, description: str) -> dict:
+    return {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _body(schema_name: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+AGENT_TOKEN = _header("X-Agent-Token", "the token from registration")
+BAD = _err("bad input; details name the field")
+PATHS: dict[str, Any] = {
+    "/api/checks": {
+        "post": {"operationId": "createCheck", "summary": "Run a check from many agents",
+                 "requestBody": _body("CheckRequest"),
+                 "responses": {"202": _json("CheckCreated", "accepted; poll Location. With no eligible agent the "
+                                            "check is stored as failed and status/error say why",
+                                            {"Location": {"schema": {"type": "string"}}, **RATE_HEADERS}),
+                               "400": BAD, **COMMON}},
+        "get": {"operationId": "listChecks", "summary": "Checks, newest first (keyset pagination)",
+                "parameters": [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
+                               _param("cursor", "query", description="next_cursor of the previous page"),
+                               _param("target", "query"),
+                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)})],
+                "responses": {"200": _json("CheckList", "a page"), "400": BAD, **COMMON}},
+    },
+    "/api/checks/{check_id}": {
+        "get": {"operationId": "getCheck", "summary": "A check with one row per task",
+                "parameters": [_param("check_id", schema=UUID)],
+                "responses": {"200": _json("Check", "the check"), "404": _err("no such check"), **COMMON}},
+        "delete": {"operationId": "deleteCheck", "summary": "Delete a check (admin)",
+                   "parameters": [_param("check_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
+                   "responses": {"204": {"description": "deleted"}, "401": _err("no admin token"),
+                                 "403": _err("wrong admin token"), "404": _err("no such check"), **COMMON}},
+    },
+    "/api/agents/register": {
+        "post": {"operationId": "registerAgent", "summary": "Register an agent; the token is shown only here",
+                 "parameters": [_header("X-Registration-Token", "the stage's registration token")],
+                 "requestBody": _body("RegisterRequest"),
+                 "responses": {"201": _json("Registered", "registered"),
+                               "200": _json("Registered", "replaced (replace: true); a new token"),
+                               "400": BAD, "401": _err("no registration token"),
+                               "403": _err("wrong registration token"), "409": _err("name taken"), **COMMON}},
+    },
+    "/api/agents/heartbeat": {
+        "post": {"operationId": "agentHeartbeat", "summary": "An agent is alive",
+                 "parameters": [AGENT_TOKEN], "requestBody": _body("HeartbeatRequest"),
+                 "responses": {"200": _json("HeartbeatReply", "recorded"), "400": BAD,
+                               "401": _err("missing or unknown token"), **COMMON}},
+    },
+    "/api/agents": {
+        "get": {"operationId": "listAgents", "summary": "Agents with their effective status",
+                "responses": {"200": _json("AgentList", "all agents"), **COMMON}},
+    },
+    "/api/agents/{agent_id}": {
+        "get": {"operationId": "getAgent", "summary": "One agent", "parameters": [_param("agent_id", schema=UUID)],
+                "responses": {"200": _json("Agent", "the agent"), "404": _err("no such agent"), **COMMON}},
+    },
+    "/api/agents/{agent_id}/stats": {
+        "get": {"operationId": "agentStats", "summary": "Per check type over a window",
+                "parameters": [_param("agent_id", schema=UUID),
+                               _param("hours", "query", {"type": "integer", "minimum": 1, "maximum": 720})],
+                "responses": {"200": _json("AgentStats", "stats"), "400": BAD, "404": _err("no such agent"),
+                              **COMMON}},
+    },
+    "/api/tasks/{task_id}": {
+        "get": {"operationId": "getTask", "summary": "One task", "parameters": [_param("task_id", schema=UUID)],
+                "responses": {"200": _json("Task", "the task"), "404": _err("no such task"), **COMMON}},
+    },
+    "/api/tasks/{task_id}/start": {
+        "post": {"operationId": "startTask", "summary": "The task's agent starts it (again after a restart)",
+                 "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN],
+                 "responses": {"200": _json("TaskStarted", "started"), "401": _err("missing or unknown token"),
+                               "403": _err("another agent's task"), "404": _err("no such task"),
+                               "409": _json("TaskFinished", "already terminal (code task_finished); acknowledge it"),
+                               **COMMON}},
+    },
+    "/api/tasks/{task_id}/result": {
+        "post": {"operationId": "postResult", "summary": "The task's result; idempotent",
+                 "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN], "requestBody": _body("ResultRequest"),
+                 "responses": {"200": _json("ResultAccepted", "stored, or already stored (duplicate: true)"),
+                               "400": BAD, "401": _err("missing or unknown token"),
+                               "403": _err("another agent's task"), "404": _err("no such task"), **COMMON}},
+    },
+    "/health": {
+        "get": {"operationId": "health", "summary": "Dependencies and active agents",
+                "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down")}},
+    },
+    "/api/openapi.json": {
+        "get": {"operationId": "openapi", "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}},
+    },
+}
+
+
+def document(app=None) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Host Checker API", "version": get_settings().version,
+                 "description": "Check a host from agents in many places. Errors are "
+                                "{error: {code, message, details: [{field, message}]}}."},
+        "servers": [{"url": "/"}],
+        "paths": copy.deepcopy(PATHS),
+        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+    }

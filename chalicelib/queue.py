@@ -1,0 +1,138 @@
+"""Redis: per-agent task streams, heartbeats and the per-check pub/sub channel (DESIGN §4).
+
+Everything here can be rebuilt from PostgreSQL. The client is created lazily
+and reused across warm invocations; nothing connects at import time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Iterable
+
+import redis
+
+from .config import get_settings
+from .protocol import STREAM_GROUP, TaskMessage, check_channel, heartbeat_key, task_stream_key
+
+log = logging.getLogger(__name__)
+
+RedisError = redis.RedisError
+
+_client: redis.Redis | None = None
+_client_url: str | None = None
+_lock = threading.Lock()
+
+
+class QueueUnavailable(RuntimeError):
+    """Redis cannot be reached."""
+
+
+def get_redis() -> redis.Redis:
+    """The client for the configured URL (a changed URL, in tests, gets a new one)."""
+    global _client, _client_url
+    url = get_settings().redis_url
+    if _client is None or _client_url != url:
+        with _lock:
+            if _client is None or _client_url != url:
+                if not url:
+                    raise QueueUnavailable("REDIS_URL is not configured")
+                _client = redis.Redis.from_url(
+                    url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3,
+                    health_check_interval=30, retry_on_timeout=False,
+                )
+                _client_url = url
+    return _client
+
+
+def ping() -> bool:
+    try:
+        return bool(get_redis().ping())
+    except (RedisError, QueueUnavailable, OSError):
+        return False
+
+
+def _is_busygroup(result: Any) -> bool:
+    return isinstance(result, redis.ResponseError) and str(result).startswith("BUSYGROUP")
+
+
+def ensure_group(agent_id: str) -> None:
+    """The agent's stream and its consumer group (created at registration)."""
+    try:
+        get_redis().xgroup_create(task_stream_key(agent_id), STREAM_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if not _is_busygroup(exc):
+            raise
+
+
+def enqueue(messages: list[TaskMessage]) -> dict[str, str]:
+    """Push tasks onto their agents' streams in ONE round trip.
+
+    The pipeline first (re)creates each agent's group (BUSYGROUP is expected and
+    ignored), then XADDs every task. Returns {task_id: stream entry id}.
+    """
+    if not messages:
+        return {}
+    pipe = get_redis().pipeline(transaction=False)
+    agents = sorted({m.agent_id for m in messages})
+    for agent_id in agents:
+        pipe.xgroup_create(task_stream_key(agent_id), STREAM_GROUP, id="0", mkstream=True)
+    for message in messages:
+        pipe.xadd(task_stream_key(message.agent_id), message.to_fields())
+    results = pipe.execute(raise_on_error=False)
+    for result in results[: len(agents)]:
+        if isinstance(result, Exception) and not _is_busygroup(result):
+            raise result
+    ids: dict[str, str] = {}
+    for message, result in zip(messages, results[len(agents):]):
+        if isinstance(result, Exception):
+            log.warning("enqueue of task %s failed: %s", message.task_id, result)
+            continue
+        ids[message.task_id] = result
+    return ids
+
+
+def missing_entries(entries: list[tuple[str, str]]) -> set[str]:
+    """Of (agent_id, stream_id) pairs, the stream ids no longer in their stream (one round trip)."""
+    if not entries:
+        return set()
+    pipe = get_redis().pipeline(transaction=False)
+    for agent_id, stream_id in entries:
+        pipe.xrange(task_stream_key(agent_id), min=stream_id, max=stream_id, count=1)
+    results = pipe.execute(raise_on_error=False)
+    return {stream_id for (_, stream_id), found in zip(entries, results)
+            if not isinstance(found, Exception) and not found}
+
+
+def delete_entries(entries: Iterable[tuple[str, str]]) -> None:
+    pipe = get_redis().pipeline(transaction=False)
+    count = 0
+    for agent_id, stream_id in entries:
+        pipe.xdel(task_stream_key(agent_id), stream_id)
+        count += 1
+    if count:
+        pipe.execute(raise_on_error=False)
+
+
+def trim_streams(agent_ids: Iterable[str], older_than_ms: int) -> int:
+    """Drop stream entries older than `older_than_ms` (epoch ms): their tasks are long terminal."""
+    pipe = get_redis().pipeline(transaction=False)
+    n = 0
+    for agent_id in agent_ids:
+        pipe.xtrim(task_stream_key(agent_id), minid=f"{older_than_ms}-0", approximate=False)
+        n += 1
+    if not n:
+        return 0
+    return sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
+
+
+def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int) -> None:
+    get_redis().setex(heartbeat_key(agent_id), ttl_s, json.dumps(payload, separators=(",", ":")))
+
+
+def publish(check_id: str, event: dict[str, Any]) -> None:
+    """Publish a task/check event on `hc:check:{id}`. Best effort: Redis being down never fails a write."""
+    try:
+        get_redis().publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
+    except (RedisError, QueueUnavailable, OSError) as exc:
+        log.warning("publish on %s failed: %s", check_channel(check_id), exc)

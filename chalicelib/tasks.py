@@ -1,0 +1,160 @@
+"""Tasks: what an agent does with one (start, result) and reading one.
+
+`accept_result` is the single place a result enters the system: it stores it
+idempotently, moves the task and its check on, and publishes the change on
+`hc:check:{id}` (where a live-update layer listens).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from . import inputs, observability, transitions
+from .agents import authenticate
+from .db import transaction
+from .errors import Conflict, Forbidden, NotFound, ValidationFailed
+from .protocol import ERROR_KINDS
+from .serialize import epoch_ms, iso
+
+log = logging.getLogger(__name__)
+
+MAX_ADDRESS = 255
+MAX_ERROR_MESSAGE = 2000
+
+
+def _task_for_agent(conn, task_id: str, agent: dict, lock: bool = False) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT id, check_id, agent_id, check_type, status, attempts, deadline_at, error "
+        "FROM check_tasks WHERE id = %s" + (" FOR UPDATE" if lock else ""), (task_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"task {task_id} not found")
+    if row["agent_id"] != agent["id"]:
+        raise Forbidden("this task belongs to another agent")
+    return row
+
+
+def _stored_result(conn, task_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT success, duration_ms, address, data, error, late FROM check_results "
+                       "WHERE task_id = %s", (task_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def start(token: str | None, task_id: str) -> dict[str, Any]:
+    """pending|in_progress -> in_progress, attempts + 1. A terminal task answers 409 task_finished."""
+    agent = authenticate(token)
+    task_id = inputs.uuid_or_404(task_id, "task")
+    with transaction() as conn:
+        task = _task_for_agent(conn, task_id, agent)
+        row = conn.execute(
+            """UPDATE check_tasks SET status = 'in_progress', attempts = attempts + 1,
+                                      started_at = COALESCE(started_at, now())
+               WHERE id = %s AND status IN ('pending', 'in_progress') AND deadline_at > now()
+               RETURNING id, check_id, check_type, status, attempts, deadline_at""",
+            (task_id,)).fetchone()
+    if row is not None:
+        # Its own transaction: this one held the task row, and the lock order is check first.
+        with transaction() as conn:
+            started_check = transitions.start_check(conn, str(row["check_id"]))
+    else:
+        # Terminal already, or past its deadline: settle it now and tell the agent to move on.
+        transitions.finalise_overdue(task_id=task_id)
+        with transaction() as conn:
+            task = _task_for_agent(conn, task_id, agent)
+            stored = _stored_result(conn, task_id)
+        raise Conflict(f"task {task_id} is already {task['status']}; acknowledge it and move on",
+                       code="task_finished",
+                       extra={"task": {"task_id": task_id, "status": task["status"],
+                                       "error": task["error"], "result": stored}})
+    transitions.publish_tasks([task_id])
+    if started_check:
+        transitions.publish_check(str(row["check_id"]), "in_progress")
+    return {"task_id": task_id, "check_id": str(row["check_id"]), "check_type": row["check_type"],
+            "status": row["status"], "attempts": row["attempts"],
+            "deadline_ms": epoch_ms(row["deadline_at"]), "deadline_at": iso(row["deadline_at"])}
+
+
+def parse_result(body: dict[str, Any]) -> dict[str, Any]:
+    inputs.reject_unknown(body, ("success", "duration_ms", "address", "data", "error"))
+    success = inputs.boolean(body, "success", required=True)
+    duration = inputs.number(body, "duration_ms", low=0, high=24 * 3600 * 1000)
+    address = inputs.string(body, "address", max_len=MAX_ADDRESS)
+    data = body.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationFailed("data must be an object", field="data")
+    error = body.get("error")
+    if error is not None:
+        if not isinstance(error, dict):
+            raise ValidationFailed("error must be an object {kind, message} or null", field="error")
+        inputs.reject_unknown(error, ("kind", "message"), prefix="error.")
+        kind = inputs.string(error, "kind", required=True, field="error.kind")
+        if kind not in ERROR_KINDS:
+            raise ValidationFailed(f"error.kind must be one of {', '.join(ERROR_KINDS)}", field="error.kind")
+        message = inputs.string(error, "message", max_len=MAX_ERROR_MESSAGE, field="error.message") or ""
+        error = {"kind": kind, "message": message}
+    elif not success:
+        raise ValidationFailed("error {kind, message} is required when success is false", field="error")
+    return {"success": success, "duration_ms": duration, "address": address, "data": data, "error": error}
+
+
+def accept_result(token: str | None, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Store a task's result once. Repeats return the stored one (`duplicate: true`); a result
+    for a task the API already failed is kept as `late` and leaves the check as it is."""
+    agent = authenticate(token)
+    task_id = inputs.uuid_or_404(task_id, "task")
+    result = parse_result(body)
+    completed_check = None
+    with transaction() as conn:
+        task = _task_for_agent(conn, task_id, agent)
+        # Lock order: check row, then task row (see transitions).
+        check = conn.execute("SELECT id, status FROM checks WHERE id = %s FOR UPDATE",
+                             (task["check_id"],)).fetchone()
+        task = _task_for_agent(conn, task_id, agent, lock=True)
+        stored = _stored_result(conn, task_id)
+        if stored is not None:
+            return {"task_id": task_id, "status": task["status"], "late": stored["late"],
+                    "duplicate": True, "result": stored}
+        late = task["status"] == "failed"
+        conn.execute(
+            """INSERT INTO check_results (task_id, check_id, agent_id, check_type, success, duration_ms,
+                                          address, data, error, late)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (task_id) DO NOTHING""",
+            (task_id, task["check_id"], agent["id"], task["check_type"], result["success"],
+             result["duration_ms"], result["address"], Jsonb(result["data"]),
+             Jsonb(result["error"]) if result["error"] else None, late))
+        status = task["status"]
+        if not late:
+            conn.execute("""UPDATE check_tasks SET status = 'completed', completed_at = now(),
+                                   started_at = COALESCE(started_at, now())
+                            WHERE id = %s AND status IN ('pending', 'in_progress')""", (task_id,))
+            status = "completed"
+            if check["status"] == "pending":
+                transitions.start_check(conn, str(check["id"]))
+            done = transitions.complete_checks(conn, check_id=str(check["id"]))
+            completed_check = done[0] if done else None
+    transitions.publish_tasks([task_id], late=late)
+    if completed_check:
+        transitions.publish_check(str(completed_check["id"]), "completed", completed_check["completed_at"])
+    observability.count("ResultsLate" if late else "TasksCompleted")
+    return {"task_id": task_id, "status": status, "late": late, "duplicate": False}
+
+
+def get_task(task_id: str) -> dict[str, Any]:
+    task_id = inputs.uuid_or_404(task_id, "task")
+    with transaction() as conn:
+        rows = transitions.task_rows(conn, task_ids=[task_id])
+        if not rows:
+            raise NotFound(f"task {task_id} not found")
+        extra = conn.execute(
+            "SELECT t.deadline_at, t.created_at, c.target, c.options -> t.check_type AS options "
+            "FROM check_tasks t JOIN checks c ON c.id = t.check_id WHERE t.id = %s", (task_id,)).fetchone()
+    row = rows[0]
+    view = transitions.task_view(row)
+    view.update({"check_id": str(row["check_id"]), "target": extra["target"],
+                 "options": extra["options"] or {}, "created_at": iso(extra["created_at"]),
+                 "deadline_at": iso(extra["deadline_at"])})
+    return view

@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { result } from "../test/utils";
+import { computeSummary, formatMs, headline, outcomeOf, relativeTime, summaryLine } from "./format";
+
+describe("summaryLine", () => {
+  it("all OK", () => {
+    expect(summaryLine("http", { ok: 3, failed: 0, pending: 0, total: 3, median_ms: 42 })).toBe(
+      "HTTP OK from 3/3 agents, median 42 ms",
+    );
+  });
+  it("partial failure", () => {
+    expect(summaryLine("ping", { ok: 2, failed: 1, pending: 0, total: 3, median_ms: 12.5 })).toBe(
+      "Ping OK from 2/3 agents, failed on 1, median 13 ms",
+    );
+  });
+  it("all failed", () => {
+    expect(summaryLine("tcp", { ok: 0, failed: 3, pending: 0, total: 3, median_ms: null })).toBe("TCP failed on all 3 agents");
+  });
+  it("still running", () => {
+    expect(summaryLine("dns", { ok: 1, failed: 0, pending: 2, total: 3, median_ms: 4.25 })).toBe(
+      "DNS: 1/3 done, OK from 1, 2 pending, median 4.3 ms",
+    );
+  });
+  it("single agent", () => {
+    expect(summaryLine("http", { ok: 1, failed: 0, pending: 0, total: 1, median_ms: 1500 })).toBe(
+      "HTTP OK from 1/1 agent, median 1.50 s",
+    );
+  });
+});
+
+describe("computeSummary", () => {
+  it("counts outcomes and takes the median of successful durations", () => {
+    const rs = [
+      result({ check_type: "http", duration_ms: 10 }),
+      result({ check_type: "http", duration_ms: 30 }),
+      result({ check_type: "http", status: "completed", success: false, duration_ms: 1000 }),
+      result({ check_type: "http", status: "pending", success: null }),
+      result({ check_type: "ping" }),
+    ];
+    expect(computeSummary(rs, "http")).toEqual({ ok: 2, failed: 1, pending: 1, total: 4, median_ms: 20 });
+  });
+});
+
+describe("headline", () => {
+  it.each([
+    ["http", { status_code: 200, timings_ms: { total: 72.4 } }, "200 · 72 ms"],
+    ["ping", { rtt_ms: { avg: 1.234 }, loss_pct: 25 }, "1.2 ms avg · 25% loss"],
+    ["dns", { answers: [{ value: "192.0.2.1" }, { value: "192.0.2.2" }, { value: "192.0.2.3" }] }, "3 answers: 192.0.2.1, 192.0.2.2, …"],
+    ["dns", { answers: [], rcode: "NXDOMAIN" }, "0 answers (NXDOMAIN)"],
+    ["tcp", { connect_ms: 0.42 }, "0.4 ms connect"],
+    ["traceroute", { hops: [{}, {}, {}], reached: true }, "3 hops"],
+    ["traceroute", { hops: [{}], reached: false }, "1 hop (not reached)"],
+  ])("%s %j", (type, data, text) => {
+    expect(headline(result({ check_type: type, data }))).toBe(text);
+  });
+});
+
+describe("small formatters", () => {
+  it("formatMs", () => {
+    expect(formatMs(null)).toBe("—");
+    expect(formatMs(3.14159)).toBe("3.1 ms");
+    expect(formatMs(42.6)).toBe("43 ms");
+    expect(formatMs(12345)).toBe("12.3 s");
+  });
+  it("relativeTime", () => {
+    const now = Date.parse("2025-01-01T00:10:00Z");
+    expect(relativeTime("2025-01-01T00:09:48Z", now)).toBe("12 s ago");
+    expect(relativeTime("2025-01-01T00:05:00Z", now)).toBe("5 min ago");
+    expect(relativeTime(null, now)).toBe("never");
+  });
+  it("outcomeOf", () => {
+    expect(outcomeOf({ status: "in_progress", success: null })).toBe("running");
+    expect(outcomeOf({ status: "failed", success: null })).toBe("failed");
+    expect(outcomeOf({ status: "completed", success: false })).toBe("failed");
+    expect(outcomeOf({ status: "completed", success: true })).toBe("ok");
+  });
+});

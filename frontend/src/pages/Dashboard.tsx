@@ -1,0 +1,22 @@
+import { NewCheckForm } from "../components/NewCheckForm";
+import { RecentChecks } from "../components/RecentChecks";
+import { Card } from "../components/States";
+
+export default function Dashboard() {
+  return (
+    <div className="space-y-6">
+      <div>
+        <h1 className="text-2xl font-semibold text-slate-900">Check a host</h1>
+        <p className="mt-1 text-sm text-slate-500">
+          Is it reachable, and how does it look from different places? Run HTTP, ping, DNS, TCP and traceroute checks from every agent at once.
+        </p>
+      </div>
+      <Card testId="new-check">
+        <NewCheckForm />
+      </Card>
+      <Card title="Recent checks" testId="recent-checks-card">
+        <RecentChecks />
+      </Card>
+    </div>
+  );
+}

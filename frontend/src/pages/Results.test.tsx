@@ -1,0 +1,114 @@
+import { act, screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { ApiError } from "../api/client";
+import * as endpoints from "../api/endpoints";
+import { AGENTS, check, HTTP_DATA, renderRoute, result } from "../test/utils";
+import Results, { rerunRequest } from "./Results";
+
+vi.mock("../api/endpoints", () => ({
+  createCheck: vi.fn(),
+  listAgents: vi.fn(),
+  getCheck: vi.fn(),
+  listChecks: vi.fn(),
+  getAgentStats: vi.fn(),
+}));
+
+const getCheck = vi.mocked(endpoints.getCheck);
+const createCheck = vi.mocked(endpoints.createCheck);
+const listAgents = vi.mocked(endpoints.listAgents);
+
+function renderResults(id = "c1") {
+  return renderRoute(<Results />, { path: "/results/:id", route: `/results/${id}` });
+}
+
+beforeEach(() => {
+  vi.clearAllMocks();
+  listAgents.mockResolvedValue({ items: [], next_cursor: null });
+});
+
+describe("Results page", () => {
+  it("shows the summary line per type from the API summary", async () => {
+    getCheck.mockResolvedValue(
+      check({
+        check_types: ["http", "tcp"],
+        summary: {
+          http: { ok: 3, failed: 0, pending: 0, total: 3, median_ms: 42 },
+          tcp: { ok: 2, failed: 1, pending: 0, total: 3, median_ms: 1.5 },
+        },
+        results: AGENTS.map((a) => result({ agent: a, check_type: "http", data: HTTP_DATA })),
+      }),
+    );
+    renderResults();
+    expect(await screen.findByTestId("summary-http")).toHaveTextContent("HTTP OK from 3/3 agents, median 42 ms");
+    expect(screen.getByTestId("summary-tcp")).toHaveTextContent("TCP OK from 2/3 agents, failed on 1, median 1.5 ms");
+    expect(screen.getAllByTestId(/^result-row-/)).toHaveLength(3);
+    expect(screen.queryByTestId("polling-indicator")).not.toBeInTheDocument();
+  });
+
+  it("computes the summary when the API sends none", async () => {
+    getCheck.mockResolvedValue(
+      check({
+        status: "in_progress",
+        results: [
+          result({ agent: AGENTS[0], check_type: "http", duration_ms: 40 }),
+          result({ agent: AGENTS[1], check_type: "http", status: "pending", success: null }),
+        ],
+      }),
+    );
+    renderResults();
+    expect(await screen.findByTestId("summary-http")).toHaveTextContent("HTTP: 1/2 done, OK from 1, 1 pending, median 40 ms");
+    expect(screen.getByTestId("polling-indicator")).toBeInTheDocument();
+  });
+
+  it("polls every 2 s while the check runs and stops once it is completed", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const running = check({ status: "in_progress", results: [result({ check_type: "http", status: "in_progress", success: null, data: null })] });
+      const done = check({ status: "completed", results: [result({ check_type: "http", data: HTTP_DATA })] });
+      getCheck.mockResolvedValueOnce(running).mockResolvedValue(done);
+      renderResults();
+      expect(await screen.findByTestId("result-cell-a1-http")).toHaveAttribute("data-status", "running");
+      expect(getCheck).toHaveBeenCalledTimes(1);
+      await act(() => vi.advanceTimersByTimeAsync(2000));
+      await waitFor(() => expect(screen.getByTestId("result-cell-a1-http")).toHaveAttribute("data-status", "ok"));
+      expect(getCheck).toHaveBeenCalledTimes(2);
+      expect(screen.getByTestId("check-status")).toHaveAttribute("data-status", "completed");
+      // a terminal check is not fetched again
+      await act(() => vi.advanceTimersByTimeAsync(20000));
+      expect(getCheck).toHaveBeenCalledTimes(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("runs the same check again and navigates to the new id", async () => {
+    const user = userEvent.setup();
+    const c = check({ check_types: ["http", "tcp"], options: { tcp: { port: 8080 } }, results: [result({ check_type: "http", data: HTTP_DATA })] });
+    getCheck.mockResolvedValue(c);
+    createCheck.mockResolvedValue({ check_id: "c2", status: "pending" });
+    const { router } = renderResults();
+    await user.click(await screen.findByTestId("run-again"));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/results/c2"));
+    expect(createCheck).toHaveBeenCalledWith({ target: "https://example.com", checks: ["http", "tcp"], options: { tcp: { port: 8080 } } });
+    expect(rerunRequest(check({ options: null }))).toEqual({ target: "https://example.com", checks: ["http"] });
+  });
+
+  it("shows 'not found' for an unknown id", async () => {
+    getCheck.mockRejectedValue(new ApiError({ status: 404, message: "no such check" }));
+    renderResults("nope");
+    expect(await screen.findByTestId("results-not-found")).toHaveTextContent("Check not found");
+  });
+
+  it("shows an error state when the API fails", async () => {
+    getCheck.mockRejectedValue(new ApiError({ status: 503, message: "database unavailable" }));
+    renderResults();
+    expect(await screen.findByTestId("results-error", {}, { timeout: 4000 })).toHaveTextContent("database unavailable");
+  });
+
+  it("shows an empty state for a check no agent could run", async () => {
+    getCheck.mockResolvedValue(check({ status: "failed", results: [], error: "no eligible agent: no agent is online" }));
+    renderResults();
+    expect(await screen.findByTestId("results-empty")).toHaveTextContent("could not run: no eligible agent: no agent is online");
+  });
+});

@@ -1,0 +1,172 @@
+import { useState } from "react";
+import { useMutation } from "@tanstack/react-query";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { createCheck } from "../api/endpoints";
+import type { ApiError } from "../api/client";
+import type { Check, CreateCheckRequest, CreateCheckResponse } from "../api/types";
+import { RateLimitNotice, retryAt } from "../components/NewCheckForm";
+import { ResultsTable } from "../components/ResultsTable";
+import { Card, Empty, ErrorState, Loading } from "../components/States";
+import { StatusBadge } from "../components/StatusBadge";
+import { SummaryLines } from "../components/SummaryLines";
+import { useAgents } from "../hooks/useAgents";
+import { useCheck } from "../hooks/useCheck";
+import { useNow } from "../hooks/useNow";
+import { checkLabel } from "../lib/checkTypes";
+import { formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
+
+export function rerunRequest(check: Check): CreateCheckRequest {
+  const req: CreateCheckRequest = { target: check.target, checks: [...(check.check_types ?? [])] };
+  if (check.options && Object.keys(check.options).length) req.options = check.options;
+  return req;
+}
+
+function CopyLink() {
+  const [copied, setCopied] = useState<"idle" | "ok" | "fail">("idle");
+  const url = window.location.href;
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(url);
+      setCopied("ok");
+    } catch {
+      // Clipboard API unavailable (insecure origin): select the text for a manual copy.
+      const el = document.getElementById("share-url") as HTMLInputElement | null;
+      el?.select();
+      setCopied("fail");
+    }
+    window.setTimeout(() => setCopied("idle"), 2000);
+  };
+  return (
+    <div className="flex min-w-0 items-center gap-1">
+      <input
+        id="share-url"
+        readOnly
+        value={url}
+        data-testid="share-url"
+        onFocus={(e) => e.currentTarget.select()}
+        className="w-64 min-w-0 rounded-md border border-slate-300 bg-slate-50 px-2 py-1 font-mono text-xs text-slate-600"
+      />
+      <button
+        type="button"
+        onClick={copy}
+        data-testid="copy-link"
+        className="rounded-md border border-slate-300 bg-white px-2.5 py-1 text-xs font-medium text-slate-700 hover:bg-slate-50"
+      >
+        {copied === "ok" ? "Copied!" : copied === "fail" ? "Press Ctrl+C" : "Copy link"}
+      </button>
+    </div>
+  );
+}
+
+export default function Results() {
+  const { id = "" } = useParams();
+  const navigate = useNavigate();
+  const now = useNow(1000);
+  const checkQ = useCheck(id);
+  const agentsQ = useAgents(10000);
+  const [rateLimit, setRateLimit] = useState<{ until: number; known: boolean } | null>(null);
+
+  const rerun = useMutation<CreateCheckResponse, ApiError, CreateCheckRequest>({
+    mutationFn: (body) => createCheck(body),
+    onSuccess: (res) => navigate(`/results/${encodeURIComponent(res.check_id)}`),
+    onError: (err) => {
+      if (err.status === 429) setRateLimit(retryAt(err));
+    },
+  });
+
+  if (checkQ.isPending) return <Loading label="Loading check…" testId="results-loading" />;
+  // With data in hand a failed refresh keeps the last results on screen (see below).
+  if (checkQ.isError && !checkQ.data) {
+    if (checkQ.error.status === 404 || checkQ.error.status === 400) {
+      return (
+        <Empty testId="results-not-found">
+          <p className="font-medium text-slate-700">Check not found</p>
+          <p className="mt-1">
+            There is no check <span className="font-mono">{id}</span>. It may have been deleted.{" "}
+            <Link to="/" className="text-teal-700 hover:underline">
+              Run a new check
+            </Link>
+          </p>
+        </Empty>
+      );
+    }
+    return <ErrorState error={checkQ.error} title="Could not load this check" onRetry={() => checkQ.refetch()} testId="results-error" />;
+  }
+
+  const check = checkQ.data!;
+  const terminal = isTerminalCheck(check.status);
+  const rateLimited = rateLimit !== null && rateLimit.until > now;
+
+  return (
+    <div className="space-y-5" data-testid="results-page" data-check-status={check.status}>
+      <div className="flex flex-wrap items-start justify-between gap-4">
+        <div className="min-w-0">
+          <div className="text-xs font-medium uppercase tracking-wide text-slate-500">Results</div>
+          <h1 className="break-all font-mono text-xl font-semibold text-slate-900" data-testid="results-target">
+            {check.target}
+          </h1>
+          <div className="mt-1 flex flex-wrap items-center gap-2 text-xs text-slate-500">
+            <StatusBadge status={check.status} testId="check-status" />
+            <span>{(check.check_types ?? []).map(checkLabel).join(" · ")}</span>
+            <span title={formatDateTime(check.created_at)}>started {relativeTime(check.created_at, now)}</span>
+            {!terminal && <span data-testid="polling-indicator">· updating every 2 s</span>}
+          </div>
+        </div>
+        <div className="flex flex-wrap items-center gap-2">
+          <CopyLink />
+          <button
+            type="button"
+            data-testid="run-again"
+            disabled={rerun.isPending || rateLimited}
+            onClick={() => rerun.mutate(rerunRequest(check))}
+            className="rounded-md bg-teal-700 px-3 py-1 text-xs font-semibold text-white hover:bg-teal-800 disabled:opacity-50"
+          >
+            {rerun.isPending ? "Starting…" : "Run again"}
+          </button>
+        </div>
+      </div>
+      {rateLimited && rateLimit && <RateLimitNotice limit={rateLimit} />}
+      {rerun.isError && rerun.error.status !== 429 && (
+        <ErrorState error={rerun.error} title="Could not start the check again" testId="run-again-error" />
+      )}
+      {checkQ.isError && (
+        <div className="text-xs text-amber-700" data-testid="refresh-error">
+          Could not refresh ({checkQ.error.message}); showing the last known results.
+        </div>
+      )}
+
+      <Card title="Summary" testId="summary-card">
+        <SummaryLines check={check} />
+      </Card>
+
+      <Card title="Per agent" testId="results-card">
+        {(check.results ?? []).length === 0 ? (
+          check.status === "failed" ? (
+            <Empty testId="results-empty">
+              This check could not run
+              {check.error ? (
+                <>
+                  : <span className="font-mono">{typeof check.error === "string" ? check.error : check.error.message}</span>
+                </>
+              ) : (
+                ": no eligible agent"
+              )}
+              . See the{" "}
+              <Link to="/agents" className="text-teal-700 hover:underline">
+                Agents page
+              </Link>{" "}
+              and try again.
+            </Empty>
+          ) : (
+            <Empty testId="results-empty">Waiting for agents to pick up the check…</Empty>
+          )
+        ) : (
+          <>
+            <ResultsTable check={check} agents={agentsQ.data?.items} />
+            <p className="mt-2 text-xs text-slate-400">Click a finished cell for details.</p>
+          </>
+        )}
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,44 @@
+"""Fan-out of one check to 100 agents x 5 types is one Redis round trip."""
+from __future__ import annotations
+
+import uuid
+
+from redis.connection import Connection
+
+from chalicelib import checks, queue
+from chalicelib.agents import hash_token
+from chalicelib.protocol import CHECK_TYPES
+
+
+def _hundred_online_agents(db):
+    ids = [str(uuid.uuid4()) for _ in range(100)]
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO agents (id, name, location, api_token_hash, status, last_heartbeat) "
+            "VALUES (%s, %s, %s, %s, 'online', now())",
+            [(i, f"agent-{n:03d}", f"loc-{n % 10}", hash_token(i)) for n, i in enumerate(ids)])
+    return ids
+
+
+def test_fan_out_to_100_agents_by_5_types_is_one_pipeline_round_trip(settings, db, redis_client, monkeypatch):
+    ids = _hundred_online_agents(db)
+    queue.get_redis().ping()  # connect (and handshake) before counting
+    sends = []
+    original = Connection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sends.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    request = checks.parse_request({"target": "example.com", "checks": list(CHECK_TYPES)})
+    created = checks.create(request, client_ip="203.0.113.9")
+    monkeypatch.undo()
+
+    assert len(created["tasks"]) == 500
+    assert len(sends) == 1, f"{len(sends)} round trips to Redis"
+    assert sum(redis_client.xlen(f"hc:tasks:{i}") for i in ids) == 500
+    assert all(redis_client.xlen(f"hc:tasks:{i}") == 5 for i in ids)
+    # every task knows its stream entry, so the sweeper can tell a lost one
+    missing = db.execute("SELECT count(*) AS n FROM check_tasks WHERE stream_id IS NULL").fetchone()["n"]
+    assert missing == 0

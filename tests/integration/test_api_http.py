@@ -1,0 +1,70 @@
+"""HTTP behaviour shared by every route: JSON 404/405, CORS, no tracebacks."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from chalicelib import checks
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/nope"), ("GET", "/api/nope/deeper/still"),
+                                          ("POST", "/api/checks/x/y/z"), ("DELETE", "/x")])
+def test_unknown_routes_get_a_json_404_in_the_error_shape(api, method, path):
+    reply = api.call(method, path)
+    assert reply.status == 404 and reply.body["error"]["code"] == "route_not_found"
+
+
+def test_unknown_methods_get_a_json_405_in_the_error_shape(api):
+    reply = api.call("PUT", "/api/checks")
+    assert reply.status == 405 and reply.body["error"]["code"] == "method_not_allowed"
+    assert "POST" in reply.headers["Allow"]
+
+
+def test_responses_carry_cors_headers_for_the_ui_origin(api, settings):
+    from chalicelib import config
+
+    config.reset_settings(cors_origin="http://ui.example")
+    reply = api.get("/api/agents")
+    assert reply.headers["Access-Control-Allow-Origin"] == "http://ui.example"
+    exposed = reply.headers["Access-Control-Expose-Headers"]
+    for header in ("Location", "Retry-After", "X-RateLimit-Remaining"):
+        assert header in exposed
+
+
+def test_an_unexpected_error_is_a_500_without_a_traceback(api, monkeypatch):
+    def explode(_params):
+        raise RuntimeError("secret internals")
+    monkeypatch.setattr(checks, "list_checks", explode)
+    reply = api.get("/api/checks")
+    assert reply.status == 500 and reply.body["error"]["code"] == "internal_error"
+    assert "secret internals" not in reply.raw.decode() and "Traceback" not in reply.raw.decode()
+    assert reply.headers["X-Request-Id"]
+
+
+def _http(url, method="GET", headers=None, body=None):
+    request = urllib.request.Request(url, method=method, headers=headers or {},
+                                     data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def test_chalice_local_answers_preflight_and_unknown_routes(api_server, clean_state):
+    status, headers, _ = _http(f"{api_server}/api/checks", "OPTIONS", {
+        "Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-admin-token"})
+    assert status == 200
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    assert "X-Admin-Token" in headers["Access-Control-Allow-Headers"]
+    status, headers, _ = _http(f"{api_server}/api/checks/00000000-0000-0000-0000-000000000000", "OPTIONS",
+                               {"Origin": "http://localhost:5173", "Access-Control-Request-Method": "DELETE"})
+    assert status == 200 and "DELETE" in headers["Access-Control-Allow-Methods"]
+    status, _, body = _http(f"{api_server}/no/such/route")
+    assert status == 404 and json.loads(body)["error"]["code"] == "route_not_found"
+    status, headers, body = _http(f"{api_server}/health")
+    assert status == 200 and headers["Access-Control-Allow-Origin"]

@@ -1,0 +1,247 @@
+"""scripts/deploy_local.py against a real LocalStack (host mode, started by scripts/localstack.py
+on its own port and state folder for this test session, stopped afterwards).
+
+Deploying twice with the same inputs changes nothing; the stack ends in CREATE_COMPLETE /
+UPDATE_COMPLETE; the secret, the SSM parameters, the sweeper rule and the website exist.
+Also covers scripts/localstack.py: reuse, port in use, stop by pid file.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"hc_{name}_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ls = _load("localstack")
+dl = _load("deploy_local")
+
+OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+SECRETS = dict(registration_token="reg-token-1", admin_token="admin-token-1",
+               database_url='postgresql://hc:p"w@127.0.0.1:55432/hostchecker',
+               redis_url="redis://127.0.0.1:56379/0")
+API_URL = "http://127.0.0.1:58000"
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port")
+
+
+def _venv_dir() -> Path:
+    return Path(os.environ.get("LOCALSTACK_VENV") or ROOT / ".local" / "localstack-venv")
+
+
+@pytest.fixture(scope="session")
+def localstack_instance(tmp_path_factory):
+    state = tmp_path_factory.mktemp("localstack-state")
+    venv = _venv_dir()
+    try:
+        ls.ensure_venv(ROOT / ".local", venv_dir=venv)
+    except ls.PythonNotFound as e:
+        pytest.skip(f"LocalStack cannot run here: {e}")
+    port = _free_port(int(os.environ.get("HC_TEST_LOCALSTACK_PORT", "4599")))
+    inst = ls.start(state, port=port, venv_dir=venv, timeout=120)
+    yield inst, state, venv
+    ls.stop(state)
+    assert not ls.is_running(state)
+
+
+@pytest.fixture(scope="session")
+def endpoint(localstack_instance):
+    return localstack_instance[0].endpoint
+
+
+def _clients(endpoint):
+    import boto3
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+              aws_access_key_id="test", aws_secret_access_key="test")
+    return {n: boto3.client(n, **kw) for n in ("cloudformation", "s3", "secretsmanager", "ssm", "events")}
+
+
+@pytest.fixture(scope="session")
+def ui_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ui")
+    (d / "index.html").write_text("<!doctype html><html><head><title>Host Checker</title></head>"
+                                  "<body><h1>Host Checker UI fixture</h1></body></html>")
+    (d / "assets").mkdir()
+    (d / "assets" / "app.js").write_text("console.log('hc');\n")
+    return d
+
+
+@pytest.fixture(scope="session")
+def first_two_deploys(endpoint, ui_dir):
+    first = dl.deploy(endpoint_url=endpoint, api_url=API_URL, ui_dir=ui_dir, log=lambda m: None, **SECRETS)
+    second = dl.deploy(endpoint_url=endpoint, api_url=API_URL, ui_dir=ui_dir, log=lambda m: None, **SECRETS)
+    return first, second
+
+
+def test_first_deploy_creates_the_stack(first_two_deploys):
+    first, _ = first_two_deploys
+    assert first.changed is True
+    assert first.stack_status == "CREATE_COMPLETE"
+    assert set(first.uploaded) == {"index.html", "assets/app.js", "config.json"}
+
+
+def test_second_deploy_changes_nothing(first_two_deploys, endpoint):
+    first, second = first_two_deploys
+    assert second.changed is False
+    assert second.stack_status in OK
+    assert second.uploaded == [] and second.deleted == []
+    cfn = _clients(endpoint)["cloudformation"]
+    stacks = [s for s in cfn.list_stacks()["StackSummaries"]
+              if s["StackName"] == dl.DEFAULT_STACK and s["StackStatus"] != "DELETE_COMPLETE"]
+    assert len(stacks) == 1 and stacks[0]["StackStatus"] in OK
+
+
+def test_secret_parameters_and_rule_exist(first_two_deploys, endpoint):
+    c = _clients(endpoint)
+    secret = json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"])
+    assert secret == SECRETS                       # JSON-escaping kept the quote in the URL intact
+    params = {p["Name"]: p for p in
+              c["ssm"].get_parameters_by_path(Path="/hostchecker/local/", Recursive=True)["Parameters"]}
+    assert params["/hostchecker/local/rate-limit-per-hour"]["Value"] == "100"
+    assert params["/hostchecker/local/rate-limit-per-hour"]["Type"] == "String"
+    assert params["/hostchecker/local/api-url"]["Value"] == API_URL
+    assert params["/hostchecker/local/secret-name"]["Value"] == "hostchecker/local/app"
+    rule = c["events"].describe_rule(Name="hostchecker-local-sweeper")
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+
+
+def test_bucket_website_serves_the_ui(first_two_deploys, endpoint):
+    import requests
+    first, _ = first_two_deploys
+    s3 = _clients(endpoint)["s3"]
+    site = s3.get_bucket_website(Bucket=first.bucket)
+    assert site["IndexDocument"]["Suffix"] == "index.html"
+    assert site["ErrorDocument"]["Key"] == "index.html"
+    policy = json.loads(s3.get_bucket_policy(Bucket=first.bucket)["Policy"])
+    assert any(st.get("Action") == "s3:GetObject" and st.get("Principal") == "*" for st in policy["Statement"])
+
+    # path-style URL: any client, no DNS
+    r = requests.get(first.path_url, timeout=10)
+    assert r.status_code == 200 and "Host Checker UI fixture" in r.text
+    assert r.headers["Content-Type"].startswith("text/html")
+
+    # website endpoint, as a browser sends it: Host: <bucket>.s3-website.localhost:<port>
+    # (Python's resolver does not map *.localhost to loopback; browsers and curl do)
+    host = first.website_url.split("//", 1)[1].rstrip("/")
+    assert host == f"{first.bucket}.s3-website.localhost:{endpoint.rsplit(':', 1)[1]}"
+    r = requests.get(f"{endpoint}/", headers={"Host": host}, timeout=10)
+    assert r.status_code == 200 and "Host Checker UI fixture" in r.text
+    r = requests.get(f"{endpoint}/config.json", headers={"Host": host}, timeout=10)
+    assert r.json() == {"apiUrl": API_URL}
+    r = requests.get(f"{endpoint}/checks/some-id", headers={"Host": host}, timeout=10)
+    assert "Host Checker UI fixture" in r.text     # error document = index.html (single-page app)
+
+
+def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir, tmp_path):
+    changed = dict(SECRETS, admin_token="admin-token-2")
+    api2 = "http://127.0.0.1:58001"
+    res = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
+    assert res.changed is True and res.stack_status == "UPDATE_COMPLETE"
+    assert res.uploaded == ["config.json"]
+    c = _clients(endpoint)
+    assert json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"]) \
+        == changed
+    assert c["ssm"].get_parameter(Name="/hostchecker/local/api-url")["Parameter"]["Value"] == api2
+    again = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
+    assert again.changed is False and again.stack_status in OK and again.uploaded == []
+    # back to the session's inputs for any later test
+    dl.deploy(endpoint_url=endpoint, api_url=API_URL, ui_dir=ui_dir, log=lambda m: None, **SECRETS)
+
+
+def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, ui_dir):
+    env = dict(os.environ, REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
+               DATABASE_URL=SECRETS["database_url"], REDIS_URL=SECRETS["redis_url"])
+    cmd = [sys.executable, str(ROOT / "scripts" / "deploy_local.py"), "--endpoint-url", endpoint,
+           "--ui-dir", str(ui_dir), "--api-url", API_URL]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no changes" in r.stdout and "UI: unchanged" in r.stdout
+    assert "s3-website.localhost" in r.stdout and "/hostchecker-local-ui/index.html" in r.stdout
+    assert "chalice local" in r.stdout and "Docker" in r.stdout
+    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] is False
+
+
+def test_cli_errors_are_one_line(endpoint):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REGISTRATION_TOKEN", "ADMIN_TOKEN", "DATABASE_URL", "REDIS_URL")}
+    script = str(ROOT / "scripts" / "deploy_local.py")
+    r = subprocess.run([sys.executable, script, "--endpoint-url", endpoint], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing --registration-token" in r.stderr
+    dead = f"http://127.0.0.1:{_free_port(0)}"
+    r = subprocess.run([sys.executable, script, "--endpoint-url", dead, "--registration-token", "a",
+                        "--admin-token", "b", "--database-url", "c", "--redis-url", "d"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot reach LocalStack" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- scripts/localstack.py
+def test_start_again_reuses_the_running_instance(localstack_instance):
+    inst, state, venv = localstack_instance
+    again = ls.start(state, port=inst.port, venv_dir=venv, quiet=True)
+    assert again.reused and again.pid == inst.pid
+    assert ls.is_running(state)
+
+
+def test_port_in_use_is_a_clear_error(localstack_instance, tmp_path):
+    inst, _, venv = localstack_instance
+    with pytest.raises(ls.PortInUse) as ei:
+        ls.start(tmp_path / "other", port=inst.port, venv_dir=venv, quiet=True)
+    msg = str(ei.value)
+    assert "\n" not in msg and str(inst.port) in msg and "in use" in msg
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "localstack.py"), "--state-dir",
+                        str(tmp_path / "other"), "--venv-dir", str(venv), "start", "--no-venv",
+                        "--port", str(inst.port)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "in use" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_python_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOCALSTACK_PYTHON", str(tmp_path / "no-python"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.setattr(ls.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ls.os.path, "exists",
+                        lambda p, _real=os.path.exists: False if str(p).startswith("/usr") else _real(p))
+    with pytest.raises(ls.PythonNotFound) as ei:
+        ls.find_python()
+    assert "\n" not in str(ei.value) and "3.13" in str(ei.value)
+
+
+def test_stop_ends_only_its_own_process(localstack_instance, tmp_path):
+    _, _, venv = localstack_instance
+    state = tmp_path / "second"
+    inst = ls.start(state, port=_free_port(0), venv_dir=venv, quiet=True, timeout=120)
+    assert ls.is_running(state)
+    assert ls.stop(state, quiet=True) is True
+    assert not ls.is_running(state)
+    assert not Path(f"/proc/{inst.pid}").exists() or not ls._proc_cmdline(inst.pid)
+    assert ls.stop(state, quiet=True) is False      # nothing left to stop; no other process touched
+    assert ls.health(inst.port) is None

@@ -1,0 +1,328 @@
+"""The runner's decisions, with an in-memory stream, a scripted API and a stub check.
+
+The real Redis, API and checks are exercised in tests/integration/test_agent_*.py;
+here each promise is pinned down on its own, fast.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from agent.api import ApiRejected, ApiUnavailable
+from agent.config import load_config
+from agent.queue import QueueUnavailable
+from agent.runner import Runner
+from agent.spool import Spool, SpooledResult
+from chalicelib.protocol import TaskMessage, result_envelope
+
+ENV = {
+    "HC_API_URL": "http://127.0.0.1:8390",
+    "HC_REDIS_URL": "redis://127.0.0.1:63800/0",
+    "HC_AGENT_NAME": "Frankfurt",
+    "HC_AGENT_LOCATION": "Frankfurt, DE",
+}
+WAIT_S = 10
+
+
+def wait_until(predicate, what: str, timeout: float = WAIT_S):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class FakeQueue:
+    """The consumer-group semantics the runner relies on: pending until acked."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries: list[tuple[str, dict]] = []
+        self.delivered = 0          # index of the next never-delivered entry
+        self.pending: set[str] = set()
+        self.acked: list[str] = []
+        self.down = False
+        self.failures = 0
+        self.seq = 0
+
+    def add(self, msg: TaskMessage) -> str:
+        with self.lock:
+            self.seq += 1
+            entry_id = f"{self.seq}-0"
+            self.entries.append((entry_id, msg.to_fields()))
+            return entry_id
+
+    def ensure_group(self):
+        self._check()
+
+    def claim_all_pending(self):
+        self._check()
+        return len(self.pending)
+
+    def _check(self):
+        if self.down:
+            self.failures += 1
+            raise QueueUnavailable("redis: down")
+
+    def read_pending(self, after_id, count):
+        self._check()
+        after = int(after_id.split("-")[0])
+        with self.lock:
+            out = [(i, f) for i, f in self.entries if i in self.pending and int(i.split("-")[0]) > after]
+        return out[:count]
+
+    def read_new(self, count):
+        self._check()
+        with self.lock:
+            out = self.entries[self.delivered:self.delivered + count]
+            self.delivered += len(out)
+            self.pending.update(i for i, _ in out)
+        if not out:
+            time.sleep(0.01)
+        return out
+
+    def ack(self, *ids):
+        self._check()
+        with self.lock:
+            self.acked.extend(ids)
+            self.pending.difference_update(ids)
+        return len(ids)
+
+
+class FakeApi:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.results: dict[str, dict] = {}
+        self.result_posts = 0
+        self.starts: list[str] = []
+        self.heartbeats = 0
+        self.down = False
+        self.finished: set[str] = set()   # start answers 409 for these
+
+    def _check(self):
+        if self.down:
+            raise ApiUnavailable(None, "unreachable", "connection refused")
+
+    def heartbeat(self, current_tasks, version, capabilities):
+        self._check()
+        self.heartbeats += 1
+        return {}
+
+    def start_task(self, task_id):
+        self._check()
+        self.starts.append(task_id)
+        if task_id in self.finished or task_id in self.results:
+            raise ApiRejected(409, "task_finished", "already completed")
+        return {"task_id": task_id, "status": "in_progress", "attempts": 1}
+
+    def post_result(self, task_id, result):
+        self._check()
+        with self.lock:
+            self.result_posts += 1
+            duplicate = task_id in self.results
+            self.results.setdefault(task_id, result)
+        return {"task_id": task_id, "status": "completed", "late": False, "duplicate": duplicate}
+
+
+class StubChecks:
+    """run_check that answers at once, or holds a target until released."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def hold(self, target: str) -> threading.Event:
+        self.gates[target] = threading.Event()
+        return self.gates[target]
+
+    def running(self, target: str) -> bool:
+        with self.lock:
+            return target in self.calls
+
+    def __call__(self, check_type, target, options, *, allow_private):
+        with self.lock:
+            self.calls.append(target)
+        gate = self.gates.get(target)
+        if gate is not None:
+            gate.wait()
+        return result_envelope(True, 1.5, "127.0.0.1", {"port": 80, "connect_ms": 1.5})
+
+
+def task(n: int, *, deadline_ms: int | None = None, check_type="tcp", options=None) -> TaskMessage:
+    return TaskMessage(task_id=f"task-{n}", check_id="check-1", agent_id="agent-1", check_type=check_type,
+                       target=f"target-{n}", options=options or {"timeout": 5},
+                       deadline_ms=deadline_ms if deadline_ms is not None else int(time.time() * 1000) + 60_000)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """A runner over fakes, running in a thread; stopped (and joined) at the end."""
+    made = []
+
+    def make(**env):
+        cfg = load_config([], {**ENV, "HC_STATE_DIR": str(tmp_path), "HC_GRACE_PERIOD_S": "5", **env})
+        queue, api, checks = FakeQueue(), FakeApi(), StubChecks()
+        spool = Spool(cfg.spool_dir)
+        runner = Runner(cfg, api, queue, spool, checks, ["tcp"], "agent-1")
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("code", runner.run()), daemon=True)
+        made.append((runner, thread, checks))
+        return runner, queue, api, checks, spool, thread, box
+
+    yield make
+    for runner, thread, checks in made:
+        for gate in checks.gates.values():
+            gate.set()
+        runner.request_stop()
+        thread.join(WAIT_S)
+
+
+def test_runs_tasks_and_acks_only_after_the_result_is_accepted(rig):
+    runner, queue, api, checks, _, thread, _ = rig()
+    gate = checks.hold("target-1")
+    e1 = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: checks.running("target-1"), "the check to start")
+    assert e1 in queue.pending and e1 not in queue.acked   # running: not acknowledged yet
+    gate.set()
+    wait_until(lambda: e1 in queue.acked, "the ack")
+    assert api.results["task-1"]["success"] is True
+    assert api.starts == ["task-1"]
+
+
+def test_one_slow_check_does_not_block_the_others(rig):
+    runner, queue, api, checks, _, thread, _ = rig(HC_CONCURRENCY="4")
+    gate = checks.hold("target-0")
+    queue.add(task(0))
+    for n in range(1, 6):
+        queue.add(task(n))
+    thread.start()
+    wait_until(lambda: all(f"task-{n}" in api.results for n in range(1, 6)), "the fast tasks")
+    assert "task-0" not in api.results and runner.current_tasks() == 1
+    gate.set()
+    wait_until(lambda: "task-0" in api.results, "the slow task")
+
+
+def test_concurrency_is_bounded(rig):
+    runner, queue, api, checks, _, thread, _ = rig(HC_CONCURRENCY="2")
+    gates = [checks.hold(f"target-{n}") for n in range(4)]
+    for n in range(4):
+        queue.add(task(n))
+    thread.start()
+    wait_until(lambda: len(checks.calls) == 2, "two checks running")
+    assert runner.current_tasks() == 2 and queue.delivered == 2  # the rest wait in Redis, not in memory
+    for gate in gates:
+        gate.set()
+    wait_until(lambda: len(api.results) == 4, "all four results")
+
+
+def test_expired_task_is_not_run_but_answered_with_timeout(rig):
+    _, queue, api, checks, _, thread, _ = rig()
+    entry = queue.add(task(1, deadline_ms=int(time.time() * 1000) - 1000))
+    thread.start()
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert checks.calls == []
+    assert api.starts == []
+    assert api.results["task-1"]["success"] is False
+    assert api.results["task-1"]["error"]["kind"] == "timeout"
+
+
+def test_already_finished_task_is_acked_without_running(rig):
+    _, queue, api, checks, _, thread, _ = rig()
+    api.finished.add("task-1")
+    entry = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert checks.calls == [] and "task-1" not in api.results
+
+
+def test_check_that_overstays_its_timeout_is_reported_as_timeout(rig, monkeypatch):
+    import agent.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "HARD_TIMEOUT_MARGIN_S", 0.0)
+    _, queue, api, checks, _, thread, _ = rig()
+    checks.hold("target-1")   # never released by the test: the stub hangs
+    entry = queue.add(task(1, options={"timeout": 0.2}))
+    thread.start()
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert api.results["task-1"]["error"]["kind"] == "timeout"
+
+
+def test_api_down_results_are_spooled_then_delivered_and_acked_once(rig):
+    runner, queue, api, checks, spool, thread, _ = rig()
+    api.down = True
+    entry = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: "task-1" in spool, "the result in the spool")
+    assert entry in queue.pending and entry not in queue.acked
+    api.down = False
+    runner._spool_wake.set()
+    wait_until(lambda: entry in queue.acked, "the ack after delivery")
+    assert len(spool) == 0 and api.result_posts == 1 and queue.acked.count(entry) == 1
+    assert checks.calls == ["target-1"]
+
+
+def test_spool_is_replayed_at_start_and_spooled_tasks_are_not_run_again(rig):
+    runner, queue, api, checks, spool, thread, _ = rig()
+    # A previous run ran task-1, could not deliver it, and died: the entry is pending, the result spooled.
+    entry = queue.add(task(1))
+    queue.read_new(10)
+    spool.open()
+    spool.put(SpooledResult("task-1", result_envelope(True, 7, "127.0.0.1"), [entry], "tcp"))
+    thread.start()
+    wait_until(lambda: entry in queue.acked, "the ack after replay")
+    assert checks.calls == []                 # the result came from the spool, not from a re-run
+    assert api.results["task-1"]["duration_ms"] == 7
+    assert len(spool) == 0
+
+
+def test_reclaimed_entry_is_run_again_when_unanswered(rig):
+    _, queue, api, checks, _, thread, _ = rig()
+    entry = queue.add(task(1))
+    queue.read_new(10)        # taken by a previous run that died mid-check
+    thread.start()
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert checks.calls == ["target-1"] and "task-1" in api.results
+
+
+def test_redis_outage_is_survived(rig):
+    _, queue, api, checks, _, thread, box = rig()
+    queue.down = True
+    thread.start()
+    wait_until(lambda: queue.failures >= 2, "the runner to retry against the down Redis")
+    queue.down = False
+    entry = queue.add(task(1))
+    wait_until(lambda: entry in queue.acked, "the task after Redis returned")
+    assert "code" not in box  # still running, no crash
+
+
+def test_stop_drains_running_checks_and_exits_0(rig):
+    runner, queue, api, checks, _, thread, box = rig()
+    gate = checks.hold("target-1")
+    entry = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: checks.running("target-1"), "the check to start")
+    runner.request_stop()
+    queue.add(task(2))                     # arrives after the stop: must not be taken
+    assert thread.is_alive()               # waiting for the running check
+    gate.set()
+    thread.join(WAIT_S)
+    assert box["code"] == 0
+    assert entry in queue.acked and "task-1" in api.results
+    assert "task-2" not in api.results and checks.calls == ["target-1"]
+
+
+def test_checks_still_running_after_the_grace_period_are_failed_and_reported(rig):
+    runner, queue, api, checks, _, thread, box = rig(HC_GRACE_PERIOD_S="0")
+    checks.hold("target-1")
+    entry = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: checks.running("target-1"), "the check to start")
+    runner.request_stop()
+    thread.join(WAIT_S)
+    assert box["code"] == 0
+    assert entry in queue.acked
+    assert api.results["task-1"]["error"]["kind"] == "agent_offline"

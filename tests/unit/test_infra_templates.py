@@ -1,0 +1,107 @@
+"""infra/ templates lint clean (cfn-lint), and `chalice package` output (merged with
+infra/app-merge.yaml) lints clean: for a small fixture app always, for the real app.py once it
+exists. No servers, no AWS."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    exe = VENV_BIN / name
+    return str(exe) if exe.exists() else name
+
+
+def _templates():
+    """Stand-alone CloudFormation templates under infra/ (app-merge.yaml is a fragment, linted merged)."""
+    out = []
+    for p in sorted(INFRA.rglob("*")):
+        if p.suffix not in (".yaml", ".yml", ".json") or "build" in p.relative_to(INFRA).parts:
+            continue
+        if "AWSTemplateFormatVersion" in p.read_text():
+            out.append(p)
+    return out
+
+
+def _lint(path: Path):
+    r = subprocess.run([_tool("cfn-lint"), str(path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"cfn-lint {path}:\n{r.stdout}{r.stderr}"
+
+
+def test_infra_has_the_expected_templates():
+    names = {p.name for p in _templates()}
+    assert {"core.yaml", "agent.yaml", "local.yaml"} <= names
+    assert (INFRA / "app-merge.yaml").is_file()
+
+
+@pytest.mark.parametrize("template", _templates(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_cfn_lint_passes(template):
+    _lint(template)
+
+
+def _package(project: Path, outdir: Path, stage: str):
+    env = dict(os.environ, AWS_DEFAULT_REGION="eu-west-1")
+    env.pop("AWS_ENDPOINT_URL", None)
+    r = subprocess.run(
+        [_tool("chalice"), "package", "--stage", stage, "--template-format", "yaml",
+         "--merge-template", str(INFRA / "app-merge.yaml"), str(outdir)],
+        cwd=project, capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert r.returncode == 0, f"chalice package failed:\n{r.stdout}{r.stderr}"
+    sam = outdir / "sam.yaml"
+    assert sam.is_file()
+    return sam
+
+
+def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
+    proj = tmp_path / "proj"
+    (proj / ".chalice").mkdir(parents=True)
+    (proj / "app.py").write_text(textwrap.dedent("""
+        from chalice import Chalice, Rate
+        app = Chalice(app_name="hostchecker")
+
+        @app.route("/health")
+        def health():
+            return {"status": "ok"}
+
+        @app.schedule(Rate(1, unit=Rate.MINUTES))
+        def sweeper(event):
+            return None
+    """))
+    (proj / "requirements.txt").write_text("")
+    (proj / ".chalice" / "config.json").write_text(json.dumps({
+        "version": "2.0", "app_name": "hostchecker",
+        "stages": {"dev": {"api_gateway_stage": "api"}},
+    }))
+    sam = _package(proj, tmp_path / "out", "dev")
+    text = sam.read_text()
+    # the merge put every function in the VPC and the sweeper keeps its schedule
+    assert "VpcConfig" in text and "hostchecker-${Stage}-PrivateSubnetIds" in text
+    assert "rate(1 minute)" in text
+    assert "AWSLambdaVPCAccessExecutionRole" in text
+    _lint(sam)
+
+
+@pytest.mark.skipif(not (ROOT / "app.py").is_file(),
+                    reason="app.py does not exist yet (backend issue); the real app is packaged once it does")
+@pytest.mark.skipif(not (ROOT / ".chalice" / "config.json").is_file(),
+                    reason=".chalice/config.json does not exist yet (foundation issue)")
+@pytest.mark.timeout(900)
+def test_chalice_package_of_real_app_lints(tmp_path):
+    stages = json.loads((ROOT / ".chalice" / "config.json").read_text()).get("stages", {})
+    stage = "prod" if "prod" in stages else ("dev" if "dev" in stages else next(iter(stages), "dev"))
+    sam = _package(ROOT, tmp_path / "out", stage)
+    text = sam.read_text()
+    assert "AWS::Serverless::Function" in text
+    assert "VpcConfig" in text
+    _lint(sam)
