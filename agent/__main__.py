@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
     try:
         code = runner.run()
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us
+        log.error("agent failed", exc_info=exc)
+        code = 1
     finally:
         queue.close()
         lock.close()

@@ -105,8 +105,12 @@ class ApiClient:
         try:
             resp = self._session().request(method, url, json=body, headers=headers,
                                            timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        except requests.Timeout:
+            raise ApiUnavailable(None, "timeout", f"{method} {path}: no answer in time") from None
+        except requests.ConnectionError:
+            raise ApiUnavailable(None, "unreachable", f"{method} {path}: cannot connect") from None
         except requests.RequestException as exc:
-            raise ApiUnavailable(None, "unreachable", f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            raise ApiUnavailable(None, "request_failed", f"{method} {path}: {type(exc).__name__}: {exc}"[:300]) from None
         try:
             doc = resp.json() if resp.content else {}
         except ValueError:

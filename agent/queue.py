@@ -75,10 +75,11 @@ class TaskQueue:
         """
         moved, start = 0, "0-0"
         while True:
+            # Not justid: with it, redis-py drops the cursor. The reply is [cursor, entries, ...].
             reply = self._with_group(self._redis.xautoclaim, self.key, self.group, self.consumer,
-                                     min_idle_time=0, start_id=start, count=100, justid=True)
+                                     min_idle_time=0, start_id=start, count=100)
             start, claimed = reply[0], reply[1]
-            moved += len(claimed)
+            moved += len(claimed)   # (Redis 7 drops entries deleted from the stream by itself)
             if start in ("0-0", b"0-0"):
                 return moved
 

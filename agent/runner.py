@@ -181,10 +181,17 @@ class Runner:
                         break  # read but not started: stays pending, taken back at the next start
                     self._dispatch(entry_id, fields, reclaimed)
             except QueueUnavailable as exc:
+                if self.stop.is_set():
+                    break
                 if delays is None:
                     log.warning("redis unavailable (%s); reconnecting with backoff", exc)
                     delays = backoff_delays(base=0.5, cap=10.0)
                 need_setup = True   # Redis may have restarted empty: group, pending list
+                self.stop.wait(next(delays))
+            except Exception:  # noqa: BLE001 - e.g. a Redis error reply: log, back off, carry on
+                log.exception("reading the task stream failed; retrying")
+                delays = delays or backoff_delays(base=0.5, cap=10.0)
+                need_setup = True
                 self.stop.wait(next(delays))
 
     def _dispatch(self, entry_id: str, fields: dict | None, reclaimed: bool) -> None:

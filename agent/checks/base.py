@@ -116,6 +116,9 @@ def connect_checked(ctx: CheckContext, addresses: list[str], port: int) -> tuple
         try:
             sock.settimeout(ctx.remaining())
             sock.connect((address, port))
+            # As curl does: without it a small request written right after
+            # the TLS Finished message waits for that message's ACK (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock, address
         except CheckFailure:
             sock.close()

@@ -20,13 +20,17 @@ timings. `redirects` lists the responses that redirected, in order
 (`[{url, status_code, location, timings_ms}]`); the last response is in
 `final_url` / `status_code`.
 
+Sockets use TCP_NODELAY, as curl does, so the request is not held back by
+Nagle behind the unacknowledged end of the TLS handshake (it costs an RTT).
+
 TLS: the handshake is first made with verification on (system trust store;
 OpenSSL honours SSL_CERT_FILE). When the certificate does not verify we keep
 the reason, then make a second, unverified handshake to the same address only
 to read the certificate, so the result still carries its details. With
 verify_tls on the check then fails with `tls_error` and no request is sent
 over the unverified connection; with verify_tls off the request goes over it
-and `tls.verified` says false. Certificates are parsed with `cryptography`
+and `tls.verified` says false; the hop's connect/tls timings are then those
+of the second connection and `total` includes the first. Certificates are parsed with `cryptography`
 (the stdlib returns nothing for an unverified peer's certificate).
 """
 from __future__ import annotations
@@ -281,7 +285,9 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, address: str, 
         sock.close()
 
     # Look at the certificate that failed, on a second, unverified connection.
+    mark = time.monotonic()
     retry_sock, _ = connect_checked(ctx, [address], port)
+    retry_connect_ms = ms_since(mark)
     unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
@@ -298,7 +304,9 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, address: str, 
     if ctx.options["verify_tls"]:
         tls_sock.close()
         raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}")
-    timings["tls"] = retry_tls_ms  # the handshake that carried the request
+    # Report the connection that carried the request; `total` still includes
+    # the failed verified attempt.
+    timings["connect"], timings["tls"] = retry_connect_ms, retry_tls_ms
     return tls_sock
 
 

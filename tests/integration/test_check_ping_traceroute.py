@@ -5,6 +5,12 @@ every packet stays inside namespaces this test builds, in 198.18.0.0/15.
 """
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from agent.checks import capabilities, run_check
@@ -13,6 +19,7 @@ from scripts import netlab
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
 
+ROOT = Path(__file__).resolve().parents[2]
 HOPS = 3
 ADDED_RTT_MS = 20.0
 RTT_TOLERANCE_MS = 5.0
@@ -101,3 +108,20 @@ def test_traceroute_stops_at_max_hops_when_the_target_is_further(chain):
     assert result["error"]["kind"] == "unreachable"
     assert [hop["address"] for hop in result["data"]["hops"]] == chain.hop_addresses[:2]
     assert result["data"]["reached"] is False
+
+
+@pytest.mark.skipif(shutil.which("capsh") is None, reason="needs capsh to drop CAP_NET_RAW")
+def test_without_icmp_sockets_ping_fails_as_internal_and_is_not_advertised():
+    code = (
+        "import json, sys; sys.path.insert(0, %r)\n"
+        "from agent.checks import capabilities, run_check\n"
+        "print(json.dumps([capabilities(), run_check('ping', '127.0.0.1', {'count': 1}, allow_private=True)]))\n"
+        % str(ROOT)
+    )
+    done = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c", f"{sys.executable} -c \"$0\"", code],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    caps, result = json.loads(done.stdout)
+    assert "ping" not in caps and "traceroute" not in caps and "http" in caps
+    assert result["success"] is False and result["error"]["kind"] == "internal"
+    assert "CAP_NET_RAW" in result["error"]["message"]
