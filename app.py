@@ -12,8 +12,10 @@ from chalice import Chalice, CORSConfig, Rate, Response
 
 from chalicelib import agents, checks, health, observability, openapi, ratelimit, sweeper, tasks
 from chalicelib.config import get_settings
+from chalicelib.db import DatabaseUnavailable
 from chalicelib.errors import ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
 from chalicelib.inputs import parse_json_body
+from chalicelib.queue import QueueUnavailable, RedisError
 
 app = Chalice(app_name="host-checker")
 app.log.setLevel("WARNING")
@@ -57,9 +59,6 @@ def api(path: str, methods: list[str]):
 
 
 def _unexpected(exc: Exception) -> Response:
-    from chalicelib.db import DatabaseUnavailable
-    from chalicelib.queue import QueueUnavailable, RedisError
-
     if isinstance(exc, DatabaseUnavailable):
         log.warning("database unavailable: %s", exc)
         body, status = error_body("service_unavailable", "the database is unavailable; retry shortly"), 503
@@ -215,10 +214,13 @@ def observe(event, get_response):
     rid = observability.request_id(request.context, request.headers)
     observability.start_request(rid)
     try:
-        response = _general_limit(request) or get_response(request)
-        response = _reshape_chalice_errors(response)
-        settings = get_settings()
-        response.headers["Access-Control-Allow-Origin"] = settings.cors_origin
+        try:
+            response = _general_limit(request) or get_response(request)
+            response = _reshape_chalice_errors(response)
+            origin = get_settings().cors_origin
+        except Exception as exc:  # noqa: BLE001 - e.g. configuration unreadable; still our shape
+            response, origin = _unexpected(exc), CORS.allow_origin
+        response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["X-Request-Id"] = rid
         log.info("request", extra={"method": request.method, "path": request.context.get("path"),
                                    "status": response.status_code})

@@ -71,7 +71,8 @@ def with_retries(call: Callable[[], Any], attempts: int, stop: threading.Event |
         except ApiUnavailable as exc:
             if attempt == attempts or (stop is not None and stop.is_set()):
                 raise
-            delay = max(next(delays), exc.retry_after or 0)
+            # Honour Retry-After, but only up to `cap`: a caller that must wait longer spools instead.
+            delay = min(cap, max(next(delays), exc.retry_after or 0))
             log.debug("%s failed (%s); retry %d/%d in %.2f s", what, exc, attempt, attempts - 1, delay)
             if stop is not None:
                 stop.wait(delay)

@@ -102,10 +102,6 @@ class Runner:
         with self._lock:
             return len(self._inflight)
 
-    def _free_slots(self) -> int:
-        with self._lock:
-            return self.config.concurrency - len(self._inflight)
-
     def _wait_for_slot(self) -> int:
         with self._lock:
             while len(self._inflight) >= self.config.concurrency and not self.stop.is_set():
@@ -251,9 +247,7 @@ class Runner:
             return
 
         try:
-            started = with_retries(lambda: self.api.start_task(msg.task_id), START_ATTEMPTS,
-                                   what=f"start {msg.task_id}")
-            deadline_ms = int(started.get("deadline_ms") or deadline_ms)
+            with_retries(lambda: self.api.start_task(msg.task_id), START_ATTEMPTS, what=f"start {msg.task_id}")
         except ApiUnauthorized as exc:
             # Our token is not accepted right now; run anyway, the result waits in the spool.
             event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))

@@ -134,6 +134,7 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     return chosen[:limit], None
 
 
+@observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
     to the agents' streams in one Redis round trip."""

@@ -34,7 +34,7 @@ def _option_schema(check_type: str) -> dict:
     props = {}
     for name, spec in OPTION_SPECS[check_type].items():
         kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
-        types = sorted({{int: "integer", float: "number", str: "string", bool: "boolean"}[k] for k in kinds})
+        types = sorted({{int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}[k] for k in kinds})
         if spec.nullable:
             types.append("null")
         prop: dict[str, Any] = {"type": types if len(types) > 1 else types[0]}

@@ -69,7 +69,7 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "scheme": Opt("https", str, choices=("http", "https")),  # used when the target is not a URL
         "path": Opt("/", str),
         "port": Opt(None, int, 1, 65535, nullable=True),
-        "expected_status": Opt("200-399", (str, int)),
+        "expected_status": Opt("200-399", (str, int, list)),
         "follow_redirects": Opt(True, bool),
         "max_redirects": Opt(10, int, 0, 20),
         "verify_tls": Opt(True, bool),
@@ -102,9 +102,11 @@ _STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
 
 def parse_expected_status(value: Any, field_name: str = "expected_status") -> list[int]:
-    """`200`, `"200"` or `"200-399"` -> [low, high]."""
+    """`200`, `"200"`, `"200-399"` or an already parsed `[200, 399]` -> [low, high]."""
     if isinstance(value, bool):
         raise OptionError(field_name, "must be a status code or a range like 200-399")
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        value = f"{value[0]}-{value[1]}"
     if isinstance(value, int):
         value = str(value)
     match = _STATUS_RANGE.match(value) if isinstance(value, str) else None

@@ -97,6 +97,7 @@ def trim_streams() -> int:
     return queue.trim_streams(agent_ids, int(time.time() * 1000) - STREAM_KEEP_MS)
 
 
+@observability.tracer.capture_method
 def run() -> dict[str, Any]:
     """One sweep. Returns what each step changed; a step whose store is down is skipped."""
     counts: dict[str, Any] = {}

@@ -41,6 +41,7 @@ def _stored_result(conn, task_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+@observability.tracer.capture_method(capture_response=False)
 def start(token: str | None, task_id: str) -> dict[str, Any]:
     """pending|in_progress -> in_progress, attempts + 1. A terminal task answers 409 task_finished."""
     agent = authenticate(token)
@@ -100,6 +101,7 @@ def parse_result(body: dict[str, Any]) -> dict[str, Any]:
     return {"success": success, "duration_ms": duration, "address": address, "data": data, "error": error}
 
 
+@observability.tracer.capture_method(capture_response=False)
 def accept_result(token: str | None, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Store a task's result once. Repeats return the stored one (`duplicate: true`); a result
     for a task the API already failed is kept as `late` and leaves the check as it is."""

@@ -234,6 +234,8 @@ class Redis:
     state_dir: Path
     port: int
     host: str = "127.0.0.1"
+    extra_binds: tuple[str, ...] = ()  # e.g. the address the agents' namespaces reach
+    password: str = ""                  # AUTH, as ElastiCache has; needed off loopback
 
     @property
     def dir(self) -> Path:
@@ -249,7 +251,8 @@ class Redis:
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     def pid(self) -> int | None:
         pid = read_pid(self.pid_path)
@@ -263,16 +266,23 @@ class Redis:
             raise ServiceError("redis-server not found; install with: apt-get install -y redis-server")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.running():
-            log(f"  redis already running on {self.host}:{self.port}")
-            return
-        require_free_port(self.port, "Redis", self.host)
         conf = self.dir / "redis.conf"
+        bind_line = f"bind {' '.join((self.host, *self.extra_binds))}"
+        if self.running():
+            lines = conf.read_text().splitlines() if conf.exists() else []
+            if bind_line in lines and (not self.password or f"requirepass {self.password}" in lines):
+                log(f"  redis already running on {self.host}:{self.port}")
+                return
+            log("  redis runs with other settings; restarting it")
+            self.stop()
+        require_free_port(self.port, "Redis", self.host)
         conf.write_text("\n".join([
-            f"port {self.port}", f"bind {self.host}", "protected-mode yes", "daemonize yes",
+            f"port {self.port}", bind_line, "protected-mode yes", "daemonize yes",
             f"pidfile {self.pid_path}", f"logfile {self.log_path}", f"dir {self.dir}",
-            "appendonly yes", "appendfsync everysec", 'save ""', "",
+            "appendonly yes", "appendfsync everysec", 'save ""',
+            *([f"requirepass {self.password}"] if self.password else []), "",
         ]))
+        os.chmod(conf, 0o600)
         proc = subprocess.run(["redis-server", str(conf)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise ServiceError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()} "
@@ -281,11 +291,11 @@ class Redis:
         log(f"  redis up on {self.host}:{self.port}")
 
     def _ping(self) -> bool:
+        import redis as redis_lib
+
         try:
-            with socket.create_connection((self.host, self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
+            return bool(redis_lib.Redis.from_url(self.url, socket_timeout=1).ping())
+        except redis_lib.RedisError:
             return False
 
     def stop(self) -> None:

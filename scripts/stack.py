@@ -38,10 +38,11 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "py
 CHALICE = str(ROOT / ".venv" / "bin" / "chalice")
 HOST = "127.0.0.1"
 
+# rtt_ms: the round-trip time the agent's emulated regional link adds (as root).
 AGENTS = [
-    {"name": "Frankfurt", "location": "Frankfurt, DE", "region": "eu-central-1"},
-    {"name": "Virginia", "location": "Ashburn, US", "region": "us-east-1"},
-    {"name": "Singapore", "location": "Singapore, SG", "region": "ap-southeast-1"},
+    {"name": "Frankfurt", "location": "Frankfurt, DE", "region": "eu-central-1", "rtt_ms": 10},
+    {"name": "Virginia", "location": "Ashburn, US", "region": "us-east-1", "rtt_ms": 40},
+    {"name": "Singapore", "location": "Singapore, SG", "region": "ap-southeast-1", "rtt_ms": 120},
 ]
 
 
@@ -147,14 +148,21 @@ def managed_names(profile: Profile) -> list[str]:
     return sorted(p.stem for p in profile.pids.glob("*.pid"))
 
 
-def ensure_alive(profile: Profile, name: str, port: int | None = None, timeout: float = 30) -> None:
+def check_alive(profile: Profile, name: str) -> None:
+    """Raise StepFailed, with the tail of its log, when a managed process has exited."""
+    if not managed_pid(profile, name):
+        log = profile.logs / f"{name}.log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        raise StepFailed(f"{name} exited: {' | '.join(tail)} (log: {log})")
+
+
+def ensure_alive(profile: Profile, name: str, port: int | None = None, timeout: float = 30,
+                 host: str = HOST) -> None:
     """Wait until the process listens on `port`; fail with its log tail if it dies."""
     def ready():
-        if not managed_pid(profile, name):
-            tail = (profile.logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-5:]
-            raise StepFailed(f"{name} exited: {' | '.join(tail)} (log: {profile.logs / (name + '.log')})")
-        return port is None or port_in_use(port)
-    wait_for(ready, timeout, f"{name} on port {port}")
+        check_alive(profile, name)
+        return port is None or port_in_use(port, host)
+    wait_for(ready, timeout, f"{name} on {host}:{port}")
 
 
 # --- configuration handed to the processes ---------------------------------
@@ -163,7 +171,8 @@ def load_secrets(profile: Profile) -> dict[str, str]:
     path = profile.state / "secrets.json"
     if path.exists():
         return json.loads(path.read_text())
-    values = {"registration_token": secrets.token_urlsafe(24), "admin_token": secrets.token_urlsafe(24)}
+    values = {"registration_token": secrets.token_urlsafe(24), "admin_token": secrets.token_urlsafe(24),
+              "redis_password": secrets.token_hex(16)}
     profile.state.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -210,13 +219,21 @@ def api_healthy(api_url: str) -> bool:
 
 # --- the stack --------------------------------------------------------------
 
-def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True) -> dict[str, str]:
+def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True,
+       with_netns: bool = True) -> dict[str, str]:
     started = time.monotonic()
     with step("system packages"):
         ensure_system_packages(log=say)
     tokens = load_secrets(profile)
+    lab = start_regions(profile) if with_netns else None
+    if not with_netns:
+        say("==> regional links: skipped (--without-netns); agents run on loopback")
+    # The agents' namespaces reach the API and Redis on the lab's root-side
+    # address (a veth in 198.19.0.0/16), never on a public interface.
+    service_host = lab["host_address"] if lab else HOST
     pg = Postgres(profile.state, profile.pg, HOST)
-    redis = Redis(profile.state, profile.redis, HOST)
+    redis = Redis(profile.state, profile.redis, HOST, extra_binds=(service_host,) if lab else (),
+                  password=tokens.get("redis_password", ""))
 
     with step(f"PostgreSQL on {HOST}:{profile.pg}"):
         pg.start(log=say)
@@ -230,14 +247,14 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True)
 
     env_values = {
         "STAGE": "local",
-        "API_URL": f"http://{HOST}:{profile.api}",
+        "API_URL": f"http://{service_host}:{profile.api}",
         "UI_URL": "",
         "DATABASE_URL": pg.url,
         "REDIS_URL": redis.url,
         "REGISTRATION_TOKEN": tokens["registration_token"],
         "ADMIN_TOKEN": tokens["admin_token"],
-        "DEMO_HTTP_URL": f"http://{HOST}:{profile.demo}/",
         "LOCALSTACK_URL": "",
+        "REGIONAL_LINKS": "netns" if lab else "loopback",
     }
 
     localstack_url = start_localstack(profile) if with_localstack else None
@@ -259,26 +276,17 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True)
     else:
         api_env["HC_SECRET_NAME"] = ""
 
-    with step(f"API (chalice local --stage local) on {HOST}:{profile.api}"):
+    with step(f"API (chalice local --stage local) on {service_host}:{profile.api}"):
         if not managed_pid(profile, "api"):
-            require_free_port(profile.api, "the API")
-        spawn(profile, "api", [CHALICE, "local", "--stage", "local", "--host", HOST,
+            require_free_port(profile.api, "the API", service_host)
+        spawn(profile, "api", [CHALICE, "local", "--stage", "local", "--host", service_host,
                                "--port", str(profile.api), "--no-autoreload"], api_env)
-        ensure_alive(profile, "api", profile.api, timeout=60)
-        def healthy():
-            if not managed_pid(profile, "api"):
-                raise StepFailed(f"the API exited; see {profile.logs / 'api.log'}")
-            return api_healthy(env_values["API_URL"])
-
-        wait_for(healthy, 60, "GET /health to report database and redis up")
+        ensure_alive(profile, "api", profile.api, timeout=60, host=service_host)
+        wait_for(lambda: check_alive(profile, "api") or api_healthy(env_values["API_URL"]), 60,
+                 "GET /health to report database and redis up")
         say(f"  healthy: {env_values['API_URL']}/health")
 
-    with step(f"demo target site on {HOST}:{profile.demo}"):
-        if not managed_pid(profile, "demo"):
-            require_free_port(profile.demo, "the demo site")
-        spawn(profile, "demo", [PYTHON, "scripts/demo_site.py", "--host", HOST, "--port", str(profile.demo)],
-              base_env())
-        ensure_alive(profile, "demo", profile.demo)
+    env_values.update(start_demo(profile, lab))
 
     with step("local scheduler (stands in for EventBridge)"):
         if (ROOT / "scripts" / "scheduler.py").exists():
@@ -289,10 +297,68 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True)
             say("  skipped: scripts/scheduler.py is not there yet")
 
     if with_agents:
-        start_agents(profile, env_values)
+        start_agents(profile, env_values, lab)
     write_env_file(profile, env_values)
     say(f"==> stack healthy in {time.monotonic() - started:.1f} s; settings in {profile.env_file}")
     return env_values
+
+
+def netlab_prefix(profile: Profile) -> str:
+    return f"hc{profile.name[:3]}"
+
+
+def start_regions(profile: Profile) -> dict | None:
+    """As root: each agent in its own namespace behind a delay link (scripts/netlab.py),
+    plus a demo namespace standing in for the internet. Otherwise None (loopback)."""
+    from scripts import netlab
+
+    reason = netlab.unavailable_reason()
+    if reason:
+        say(f"==> regional links: not available ({reason}); agents run on loopback")
+        return None
+    ready = profile.state / "netlab.json"
+    regions = ",".join(f"{a['name'].lower()}={a['rtt_ms']}" for a in AGENTS)
+    with step("regional links: a namespace per agent behind a user-space delay link"):
+        if not managed_pid(profile, "netlab"):
+            ready.unlink(missing_ok=True)
+            netlab.cleanup(netlab_prefix(profile))  # whatever a killed run left behind
+            spawn(profile, "netlab", [PYTHON, "scripts/netlab.py", "regions", "--prefix", netlab_prefix(profile),
+                                      "--regions", regions, "--ready-file", str(ready)], base_env())
+        ensure_alive(profile, "netlab", None)
+        wait_for(lambda: check_alive(profile, "netlab") or ready.exists(), 60, "the namespaces to be built")
+        lab = json.loads(ready.read_text())
+        for agent in AGENTS:
+            say(f"  {agent['name']:<10} {lab['regions'][agent['name'].lower()]['address']:<15} "
+                f"+{agent['rtt_ms']} ms round trip")
+        say(f"  services reachable from the namespaces on {lab['host_address']}")
+    return lab
+
+
+def start_demo(profile: Profile, lab: dict | None) -> dict[str, str]:
+    """The demo site (HTTP, HTTPS, DNS): in its own namespace as root, else on loopback."""
+    if lab:
+        host, ports = lab["demo_address"], (80, 443, 53)
+        argv = ["ip", "netns", "exec", lab["demo"]]
+    else:
+        host, ports = HOST, (profile.demo, profile.demo + 1, profile.demo + 2)
+        argv = []
+    with step(f"demo target site on {host} (HTTP {ports[0]}, HTTPS {ports[1]}, DNS {ports[2]})"):
+        if not managed_pid(profile, "demo") and not lab:
+            for port in ports:
+                require_free_port(port, "the demo site")
+        spawn(profile, "demo", argv + [PYTHON, "scripts/demosite.py", "--address", host, "--http-port",
+                                       str(ports[0]), "--https-port", str(ports[1]), "--dns-port", str(ports[2])],
+              base_env())
+        ensure_alive(profile, "demo", ports[0], host=host)
+    suffix = lambda port, default: "" if port == default else f":{port}"  # noqa: E731
+    return {
+        "DEMO_HOST": host,
+        "DEMO_HTTP_URL": f"http://{host}{suffix(ports[0], 80)}/",
+        "DEMO_HTTPS_URL": f"https://{host}{suffix(ports[1], 443)}/",
+        "DEMO_DNS_SERVER": host,
+        "DEMO_DNS_PORT": str(ports[2]),
+        "DEMO_DNS_NAME": "demo.hostchecker.test",
+    }
 
 
 def start_localstack(profile: Profile) -> str | None:
@@ -349,28 +415,28 @@ def publish_ui(profile: Profile, env_values: dict[str, str], localstack_url: str
     return f"http://{HOST}:{profile.ui}/"
 
 
-def start_agents(profile: Profile, env_values: dict[str, str]) -> None:
-    with step("three local agents"):
+def start_agents(profile: Profile, env_values: dict[str, str], lab: dict | None) -> None:
+    with step("three local agents" + (" in their regional namespaces" if lab else " on loopback")):
         if not (ROOT / "agent" / "__main__.py").exists():
             say("  skipped: the agent (agent/__main__.py) is not there yet")
             return
         for agent in AGENTS:
             env = base_env()
             env.update({
-                "HC_API_URL": env_values["API_URL"], "HC_REDIS_URL": env_values["REDIS_URL"],
+                "HC_API_URL": env_values["API_URL"],
+                "HC_REDIS_URL": env_values["REDIS_URL"].replace(f"@{HOST}:", f"@{lab['host_address']}:")
+                if lab else env_values["REDIS_URL"],
                 "HC_AGENT_NAME": agent["name"], "HC_AGENT_LOCATION": agent["location"],
                 "HC_AGENT_REGION": agent["region"], "HC_REGISTRATION_TOKEN": env_values["REGISTRATION_TOKEN"],
                 "HC_STATE_DIR": str(profile.state / "agents" / agent["name"].lower()),
                 "HC_ALLOW_PRIVATE_TARGETS": "true",
             })
-            spawn(profile, f"agent-{agent['name'].lower()}", [PYTHON, "-m", "agent"], env)
+            prefix = ["ip", "netns", "exec", lab["regions"][agent["name"].lower()]["namespace"]] if lab else []
+            spawn(profile, f"agent-{agent['name'].lower()}", prefix + [PYTHON, "-m", "agent"], env)
 
         def all_online():
             for agent in AGENTS:
-                if not managed_pid(profile, f"agent-{agent['name'].lower()}"):
-                    log = profile.logs / f"agent-{agent['name'].lower()}.log"
-                    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-                    raise StepFailed(f"agent {agent['name']} exited: {' | '.join(tail)} (log: {log})")
+                check_alive(profile, f"agent-{agent['name'].lower()}")
             try:
                 _, body = http_json(f"{env_values['API_URL']}/api/agents?limit=100")
             except (OSError, ValueError):
@@ -396,7 +462,17 @@ def down(profile: Profile) -> None:
             say("  stopped localstack")
     except ImportError:
         pass
+    if stop_managed(profile, "netlab", grace=20):  # after everything that ran inside its namespaces
+        say("  removed the regional namespaces and delay links")
+    try:
+        from scripts import netlab
+
+        for item in netlab.cleanup(netlab_prefix(profile)):
+            say(f"  removed leftover {item}")
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort; say what is left
+        say(f"  could not check for leftover namespaces: {exc}")
     for service in (Redis(profile.state, profile.redis, HOST), Postgres(profile.state, profile.pg, HOST)):
+        # stopped by pid file: no password needed
         if service.running():
             service.stop()
             say(f"  stopped {type(service).__name__.lower()}")
@@ -431,7 +507,9 @@ def print_screen(values: dict[str, str]) -> None:
         "Host Checker is running (stage local).",
         f"  UI          {values['UI_URL'] or '(not built: run make ui)'}",
         f"  API         {api}/api   (health: {api}/health, OpenAPI: {api}/api/openapi.json)",
-        f"  Agents      " + ", ".join(f"{a['name']} ({a['location']})" for a in AGENTS),
+        "  Agents      " + ", ".join(f"{a['name']} ({a['location']}"
+                                   + (f", +{a['rtt_ms']} ms)" if values.get("REGIONAL_LINKS") == "netns" else ")")
+                                   for a in AGENTS),
         f"  LocalStack  {values['LOCALSTACK_URL'] or 'not running (config from the environment)'}",
         f"  Demo target {target}",
         f"  Settings    {PROFILES['run'].env_file} (source it in scripts)",
@@ -480,9 +558,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="run")
     parser.add_argument("--without-localstack", action="store_true", help="do not start LocalStack")
     parser.add_argument("--without-agents", action="store_true", help="do not start the three agents")
+    parser.add_argument("--without-netns", action="store_true",
+                        help="run the agents and the demo site on loopback, without regional delay links")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
-    kwargs = {"with_localstack": not args.without_localstack, "with_agents": not args.without_agents}
+    kwargs = {"with_localstack": not args.without_localstack, "with_agents": not args.without_agents,
+              "with_netns": not args.without_netns}
     try:
         if args.command == "up":
             values = up(profile, **kwargs)

@@ -35,7 +35,7 @@ def test_api_outage_results_are_spooled_and_delivered_exactly_once(start_agent, 
 
     # Run meanwhile, results durable in the spool, entries not acknowledged.
     wait_until(lambda: agent.spooled() == task_ids, "the results in the spool", diagnostics=agent.tail)
-    assert tcp_listener.accepted == TASKS
+    wait_until(lambda: tcp_listener.accepted == TASKS, "the listener to count every check's connection")
     assert all(db.results_of(c) == [] for c in check_ids)
     assert stream_pending(agent_id) == TASKS
 

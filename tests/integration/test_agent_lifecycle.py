@@ -7,8 +7,10 @@ import signal
 import stat
 
 import requests
-from tests.integration.agent_harness import (create_check, db, slow_http, start_agent, stream_pending,  # noqa: F401
-                           tcp_listener, wait_online, wait_until)
+
+from agent.state import AgentState, save_state
+from tests.integration.agent_harness import (create_check, db, start_agent, stream_pending,  # noqa: F401
+                                             tcp_listener, wait_online, wait_until)
 
 
 def test_agent_registers_heartbeats_and_completes_a_check(start_agent, api_server, db, tcp_listener,
@@ -39,7 +41,7 @@ def test_agent_registers_heartbeats_and_completes_a_check(start_agent, api_serve
     assert result["agent"]["name"] == "Frankfurt"
     assert result["data"]["port"] == tcp_listener.port
     assert isinstance(result["data"]["connect_ms"], (int, float))
-    assert tcp_listener.accepted == 1
+    wait_until(lambda: tcp_listener.accepted == 1, "the listener to count the check's connection")
     wait_until(lambda: stream_pending(state["agent_id"]) == 0, "the stream entry to be acknowledged")
 
 
@@ -58,3 +60,23 @@ def test_restart_reuses_the_stored_identity(start_agent, db):
     assert agent.state()["api_token"] == registered_token
     assert agent.state()["agent_id"] == str(first["id"])
     assert agent.log().count("agent.identity: registered ") == 1  # on the first start only
+
+
+def test_rejected_stored_token_re_registers_with_replace_and_keeps_the_agent_id(start_agent, db):
+    agent = start_agent("Singapore")
+    first = wait_online(db, agent)
+    agent.signal(signal.SIGTERM)
+    assert agent.wait() == 0
+
+    # The API no longer knows the stored token (e.g. the agent was re-provisioned elsewhere).
+    stale = agent.state()
+    save_state(agent.state_dir / "state.json",
+               AgentState(stale["agent_id"], "not-a-valid-token", stale["name"], stale["api_url"]))
+    agent.start()
+    wait_until(lambda: agent.state()["api_token"] != "not-a-valid-token", "a new token in the state file",
+               diagnostics=agent.tail)
+    wait_until(lambda: db.agent_named("Singapore")["last_heartbeat"] > first["last_heartbeat"],
+               "a heartbeat with the new token", diagnostics=agent.tail)
+    assert agent.state()["agent_id"] == str(first["id"])           # the same agent, same stream
+    assert stat.S_IMODE(os.stat(agent.state_dir / "state.json").st_mode) == 0o600
+    assert "replace=True" in agent.log()

@@ -68,3 +68,14 @@ def test_chalice_local_answers_preflight_and_unknown_routes(api_server, clean_st
     assert status == 404 and json.loads(body)["error"]["code"] == "route_not_found"
     status, headers, body = _http(f"{api_server}/health")
     assert status == 200 and headers["Access-Control-Allow-Origin"]
+
+
+def test_a_failure_before_the_view_is_still_in_the_error_shape(api, monkeypatch):
+    from chalicelib import ratelimit
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("limiter bug")
+    monkeypatch.setattr(ratelimit, "hit", broken)
+    reply = api.get("/api/agents")
+    assert reply.status == 500 and reply.body["error"]["code"] == "internal_error"
+    assert "limiter bug" not in reply.raw.decode()

@@ -201,7 +201,8 @@ def test_one_slow_check_does_not_block_the_others(rig):
         queue.add(task(n))
     thread.start()
     wait_until(lambda: all(f"task-{n}" in api.results for n in range(1, 6)), "the fast tasks")
-    assert "task-0" not in api.results and runner.current_tasks() == 1
+    wait_until(lambda: runner.current_tasks() == 1, "only the slow task left running")
+    assert "task-0" not in api.results
     gate.set()
     wait_until(lambda: "task-0" in api.results, "the slow task")
 
@@ -260,8 +261,8 @@ def test_api_down_results_are_spooled_then_delivered_and_acked_once(rig):
     assert entry in queue.pending and entry not in queue.acked
     api.down = False
     runner._spool_wake.set()
-    wait_until(lambda: entry in queue.acked, "the ack after delivery")
-    assert len(spool) == 0 and api.result_posts == 1 and queue.acked.count(entry) == 1
+    wait_until(lambda: entry in queue.acked and len(spool) == 0, "the ack and the spool file's removal")
+    assert api.result_posts == 1 and queue.acked.count(entry) == 1
     assert checks.calls == ["target-1"]
 
 
@@ -273,10 +274,9 @@ def test_spool_is_replayed_at_start_and_spooled_tasks_are_not_run_again(rig):
     spool.open()
     spool.put(SpooledResult("task-1", result_envelope(True, 7, "127.0.0.1"), [entry], "tcp"))
     thread.start()
-    wait_until(lambda: entry in queue.acked, "the ack after replay")
+    wait_until(lambda: entry in queue.acked and len(spool) == 0, "the ack and the spool file's removal")
     assert checks.calls == []                 # the result came from the spool, not from a re-run
     assert api.results["task-1"]["duration_ms"] == 7
-    assert len(spool) == 0
 
 
 def test_reclaimed_entry_is_run_again_when_unanswered(rig):

@@ -199,7 +199,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
                 key={t}
                 data-testid={`check-type-${t}`}
                 data-checked={on}
-                className={`cursor-pointer select-none rounded-full border px-3 py-1 text-sm font-medium transition ${
+                className={`cursor-pointer select-none rounded-full border px-3 py-1 text-sm font-medium transition has-[:focus-visible]:ring-2 has-[:focus-visible]:ring-teal-600/40 ${
                   on ? "border-teal-700 bg-teal-700 text-white" : "border-slate-300 bg-white text-slate-600 hover:border-teal-600"
                 }`}
               >

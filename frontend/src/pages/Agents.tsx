@@ -3,6 +3,7 @@ import { Empty, ErrorState, Loading } from "../components/States";
 import { StatusBadge } from "../components/StatusBadge";
 import { useAgentStats, useAgents } from "../hooks/useAgents";
 import { useNow } from "../hooks/useNow";
+import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
 import { formatDateTime, formatMs, formatRate, relativeTime } from "../lib/format";
 
@@ -100,6 +101,7 @@ function AgentCard({ agent, now }: { agent: Agent; now: number }) {
 export default function Agents() {
   const now = useNow(1000);
   const q = useAgents(5000);
+  useTitle("Agents");
   const items = q.data?.items ?? [];
   const online = items.filter((a) => a.status === "online").length;
   return (

@@ -1,8 +1,10 @@
 import { NewCheckForm } from "../components/NewCheckForm";
 import { RecentChecks } from "../components/RecentChecks";
 import { Card } from "../components/States";
+import { useTitle } from "../hooks/useTitle";
 
 export default function Dashboard() {
+  useTitle(null);
   return (
     <div className="space-y-6">
       <div>

@@ -12,6 +12,7 @@ import { SummaryLines } from "../components/SummaryLines";
 import { useAgents } from "../hooks/useAgents";
 import { useCheck } from "../hooks/useCheck";
 import { useNow } from "../hooks/useNow";
+import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
 import { formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
 
@@ -63,6 +64,7 @@ export default function Results() {
   const navigate = useNavigate();
   const now = useNow(1000);
   const checkQ = useCheck(id);
+  useTitle(checkQ.data ? `${checkQ.data.target} (${checkQ.data.status})` : "Results");
   const agentsQ = useAgents(10000);
   const [rateLimit, setRateLimit] = useState<{ until: number; known: boolean } | null>(null);
 
