@@ -251,8 +251,12 @@ class Redis:
 
     @property
     def url(self) -> str:
+        return self.url_for(self.host)
+
+    def url_for(self, host: str) -> str:
+        """The URL through one of the bound addresses."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/0"
+        return f"redis://{auth}{host}:{self.port}/0"
 
     def pid(self) -> int | None:
         pid = read_pid(self.pid_path)

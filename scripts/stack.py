@@ -169,10 +169,12 @@ def ensure_alive(profile: Profile, name: str, port: int | None = None, timeout: 
 
 def load_secrets(profile: Profile) -> dict[str, str]:
     path = profile.state / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {"registration_token": secrets.token_urlsafe(24), "admin_token": secrets.token_urlsafe(24),
-              "redis_password": secrets.token_hex(16)}
+    values = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {"registration_token": lambda: secrets.token_urlsafe(24),
+              "admin_token": lambda: secrets.token_urlsafe(24), "redis_password": lambda: secrets.token_hex(16)}
+    if all(values.get(key) for key in wanted):
+        return values
+    values.update({key: make() for key, make in wanted.items() if not values.get(key)})
     profile.state.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -297,7 +299,7 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True,
             say("  skipped: scripts/scheduler.py is not there yet")
 
     if with_agents:
-        start_agents(profile, env_values, lab)
+        start_agents(profile, env_values, lab, redis)
     write_env_file(profile, env_values)
     say(f"==> stack healthy in {time.monotonic() - started:.1f} s; settings in {profile.env_file}")
     return env_values
@@ -415,7 +417,7 @@ def publish_ui(profile: Profile, env_values: dict[str, str], localstack_url: str
     return f"http://{HOST}:{profile.ui}/"
 
 
-def start_agents(profile: Profile, env_values: dict[str, str], lab: dict | None) -> None:
+def start_agents(profile: Profile, env_values: dict[str, str], lab: dict | None, redis: Redis) -> None:
     with step("three local agents" + (" in their regional namespaces" if lab else " on loopback")):
         if not (ROOT / "agent" / "__main__.py").exists():
             say("  skipped: the agent (agent/__main__.py) is not there yet")
@@ -424,8 +426,7 @@ def start_agents(profile: Profile, env_values: dict[str, str], lab: dict | None)
             env = base_env()
             env.update({
                 "HC_API_URL": env_values["API_URL"],
-                "HC_REDIS_URL": env_values["REDIS_URL"].replace(f"@{HOST}:", f"@{lab['host_address']}:")
-                if lab else env_values["REDIS_URL"],
+                "HC_REDIS_URL": redis.url_for(lab["host_address"]) if lab else redis.url,
                 "HC_AGENT_NAME": agent["name"], "HC_AGENT_LOCATION": agent["location"],
                 "HC_AGENT_REGION": agent["region"], "HC_REGISTRATION_TOKEN": env_values["REGISTRATION_TOKEN"],
                 "HC_STATE_DIR": str(profile.state / "agents" / agent["name"].lower()),

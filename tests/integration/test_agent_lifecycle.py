@@ -76,7 +76,7 @@ def test_rejected_stored_token_re_registers_with_replace_and_keeps_the_agent_id(
     wait_until(lambda: agent.state()["api_token"] != "not-a-valid-token", "a new token in the state file",
                diagnostics=agent.tail)
     wait_until(lambda: db.agent_named("Singapore")["last_heartbeat"] > first["last_heartbeat"],
-               "a heartbeat with the new token", diagnostics=agent.tail)
+               "the agent to be seen again with the new token", diagnostics=agent.tail)
     assert agent.state()["agent_id"] == str(first["id"])           # the same agent, same stream
     assert stat.S_IMODE(os.stat(agent.state_dir / "state.json").st_mode) == 0o600
     assert "replace=True" in agent.log()
