@@ -27,7 +27,7 @@ READ_TIMEOUT_S = 15.0
 
 class ApiError(Exception):
     def __init__(self, status: int | None, code: str, message: str, retry_after: float | None = None):
-        super().__init__(f"{status or 'no response'} {code}: {message}")
+        super().__init__(f"{message} ({code}, HTTP {status})" if status else f"{message} ({code})")
         self.status = status
         self.code = code
         self.message = message

@@ -6,8 +6,11 @@ Fixtures:
 - `pg_url`, `redis_url` (session): the test servers, migrated.
 - `clean_state` (function): empty tables and an empty Redis before a test.
 - `settings` (function): chalicelib settings for the `test` stage, pointed at them.
-- `api_server` (session): `chalice local --stage test` on its own port, for
-  tests that need a real HTTP API (the agent's). Yields its base URL.
+- `api_server` (session): `chalice local --stage test` on its own port (8390,
+  or a free one), for tests that need a real HTTP API. Yields its base URL.
+
+Each session gets a database and a Redis db of its own on the shared test
+servers, so concurrent sessions never disturb each other.
 """
 from __future__ import annotations
 
@@ -46,8 +49,11 @@ TEST_ENV = {
 
 @pytest.fixture(scope="session")
 def _servers():
+    """The shared test servers, and a database and Redis db of this session's own,
+    so two pytest sessions at once (developers, helpers) never see each other's data."""
     pg = Postgres(TEST_STATE, PG_PORT)
     redis = Redis(TEST_STATE, REDIS_PORT)
+    started = [s for s in (pg, redis) if not s.running()]
     try:
         pg.start(log=lambda *_: None)
         redis.start(log=lambda *_: None)
@@ -55,26 +61,34 @@ def _servers():
         pytest.exit(f"test services could not start: {exc}", returncode=3)
     import psycopg
 
-    # A fresh database every session, so no state leaks between runs.
-    with psycopg.connect(f"postgresql://hostchecker@127.0.0.1:{PG_PORT}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS hostchecker WITH (FORCE)")
-        conn.execute("CREATE DATABASE hostchecker")
     from chalicelib.db import migrate
 
-    migrate(pg.url, log=lambda *_: None)
-    yield pg, redis
-    redis.stop()
-    pg.stop()
+    db_name = f"hc_test_{os.getpid()}"
+    admin = f"postgresql://hostchecker@127.0.0.1:{PG_PORT}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    pg_session_url = f"postgresql://hostchecker@127.0.0.1:{PG_PORT}/{db_name}"
+    migrate(pg_session_url, log=lambda *_: None)
+    redis_session_url = f"redis://127.0.0.1:{REDIS_PORT}/{os.getpid() % 15 + 1}"
+    yield pg_session_url, redis_session_url
+    from chalicelib.db import close_pool
+
+    close_pool()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    for service in started:  # leave servers another session started alone
+        service.stop()
 
 
 @pytest.fixture(scope="session")
 def pg_url(_servers) -> str:
-    return _servers[0].url
+    return _servers[0]
 
 
 @pytest.fixture(scope="session")
 def redis_url(_servers) -> str:
-    return _servers[1].url
+    return _servers[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,6 +104,14 @@ def _test_environment():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _truncate(pg_url: str, redis_url: str) -> None:
@@ -121,18 +143,17 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
 @pytest.fixture(scope="session")
 def api_server(pg_url, redis_url, tmp_path_factory):
     """A real `chalice local --stage test` serving app.py on API_PORT."""
-    if port_in_use(API_PORT):
-        pytest.exit(f"port {API_PORT} for the test API is already in use", returncode=3)
+    port = API_PORT if not port_in_use(API_PORT) else free_port()
     log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
     chalice = ROOT / ".venv" / "bin" / "chalice"
     argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
-            "--host", "127.0.0.1", "--port", str(API_PORT), "--no-autoreload"]
+            "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{API_PORT}"
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: proc.poll() is not None or port_in_use(API_PORT), 30, "chalice local")
+        wait_for(lambda: proc.poll() is not None or port_in_use(port), 30, "chalice local")
         if proc.poll() is not None:
             pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
     except ServiceError:
