@@ -80,3 +80,12 @@ def test_rejected_stored_token_re_registers_with_replace_and_keeps_the_agent_id(
     assert agent.state()["agent_id"] == str(first["id"])           # the same agent, same stream
     assert stat.S_IMODE(os.stat(agent.state_dir / "state.json").st_mode) == 0o600
     assert "replace=True" in agent.log()
+
+
+def test_wrong_registration_token_exits_2_with_one_line(start_agent):
+    agent = start_agent("Impostor", HC_REGISTRATION_TOKEN="not-the-token")
+    assert agent.wait() == 2
+    lines = agent.log().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "registration token" in lines[0] and "Traceback" not in agent.log()
+    assert agent.state() is None
