@@ -21,11 +21,17 @@ CHECK=$(curl -sf -X POST "$API_URL/api/checks" -H 'Content-Type: application/jso
   -d "{\"target\": \"example.com\", \"checks\": [\"tcp\"], \"agents\": [\"$AGENT_ID\"]}")
 CHECK_ID=$(echo "$CHECK" | json "['check_id']"); echo "check $CHECK_ID"
 
-# 4. read the task from the agent's stream, as the agent would (consumer group "agent")
-ENTRY=$(redis-cli -u "$REDIS_URL" --raw XREADGROUP GROUP agent by-hand COUNT 1 STREAMS "hc:tasks:$AGENT_ID" '>')
-TASK_JSON=$(echo "$ENTRY" | grep '^{')
-TASK_ID=$(echo "$TASK_JSON" | json "['task_id']"); echo "task $TASK_ID"
-ENTRY_ID=$(echo "$ENTRY" | grep -E '^[0-9]+-[0-9]+$')
+# 4. read the task from the agent's stream, as the agent would (consumer group "agent");
+#    pick this check's entry (a stream may hold older ones from earlier runs)
+ENTRIES=$(redis-cli -u "$REDIS_URL" --no-auth-warning --raw XREADGROUP GROUP agent by-hand COUNT 100 \
+  STREAMS "hc:tasks:$AGENT_ID" '>')
+read -r ENTRY_ID TASK_ID < <(echo "$ENTRIES" | python3 -c "
+import json, sys
+lines = sys.stdin.read().split()
+for i, line in enumerate(lines):
+    if line.startswith('{') and json.loads(line)['check_id'] == '$CHECK_ID':
+        print(lines[i - 2], json.loads(line)['task_id'])")
+echo "task $TASK_ID (stream entry $ENTRY_ID)"
 
 # 5. start it
 curl -sf -X POST "$API_URL/api/tasks/$TASK_ID/start" -H "X-Agent-Token: $TOKEN"; echo
@@ -34,7 +40,7 @@ curl -sf -X POST "$API_URL/api/tasks/$TASK_ID/start" -H "X-Agent-Token: $TOKEN";
 curl -sf -X POST "$API_URL/api/tasks/$TASK_ID/result" -H 'Content-Type: application/json' \
   -H "X-Agent-Token: $TOKEN" \
   -d '{"success": true, "duration_ms": 12.3, "address": "93.184.215.14", "data": {"address": "93.184.215.14", "port": 80, "connect_ms": 12.3}, "error": null}'; echo
-redis-cli -u "$REDIS_URL" XACK "hc:tasks:$AGENT_ID" agent "$ENTRY_ID" >/dev/null
+redis-cli -u "$REDIS_URL" --no-auth-warning XACK "hc:tasks:$AGENT_ID" agent "$ENTRY_ID" >/dev/null
 
 # 7. the check is completed
 curl -sf "$API_URL/api/checks/$CHECK_ID" | json "['status']"

@@ -255,7 +255,7 @@ class Redis:
 
     def url_for(self, host: str) -> str:
         """The URL through one of the bound addresses."""
-        auth = f":{self.password}@" if self.password else ""
+        auth = f"default:{self.password}@" if self.password else ""
         return f"redis://{auth}{host}:{self.port}/0"
 
     def pid(self) -> int | None:

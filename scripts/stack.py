@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -187,8 +188,9 @@ def write_env_file(profile: Profile, values: dict[str, str]) -> None:
     tmp = profile.env_file.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
+        f.write("# Written by `make up` (scripts/stack.py); `source` it. Holds secrets: mode 0600.\n")
         for key, value in values.items():
-            f.write(f"{key}={value}\n")
+            f.write(f"export {key}={shlex.quote(value)}\n")
     os.chmod(tmp, 0o600)
     tmp.replace(profile.env_file)
 

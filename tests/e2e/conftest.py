@@ -5,6 +5,7 @@ ports and state in .local/e2e/, so it never touches `make run`'s stack.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,13 @@ def run_stack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """The values of a stack.env file, as `source` would set them."""
     values = {}
     for line in path.read_text().splitlines():
-        key, _, value = line.partition("=")
-        values[key] = value
+        if not line.startswith("export "):
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key] = shlex.split(value)[0] if value else ""
     return values
 
 

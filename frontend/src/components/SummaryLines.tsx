@@ -1,5 +1,5 @@
 import type { Check } from "../api/types";
-import { computeSummary, summaryLine, verdictOf } from "../lib/format";
+import { computeSummary, summaryLine, summaryMedian, verdictOf } from "../lib/format";
 
 const DOT: Record<string, string> = {
   ok: "bg-emerald-500",
@@ -15,10 +15,11 @@ export function SummaryLines({ check }: { check: Check }) {
       {types.map((t) => {
         const s = check.summary?.[t] ?? computeSummary(check.results ?? [], t);
         const v = verdictOf(s);
+        const med = summaryMedian(t, check.results ?? [], s);
         return (
           <li key={t} data-testid={`summary-${t}`} data-verdict={v} className="flex items-center gap-2 text-sm text-slate-700">
             <span className={`h-2.5 w-2.5 shrink-0 rounded-full ${DOT[v]}`} aria-hidden />
-            {summaryLine(t, s)}
+            {summaryLine(t, s, med.label, med.value)}
           </li>
         );
       })}

@@ -139,10 +139,25 @@ export function computeSummary(results: TaskResult[], type: string): TypeSummary
   return { ok, failed, pending, total: rs.length, median_ms: median(durations) };
 }
 
+/**
+ * The number a type's verdict line quotes. For ping the task's duration is mostly
+ * the packet interval, so the median of the agents' average RTTs says more.
+ */
+export function summaryMedian(type: string, results: TaskResult[], s: TypeSummary): { value: number | null; label: string } {
+  if (type === "ping") {
+    const rtts = results
+      .filter((r) => r.check_type === "ping" && outcomeOf(r) === "ok" && isNum(r.data?.rtt_ms?.avg))
+      .map((r) => r.data!.rtt_ms.avg as number);
+    const m = median(rtts);
+    if (m !== null) return { value: m, label: "median RTT" };
+  }
+  return { value: s.median_ms, label: "median" };
+}
+
 /** "HTTP OK from 3/3 agents, median 42 ms" and its variants. */
-export function summaryLine(type: string, s: TypeSummary): string {
+export function summaryLine(type: string, s: TypeSummary, medianLabel = "median", medianValue: number | null = s.median_ms): string {
   const label = checkLabel(type);
-  const med = isNum(s.median_ms) ? `, median ${formatMs(s.median_ms)}` : "";
+  const med = isNum(medianValue) ? `, ${medianLabel} ${formatMs(medianValue)}` : "";
   const agents = (n: number) => `${n} agent${n === 1 ? "" : "s"}`;
   if (!s.total) return `${label}: no agents ran this check`;
   if (s.pending > 0) {

@@ -46,6 +46,18 @@ describe("Results page", () => {
     expect(screen.queryByTestId("polling-indicator")).not.toBeInTheDocument();
   });
 
+  it("quotes the median RTT for ping", async () => {
+    getCheck.mockResolvedValue(
+      check({
+        check_types: ["ping"],
+        summary: { ping: { ok: 3, failed: 0, pending: 0, total: 3, median_ms: 1550 } },
+        results: AGENTS.map((a, i) => result({ agent: a, check_type: "ping", data: { rtt_ms: { avg: [10, 41, 121][i] }, loss_pct: 0 } })),
+      }),
+    );
+    renderResults();
+    expect(await screen.findByTestId("summary-ping")).toHaveTextContent("Ping OK from 3/3 agents, median RTT 41 ms");
+  });
+
   it("computes the summary when the API sends none", async () => {
     getCheck.mockResolvedValue(
       check({
