@@ -151,14 +151,35 @@ def task_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The latency a verdict line quotes, per type. A ping task's duration is mostly the
+# gap between packets, so its headline is the RTT; the others fall back to the duration.
+_HEADLINE_PATHS = {
+    "http": ("timings_ms", "total"),
+    "ping": ("rtt_ms", "avg"),
+    "tcp": ("connect_ms",),
+    "dns": ("query_time_ms",),
+}
+
+
+def headline_ms(check_type: str, data: Any, duration_ms: float | None) -> float | None:
+    value: Any = data if isinstance(data, dict) else {}
+    for key in _HEADLINE_PATHS.get(check_type, ()):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return duration_ms
+
+
 def summarise(check_types: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per type `{ok, failed, pending, total, median_ms}`; median over the successful results."""
+    """Per type `{ok, failed, pending, total, median_ms}`: median_ms is the median headline
+    latency of the successful results (HTTP total, ping average RTT, TCP connect, DNS query
+    time, else the task's duration)."""
     summary = {}
     for check_type in check_types:
         mine = [r for r in rows if r["check_type"] == check_type]
         ok = [r for r in mine if r["status"] == "completed" and r["success"]]
         pending = [r for r in mine if r["status"] in OPEN]
-        durations = [r["duration_ms"] for r in ok if r["duration_ms"] is not None]
+        durations = [v for r in ok if (v := headline_ms(check_type, r["data"], r["duration_ms"])) is not None]
         summary[check_type] = {
             "ok": len(ok),
             "failed": len(mine) - len(ok) - len(pending),

@@ -416,7 +416,7 @@ def publish_ui(profile: Profile, env_values: dict[str, str], localstack_url: str
         (site / "config.json").write_text(json.dumps({"apiUrl": env_values["API_URL"]}))
         if not managed_pid(profile, "ui"):
             require_free_port(profile.ui, "the UI server")
-        spawn(profile, "ui", [PYTHON, "-m", "http.server", str(profile.ui), "--bind", HOST,
+        spawn(profile, "ui", [PYTHON, "scripts/ui_server.py", "--host", HOST, "--port", str(profile.ui),
                               "--directory", str(site)], base_env())
         ensure_alive(profile, "ui", profile.ui)
     return f"http://{HOST}:{profile.ui}/"

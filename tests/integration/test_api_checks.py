@@ -224,3 +224,14 @@ def test_delete_check_needs_the_admin_token(api, agent, redis_client):
     assert api.get(f"/api/checks/{check_id}").status == 404
     assert redis_client.xlen(agent["stream"]) == 0  # its pending task is no longer offered
     assert api.delete(f"/api/checks/{check_id}", headers={"X-Admin-Token": ADMIN_TOKEN}).status == 404
+
+
+def test_summary_median_quotes_ping_rtt_not_the_task_duration(api, agent):
+    other = api.register("sin-2", "Singapore")
+    body = api.create_check(checks=["ping"]).body
+    tasks = {t["agent_id"]: t["task_id"] for t in body["tasks"]}
+    for who, rtt in ((agent, 10.0), (other, 120.0)):
+        api.result(who, tasks[who["agent_id"]], duration_ms=1500,
+                   data={"packets_sent": 4, "packets_received": 4, "rtt_ms": {"avg": rtt}})
+    check = api.get(f"/api/checks/{body['check_id']}").body
+    assert check["summary"]["ping"]["median_ms"] == 65.0
