@@ -74,13 +74,15 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+def stop_pid(pid: int, timeout: float = 10.0, sig: int | None = signal.SIGTERM) -> None:
+    """Send `sig` (None: it was sent already), wait up to `timeout`, then SIGKILL."""
     if not pid_alive(pid):
         return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
+    if sig is not None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -83,7 +83,11 @@ class StepFailed(RuntimeError):
 
 
 def say(message: str) -> None:
-    print(message, flush=True)
+    """Progress output. A closed terminal or pipe must never stop a shutdown half-way."""
+    try:
+        print(message, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
 
 
 @contextmanager
@@ -136,11 +140,25 @@ def spawn(profile: Profile, name: str, argv: list[str], env: dict[str, str]) -> 
 
 
 def stop_managed(profile: Profile, name: str, grace: float = 15.0) -> bool:
-    pid = managed_pid(profile, name)
-    if pid:
-        stop_pid(pid, timeout=grace)
-    (profile.pids / f"{name}.pid").unlink(missing_ok=True)
-    return pid is not None
+    return bool(stop_managed_together(profile, [name], grace))
+
+
+def stop_managed_together(profile: Profile, names: list[str], grace: float) -> list[str]:
+    """SIGTERM every named process at once, then wait for each (SIGKILL after `grace`).
+
+    Returns the names that were running."""
+    pids = {name: managed_pid(profile, name) for name in names}
+    running = {name: pid for name, pid in pids.items() if pid}
+    for pid in running.values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in running.values():
+        stop_pid(pid, timeout=grace, sig=None)  # a second SIGTERM would cut an agent's drain short
+    for name in names:
+        (profile.pids / f"{name}.pid").unlink(missing_ok=True)
+    return sorted(running)
 
 
 def managed_names(profile: Profile) -> list[str]:
@@ -456,10 +474,10 @@ def start_agents(profile: Profile, env_values: dict[str, str], lab: dict | None,
 
 def down(profile: Profile) -> None:
     say(f"==> stopping the {profile.name} stack")
-    order = [n for n in managed_names(profile) if n.startswith("agent-")]
-    order += ["scheduler", "api", "ui", "demo"]
-    for name in order:
-        if stop_managed(profile, name, grace=30 if name.startswith("agent-") else 10):
+    # Agents first (they drain and deliver through the API), then what they talk to.
+    agents = [n for n in managed_names(profile) if n.startswith("agent-")]
+    for group, grace in ((agents, 30), (["scheduler", "api", "ui", "demo"], 10)):
+        for name in stop_managed_together(profile, group, grace):
             say(f"  stopped {name}")
     try:
         from scripts import localstack
@@ -536,8 +554,8 @@ def run_foreground(profile: Profile, **kwargs) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         values = up(profile, **kwargs)
     except StepFailed:
@@ -546,14 +564,16 @@ def run_foreground(profile: Profile, **kwargs) -> int:
     print_screen(values)
     say("Press Ctrl-C to stop everything. Logs: make logs")
     reported: set[str] = set()
-    while not stopping:
-        for name in managed_names(profile):
-            if name not in reported and not managed_pid(profile, name):
-                reported.add(name)
-                say(f"!! {name} stopped unexpectedly; see {profile.logs / (name + '.log')}")
-        time.sleep(0.5)
-    say("")
-    down(profile)
+    try:
+        while not stopping:
+            for name in managed_names(profile):
+                if name not in reported and not managed_pid(profile, name):
+                    reported.add(name)
+                    say(f"!! {name} stopped unexpectedly; see {profile.logs / (name + '.log')}")
+            time.sleep(0.5)
+        say("")
+    finally:
+        down(profile)
     return 0
 
 
