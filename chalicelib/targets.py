@@ -172,7 +172,10 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
     scheme = port = None
     path = "/"
     if "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # e.g. an unbalanced or invalid [IPv6] host
+            raise TargetError(f"target is not a valid URL: {exc}")
         if parts.scheme.lower() not in ("http", "https"):
             raise TargetError(f"URL scheme {parts.scheme!r} is not supported (use http or https)")
         scheme = parts.scheme.lower()

@@ -24,7 +24,11 @@ Topologies:
   API, Redis) and the demo namespace at `lab.demo_address`; both paths cross
   the region's delay link. The root namespace gets one address and one route
   for the lab's /24 (taken from 198.19.0.0/16, first free), and forwards
-  nothing.
+  nothing. With the demo namespace, each region's system resolver is
+  `lab.demo_address` port 53 (see `Lab.set_resolver`), where the local stack
+  runs the demo site's DNS server: the host's resolv.conf names a server the
+  namespaces cannot reach, and every name lookup there would hang for the
+  resolver's full timeout (10 s here) before failing.
 - `Lab.add_linked_namespace(name, delay_ms, peer_ns=None)`: one namespace
   behind a delay link to the root namespace (or to `peer_ns`), for building
   other shapes.
@@ -34,7 +38,9 @@ Running things inside: `lab.run_in(ns, argv)`, `lab.popen_in(ns, argv)`
 runs a Python callable on a thread switched into the namespace with setns(2).
 Sockets it creates stay in that namespace and can be used from any thread
 afterwards. Threads that `fn` starts inherit the namespace; thread pools
-created before do not.
+created before do not. Only `ip netns exec` also gives the process the
+namespace's /etc/netns/<ns>/resolv.conf (a mount namespace); `call_in` keeps
+the host's, so name lookups from `call_in` use the host's resolver.
 
 CLI: `python scripts/netlab.py --help`.
 """
@@ -60,6 +66,7 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 DELAYLINK = HERE / "delaylink.py"
 NETNS_DIR = Path("/run/netns")
+NETNS_ETC = Path("/etc/netns")  # per-namespace files `ip netns exec` mounts over /etc
 ROOT_BLOCKS = ipaddress.ip_network("198.19.0.0/16")  # where root-touching labs take a /24
 LOCK_PATH = Path("/run/lock/hostchecker-netlab.lock")
 CLONE_NEWNET = 0x40000000
@@ -231,6 +238,23 @@ class Lab:
             raise NetlabError(f"delay link {dev_a}<->{dev_b} did not start: {proc.stderr.read().strip()}")
         return link
 
+    def set_resolver(self, ns: str, nameserver: str, *, timeout_s: int = 2, attempts: int = 2) -> Path:
+        """Make `nameserver` the system resolver of processes run with `ip netns exec ns`.
+
+        Writes /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts
+        over /etc/resolv.conf (it does so only when the file exists when the
+        process starts). Removed at teardown.
+        """
+        if ns not in self.namespaces:
+            raise NetlabError(f"{ns} is not a namespace of this lab")
+        folder = NETNS_ETC / ns
+        with _lab_lock():
+            folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "resolv.conf"
+        path.write_text(f"# written by scripts/netlab.py for lab {self.name}\n"
+                        f"nameserver {nameserver}\noptions timeout:{timeout_s} attempts:{attempts}\n")
+        return path
+
     def route(self, ns: str | None, destination: str, via: str) -> None:
         ip("route", "replace", destination, "via", via, ns=ns)
 
@@ -279,6 +303,7 @@ class Lab:
             ip("link", "del", dev, check=False)
         for ns in self.namespaces:
             ip("netns", "del", ns, check=False)
+            _remove_netns_etc(ns)
         self.processes.clear()
         self.links.clear()
         self.root_devices.clear()
@@ -294,6 +319,21 @@ class Lab:
         return {"name": self.name, "namespaces": list(self.namespaces),
                 "links": [{"ends": link.ends, "delay_ms": link.delay_ms, "pid": link.proc.pid} for link in self.links],
                 "block": str(self.block) if self.block else None}
+
+
+def _remove_netns_etc(ns: str) -> None:
+    """Remove /etc/netns/<ns> (see Lab.set_resolver), and /etc/netns once it is empty."""
+    folder = NETNS_ETC / ns
+    if not folder.is_dir():
+        return
+    for item in folder.iterdir():
+        item.unlink(missing_ok=True)
+    with _lab_lock():
+        for path in (folder, NETNS_ETC):
+            try:
+                path.rmdir()
+            except OSError:
+                break  # not empty: another lab's (or the operator's) files live there
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
@@ -433,6 +473,8 @@ def build_regions(prefix: str = "hc", regions: dict[str, float] | None = None, *
         for name, delay in regions.items():
             ns, address, _ = lab.add_linked_namespace(name[:20], delay, peer_ns=lab.hub)
             lab.regions[name] = Region(name, ns, address, float(delay))
+            if lab.demo_address:
+                lab.set_resolver(ns, lab.demo_address)
     except BaseException:
         lab.teardown()
         raise
@@ -465,6 +507,11 @@ def cleanup(prefix: str) -> list[str]:
             tags.add(ns[len(prefix) + 1:].split("-")[0])
             ip("netns", "del", ns, check=False)
             removed.append(ns)
+    if NETNS_ETC.is_dir():
+        for folder in NETNS_ETC.iterdir():
+            if folder.name.startswith(f"{prefix}-"):
+                _remove_netns_etc(folder.name)
+                removed.append(str(folder))
     for line in ip("-o", "link", "show", check=False).stdout.splitlines():
         dev = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         if any(tag and dev.startswith(f"h{tag}") for tag in tags):

@@ -16,9 +16,8 @@ import ipaddress
 import socket
 import ssl
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +26,19 @@ from chalicelib import protocol, targets
 AGENT_VERSION = getattr(sys.modules.get("agent"), "__version__", None) or "0.1.0"
 USER_AGENT = f"HostChecker/{AGENT_VERSION} (+https://github.com/host-checker)"
 
-# getaddrinfo() has no timeout of its own; it runs on this pool so a check can
-# stop waiting at its deadline. A stuck lookup keeps its worker until the
-# system resolver gives up (resolv.conf timeout x attempts), never longer.
-_RESOLVER_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hc-resolve")
+# getaddrinfo() has no timeout of its own, so each lookup runs on a thread of
+# its own and the check stops waiting at its deadline; an abandoned lookup
+# keeps its thread until the system resolver gives up (resolv.conf timeout x
+# attempts), never longer. Not a shared pool, for two reasons:
+# - a pool's workers are created by whichever thread submits first and keep
+#   that thread's network namespace (setns(2) is per thread), so a check run
+#   on a thread switched into a namespace (scripts/netlab.py call_in) would
+#   look names up from some other namespace; a new thread inherits its
+#   creator's namespace, so the lookup happens where the check runs;
+# - a bounded pool puts every check behind the stuck lookups of others (32
+#   names whose resolver is down would stall all name lookups), and one slow
+#   target must never block the others. Checks are bounded by the runner's
+#   concurrency, and so are these threads.
 
 
 class CheckFailure(Exception):
@@ -82,14 +90,24 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     CheckFailure(dns_failure) when resolution outlives the deadline.
     """
     if _is_ip_literal(host):
-        # No lookup for a literal: answer on this thread, which also keeps
-        # checks run inside a network namespace (scripts/netlab.py) in it.
-        return targets.resolve(host, ctx.allow_private)
-    future = _RESOLVER_POOL.submit(targets.resolve, host, ctx.allow_private)
-    try:
-        return future.result(timeout=ctx.remaining())
-    except FutureTimeout:
-        raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s") from None
+        return targets.resolve(host, ctx.allow_private)  # no lookup: answer on this thread
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            box["value"] = targets.resolve(host, ctx.allow_private)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the check's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"hc-resolve-{host[:40]}", daemon=True).start()
+    if not done.wait(ctx.remaining()):
+        raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _is_ip_literal(host: str) -> bool:

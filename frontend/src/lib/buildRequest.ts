@@ -3,17 +3,17 @@ import type { FieldDetail } from "../api/types";
 import { validateTarget } from "./validateTarget";
 
 export interface OptionValues {
-  http: { method: string; expected_status: string };
+  http: { method: string; expected_status: string; follow_redirects: boolean; verify_tls: boolean };
   ping: { count: string };
-  dns: { record_type: string; resolver: string };
+  dns: { record_type: string; resolver: string; port: string; protocol: string };
   tcp: { port: string };
   traceroute: { max_hops: string };
 }
 
 export const DEFAULT_OPTIONS: OptionValues = {
-  http: { method: "GET", expected_status: "" },
+  http: { method: "GET", expected_status: "", follow_redirects: true, verify_tls: true },
   ping: { count: "" },
-  dns: { record_type: "A", resolver: "" },
+  dns: { record_type: "A", resolver: "", port: "", protocol: "udp" },
   tcp: { port: "" },
   traceroute: { max_hops: "" },
 };
@@ -47,6 +47,10 @@ export function validateForm(v: FormValues): FieldDetail[] {
     errs.push({ field: "options.http.expected_status", message: "Use a status code (200) or a range (200-399)" });
   if (on("ping") && o.ping.count.trim() && !intIn(o.ping.count.trim(), 1, 16))
     errs.push({ field: "options.ping.count", message: "Between 1 and 16 packets" });
+  if (on("dns") && o.dns.port.trim() && !intIn(o.dns.port.trim(), 1, 65535))
+    errs.push({ field: "options.dns.port", message: "Port must be between 1 and 65535" });
+  if (on("dns") && /\s/.test(o.dns.resolver.trim()))
+    errs.push({ field: "options.dns.resolver", message: "A resolver is one address or hostname, without spaces" });
   if (on("tcp") && o.tcp.port.trim() && !intIn(o.tcp.port.trim(), 1, 65535))
     errs.push({ field: "options.tcp.port", message: "Port must be between 1 and 65535" });
   if (on("traceroute") && o.traceroute.max_hops.trim() && !intIn(o.traceroute.max_hops.trim(), 1, 64))
@@ -67,6 +71,8 @@ export function buildOptions(v: FormValues): CheckOptions {
     if (o.http.method && o.http.method !== "GET") http.method = o.http.method;
     const es = o.http.expected_status.trim();
     if (es) http.expected_status = /^\d+$/.test(es) ? Number(es) : es.replace(/\s+/g, "");
+    if (o.http.follow_redirects === false) http.follow_redirects = false;
+    if (o.http.verify_tls === false) http.verify_tls = false;
     if (Object.keys(http).length) out.http = http;
   }
   if (on("ping") && o.ping.count.trim()) out.ping = { count: Number(o.ping.count) };
@@ -74,6 +80,8 @@ export function buildOptions(v: FormValues): CheckOptions {
     const dns: Record<string, unknown> = {};
     if (o.dns.record_type && o.dns.record_type !== "A") dns.record_type = o.dns.record_type;
     if (o.dns.resolver.trim()) dns.resolver = o.dns.resolver.trim();
+    if (o.dns.port.trim()) dns.port = Number(o.dns.port);
+    if (o.dns.protocol && o.dns.protocol !== "udp") dns.protocol = o.dns.protocol;
     if (Object.keys(dns).length) out.dns = dns;
   }
   if (on("tcp") && o.tcp.port.trim()) out.tcp = { port: Number(o.tcp.port) };
