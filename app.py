@@ -35,6 +35,8 @@ CORS = CORSConfig(
 app.api.cors = CORS
 # Bodies are parsed as JSON whatever the Content-Type says (curl -d sends a form type).
 CONTENT_TYPES = ["application/json", "*/*"]
+# Always copied into a response, never passed as is: Chalice adds CORS headers to a
+# response's dict in place, which would leak them into every later response.
 JSON = {"Content-Type": "application/json"}
 
 
@@ -69,7 +71,7 @@ def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         body, status = error_body("internal_error", "an internal error occurred; the request id "
                                   "in X-Request-Id identifies it in our logs"), 500
-    return Response(body=body, status_code=status, headers={**JSON, "Retry-After": "5"} if status == 503 else JSON)
+    return Response(body=body, status_code=status, headers={**JSON, "Retry-After": "5"} if status == 503 else dict(JSON))
 
 
 def _request():
@@ -127,7 +129,7 @@ def delete_check(check_id):
 def register_agent():
     agents.check_registration_token(_header("x-registration-token"))
     status, body = agents.register(_body())
-    return Response(body=body, status_code=status, headers=JSON)
+    return Response(body=body, status_code=status, headers=dict(JSON))
 
 
 @api("/api/agents/heartbeat", ["POST"])
@@ -172,7 +174,7 @@ def post_result(task_id):
 @api("/health", ["GET"])
 def health_check():
     status, body = health.report()
-    return Response(body=body, status_code=status, headers=JSON)
+    return Response(body=body, status_code=status, headers=dict(JSON))
 
 
 @api("/api/openapi.json", ["GET"])
@@ -220,6 +222,10 @@ def observe(event, get_response):
             origin = get_settings().cors_origin
         except Exception as exc:  # noqa: BLE001 - e.g. configuration unreadable; still our shape
             response, origin = _unexpected(exc), CORS.allow_origin
+        # Chalice adds the CORS headers only to what a view answered; a 429 from the
+        # per-IP limit needs them too, or the browser cannot read its Retry-After.
+        for name, value in CORS.get_access_control_headers().items():
+            response.headers.setdefault(name, value)
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["X-Request-Id"] = rid
         log.info("request", extra={"method": request.method, "path": request.context.get("path"),

@@ -251,12 +251,12 @@ def _encode_cursor(created_at: datetime, check_id) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, check_id = json.loads(raw)
-        datetime.fromisoformat(created_at)
-        return created_at, str(uuid.UUID(check_id))
+        # Passed on as a datetime: Python reads ISO forms PostgreSQL does not (2026-W01-1).
+        return datetime.fromisoformat(created_at), str(uuid.UUID(check_id))
     except Exception:
         raise ValidationFailed("cursor is not valid; use next_cursor from the previous page", field="cursor")
 
@@ -267,7 +267,7 @@ def list_checks(params: dict | None) -> dict[str, Any]:
     where, args = [], []
     if params.get("target"):
         where.append("c.target = %s")
-        args.append(params["target"].strip())
+        args.append(inputs.clean_text(params["target"].strip(), "target"))
     if params.get("status"):
         if params["status"] not in CHECK_STATUSES:
             raise ValidationFailed(f"status must be one of {', '.join(CHECK_STATUSES)}", field="status")
@@ -283,11 +283,13 @@ def list_checks(params: dict | None) -> dict[str, Any]:
            + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s")
     with transaction() as conn:
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        summaries = transitions.summaries(conn, [(str(r["id"]), list(r["check_types"])) for r in rows])
     return {
         "items": [{"check_id": str(r["id"]), "target": r["target"], "check_types": list(r["check_types"]),
                    "status": r["status"], "error": r["error"], "task_count": r["task_count"],
+                   "summary": summaries[str(r["id"])],
                    "created_at": iso(r["created_at"]), "completed_at": iso(r["completed_at"])}
                   for r in rows],
         "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,

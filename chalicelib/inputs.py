@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -26,19 +27,63 @@ def parse_json_body(raw: bytes | str | None, max_bytes: int, required: bool = Tr
                          code="body_too_large")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise BadRequest("body is not valid UTF-8", field="body", code="invalid_json")
+    except _Unrepresentable as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", field="body", code="invalid_json")
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
         raise BadRequest(f"body is not valid JSON: {reason}", field="body", code="invalid_json")
     if not isinstance(doc, dict):
         raise ValidationFailed("body must be a JSON object", field="body")
+    _reject_unstorable_strings(doc)
     return doc
 
 
+class _Unrepresentable(ValueError):
+    """A JSON value PostgreSQL (and JSON itself) cannot hold."""
+
+
 def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
+    raise _Unrepresentable(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would be stored as Infinity, which is not JSON
+        raise _Unrepresentable(f"number {text[:32]} is out of range")
+    return value
+
+
+# PostgreSQL text and jsonb cannot hold NUL, and a lone surrogate (valid in JSON's
+# \uD800 escapes) is not encodable as UTF-8: refuse them here, naming the field,
+# rather than fail later inside the database driver.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _reject_unstorable_strings(doc: dict) -> None:
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                field = f"{path}.{key}" if path else key
+                if _UNSTORABLE.search(key):
+                    raise ValidationFailed(f"a key in {path or 'body'} contains a NUL or unpaired "
+                                           "surrogate character", field=path or "body")
+                stack.append((field, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            raise ValidationFailed(f"{path} contains a NUL or unpaired surrogate character", field=path)
+
+
+def clean_text(value: str, field: str) -> str:
+    """A query-string value that can be stored and compared (see _UNSTORABLE)."""
+    if _UNSTORABLE.search(value):
+        raise ValidationFailed(f"{field} contains a NUL or unpaired surrogate character", field=field)
+    return value
 
 
 def reject_unknown(body: dict, allowed: tuple[str, ...], prefix: str = "") -> None:

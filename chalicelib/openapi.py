@@ -99,6 +99,7 @@ SCHEMAS: dict[str, Any] = {
     "CheckListItem": _obj({
         "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
         "status": _ref("CheckStatus"), "error": NSTR, "task_count": {"type": "integer"},
+        "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
         "created_at": TIME, "completed_at": NTIME,
     }),
     "CheckList": _obj({"items": {"type": "array", "items": _ref("CheckListItem")}, "next_cursor": NSTR}),

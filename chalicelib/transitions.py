@@ -165,9 +165,23 @@ def headline_ms(check_type: str, data: Any, duration_ms: float | None) -> float 
     value: Any = data if isinstance(data, dict) else {}
     for key in _HEADLINE_PATHS.get(check_type, ()):
         value = value.get(key) if isinstance(value, dict) else None
+    return _number_or(value, duration_ms)
+
+
+def _number_or(value: Any, fallback: float | None) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    return duration_ms
+    return fallback
+
+
+def _type_summary(ok: int, pending: int, total: int, latencies: list[float]) -> dict[str, Any]:
+    return {
+        "ok": ok,
+        "failed": total - ok - pending,
+        "pending": pending,
+        "total": total,
+        "median_ms": round(statistics.median(latencies), 3) if latencies else None,
+    }
 
 
 def summarise(check_types: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,15 +193,44 @@ def summarise(check_types: list[str], rows: list[dict[str, Any]]) -> dict[str, A
         mine = [r for r in rows if r["check_type"] == check_type]
         ok = [r for r in mine if r["status"] == "completed" and r["success"]]
         pending = [r for r in mine if r["status"] in OPEN]
-        durations = [v for r in ok if (v := headline_ms(check_type, r["data"], r["duration_ms"])) is not None]
-        summary[check_type] = {
-            "ok": len(ok),
-            "failed": len(mine) - len(ok) - len(pending),
-            "pending": len(pending),
-            "total": len(mine),
-            "median_ms": round(statistics.median(durations), 3) if durations else None,
-        }
+        latencies = [v for r in ok if (v := headline_ms(check_type, r["data"], r["duration_ms"])) is not None]
+        summary[check_type] = _type_summary(len(ok), len(pending), len(mine), latencies)
     return summary
+
+
+# The same summary for a page of checks in one grouped query: only each successful
+# result's headline value (picked out by _HEADLINE_PATHS) and duration leave the database.
+_HEADLINE_SQL = ("CASE t.check_type "
+                 + " ".join("WHEN %s THEN %s::text[]" for _ in _HEADLINE_PATHS) + " END")
+_SUMMARIES = f"""
+SELECT t.check_id, t.check_type, count(*) AS total,
+       count(*) FILTER (WHERE t.status = 'completed' AND r.success) AS ok,
+       count(*) FILTER (WHERE t.status IN ('pending', 'in_progress')) AS pending,
+       jsonb_agg(jsonb_build_array(r.data #> {_HEADLINE_SQL}, r.duration_ms))
+           FILTER (WHERE t.status = 'completed' AND r.success) AS latencies
+FROM check_tasks t LEFT JOIN check_results r ON r.task_id = t.id
+WHERE t.check_id = ANY(%s::uuid[])
+GROUP BY t.check_id, t.check_type
+"""
+
+
+def summaries(conn, checks: list[tuple[str, list[str]]]) -> dict[str, dict[str, Any]]:
+    """{check_id: summary} for (check_id, check_types) pairs, as `summarise` would give."""
+    params: list[Any] = [v for check_type, path in _HEADLINE_PATHS.items() for v in (check_type, list(path))]
+    rows = conn.execute(_SUMMARIES, (*params, [cid for cid, _ in checks])).fetchall() if checks else []
+    by_key = {(str(r["check_id"]), r["check_type"]): r for r in rows}
+    out = {}
+    for check_id, check_types in checks:
+        out[check_id] = {}
+        for check_type in check_types:
+            r = by_key.get((check_id, check_type))
+            if r is None:
+                out[check_id][check_type] = _type_summary(0, 0, 0, [])
+                continue
+            latencies = [v for value, duration in (r["latencies"] or [])
+                         if (v := _number_or(value, duration)) is not None]
+            out[check_id][check_type] = _type_summary(r["ok"], r["pending"], r["total"], latencies)
+    return out
 
 
 def task_rows(conn, *, check_id: str | None = None, task_ids: Iterable[str] | None = None) -> list[dict]:

@@ -24,12 +24,16 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; }   # the comment block above
 die() { echo "deploy: $*" >&2; exit 1; }
 
 STAGE="" REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-eu-west-1}}" AGENTS="" SKIP_CORE=0 SKIP_UI=0
 CORE_PARAMS="" DRY=0
+need() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage|--region|--agents|--core-params) need "$@" ;;
+  esac
   case "$1" in
     --stage) STAGE="${2:-}"; shift 2 ;;
     --stage=*) STAGE="${1#*=}"; shift ;;
@@ -44,6 +48,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$STAGE" in dev|prod) ;; "") die "--stage dev|prod is required (see --help)" ;; *) die "--stage must be dev or prod, not '$STAGE'" ;; esac
+
+# --agents is checked before anything is deployed
+ENTRIES=()
+if [ -n "$AGENTS" ]; then
+  IFS=',' read -r -a ENTRIES <<<"$AGENTS"
+  [ "${#ENTRIES[@]}" -le 3 ] || die "--agents takes at most 3 regions (the core stack has 3 peering slots)"
+  for entry in "${ENTRIES[@]}"; do
+    IFS=':' read -r AREGION ANAME ALOC <<<"$entry"
+    [ -n "$AREGION" ] && [ -n "$ANAME" ] || die "bad --agents entry '$entry' (REGION:NAME[:LOCATION])"
+    [[ "$ANAME" =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,62}$ ]] \
+      || die "agent name '$ANAME' must be letters, digits and '-' (it is part of a stack name)"
+    [[ "${ALOC:-}" =~ ^[A-Za-z0-9\ .()_-]*$ ]] \
+      || die "agent location '$ALOC' may hold letters, digits, spaces and . ( ) _ - only"
+  done
+fi
 
 CHALICE="$ROOT/.venv/bin/chalice"; [ -x "$CHALICE" ] || CHALICE="chalice"
 CORE_STACK="hostchecker-$STAGE-core"
@@ -105,7 +124,11 @@ if [ "$SKIP_UI" -eq 0 ] && [ -f "$ROOT/frontend/package.json" ]; then
   run aws s3 sync "$ROOT/frontend/dist" "s3://$UI_BUCKET" --delete --exclude config.json --region "$REGION"
   printf '{"apiUrl": "%s"}\n' "${API_URL%/}" > "$BUILD/config.json"
   run aws s3 cp "$BUILD/config.json" "s3://$UI_BUCKET/config.json" --cache-control no-cache --region "$REGION"
-  run aws cloudfront create-invalidation --distribution-id "$(out "$CORE_STACK" UiDistributionId)" --paths '/*' >/dev/null
+  if [ "$DRY" -eq 1 ]; then
+    run aws cloudfront create-invalidation --distribution-id "$(out "$CORE_STACK" UiDistributionId)" --paths '/*'
+  else
+    run aws cloudfront create-invalidation --distribution-id "$(out "$CORE_STACK" UiDistributionId)" --paths '/*' >/dev/null
+  fi
 fi
 
 # ------------------------------------------------------------------ 4. agents
@@ -118,12 +141,9 @@ if [ -n "$AGENTS" ]; then
   run aws s3 cp "$BUNDLE" "s3://$ARTIFACTS/$KEY" --region "$REGION"
   PEER_PARAMS=""
   i=0
-  IFS=',' read -r -a ENTRIES <<<"$AGENTS"
-  [ "${#ENTRIES[@]}" -le 3 ] || die "--agents takes at most 3 regions (the core stack has 3 peering slots)"
   for entry in "${ENTRIES[@]}"; do
     i=$((i + 1))
     IFS=':' read -r AREGION ANAME ALOC <<<"$entry"
-    [ -n "$AREGION" ] && [ -n "$ANAME" ] || die "bad --agents entry '$entry' (REGION:NAME[:LOCATION])"
     ALOC="${ALOC:-$ANAME}"
     CIDR="10.$((63 + i)).0.0/16"
     step "agent $ANAME in $AREGION ($CIDR)"
@@ -142,7 +162,7 @@ if [ -n "$AGENTS" ]; then
   # shellcheck disable=SC2086
   run aws cloudformation deploy --region "$REGION" --stack-name "$CORE_STACK" \
     --template-file "$ROOT/infra/core.yaml" --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-    --parameter-overrides Stage="$STAGE" $CORE_PARAMS $PEER_PARAMS
+    --parameter-overrides Stage="$STAGE" $CORE_PARAMS $PEER_PARAMS --tags project=hostchecker stage="$STAGE"
 fi
 
 echo

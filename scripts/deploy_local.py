@@ -8,7 +8,8 @@ What LocalStack runs here without Docker, deployed as one stack (default ``hostc
   ``{"registration_token", "admin_token", "database_url", "redis_url"}``;
 * SSM String parameters under ``/hostchecker/<stage>/`` (``rate-limit-per-hour``,
   ``allow-private-targets``, ``api-url``, ``secret-name``);
-* the EventBridge rule ``hostchecker-<stage>-sweeper`` declaring the sweeper schedule (no target).
+* the EventBridge rule ``hostchecker-<stage>-sweeper`` declaring the sweeper schedule (no target),
+  with the rate read from app.py's ``@app.schedule`` (app_schedule()).
 
 API Gateway + Lambda, RDS and ElastiCache are NOT deployed: LocalStack cannot invoke Lambda
 functions without a Docker engine, so ``chalice local``, ``scripts/scheduler.py``, a private
@@ -62,7 +63,8 @@ STANDINS_NOTE = (
 _OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
-__all__ = ["DeployError", "DeployResult", "deploy", "website_url", "path_url", "STANDINS_NOTE", "main"]
+__all__ = ["DeployError", "DeployResult", "deploy", "website_url", "path_url", "app_schedule", "STANDINS_NOTE",
+           "main"]
 
 
 class DeployError(RuntimeError):
@@ -260,15 +262,77 @@ def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str]):
     return uploaded, deleted
 
 
+
+# --------------------------------------------------------------------------- the app's schedule
+FALLBACK_SCHEDULE = "rate(1 minute)"
+
+
+def app_schedule(app_py=ROOT / "app.py", prefer: str = "sweep") -> Optional[str]:
+    """The schedule expression of the sweeper as app.py declares it (``@app.schedule(...)``).
+
+    Read from the source with ``ast`` (app.py is not imported, so this has no side effects on the
+    caller's environment): ``Rate(N, unit=Rate.X)`` or a literal ``"rate(...)"``/``"cron(...)"``.
+    The first schedule whose function name contains ``prefer`` wins, else the first schedule.
+    None when app.py declares none (or in a form this cannot read).
+    """
+    import ast
+    try:
+        tree = ast.parse(Path(app_py).read_text())
+    except (OSError, SyntaxError):
+        return None
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for dec in node.decorator_list:
+            if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute)
+                    and dec.func.attr == "schedule" and dec.args):
+                continue
+            expr = _schedule_expression(dec.args[0])
+            if expr:
+                found.append((node.name, expr))
+    for name, expr in found:
+        if prefer in name:
+            return expr
+    return found[0][1] if found else None
+
+
+def _schedule_expression(node) -> Optional[str]:
+    import ast
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Rate":
+        args = list(node.args)
+        kw = {k.arg: k.value for k in node.keywords}
+        value = args[0] if args else kw.get("value")
+        unit = args[1] if len(args) > 1 else kw.get("unit")
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, int)):
+            return None
+        unit_name = unit.attr if isinstance(unit, ast.Attribute) else getattr(unit, "value", None)
+        unit_word = {"MINUTES": "minute", "HOURS": "hour", "DAYS": "day"}.get(str(unit_name).upper())
+        if unit_word is None and isinstance(unit_name, str):
+            unit_word = unit_name.lower().rstrip("s")
+        if unit_word not in ("minute", "hour", "day"):
+            return None
+        return f"rate({value.value} {unit_word}{'' if value.value == 1 else 's'})"
+    return None
+
+
 # --------------------------------------------------------------------------- deploy
 def deploy(*, endpoint_url: str = DEFAULT_ENDPOINT, registration_token: str, admin_token: str,
            database_url: str, redis_url: str, api_url: Optional[str] = None,
            ui_dir=None, stack_name: str = DEFAULT_STACK, bucket: str = DEFAULT_BUCKET,
            stage: str = "local", rate_limit_per_hour: int = 100, allow_private_targets: bool = True,
-           sweeper_schedule: str = "rate(1 minute)", region: str = DEFAULT_REGION,
+           sweeper_schedule: Optional[str] = None, region: str = DEFAULT_REGION,
            timeout: float = 180.0, template=TEMPLATE, log=print) -> DeployResult:
-    """Create or update the local stack; upload the UI when given. Raises DeployError."""
+    """Create or update the local stack; upload the UI when given. Raises DeployError.
+
+    ``sweeper_schedule`` defaults to the schedule app.py declares for its sweeper (app_schedule()).
+    """
     from botocore.exceptions import BotoCoreError, ClientError
+
+    if not sweeper_schedule:
+        sweeper_schedule = app_schedule() or FALLBACK_SCHEDULE
 
     for name, val in (("registration_token", registration_token), ("admin_token", admin_token),
                       ("database_url", database_url), ("redis_url", redis_url)):
@@ -377,7 +441,8 @@ def main(argv=None) -> int:
                    help="API base URL; also written to the bucket as config.json {\"apiUrl\": ...}")
     p.add_argument("--ui-dir", default=None, help="built UI to upload (e.g. frontend/dist); only changes go up")
     p.add_argument("--rate-limit-per-hour", type=int, default=100)
-    p.add_argument("--sweeper-schedule", default="rate(1 minute)")
+    p.add_argument("--sweeper-schedule", default=None,
+                   help="schedule of the sweeper rule (default: what app.py declares with @app.schedule)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the stack")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     a = p.parse_args(argv)
@@ -385,9 +450,11 @@ def main(argv=None) -> int:
                if not getattr(a, n)]
     if missing:
         print("deploy-local: missing " + ", ".join("--" + m.replace("_", "-") for m in missing)
-              + " (or the same names in UPPER_CASE in the environment)", file=sys.stderr)
+              + " (or the same names in UPPER_CASE in the environment; `make deploy-local` reads them from"
+              " .local/stack.env, which `make up` writes)", file=sys.stderr)
         return 2
     log = (lambda m: print(m, file=sys.stderr)) if a.json else print
+    a.sweeper_schedule = a.sweeper_schedule or app_schedule() or FALLBACK_SCHEDULE
     try:
         res = deploy(endpoint_url=a.endpoint_url, registration_token=a.registration_token,
                      admin_token=a.admin_token, database_url=a.database_url, redis_url=a.redis_url,

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 
 import dns.exception
@@ -67,6 +68,38 @@ def _resolvers(ctx: CheckContext) -> list[str]:
     return servers
 
 
+_IP_RECVERR, _IPV6_RECVERR = 11, 25
+
+
+def _connected_udp_socket(server: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to the resolver, as dig uses.
+
+    On an unconnected socket (dnspython's default) the kernel drops the ICMP
+    errors, so a resolver with nothing on the port, or a router saying the
+    network is unreachable, would only show up as a timeout at the deadline;
+    connected, they come back at once as ECONNREFUSED / EHOSTUNREACH and the
+    check reports `refused` / `unreachable`.
+    """
+    v6 = ":" in server
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        try:
+            # Linux passes "host/net unreachable" to a UDP socket only with RECVERR
+            # (port unreachable it passes anyway). Not in the socket module: 11 / 25.
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+        except OSError:
+            pass  # not Linux: those errors then show up as a timeout
+        sock.connect((server, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     record_type = opts["record_type"]
@@ -93,7 +126,9 @@ def run(ctx: CheckContext) -> dict:
             if opts["protocol"] == "tcp":
                 response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
             else:
-                response, used_tcp = dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining())
+                with _connected_udp_socket(server, port) as udp_sock:
+                    response, used_tcp = dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining(),
+                                                                     udp_sock=udp_sock)
                 data["truncated_retried"] = used_tcp
             data["query_time_ms"] = ms_since(started)
             break

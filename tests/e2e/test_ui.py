@@ -139,8 +139,135 @@ def test_submit_check_and_watch_results_arrive(stack, ui, page):
 
     # the shareable URL is a deep link that loads on its own (S3 error document = index.html)
     expect(page.get_by_test_id("share-url")).to_have_value(check_url)
+    page.get_by_test_id("copy-link").click()
+    expect(page.get_by_test_id("copy-link")).to_have_text("Copied!")
     page.goto(check_url)
     expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(6)
+
+    # run again: a new check of the same target and types, on its own results page
+    page.get_by_test_id("run-again").click()
+    expect(page).not_to_have_url(check_url)
+    expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
+    expect(page.get_by_test_id("results-target")).to_have_text(stack["DEMO_HTTP_URL"])
+    expect(page.locator('[data-testid^="result-cell-"][data-check-type="tcp"]')).to_have_count(3)
+    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
+                                                                  timeout=RESULTS_TIMEOUT_MS)
+
+
+def test_dns_against_the_demo_resolver(stack, ui, page):
+    """A DNS check of the demo name, asked of the demo resolver: the answer table."""
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_DNS_NAME"])
+    expect(page.get_by_test_id("target-kind")).to_have_text(re.compile("Hostname"))
+    set_check_types(page, {"dns"})
+    page.get_by_test_id("advanced-toggle").click()
+    expect(page.get_by_test_id("opt-dns-record_type")).to_have_value("A")
+    page.get_by_test_id("opt-dns-resolver").fill(stack["DEMO_DNS_SERVER"])
+    if stack.get("DEMO_DNS_PORT", "53") != "53":
+        page.get_by_test_id("opt-dns-port").fill(stack["DEMO_DNS_PORT"])
+    page.get_by_test_id("submit-check").click()
+
+    expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
+    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
+                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-options")).to_contain_text(f"@ {stack['DEMO_DNS_SERVER']}")
+    expect(page.get_by_test_id("summary-dns")).to_contain_text("DNS OK from 3/3 agents")
+    dns = page.locator('[data-testid^="result-cell-"][data-check-type="dns"]')
+    expect(dns).to_have_count(3)
+    for i in range(3):
+        expect(dns.nth(i).get_by_test_id("cell-headline")).to_have_text(re.compile(r"^\d+ answers?: "))
+    dns.first.click()
+    answers = page.get_by_test_id("cell-detail").get_by_test_id("dns-answer")
+    expect(answers.first).to_contain_text(stack["DEMO_HOST"])
+    shot(page, "07-dns-detail")
+
+
+def test_ping_tcp_traceroute_details(stack, ui, page):
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HOST"])
+    expect(page.get_by_test_id("target-kind")).to_have_text(re.compile("IPv4"))
+    set_check_types(page, {"ping", "tcp", "traceroute"})
+    page.get_by_test_id("submit-check").click()
+    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
+                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(9)
+    expect(page.get_by_test_id("summary-ping")).to_contain_text(re.compile(r"Ping OK from 3/3 agents, median RTT"))
+    row = page.locator('[data-testid^="result-row-"]').first
+    expect(row.locator('[data-check-type="ping"] [data-testid="cell-headline"]')).to_have_text(
+        re.compile(r"avg · 0% loss$"))
+    expect(row.locator('[data-check-type="traceroute"] [data-testid="cell-headline"]')).to_have_text(
+        re.compile(r"^\d+ hops?$"))
+
+    row.locator('[data-check-type="ping"]').click()
+    detail = page.get_by_test_id("cell-detail")
+    expect(detail.get_by_test_id("rtt-chart")).to_be_visible()
+    expect(detail.get_by_test_id("rtt-bar")).to_have_count(4)  # the default packet count
+    shot(page, "08-ping-detail")
+
+    row.locator('[data-check-type="traceroute"]').click()
+    expect(detail).to_have_attribute("data-check-type", "traceroute")
+    hops = detail.get_by_test_id("traceroute-hop")
+    expect(hops.last).to_contain_text(stack["DEMO_HOST"])
+    shot(page, "09-traceroute-detail")
+
+
+def test_https_redirects_and_tls(stack, ui, page):
+    """The self-signed demo certificate fails with verify on, yet shows its details and
+    timings; a redirect chain is listed hop by hop."""
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HTTPS_URL"])
+    set_check_types(page, {"http"})
+    page.get_by_test_id("submit-check").click()
+    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", re.compile("completed|failed"),
+                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.locator('[data-testid^="result-cell-"][data-status="failed"]')).to_have_count(3)
+    expect(page.get_by_test_id("summary-http")).to_contain_text("HTTP failed on all 3 agents (tls error)")
+    cell = page.locator('[data-testid^="result-cell-"][data-check-type="http"]').first
+    expect(cell.get_by_test_id("status-badge")).to_have_text("tls error")
+    cell.click()
+    detail = page.get_by_test_id("cell-detail")
+    expect(detail.get_by_test_id("result-error")).to_contain_text("tls_error")
+    expect(detail.get_by_test_id("waterfall-bar-tls")).to_have_count(1)
+    expect(detail.get_by_test_id("tls-details")).to_contain_text("Verified")
+    expect(detail.get_by_test_id("tls-days-left")).to_have_text(re.compile(r"^-?\d+$"))
+    shot(page, "10-https-tls-error")
+
+    # the same with verification off: OK, and the certificate is shown as not verified
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HTTPS_URL"])
+    set_check_types(page, {"http"})
+    page.get_by_test_id("advanced-toggle").click()
+    page.get_by_test_id("opt-http-verify_tls").uncheck()
+    page.get_by_test_id("submit-check").click()
+    expect(page.get_by_test_id("check-options")).to_contain_text("TLS not verified")
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3,
+                                                                                           timeout=RESULTS_TIMEOUT_MS)
+
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HTTP_URL"] + "r/301")
+    set_check_types(page, {"http"})
+    page.get_by_test_id("submit-check").click()
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3,
+                                                                                           timeout=RESULTS_TIMEOUT_MS)
+    page.locator('[data-testid^="result-cell-"][data-check-type="http"]').first.click()
+    hops = page.get_by_test_id("cell-detail").get_by_test_id("redirect-hop")
+    expect(hops.first).to_contain_text("301")
+    expect(hops.first).to_contain_text(stack["DEMO_HTTP_URL"] + "r/301")
+    shot(page, "11-redirect-chain")
+
+
+def test_api_down_shows_a_banner(stack, ui, page):
+    """No answer at all from the API (requests aborted in the browser): a banner, not a blank page."""
+    api = stack["API_URL"].rstrip("/")
+    page.route(f"{api}/**", lambda route: route.abort("connectionrefused"))
+    page.goto(ui)
+    expect(page.get_by_test_id("api-unreachable-banner")).to_be_visible()
+    expect(page.get_by_test_id("api-unreachable-banner")).to_contain_text(api)
+    expect(page.get_by_test_id("new-check-form")).to_be_visible()
+    expect(page.get_by_test_id("recent-checks-error")).to_be_visible()
+    shot(page, "12-api-down")
+    page.unroute(f"{api}/**")
+    expect(page.get_by_test_id("api-unreachable-banner")).to_have_count(0, timeout=30_000)
 
 
 def test_agents_page_shows_three_online_agents(stack, ui, page):

@@ -1,7 +1,9 @@
 """Creating, reading, listing and deleting checks through the API."""
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 
 import pytest
 
@@ -213,6 +215,33 @@ def test_check_list_is_newest_first_with_keyset_pagination_and_filters(api, agen
     assert api.get("/api/checks?status=bogus").status == 400
     assert api.get("/api/checks?cursor=garbage").body["error"]["details"][0]["field"] == "cursor"
     assert api.get("/api/checks?limit=1000").status == 400
+
+
+def test_check_list_items_carry_the_same_per_type_summary_as_the_check(api, agent):
+    other = api.register("sin-1", "Singapore")
+    body = api.create_check(checks=["ping", "http"]).body
+    tasks = {(t["agent_id"], t["check_type"]): t["task_id"] for t in body["tasks"]}
+    for who, rtt in ((agent, 10.0), (other, 30.0)):
+        api.result(who, tasks[(who["agent_id"], "ping")], duration_ms=1500,
+                   data={"rtt_ms": {"avg": rtt}})
+    api.result(agent, tasks[(agent["agent_id"], "http")], success=False)
+    unrun = api.create_check(locations=["Mars"]).body  # failed: no tasks at all
+    items = {c["check_id"]: c for c in api.get("/api/checks").body["items"]}
+    assert items[body["check_id"]]["summary"] == api.get(f"/api/checks/{body['check_id']}").body["summary"]
+    assert items[body["check_id"]]["summary"] == {
+        "ping": {"ok": 2, "failed": 0, "pending": 0, "total": 2, "median_ms": 20.0},
+        "http": {"ok": 0, "failed": 1, "pending": 1, "total": 2, "median_ms": None}}
+    assert items[unrun["check_id"]]["summary"] == {
+        "http": {"ok": 0, "failed": 0, "pending": 0, "total": 0, "median_ms": None}}
+
+
+def test_a_cursor_python_reads_but_postgresql_would_not_is_still_a_position(api, agent):
+    older = api.create_check().body["check_id"]
+    # ["2026-W01-1", <uuid>]: an ISO week date, which fromisoformat accepts and PostgreSQL does not
+    cursor = base64.urlsafe_b64encode(json.dumps(["2999-W01-1", str(uuid.UUID(int=0))]).encode()).decode()
+    reply = api.get(f"/api/checks?cursor={cursor}")
+    assert reply.status == 200, reply.body
+    assert [c["check_id"] for c in reply.body["items"]] == [older]
 
 
 def test_delete_check_needs_the_admin_token(api, agent, redis_client):

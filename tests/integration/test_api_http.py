@@ -79,3 +79,42 @@ def test_a_failure_before_the_view_is_still_in_the_error_shape(api, monkeypatch)
     reply = api.get("/api/agents")
     assert reply.status == 500 and reply.body["error"]["code"] == "internal_error"
     assert "limiter bug" not in reply.raw.decode()
+
+
+CHECK = "/api/checks"
+
+
+@pytest.mark.parametrize("method, path, raw, field", [
+    ("POST", CHECK, '{"target": "http://[::1", "checks": ["http"]}', "target"),
+    ("POST", CHECK, '{"target": "example.com", "checks": ["http"], "locations": ["\\u0000"]}', "locations[0]"),
+    ("POST", CHECK, '{"target": "example.com", "checks": ["http"], "options": {"http": {"path": "/\\ud800"}}}',
+     "options.http.path"),
+    ("POST", CHECK, '{"target": "example.com", "checks": ["http"], "limit": 1e400}', "body"),
+    ("POST", "/api/agents/register", '{"name": "fra\\u0000", "location": "Frankfurt"}', "name"),
+    ("POST", "/api/agents/register", '{"name": "\\udc00", "location": "Frankfurt"}', "name"),
+    ("POST", "/api/agents/register", '{"name": "fra", "location": "F", "\\u0000": 1}', "body"),
+    ("GET", "/api/checks?target=%00", None, "target"),
+])
+def test_odd_inputs_are_400_naming_the_field_not_a_database_error(api, method, path, raw, field):
+    from tests.integration.conftest import REGISTRATION_TOKEN
+
+    api.register("fra-1")
+    reply = api.call(method, path, raw=raw, headers={"X-Registration-Token": REGISTRATION_TOKEN})
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("raw, field", [
+    ('{"success": true, "data": {"banner": "a\\u0000b"}}', "data.banner"),
+    ('{"success": true, "data": {"hops": [{"hostname": "\\ud800"}]}}', "data.hops[0].hostname"),
+    ('{"success": true, "data": {"rtt_ms": 1e400}}', "body"),
+    ('{"success": true, "address": "\\u0000"}', "address"),
+    ('{"success": false, "error": {"kind": "timeout", "message": "\\u0000"}}', "error.message"),
+])
+def test_results_the_database_cannot_store_are_400_naming_the_field(api, raw, field):
+    agent = api.register("fra-1")
+    task_id = api.create_check().body["tasks"][0]["task_id"]
+    reply = api.post(f"/api/tasks/{task_id}/result", raw=raw, headers={"X-Agent-Token": agent["api_token"]})
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["details"][0]["field"] == field
+    assert api.get(f"/api/tasks/{task_id}").body["status"] == "pending"  # nothing half stored

@@ -28,6 +28,7 @@ def test_check_creation_is_limited_per_ip_and_resets_with_the_window(api, frozen
     assert refused.status == 429 and refused.body["error"]["code"] == "rate_limited"
     assert refused.headers["Retry-After"] == "3590" and refused.headers["X-RateLimit-Reset"] == "3590"
     assert refused.headers["X-RateLimit-Remaining"] == "0"
+    _assert_browser_can_read_the_limit_headers(refused)
 
     # another client is not affected
     other = api.post("/api/checks", {"target": "example.com", "checks": ["http"]},
@@ -37,6 +38,13 @@ def test_check_creation_is_limited_per_ip_and_resets_with_the_window(api, frozen
     frozen_clock["t"] += 3590  # the next window
     again = api.post("/api/checks", {"target": "example.com", "checks": ["http"]}, headers=client)
     assert again.status == 202 and again.headers["X-RateLimit-Remaining"] == "2"
+
+
+def _assert_browser_can_read_the_limit_headers(reply):
+    """A cross-origin page sees only the headers the response itself exposes."""
+    assert reply.headers["Access-Control-Allow-Origin"]
+    exposed = {h.strip().lower() for h in reply.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= exposed
 
 
 def test_invalid_check_requests_do_not_use_up_the_check_quota(api, frozen_clock):
@@ -53,6 +61,7 @@ def test_other_routes_have_a_per_minute_limit_of_their_own(api, frozen_clock):
     assert statuses == [200] * 5 + [429]
     refused = api.get("/api/agents")
     assert int(refused.headers["Retry-After"]) <= 60
+    _assert_browser_can_read_the_limit_headers(refused)  # answered before any view ran
     assert api.get("/health").status == 200  # health is never limited
     frozen_clock["t"] += 60
     assert api.get("/api/agents").status == 200

@@ -129,7 +129,8 @@ def test_secret_parameters_and_rule_exist(first_two_deploys, endpoint):
     assert params["/hostchecker/local/api-url"]["Value"] == API_URL
     assert params["/hostchecker/local/secret-name"]["Value"] == "hostchecker/local/app"
     rule = c["events"].describe_rule(Name="hostchecker-local-sweeper")
-    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    # the rule declares the rate app.py declares for its sweeper (not a second, hand-kept value)
+    assert rule["ScheduleExpression"] == dl.app_schedule() == "rate(1 minute)"
 
 
 def test_bucket_website_serves_the_ui(first_two_deploys, endpoint):
@@ -187,6 +188,51 @@ def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, 
     assert "chalice local" in r.stdout and "Docker" in r.stdout
     r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["changed"] is False
+
+
+def _makefile_recipe(target: str) -> str:
+    """The shell line of a Makefile target, with make's variables and $$ expanded."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith(f"{target}:"))
+    recipe = lines[start + 1].strip().lstrip("@")
+    return (recipe.replace("$(PY)", sys.executable).replace("$(UI_DIR)", "frontend")
+            .replace("$$", "$"))
+
+
+def test_make_deploy_local_recipe_is_idempotent(first_two_deploys, endpoint, ui_dir, tmp_path):
+    """`make deploy-local` as written in the Makefile: it sources the `export KEY=value` lines of
+    .local/stack.env (here a copy pointing at this session's LocalStack) and deploys; a second run
+    changes nothing and the stack stays CREATE_COMPLETE/UPDATE_COMPLETE."""
+    import shlex
+    recipe = _makefile_recipe("deploy-local")
+    assert "source .local/stack.env" in recipe and "deploy_local.py" in recipe
+    env_file = tmp_path / "stack.env"
+    values = dict(STAGE="local", API_URL=API_URL, LOCALSTACK_URL=endpoint,
+                  REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
+                  DATABASE_URL=SECRETS["database_url"], REDIS_URL=SECRETS["redis_url"])
+    env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    # the session's fixture UI stands in for frontend/dist (the Makefile builds it first)
+    recipe = recipe.replace("source .local/stack.env", f"source {shlex.quote(str(env_file))}")
+    recipe = recipe.replace("--ui-dir frontend/dist", f"--ui-dir {shlex.quote(str(ui_dir))}")
+    env = {k: v for k, v in os.environ.items() if k not in values}
+    runs = [subprocess.run(["bash", "-c", recipe], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+            for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert "no changes" in runs[1].stdout and "UI: unchanged" in runs[1].stdout, runs[1].stdout
+    assert "chalice local" in runs[1].stdout          # says what stands in for Lambda & co.
+    cfn = _clients(endpoint)["cloudformation"]
+    assert cfn.describe_stacks(StackName=dl.DEFAULT_STACK)["Stacks"][0]["StackStatus"] in OK
+
+
+def test_app_schedule_matches_what_the_scheduler_discovers():
+    """deploy_local reads the sweeper's rate from app.py's source; the scheduler from the loaded app."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "scheduler.py"), "--list", "--stage", "test"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
+    sweepers = [row[1] for row in rows if "sweep" in row[0]]
+    assert sweepers and dl.app_schedule() == sweepers[0]
 
 
 def test_cli_errors_are_one_line(endpoint):

@@ -45,3 +45,15 @@ def test_a_missing_secret_falls_back_to_the_environment_on_local(aws_env, monkey
     with mock_aws():
         settings = config.reset_settings()
     assert settings.registration_token == "from-env" and settings.config_source == "environment"
+
+
+def test_local_stage_falls_back_to_the_environment_when_localstack_is_not_running(aws_env, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the block ends
+    monkeypatch.setenv("HC_STAGE", "local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")
+    settings = config.reset_settings()
+    assert settings.registration_token == "from-env" and settings.config_source == "environment"

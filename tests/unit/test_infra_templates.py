@@ -89,7 +89,43 @@ def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
     assert "VpcConfig" in text and "hostchecker-${Stage}-PrivateSubnetIds" in text
     assert "rate(1 minute)" in text
     assert "AWSLambdaVPCAccessExecutionRole" in text
+    _check_gateway_responses(sam)
     _lint(sam)
+
+
+def _check_gateway_responses(sam: Path):
+    """API Gateway's own answers (no route, throttled, other 4xx/5xx) are in the API's error shape.
+
+    They must be on Chalice's RestAPI (AWS::Serverless::Api) itself, so SAM writes them into the
+    API definition and they are deployed with it; separate AWS::ApiGateway::GatewayResponse
+    resources would only go live after a later redeployment of the stage.
+    """
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    doc = yaml.load(sam.read_text(), Loader=_Loader)
+    resources = doc["Resources"]
+    assert resources["RestAPI"]["Type"] == "AWS::Serverless::Api"
+    assert not [k for k, v in resources.items() if v["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    responses = resources["RestAPI"]["Properties"]["GatewayResponses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert responses["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+    # simple $context substitution only: what they expand to must be JSON in the error shape
+    sample = {"$context.error.messageString": '"Missing Authentication Token"', "$context.httpMethod": "GET"}
+    for kind, response in responses.items():
+        assert response["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == "'*'"
+        body = response["ResponseTemplates"]["application/json"]
+        for var, value in sample.items():
+            body = body.replace(var, value)
+        assert "$" not in body, (kind, body)
+        error = json.loads(body)["error"]
+        assert set(error) == {"code", "message", "details"} and error["code"], (kind, error)
+    assert json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"]
+                      .replace("$context.httpMethod", "GET"))["error"]["code"] == "not_found"
 
 
 @pytest.mark.skipif(not (ROOT / "app.py").is_file(),
@@ -104,4 +140,6 @@ def test_chalice_package_of_real_app_lints(tmp_path):
     text = sam.read_text()
     assert "AWS::Serverless::Function" in text
     assert "VpcConfig" in text
+    assert "rate(1 minute)" in text          # the sweeper's EventBridge schedule
+    _check_gateway_responses(sam)
     _lint(sam)

@@ -124,7 +124,8 @@ describe("NewCheckForm", () => {
     await user.click(screen.getByTestId("submit-check"));
     const notice = await screen.findByTestId("rate-limit-error");
     expect(notice).toHaveTextContent(/try|run another check in/i);
-    expect(screen.getByTestId("retry-after-seconds")).toHaveTextContent(/^1[12]\d s$/);
+    expect(screen.getByTestId("retry-after-seconds")).toHaveTextContent(/^(2 min|1 min \d+ s)$/);
+    expect(Number(screen.getByTestId("retry-after-seconds").dataset.seconds)).toBeGreaterThan(110);
     expect(screen.getByTestId("submit-check")).toBeDisabled();
   });
 
@@ -134,7 +135,44 @@ describe("NewCheckForm", () => {
     renderForm();
     await user.type(screen.getByTestId("target-input"), "example.com");
     await user.click(screen.getByTestId("submit-check"));
-    expect(await screen.findByTestId("retry-after-seconds")).toHaveTextContent(/^about \d+ s$/);
+    expect(await screen.findByTestId("retry-after-seconds")).toHaveTextContent(/^about (\d+ s|1 min)$/);
+  });
+
+  it("sends only the advanced options that differ from the defaults", async () => {
+    const user = userEvent.setup();
+    createCheck.mockResolvedValue({ check_id: "c9", status: "pending" });
+    renderForm();
+    await user.type(screen.getByTestId("target-input"), "example.com");
+    await user.click(screen.getByTestId("check-type-dns"));
+    await user.click(screen.getByTestId("advanced-toggle"));
+    await user.click(screen.getByTestId("opt-http-verify_tls"));
+    await user.click(screen.getByTestId("opt-http-follow_redirects"));
+    await user.selectOptions(screen.getByTestId("opt-dns-record_type"), "MX");
+    await user.type(screen.getByTestId("opt-dns-resolver"), "192.0.2.53");
+    await user.type(screen.getByTestId("opt-dns-port"), "5353");
+    await user.selectOptions(screen.getByTestId("opt-dns-protocol"), "tcp");
+    await user.click(screen.getByTestId("submit-check"));
+    await waitFor(() => expect(createCheck).toHaveBeenCalled());
+    expect(createCheck.mock.calls[0][0]).toEqual({
+      target: "example.com",
+      checks: ["http", "ping", "dns"],
+      options: {
+        http: { follow_redirects: false, verify_tls: false },
+        dns: { record_type: "MX", resolver: "192.0.2.53", port: 5353, protocol: "tcp" },
+      },
+    });
+  });
+
+  it("flags a DNS resolver port out of range before sending", async () => {
+    const user = userEvent.setup();
+    renderForm();
+    await user.type(screen.getByTestId("target-input"), "example.com");
+    await user.click(screen.getByTestId("check-type-dns"));
+    await user.click(screen.getByTestId("advanced-toggle"));
+    await user.type(screen.getByTestId("opt-dns-port"), "70000");
+    await user.click(screen.getByTestId("submit-check"));
+    expect(screen.getByTestId("field-error-options.dns.port")).toHaveTextContent(/between 1 and 65535/);
+    expect(createCheck).not.toHaveBeenCalled();
   });
 
   it("shows a network failure as a form error", async () => {

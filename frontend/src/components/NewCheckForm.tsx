@@ -9,6 +9,7 @@ import { useNow } from "../hooks/useNow";
 import { CHECK_TYPES, DNS_RECORD_TYPES, HTTP_METHODS, checkLabel } from "../lib/checkTypes";
 import { buildRequest, DEFAULT_OPTIONS, validateForm, type FormValues, type OptionValues, type SelectionMode } from "../lib/buildRequest";
 import { mapFieldErrors } from "../lib/fieldErrors";
+import { formatWait } from "../lib/format";
 import { TARGET_KIND_LABEL, validateTarget } from "../lib/validateTarget";
 import { FieldError } from "./FieldError";
 import { OnlineDot } from "./StatusBadge";
@@ -30,9 +31,9 @@ export function RateLimitNotice({
   return (
     <div data-testid={testId} role="alert" className="rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-900">
       Rate limit reached. You can run another check in{" "}
-      <strong data-testid="retry-after-seconds">
+      <strong data-testid="retry-after-seconds" data-seconds={left}>
         {limit.known ? "" : "about "}
-        {left} s
+        {formatWait(left)}
       </strong>{" "}
       (at {new Date(limit.until).toLocaleTimeString()}).
     </div>
@@ -133,7 +134,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
     setChecks((prev) => (prev.includes(t) ? prev.filter((x) => x !== t) : CHECK_TYPES.filter((x) => x === t || prev.includes(x))));
   };
 
-  const setOpt = <K extends keyof OptionValues>(type: K, key: keyof OptionValues[K], value: string) => {
+  const setOpt = <K extends keyof OptionValues>(type: K, key: keyof OptionValues[K], value: string | boolean) => {
     clearError(`options.${type}.${String(key)}`);
     clearError(`options.${type}`);
     setOptions((prev) => ({ ...prev, [type]: { ...prev[type], [key]: value } }));
@@ -331,6 +332,28 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
                   <FieldError field="options.http.expected_status" messages={fieldErrors["options.http.expected_status"]} />
                 </div>
               </div>
+              <div className="mt-2 flex flex-wrap gap-x-4 gap-y-1 text-sm text-slate-700">
+                <label className="flex items-center gap-1.5" title="Off: a self-signed or expired certificate does not fail the check (its details are still shown)">
+                  <input
+                    type="checkbox"
+                    data-testid="opt-http-verify_tls"
+                    checked={options.http.verify_tls}
+                    onChange={(e) => setOpt("http", "verify_tls", e.target.checked)}
+                  />
+                  Verify TLS certificate
+                </label>
+                <label className="flex items-center gap-1.5">
+                  <input
+                    type="checkbox"
+                    data-testid="opt-http-follow_redirects"
+                    checked={options.http.follow_redirects}
+                    onChange={(e) => setOpt("http", "follow_redirects", e.target.checked)}
+                  />
+                  Follow redirects
+                </label>
+              </div>
+              <FieldError field="options.http.verify_tls" messages={fieldErrors["options.http.verify_tls"]} />
+              <FieldError field="options.http.follow_redirects" messages={fieldErrors["options.http.follow_redirects"]} />
             </OptionGroup>
           )}
           {checks.includes("ping") && (
@@ -382,7 +405,38 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
                   />
                   <FieldError field="options.dns.resolver" messages={fieldErrors["options.dns.resolver"]} />
                 </div>
+                <div>
+                  <label className={labelCls} htmlFor="opt-dns-port">Resolver port</label>
+                  <input
+                    id="opt-dns-port"
+                    data-testid="opt-dns-port"
+                    type="number"
+                    min={1}
+                    max={65535}
+                    className={inputCls}
+                    placeholder="53"
+                    value={options.dns.port}
+                    aria-invalid={Boolean(fieldErrors["options.dns.port"])}
+                    onChange={(e) => setOpt("dns", "port", e.target.value)}
+                  />
+                  <FieldError field="options.dns.port" messages={fieldErrors["options.dns.port"]} />
+                </div>
+                <div>
+                  <label className={labelCls} htmlFor="opt-dns-protocol">Protocol</label>
+                  <select
+                    id="opt-dns-protocol"
+                    data-testid="opt-dns-protocol"
+                    className={inputCls}
+                    value={options.dns.protocol}
+                    onChange={(e) => setOpt("dns", "protocol", e.target.value)}
+                  >
+                    <option value="udp">UDP</option>
+                    <option value="tcp">TCP</option>
+                  </select>
+                  <FieldError field="options.dns.protocol" messages={fieldErrors["options.dns.protocol"]} />
+                </div>
               </div>
+              <p className="mt-1 text-[11px] text-slate-500">Resolver: an IP or hostname; empty uses each agent&apos;s own resolver.</p>
             </OptionGroup>
           )}
           {checks.includes("tcp") && (

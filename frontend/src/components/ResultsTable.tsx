@@ -1,7 +1,7 @@
 import { Fragment, useMemo, useState } from "react";
 import type { Agent, AgentRef, Check, TaskResult } from "../api/types";
 import { checkLabel } from "../lib/checkTypes";
-import { headline, outcomeOf } from "../lib/format";
+import { headline, outcomeOf, shortError } from "../lib/format";
 import { ResultDetail } from "./details/Details";
 import { OnlineDot, StatusBadge } from "./StatusBadge";
 
@@ -41,7 +41,7 @@ export function ResultCell({
       : outcome === "running"
         ? "running…"
         : outcome === "failed" && r.error
-          ? r.error.message
+          ? shortError(r.error.message)
           : headline(r);
   const badgeLabel = outcome === "failed" && r.error?.kind ? r.error.kind.replace(/_/g, " ") : undefined;
   const canExpand = outcome === "ok" || outcome === "failed";
@@ -61,8 +61,8 @@ export function ResultCell({
       <StatusBadge status={outcome} label={badgeLabel} />
       <span
         data-testid="cell-headline"
-        className={`max-w-[18rem] truncate font-mono text-xs tabular-nums ${outcome === "failed" ? "text-red-700" : "text-slate-700"}`}
-        title={text}
+        className={`max-w-[24rem] truncate font-mono text-xs tabular-nums ${outcome === "failed" ? "text-red-700" : "text-slate-700"}`}
+        title={outcome === "failed" && r.error ? r.error.message : text}
       >
         {text || "\u00a0"}
       </span>

@@ -1,5 +1,5 @@
 import type { Check } from "../api/types";
-import { computeSummary, summaryLine, summaryMedian, verdictOf } from "../lib/format";
+import { computeSummary, failureKinds, summaryLine, summaryMedian, verdictOf } from "../lib/format";
 
 const DOT: Record<string, string> = {
   ok: "bg-emerald-500",
@@ -19,7 +19,7 @@ export function SummaryLines({ check }: { check: Check }) {
         return (
           <li key={t} data-testid={`summary-${t}`} data-verdict={v} className="flex items-center gap-2 text-sm text-slate-700">
             <span className={`h-2.5 w-2.5 shrink-0 rounded-full ${DOT[v]}`} aria-hidden />
-            {summaryLine(t, s, med.label, med.value)}
+            {summaryLine(t, s, med.label, med.value, failureKinds(check.results ?? [], t))}
           </li>
         );
       })}

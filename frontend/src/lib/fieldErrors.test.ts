@@ -12,7 +12,8 @@ describe("fieldKeyFor", () => {
     ["options.http.expected_status", "options.http.expected_status"],
     ["options/http/expected_status", "options.http.expected_status"],
     ["options.ping.count", "options.ping.count"],
-    ["options.http.verify_tls", "options.http"],
+    ["options.http.verify_tls", "options.http.verify_tls"],
+    ["options.http.timeout", "options.http"],
     ["options.http", "options.http"],
     ["options", "options"],
     ["agents[0]", "agents"],
@@ -62,7 +63,7 @@ describe("buildRequest / validateForm", () => {
       target: "  https://example.com ",
       options: {
         ...DEFAULT_OPTIONS,
-        http: { method: "HEAD", expected_status: "200-299" },
+        http: { ...DEFAULT_OPTIONS.http, method: "HEAD", expected_status: "200-299" },
         tcp: { port: "443" },
         ping: { count: "8" },
       },
@@ -78,7 +79,7 @@ describe("buildRequest / validateForm", () => {
   });
 
   it("sends a single expected status as a number", () => {
-    const req = buildRequest({ ...base, options: { ...DEFAULT_OPTIONS, http: { method: "GET", expected_status: "204" } } });
+    const req = buildRequest({ ...base, options: { ...DEFAULT_OPTIONS, http: { ...DEFAULT_OPTIONS.http, expected_status: "204" } } });
     expect(req.options).toEqual({ http: { expected_status: 204 } });
   });
 

@@ -4,9 +4,13 @@ import type { FieldDetail } from "../api/types";
 export const OPTION_FIELDS = [
   "options.http.method",
   "options.http.expected_status",
+  "options.http.verify_tls",
+  "options.http.follow_redirects",
   "options.ping.count",
   "options.dns.record_type",
   "options.dns.resolver",
+  "options.dns.port",
+  "options.dns.protocol",
   "options.tcp.port",
   "options.traceroute.max_hops",
 ] as const;

@@ -33,6 +33,45 @@ export function formatBytes(v: unknown): string {
   return `${(v / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** A wait in whole seconds: "45 s", "16 min 40 s", "1 h 5 min". */
+export function formatWait(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) {
+    const m = Math.floor(s / 60);
+    const rest = s % 60;
+    return rest ? `${m} min ${rest} s` : `${m} min`;
+  }
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return m ? `${h} h ${m} min` : `${h} h`;
+}
+
+/**
+ * A result's error message without a leading copy of the URL it is about
+ * ("https://example.com/: certificate verify failed" -> "certificate verify failed"):
+ * the row and column already say which target and check it is.
+ */
+export function shortError(message: string | null | undefined): string {
+  if (!message) return "";
+  const m = /^[a-z][a-z0-9+.-]*:\/\/\S*?:\s+(.+)$/is.exec(message);
+  return m ? m[1] : message;
+}
+
+/** The failure kinds of one check type's results: "tls error", "timeout ×2, refused". */
+export function failureKinds(results: TaskResult[], type: string): string {
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    if (r.check_type !== type || outcomeOf(r) !== "failed") continue;
+    const kind = (r.error?.kind || "error").replace(/_/g, " ");
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => (n > 1 && counts.size > 1 ? `${k} ×${n}` : k))
+    .join(", ");
+}
+
 /** "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago" */
 export function relativeTime(iso: string | null | undefined, now: number = Date.now()): string {
   if (!iso) return "never";
@@ -151,23 +190,46 @@ export function summaryMedian(type: string, results: TaskResult[], s: TypeSummar
     const m = median(rtts);
     if (m !== null) return { value: m, label: "median RTT" };
   }
+  if (type === "traceroute") {
+    // The task's duration is mostly probe timeouts; the last hop's RTT is what a reader wants.
+    const rtts: number[] = [];
+    for (const r of results) {
+      if (r.check_type !== "traceroute" || outcomeOf(r) !== "ok" || !Array.isArray(r.data?.hops)) continue;
+      const last = r.data!.hops[r.data!.hops.length - 1];
+      const times = (Array.isArray(last?.rtts_ms) ? last.rtts_ms : []).filter(isNum) as number[];
+      if (times.length) rtts.push(times.reduce((a, b) => a + b, 0) / times.length);
+    }
+    const m = median(rtts);
+    if (m !== null) return { value: m, label: "median RTT to the last hop" };
+  }
   return { value: s.median_ms, label: "median" };
 }
 
-/** "HTTP OK from 3/3 agents, median 42 ms" and its variants. */
-export function summaryLine(type: string, s: TypeSummary, medianLabel = "median", medianValue: number | null = s.median_ms): string {
+/**
+ * "HTTP OK from 3/3 agents, median 42 ms" and its variants. `kinds` (from
+ * failureKinds) says which layer failed: "HTTP failed on all 3 agents (tls error)".
+ */
+export function summaryLine(
+  type: string,
+  s: TypeSummary,
+  medianLabel = "median",
+  medianValue: number | null = s.median_ms,
+  kinds = "",
+): string {
   const label = checkLabel(type);
   const med = isNum(medianValue) ? `, ${medianLabel} ${formatMs(medianValue)}` : "";
+  const why = kinds ? ` (${kinds})` : "";
   const agents = (n: number) => `${n} agent${n === 1 ? "" : "s"}`;
   if (!s.total) return `${label}: no agents ran this check`;
   if (s.pending > 0) {
     const done = s.ok + s.failed;
-    const failedPart = s.failed ? `, failed on ${s.failed}` : "";
+    if (done === 0) return `${label}: waiting for ${agents(s.total)}…`;
+    const failedPart = s.failed ? `, failed on ${s.failed}${why}` : "";
     return `${label}: ${done}/${s.total} done, OK from ${s.ok}${failedPart}, ${s.pending} pending${med}`;
   }
   if (s.failed === 0) return `${label} OK from ${s.ok}/${s.total} ${s.total === 1 ? "agent" : "agents"}${med}`;
-  if (s.ok === 0) return `${label} failed on all ${agents(s.total)}`;
-  return `${label} OK from ${s.ok}/${s.total} agents, failed on ${s.failed}${med}`;
+  if (s.ok === 0) return s.total === 1 ? `${label} failed on its agent${why}` : `${label} failed on all ${agents(s.total)}${why}`;
+  return `${label} OK from ${s.ok}/${s.total} agents, failed on ${s.failed}${why}${med}`;
 }
 
 export type Verdict = "ok" | "partial" | "failed" | "pending";
@@ -177,4 +239,42 @@ export function verdictOf(s: TypeSummary): Verdict {
   if (s.total > 0 && s.failed === 0) return "ok";
   if (s.ok === 0) return "failed";
   return "partial";
+}
+
+/**
+ * The options a check ran with that a reader of its results should know, per type
+ * ("DNS MX @ 192.0.2.53:5353 tcp", "HTTP TLS not verified"); defaults are left out,
+ * except the DNS record type, which always says what was asked.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function describeOptions(types: string[], options: Record<string, any> | null | undefined): string[] {
+  const out: string[] = [];
+  for (const t of types) {
+    const o = options?.[t];
+    if (!o || typeof o !== "object") continue;
+    const parts: string[] = [];
+    if (t === "http") {
+      if (o.method && o.method !== "GET") parts.push(String(o.method));
+      const es = o.expected_status;
+      const esText = Array.isArray(es) ? (es[0] === es[1] ? String(es[0]) : `${es[0]}-${es[1]}`) : es != null ? String(es) : "";
+      if (esText && esText !== "200-399") parts.push(`expect ${esText}`);
+      if (o.follow_redirects === false) parts.push("no redirects followed");
+      if (o.verify_tls === false) parts.push("TLS not verified");
+    } else if (t === "ping") {
+      if (isNum(o.count) && o.count !== 4) parts.push(`${o.count} packets`);
+    } else if (t === "dns") {
+      if (o.record_type) parts.push(String(o.record_type));
+      if (o.resolver) {
+        const port = isNum(o.port) && o.port !== 53 ? `:${o.port}` : "";
+        parts.push(`@ ${o.resolver}${port}`);
+      } else if (isNum(o.port) && o.port !== 53) parts.push(`port ${o.port}`);
+      if (o.protocol && o.protocol !== "udp") parts.push(String(o.protocol).toUpperCase());
+    } else if (t === "tcp") {
+      if (isNum(o.port)) parts.push(`port ${o.port}`);
+    } else if (t === "traceroute") {
+      if (isNum(o.max_hops) && o.max_hops !== 30) parts.push(`max ${o.max_hops} hops`);
+    }
+    if (parts.length) out.push(`${checkLabel(t)} ${parts.join(t === "dns" ? " " : ", ")}`);
+  }
+  return out;
 }

@@ -14,7 +14,7 @@ import { useCheck } from "../hooks/useCheck";
 import { useNow } from "../hooks/useNow";
 import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
-import { formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
+import { describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
 
 export function rerunRequest(check: Check): CreateCheckRequest {
   const req: CreateCheckRequest = { target: check.target, checks: [...(check.check_types ?? [])] };
@@ -27,13 +27,22 @@ function CopyLink() {
   const url = window.location.href;
   const copy = async () => {
     try {
+      if (!navigator.clipboard) throw new Error("no clipboard API");
       await navigator.clipboard.writeText(url);
       setCopied("ok");
     } catch {
-      // Clipboard API unavailable (insecure origin): select the text for a manual copy.
+      // No Clipboard API (a plain-http origin) or no permission: select the text and
+      // try the older copy command; failing that, the user copies it by hand.
       const el = document.getElementById("share-url") as HTMLInputElement | null;
+      el?.focus();
       el?.select();
-      setCopied("fail");
+      let ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch {
+        ok = false;
+      }
+      setCopied(ok ? "ok" : "fail");
     }
     window.setTimeout(() => setCopied("idle"), 2000);
   };
@@ -98,6 +107,7 @@ export default function Results() {
   const check = checkQ.data!;
   const terminal = isTerminalCheck(check.status);
   const rateLimited = rateLimit !== null && rateLimit.until > now;
+  const optionNotes = describeOptions(check.check_types ?? [], check.options);
 
   return (
     <div className="space-y-5" data-testid="results-page" data-check-status={check.status}>
@@ -113,6 +123,11 @@ export default function Results() {
             <span title={formatDateTime(check.created_at)}>started {relativeTime(check.created_at, now)}</span>
             {!terminal && <span data-testid="polling-indicator">· updating every 2 s</span>}
           </div>
+          {optionNotes.length > 0 && (
+            <div className="mt-1 text-xs text-slate-500" data-testid="check-options">
+              {optionNotes.join(" · ")}
+            </div>
+          )}
         </div>
         <div className="flex flex-wrap items-center gap-2">
           <CopyLink />
