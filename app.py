@@ -277,3 +277,15 @@ def sweep(event):
         return sweeper.run()
     finally:
         observability.end_request()
+
+
+# ---- one-off functions
+
+@app.lambda_function(name="migrate")
+def migrate(event, context):
+    """Apply the numbered SQL migrations; scripts/deploy.sh invokes it on every deploy,
+    since in AWS the database is reachable only from inside the VPC. Idempotent."""
+    from chalicelib.db import migrate as apply_migrations
+
+    applied = apply_migrations(get_settings().database_url, log=log.info)
+    return {"applied": applied}

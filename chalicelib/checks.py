@@ -214,6 +214,7 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "target": check["target"],
         "check_types": list(check["check_types"]),
         "options": check["options"],
+        "selection": _selection_view(check["agent_selection"]),
         "status": check["status"],
         "error": check["error"],
         "created_at": iso(check["created_at"]),
@@ -224,7 +225,15 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-_CHECK_COLUMNS = "id, target, check_types, options, status, error, created_at, started_at, completed_at"
+_CHECK_COLUMNS = ("id, target, check_types, options, agent_selection, status, error, created_at, "
+                  "started_at, completed_at")
+
+
+def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """How the agents were asked for (so "run again" can ask the same way) and which were chosen."""
+    stored = stored or {}
+    return {"agents": stored.get("agents"), "locations": stored.get("locations"),
+            "limit": stored.get("limit"), "chosen": stored.get("chosen") or []}
 
 
 def get(check_id: str) -> dict[str, Any]:

@@ -264,3 +264,11 @@ def test_summary_median_quotes_ping_rtt_not_the_task_duration(api, agent):
                    data={"packets_sent": 4, "packets_received": 4, "rtt_ms": {"avg": rtt}})
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["summary"]["ping"]["median_ms"] == 65.0
+
+
+def test_get_check_reports_how_its_agents_were_selected(api, agent):
+    other = api.register("sin-3", "Singapore")
+    body = api.create_check(checks=["tcp"], locations=["Singapore"]).body
+    check = api.get(f"/api/checks/{body['check_id']}").body
+    assert check["selection"] == {"agents": None, "locations": ["Singapore"], "limit": None,
+                                  "chosen": [other["agent_id"]]}
