@@ -38,6 +38,13 @@ export interface TypeSummary {
 
 export type CheckOptions = Partial<Record<CheckType, Record<string, unknown>>>;
 
+export interface CheckSelection {
+  agents: string[] | null;
+  locations: string[] | null;
+  limit: number | null;
+  chosen: string[];
+}
+
 export interface Check {
   check_id: string;
   target: string;
@@ -48,6 +55,8 @@ export interface Check {
   completed_at: string | null;
   summary: Record<string, TypeSummary> | null;
   results: TaskResult[];
+  /** How the agents were asked for (null: not given) and which were chosen. */
+  selection?: CheckSelection | null;
   /** Why a `failed` check could not run at all (e.g. "no eligible agent: ..."). */
   error?: string | { message?: string } | null;
 }

@@ -106,6 +106,13 @@ describe("Results page", () => {
     expect(rerunRequest(check({ options: null }))).toEqual({ target: "https://example.com", checks: ["http"] });
   });
 
+  it("runs again on agents selected the same way as the first run", () => {
+    const c = check({ options: null, selection: { agents: null, locations: ["Singapore"], limit: 2, chosen: ["a1"] } });
+    expect(rerunRequest(c)).toEqual({ target: "https://example.com", checks: ["http"], locations: ["Singapore"], limit: 2 });
+    const picked = check({ options: null, selection: { agents: ["a1", "a2"], locations: null, limit: null, chosen: ["a1"] } });
+    expect(rerunRequest(picked).agents).toEqual(["a1", "a2"]);
+  });
+
   it("shows 'not found' for an unknown id", async () => {
     getCheck.mockRejectedValue(new ApiError({ status: 404, message: "no such check" }));
     renderResults("nope");

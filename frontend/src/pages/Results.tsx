@@ -19,6 +19,11 @@ import { describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "
 export function rerunRequest(check: Check): CreateCheckRequest {
   const req: CreateCheckRequest = { target: check.target, checks: [...(check.check_types ?? [])] };
   if (check.options && Object.keys(check.options).length) req.options = check.options;
+  // Ask for the agents the same way the first run did (not the same ids it got).
+  const sel = check.selection;
+  if (sel?.agents?.length) req.agents = [...sel.agents];
+  if (sel?.locations?.length) req.locations = [...sel.locations];
+  if (typeof sel?.limit === "number") req.limit = sel.limit;
   return req;
 }
 
