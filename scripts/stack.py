@@ -351,34 +351,12 @@ def start_regions(profile: Profile) -> dict | None:
                                       "--regions", regions, "--ready-file", str(ready)], base_env())
         ensure_alive(profile, "netlab", None)
         wait_for(lambda: check_alive(profile, "netlab") or ready.exists(), 60, "the namespaces to be built")
-        lab = json.loads(ready.read_text())
-        point_resolvers_at_demo(lab)
+        lab = json.loads(ready.read_text())  # netlab also points each region's resolver at the demo DNS
         for agent in AGENTS:
             say(f"  {agent['name']:<10} {lab['regions'][agent['name'].lower()]['address']:<15} "
                 f"+{agent['rtt_ms']} ms round trip")
         say(f"  services reachable from the namespaces on {lab['host_address']}")
     return lab
-
-
-NETNS_ETC = Path("/etc/netns")
-
-
-def point_resolvers_at_demo(lab: dict) -> None:
-    """The agents' system resolver is the demo site's DNS server, standing in for the
-    internet's: `ip netns exec NS` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf.
-    The host's own resolver is not reachable from the namespaces."""
-    if not lab.get("demo_address"):
-        return
-    for region in lab["regions"].values():
-        folder = NETNS_ETC / region["namespace"]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "resolv.conf").write_text(f"# Host Checker local stack: the demo site's DNS\n"
-                                            f"nameserver {lab['demo_address']}\noptions timeout:2 attempts:1\n")
-
-
-def remove_resolver_files(profile: Profile) -> None:
-    for folder in NETNS_ETC.glob(f"{netlab_prefix(profile)}-*"):
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_demo(profile: Profile, lab: dict | None) -> dict[str, str]:
@@ -512,7 +490,6 @@ def down(profile: Profile) -> None:
         pass
     if stop_managed(profile, "netlab", grace=20):  # after everything that ran inside its namespaces
         say("  removed the regional namespaces and delay links")
-    remove_resolver_files(profile)
     try:
         from scripts import netlab
 
