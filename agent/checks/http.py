@@ -110,7 +110,7 @@ def run(ctx: CheckContext) -> dict:
             "timings_ms": _sum_timings(hops),
             "tls": final.get("tls"),
             "headers": final.get("headers", {}),
-            "body_bytes": final.get("body_bytes", 0),
+            "body_bytes": final.get("body_bytes"),  # None: no response body was read
             "body_truncated": final.get("body_truncated", False),
             "address": final.get("address"),
         }

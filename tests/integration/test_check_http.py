@@ -97,6 +97,7 @@ def test_self_signed_certificate_fails_with_tls_error_but_reports_certificate_an
     timings = result["data"]["timings_ms"]
     assert timings["connect"] is not None and timings["tls"] is not None
     assert timings["ttfb"] is None  # no request is sent over an unverified connection
+    assert result["data"]["status_code"] is None and result["data"]["body_bytes"] is None
 
 
 def test_self_signed_certificate_passes_with_verify_off(site):
