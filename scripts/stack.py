@@ -289,17 +289,18 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True,
 
     api_env = base_env()
     api_env.update({
-        "DATABASE_URL": pg.url, "REDIS_URL": redis.url,
-        "REGISTRATION_TOKEN": tokens["registration_token"], "ADMIN_TOKEN": tokens["admin_token"],
         "HC_STAGE": "local", "ALLOW_PRIVATE_TARGETS": "true", "HC_CORS_ORIGIN": "*",
         # Everything local comes from one address; the tests' stacks must not trip the per-IP limit.
         "HC_CHECKS_PER_HOUR": "1000" if profile.name == "run" else "100000",
         "HC_REQUESTS_PER_MINUTE": "6000" if profile.name == "run" else "100000",
     })
     if localstack_url:
+        # As in AWS: the tokens and URLs reach the app only through the stage's secret
+        # (HC_SECRET_NAME in .chalice/config.json), here in LocalStack.
         api_env["AWS_ENDPOINT_URL"] = localstack_url
     else:
-        api_env["HC_SECRET_NAME"] = ""
+        api_env.update({"DATABASE_URL": pg.url, "REDIS_URL": redis.url, "HC_SECRET_NAME": "",
+                        "REGISTRATION_TOKEN": tokens["registration_token"], "ADMIN_TOKEN": tokens["admin_token"]})
 
     with step(f"API (chalice local --stage local) on {service_host}:{profile.api}"):
         if not managed_pid(profile, "api"):
