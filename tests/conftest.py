@@ -140,25 +140,64 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
     config.reset_settings()
 
 
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` itself holds a listening TCP socket on 127.0.0.1:`port`.
+
+    A bare connect to the port would also succeed when another session's server holds it
+    (two sessions both find 8390 free, the second `chalice local` fails to bind), and the tests
+    would then talk to an API over another session's database."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for table in ("/proc/net/tcp",):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for line in lines:
+            fields = line.split()
+            if fields[1] == wanted and fields[3] == "0A":   # local address, state LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 @pytest.fixture(scope="session")
 def api_server(pg_url, redis_url, tmp_path_factory):
-    """A real `chalice local --stage test` serving app.py on API_PORT."""
-    port = API_PORT if not port_in_use(API_PORT) else free_port()
+    """A real `chalice local --stage test` serving app.py on API_PORT (or a free port)."""
     log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
     chalice = ROOT / ".venv" / "bin" / "chalice"
-    argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
-            "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = None
+    # The preferred port first; if it is taken (or taken between our look and chalice's bind),
+    # a free one. Ready means *this* process listens: see _listens_on.
+    for port in (API_PORT if not port_in_use(API_PORT) else free_port(), free_port()):
+        argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
+                "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
+        with open(log_path, "a") as log:
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: proc.poll() is not None or _listens_on(proc.pid, port), 30, "chalice local")
+        except ServiceError:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.poll() is None:
+            break
+    if proc.poll() is not None:
+        pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: proc.poll() is not None or port_in_use(port), 30, "chalice local")
-        if proc.poll() is not None:
-            pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
-    except ServiceError:
-        proc.kill()
-        raise
     yield url
     stop_pid(proc.pid)
     proc.wait()

@@ -37,11 +37,19 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack():
-    proc = run_stack("up", "--profile", "e2e")
-    if proc.returncode != 0:
-        down = run_stack("down", "--profile", "e2e")
-        pytest.fail(f"the e2e stack did not come up:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n{down.stdout}")
-    values = read_env_file(ROOT / ".local" / "e2e" / "stack.env")
-    values["_up_output"] = proc.stdout
-    yield values
-    run_stack("down", "--profile", "e2e")
+    # `down` runs whatever happens after `up` started: a failed or timed-out `up`, or an
+    # unreadable stack.env, must not leave a half-started stack (processes, namespaces) behind.
+    taken_down = False
+    try:
+        proc = run_stack("up", "--profile", "e2e")
+        if proc.returncode != 0:
+            down = run_stack("down", "--profile", "e2e")
+            taken_down = True
+            pytest.fail(f"the e2e stack did not come up:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n"
+                        f"{down.stdout}")
+        values = read_env_file(ROOT / ".local" / "e2e" / "stack.env")
+        values["_up_output"] = proc.stdout
+        yield values
+    finally:
+        if not taken_down:
+            run_stack("down", "--profile", "e2e")

@@ -19,11 +19,12 @@ def run_check(api_url: str, body: dict, timeout_s: float = 60) -> dict:
     assert resp.status_code == 202, resp.text
     url = f"{api_url}/api/checks/{resp.json()['check_id']}"
     deadline = time.monotonic() + timeout_s
+    check = {"status": "never read"}
     while time.monotonic() < deadline:  # poll the API's state, as the UI does
         check = requests.get(url, timeout=10).json()
         if check["status"] in ("completed", "failed"):
             return check
-        time.sleep(0.25)
+        time.sleep(0.25)   # poll interval of a bounded wait on the check's status
     pytest.fail(f"check did not finish within {timeout_s} s: {check['status']}")
 
 

@@ -30,10 +30,12 @@ def test_fan_out_to_100_agents_by_5_types_is_one_pipeline_round_trip(settings, d
         sends.append(command)
         return original(self, command, check_health)
 
-    monkeypatch.setattr(Connection, "send_packed_command", counting)
-    request = checks.parse_request({"target": "example.com", "checks": list(CHECK_TYPES)})
-    created = checks.create(request, client_ip="203.0.113.9")
-    monkeypatch.undo()
+    # Only this patch is undone afterwards (monkeypatch.undo() would also drop the settings
+    # fixture's DATABASE_URL / REDIS_URL mid-test).
+    with monkeypatch.context() as patch:
+        patch.setattr(Connection, "send_packed_command", counting)
+        request = checks.parse_request({"target": "example.com", "checks": list(CHECK_TYPES)})
+        created = checks.create(request, client_ip="203.0.113.9")
 
     assert len(created["tasks"]) == 500
     assert len(sends) == 1, f"{len(sends)} round trips to Redis"

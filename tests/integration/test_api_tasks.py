@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -132,9 +133,22 @@ def test_every_status_change_and_result_is_published_on_the_check_channel(api, a
     api.start(agent, http)
     api.result(agent, http, duration_ms=7)
     api.result(agent, ping)
+    # The API publishes before it answers, so a marker published now reaches the subscriber after
+    # every event of the calls above: read up to it (bounded), rather than until the channel goes quiet.
+    channel = f"hc:check:{check['check_id']}"
+    redis_client.publish(channel, json.dumps({"type": "end-of-test"}))
     events = []
-    while (message := pubsub.get_message(timeout=1)) is not None:
-        events.append(json.loads(message["data"]))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=deadline - time.monotonic())
+        if message is None or message["type"] != "message":
+            continue
+        event = json.loads(message["data"])
+        if event["type"] == "end-of-test":
+            break
+        events.append(event)
+    else:
+        raise AssertionError(f"the marker did not arrive within 10 s; events so far: {events}")
     pubsub.close()
     kinds = [(e["type"], e.get("task", {}).get("status") or e.get("status")) for e in events]
     assert kinds == [("task", "in_progress"), ("check", "in_progress"), ("task", "completed"),

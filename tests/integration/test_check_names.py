@@ -144,10 +144,13 @@ def test_a_lookup_runs_in_the_namespace_of_the_check_that_asked(monkeypatch):
 
 def test_teardown_removes_the_namespaces_resolver_files():
     lab = netlab.build_regions("hctest", {"gone": 1}, demo=True)
-    folder = netlab.NETNS_ETC / lab.regions["gone"].namespace
-    assert (folder / "resolv.conf").exists()
-    lab.teardown()
-    assert not folder.exists()
+    try:
+        folder = netlab.NETNS_ETC / lab.regions["gone"].namespace
+        assert (folder / "resolv.conf").exists()
+        lab.teardown()
+        assert not folder.exists()
+    finally:
+        lab.teardown()  # idempotent; the cleanup when an assertion above failed
 
 
 def test_cleanup_removes_resolver_files_a_killed_lab_left(tmp_path):
@@ -157,8 +160,8 @@ def test_cleanup_removes_resolver_files_a_killed_lab_left(tmp_path):
               "lab = netlab.build_regions(%r, {'x': 1}, demo=True)\n"
               "print(lab.regions['x'].namespace, flush=True)\n"
               "os._exit(0)  # no teardown\n" % (str(ROOT), prefix))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         folder = netlab.NETNS_ETC / done.stdout.strip()
         assert (folder / "resolv.conf").exists()

@@ -163,17 +163,19 @@ def test_bucket_website_serves_the_ui(first_two_deploys, endpoint):
 def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir, tmp_path):
     changed = dict(SECRETS, admin_token="admin-token-2")
     api2 = "http://127.0.0.1:58001"
-    res = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
-    assert res.changed is True and res.stack_status == "UPDATE_COMPLETE"
-    assert res.uploaded == ["config.json"]
-    c = _clients(endpoint)
-    assert json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"]) \
-        == changed
-    assert c["ssm"].get_parameter(Name="/hostchecker/local/api-url")["Parameter"]["Value"] == api2
-    again = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
-    assert again.changed is False and again.stack_status in OK and again.uploaded == []
-    # back to the session's inputs for any later test
-    dl.deploy(endpoint_url=endpoint, api_url=API_URL, ui_dir=ui_dir, log=lambda m: None, **SECRETS)
+    try:
+        res = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
+        assert res.changed is True and res.stack_status == "UPDATE_COMPLETE"
+        assert res.uploaded == ["config.json"]
+        c = _clients(endpoint)
+        assert json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"]) \
+            == changed
+        assert c["ssm"].get_parameter(Name="/hostchecker/local/api-url")["Parameter"]["Value"] == api2
+        again = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
+        assert again.changed is False and again.stack_status in OK and again.uploaded == []
+    finally:
+        # back to the session's inputs for any later test, even when an assertion above failed
+        dl.deploy(endpoint_url=endpoint, api_url=API_URL, ui_dir=ui_dir, log=lambda m: None, **SECRETS)
 
 
 def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, ui_dir):
@@ -285,8 +287,11 @@ def test_stop_ends_only_its_own_process(localstack_instance, tmp_path):
     _, _, venv = localstack_instance
     state = tmp_path / "second"
     inst = ls.start(state, port=_free_port(0), venv_dir=venv, quiet=True, timeout=120)
-    assert ls.is_running(state)
-    assert ls.stop(state, quiet=True) is True
+    try:
+        assert ls.is_running(state)
+        assert ls.stop(state, quiet=True) is True
+    finally:
+        ls.stop(state, quiet=True)   # never leave this second LocalStack behind, even on failure
     assert not ls.is_running(state)
     assert not Path(f"/proc/{inst.pid}").exists() or not ls._proc_cmdline(inst.pid)
     assert ls.stop(state, quiet=True) is False      # nothing left to stop; no other process touched

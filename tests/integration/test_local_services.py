@@ -1,6 +1,7 @@
 """The foundation layer: private PostgreSQL and Redis, and the migrations."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -35,10 +36,11 @@ def test_migrations_are_idempotent(pg_url):
 
 def test_concurrent_migrations_on_a_new_database_apply_each_once(pg_url):
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+    name = f"hc_migrate_race_{os.getpid()}"   # this session's own: sessions share the test server
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS hc_migrate_race WITH (FORCE)")
-        conn.execute("CREATE DATABASE hc_migrate_race")
-    url = pg_url.rsplit("/", 1)[0] + "/hc_migrate_race"
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
     results, errors = [], []
 
     def worker():
@@ -59,7 +61,7 @@ def test_concurrent_migrations_on_a_new_database_apply_each_once(pg_url):
         assert "0001_initial" in applied
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS hc_migrate_race WITH (FORCE)")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

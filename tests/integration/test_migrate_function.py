@@ -1,6 +1,8 @@
 """The `migrate` Lambda function that deploy.sh invokes in AWS."""
 from __future__ import annotations
 
+import os
+
 import psycopg
 
 
@@ -11,10 +13,11 @@ def test_migrate_function_applies_a_new_schema_then_changes_nothing(settings, pg
     from chalicelib import config
 
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+    name = f"hc_migrate_fn_{os.getpid()}"   # this session's own: sessions share the test server
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS hc_migrate_fn WITH (FORCE)")
-        conn.execute("CREATE DATABASE hc_migrate_fn")
-    config.reset_settings(database_url=pg_url.rsplit("/", 1)[0] + "/hc_migrate_fn")
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    config.reset_settings(database_url=pg_url.rsplit("/", 1)[0] + f"/{name}")
     try:
         with Client(app, stage_name="test") as client:
             first = client.lambda_.invoke("migrate", {}).payload
@@ -24,4 +27,4 @@ def test_migrate_function_applies_a_new_schema_then_changes_nothing(settings, pg
     finally:
         config.reset_settings()
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS hc_migrate_fn WITH (FORCE)")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -46,27 +46,33 @@ def regions():
 
 def test_teardown_leaves_no_namespace_device_or_process():
     chain = netlab.build_chain("hctest", 2, delay_ms=5)
-    star = netlab.build_regions("hctest", {"a": 5}, demo=True)
-    sleeper = chain.popen_in(chain.client, [sys.executable, "-c", "import time; time.sleep(600)"])
-    pids = [link.proc.pid for lab in (chain, star) for link in lab.links] + [sleeper.pid]
-    names = chain.namespaces + star.namespaces
-    devices = list(star.root_devices)
-    assert pids and all(pid_alive(pid) for pid in pids)
-    assert set(names) <= set(netlab.list_namespaces())
+    star = None
+    try:
+        star = netlab.build_regions("hctest", {"a": 5}, demo=True)
+        # a process that never ends by itself: only the teardown can stop it
+        sleeper = chain.popen_in(chain.client, [sys.executable, "-c", "import signal; signal.pause()"])
+        pids = [link.proc.pid for lab in (chain, star) for link in lab.links] + [sleeper.pid]
+        names = chain.namespaces + star.namespaces
+        devices = list(star.root_devices)
+        assert pids and all(pid_alive(pid) for pid in pids)
+        assert set(names) <= set(netlab.list_namespaces())
 
-    chain.teardown()
-    star.teardown()
+        chain.teardown()
+        star.teardown()
 
-    assert not set(names) & set(netlab.list_namespaces())
-    assert not [pid for pid in pids if pid_alive(pid)]
-    assert devices and not [dev for dev in devices if dev in root_links()]
-    assert str(star.block) not in netlab.sh("ip", "-4", "route").stdout
-    chain.teardown()  # idempotent
-    star.teardown()
+        assert not set(names) & set(netlab.list_namespaces())
+        assert not [pid for pid in pids if pid_alive(pid)]
+        assert devices and not [dev for dev in devices if dev in root_links()]
+        assert str(star.block) not in netlab.sh("ip", "-4", "route").stdout
+    finally:
+        chain.teardown()  # idempotent; also the cleanup when an assertion above failed
+        if star is not None:
+            star.teardown()
 
 
 def test_failed_build_removes_what_it_made(monkeypatch):
-    before = set(netlab.list_namespaces())
+    # A prefix of this test's own: other sessions may create and remove namespaces meanwhile.
+    prefix = f"hcfail{os.getpid()}"
     original = netlab.Lab.veth
     calls = []
 
@@ -77,9 +83,13 @@ def test_failed_build_removes_what_it_made(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(netlab.Lab, "veth", fail_second)
-    with pytest.raises(netlab.NetlabError, match="injected"):
-        netlab.build_chain("hctest", 3)
-    assert set(netlab.list_namespaces()) == before
+    try:
+        with pytest.raises(netlab.NetlabError, match="injected"):
+            netlab.build_chain(prefix, 3)
+        assert len(calls) == 2   # the first link was made, so there was something to remove
+        assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
+    finally:
+        netlab.cleanup(prefix)
 
 
 def test_parallel_labs_get_distinct_names_and_blocks():
@@ -147,10 +157,10 @@ def test_cleanup_removes_a_lab_whose_owner_died():
         "print(lab.links[0].proc.pid, flush=True)\n"
         "os._exit(0)  # no teardown\n" % (str(ROOT), prefix)
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    link_pid = int(done.stdout.split()[0])
     try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        link_pid = int(done.stdout.split()[0])
         assert [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
         removed = netlab.cleanup(prefix)
         assert removed

@@ -21,12 +21,15 @@ def agent(api):
 
 def test_sweep_marks_agents_offline_after_30s_without_heartbeat(api, app_client, agent, db):
     fresh = api.register("sin-1", "Singapore")
+    quiet = api.register("iad-1", "Virginia")   # silent, but not yet for 30 s
     db.execute("UPDATE agents SET last_heartbeat = now() - interval '31 seconds' WHERE id = %s",
                (agent["agent_id"],))
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '25 seconds' WHERE id = %s",
+               (quiet["agent_id"],))
     counts = _sweep(app_client)
-    assert counts["agents_offline"] == 1 and counts["agents_online"] == 1
+    assert counts["agents_offline"] == 1 and counts["agents_online"] == 2
     rows = {r["id"]: r["status"] for r in db.execute("SELECT id::text, status FROM agents").fetchall()}
-    assert rows == {agent["agent_id"]: "offline", fresh["agent_id"]: "online"}
+    assert rows == {agent["agent_id"]: "offline", fresh["agent_id"]: "online", quiet["agent_id"]: "online"}
     assert _sweep(app_client)["agents_offline"] == 0
 
 

@@ -133,6 +133,8 @@ class StubChecks:
         self.calls: list[str] = []
         self.gates: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0   # the most checks ever running at once
 
     def hold(self, target: str) -> threading.Event:
         self.gates[target] = threading.Event()
@@ -145,10 +147,16 @@ class StubChecks:
     def __call__(self, check_type, target, options, *, allow_private):
         with self.lock:
             self.calls.append(target)
-        gate = self.gates.get(target)
-        if gate is not None:
-            gate.wait()
-        return result_envelope(True, 1.5, "127.0.0.1", {"port": 80, "connect_ms": 1.5})
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            gate = self.gates.get(target)
+            if gate is not None:
+                gate.wait()
+            return result_envelope(True, 1.5, "127.0.0.1", {"port": 80, "connect_ms": 1.5})
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
 def task(n: int, *, deadline_ms: int | None = None, check_type="tcp", options=None) -> TaskMessage:
@@ -218,6 +226,8 @@ def test_concurrency_is_bounded(rig):
     for gate in gates:
         gate.set()
     wait_until(lambda: len(api.results) == 4, "all four results")
+    # over the whole run, not only at the moment looked at above
+    assert checks.max_in_flight == 2 and len(checks.calls) == 4
 
 
 def test_expired_task_is_not_run_but_answered_with_timeout(rig):

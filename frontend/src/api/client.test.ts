@@ -12,7 +12,12 @@ function axiosErr(status: number | null, data?: unknown, headers: Record<string,
   return new AxiosError("boom", status === null ? "ERR_NETWORK" : "ERR_BAD_REQUEST", config as any, null, response as any);
 }
 
-afterEach(() => reachability.set(false));
+const realAdapter = http.defaults.adapter;
+
+afterEach(() => {
+  reachability.set(false);
+  http.defaults.adapter = realAdapter; // a stub left behind would answer other tests' requests
+});
 
 describe("toApiError", () => {
   it("reads the error envelope", () => {
