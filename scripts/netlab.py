@@ -464,7 +464,10 @@ def build_regions(prefix: str = "hc", regions: dict[str, float] | None = None, *
             lab.hub = lab.add_namespace("hub")
             lab.veth(None, lab.host_address, lab.hub, lab.hub_address)
         lab.route(None, str(block), lab.hub_address)
-        lab.route(lab.hub, "default", lab.host_address)
+        # The hub reaches the host's end of its veth directly, and every lab address
+        # through its own links; anything else is refused here, so no packet of the lab
+        # can be routed off the machine, even on a host that forwards.
+        ip("route", "replace", "unreachable", "default", ns=lab.hub)
         if demo:
             hub_side, lab.demo_address = lab.next_pair()
             lab.demo = lab.add_namespace("demo")

@@ -183,3 +183,17 @@ def test_cli_help_runs():
         done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"],
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_regions_cannot_route_beyond_the_lab(regions):
+    """Route lookups only (no packet is sent): the hub, through which every region's
+    traffic passes, knows the lab and refuses everything else, so nothing of the lab
+    can leave the machine even on a host that forwards."""
+    def lookup(ns: str, address: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "-n", ns, "route", "get", address], capture_output=True, text=True)
+
+    assert lookup(regions.hub, regions.host_address).returncode == 0
+    assert lookup(regions.hub, regions.demo_address).returncode == 0
+    for outside in ("203.0.113.5", "10.1.2.3"):
+        refused = lookup(regions.hub, outside)
+        assert refused.returncode != 0 and "no route to host" in refused.stderr.lower(), refused
