@@ -84,6 +84,8 @@ def test_up_twice_is_idempotent_and_down_leaves_no_process(lifecycle_stack):
 
 def test_up_with_a_port_in_use_names_the_port_and_fails(lifecycle_stack):
     with socket.socket() as blocker:
+        # The previous test's PostgreSQL may have left the port in TIME_WAIT.
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", PROFILE.pg))
         blocker.listen()
         proc = run_stack("up", "--profile", "lifecycle", "--without-localstack")
