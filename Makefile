@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 UI_DIR := frontend
-UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f 2>/dev/null) \
+UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.test.*' ! -path '*/src/test/*' 2>/dev/null) \
               $(wildcard $(UI_DIR)/index.html $(UI_DIR)/vite.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
 
 .PHONY: help run up down logs status test test-unit ui deploy-local migrate clean venv system-packages
