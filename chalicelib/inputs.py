@@ -86,6 +86,16 @@ def clean_text(value: str, field: str) -> str:
     return value
 
 
+def _given(body: dict, name: str, field: str, required: bool) -> Any:
+    """The value of `name`, or _MISSING when absent or null (an error if `required`)."""
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return _MISSING
+    return value
+
+
 def reject_unknown(body: dict, allowed: tuple[str, ...], prefix: str = "") -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
@@ -95,10 +105,8 @@ def reject_unknown(body: dict, allowed: tuple[str, ...], prefix: str = "") -> No
 def string(body: dict, name: str, *, required: bool = False, max_len: int = 255,
            min_len: int = 0, default: Any = None, field: str | None = None) -> str | None:
     field = field or name
-    value = body.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(f"{field} is required", field=field)
+    value = _given(body, name, field, required)
+    if value is _MISSING:
         return default
     if not isinstance(value, str):
         raise ValidationFailed(f"{field} must be a string", field=field)
@@ -115,10 +123,8 @@ def string(body: dict, name: str, *, required: bool = False, max_len: int = 255,
 def integer(body: dict, name: str, *, required: bool = False, low: int | None = None,
             high: int | None = None, default: Any = None, field: str | None = None) -> int | None:
     field = field or name
-    value = body.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(f"{field} is required", field=field)
+    value = _given(body, name, field, required)
+    if value is _MISSING:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{field} must be an integer", field=field)
@@ -129,10 +135,8 @@ def integer(body: dict, name: str, *, required: bool = False, low: int | None = 
 def number(body: dict, name: str, *, required: bool = False, low: float | None = None,
            high: float | None = None, default: Any = None, field: str | None = None) -> float | None:
     field = field or name
-    value = body.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(f"{field} is required", field=field)
+    value = _given(body, name, field, required)
+    if value is _MISSING:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValidationFailed(f"{field} must be a number", field=field)
@@ -143,10 +147,8 @@ def number(body: dict, name: str, *, required: bool = False, low: float | None =
 def boolean(body: dict, name: str, *, required: bool = False, default: Any = None,
             field: str | None = None) -> bool | None:
     field = field or name
-    value = body.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(f"{field} is required", field=field)
+    value = _given(body, name, field, required)
+    if value is _MISSING:
         return default
     if not isinstance(value, bool):
         raise ValidationFailed(f"{field} must be true or false", field=field)
@@ -157,10 +159,8 @@ def string_list(body: dict, name: str, *, max_items: int, max_len: int = 255,
                 choices: tuple[str, ...] | None = None, required: bool = False,
                 field: str | None = None) -> list[str] | None:
     field = field or name
-    value = body.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise ValidationFailed(f"{field} is required", field=field)
+    value = _given(body, name, field, required)
+    if value is _MISSING:
         return None
     if not isinstance(value, list):
         raise ValidationFailed(f"{field} must be an array of strings", field=field)
