@@ -523,7 +523,9 @@ def status(profile: Profile) -> int:
         pass
     for name, pid in rows:
         say(f"  {name:<22} {'running (pid %d)' % pid if pid else 'stopped'}")
-    return 0 if any(pid for _, pid in rows) else 1
+    if not any(pid for _, pid in rows):
+        say(f"the {profile.name} stack is not running; start it with make run or make up")
+    return 0
 
 
 def print_screen(values: dict[str, str]) -> None:
