@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.agent_harness import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "scheduler.py"
 
@@ -58,13 +60,7 @@ FIXTURE_APP = textwrap.dedent("""
 
 
 def _wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)   # poll interval of a bounded wait
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_until(cond, what, timeout)  # the shared bounded poll
 
 
 def _marks(path: Path):

@@ -18,10 +18,11 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.integration.agent_harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "scheduler.py"
@@ -33,13 +34,7 @@ pytestmark = pytest.mark.skipif(not (ROOT / "app.py").is_file(), reason="app.py 
 
 
 def _wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)   # poll interval of a bounded wait
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_until(cond, what, timeout)  # the shared bounded poll
 
 
 def _runs(log: Path) -> list[tuple[dt.datetime, str]]:
