@@ -70,5 +70,6 @@ test: $(VENV_STAMP) ui ## install what is missing, then run every test: vitest, 
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
 	@$(PY) -m pytest tests/unit
 
-clean: down ## stop the stack and remove .local/ (all local state)
+clean: ## stop every stack and remove all local state (.local/, and PostgreSQL data kept outside it)
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py clean; fi
 	rm -rf .local

@@ -7,7 +7,9 @@ the pid files we wrote.
 """
 from __future__ import annotations
 
+import functools
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -145,19 +147,78 @@ def _postgres_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam("postgres")
 
 
+# Where a cluster lives when the `postgres` user cannot reach the checkout (e.g. a clone
+# under a 0700 folder such as `mktemp -d` makes): one folder per state folder, by hash.
+EXTERNAL_PG_ROOT = Path("/var/tmp/hostchecker-postgres")
+
+
+def reachable_by(user: pwd.struct_passwd, path: Path) -> bool:
+    """Whether `user` may traverse every existing folder down to `path` (mode bits)."""
+    for folder in [path, *path.parents]:
+        if not folder.exists():
+            continue
+        st = folder.stat()
+        if st.st_uid == user.pw_uid:
+            bit = 0o100
+        elif st.st_gid == user.pw_gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
 @dataclass
 class Postgres:
     state_dir: Path
     port: int
     host: str = "127.0.0.1"
 
+    @functools.cached_property
+    def home(self) -> Path | None:
+        """None: the cluster lives in the state folder. Otherwise, as root, a folder under
+        EXTERNAL_PG_ROOT owned by `postgres`, because PostgreSQL refuses to run as root
+        and its user cannot reach the state folder."""
+        user = _postgres_user()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+        external = EXTERNAL_PG_ROOT / digest
+        if user is None or (self.state_dir / "postgres" / "PG_VERSION").exists():
+            return None
+        if (external / "data" / "PG_VERSION").exists() or not reachable_by(user, self.state_dir):
+            return external
+        logs = self.state_dir / "logs"  # PostgreSQL writes its log here, as its own user
+        logs.mkdir(exist_ok=True)
+        os.chmod(logs, 0o755)
+        return None
+
     @property
     def data_dir(self) -> Path:
-        return self.state_dir / "postgres"
+        return self.home / "data" if self.home else self.state_dir / "postgres"
 
     @property
     def log_path(self) -> Path:
-        return self.state_dir / "logs" / "postgres.log"
+        return self.home / "postgres.log" if self.home else self.state_dir / "logs" / "postgres.log"
+
+    def _prepare_home(self) -> None:
+        if self.home is None:
+            return
+        EXTERNAL_PG_ROOT.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(EXTERNAL_PG_ROOT, 0o755)
+        self.home.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        self._chown(self.home)
+        (self.home / "STATE_DIR").write_text(f"{self.state_dir.resolve()}\n")  # whose cluster this is
+        link = self.state_dir / "logs" / "postgres.log"  # so `make logs` still shows it
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.unlink(missing_ok=True)
+            link.symlink_to(self.log_path)
+
+    def remove_data(self) -> None:
+        """Delete the cluster (it must be stopped); `make clean` calls this."""
+        shutil.rmtree(self.home if self.home else self.data_dir, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -194,6 +255,7 @@ class Postgres:
             log(f"  postgres already running on {self.host}:{self.port}")
             return
         require_free_port(self.port, "PostgreSQL", self.host)
+        self._prepare_home()
         if not (self.data_dir / "PG_VERSION").exists():
             log(f"  initialising a private PostgreSQL cluster in {self.data_dir}")
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@
   down    stop everything this stack started (by its pid files), nothing else
   status  show what is running
   logs    follow the logs
+  clean   stop every profile's stack and delete its PostgreSQL data (make clean)
 
 Profiles keep stacks apart: `run` (make run/up/down) lives in .local/run with
 the well-known ports; `e2e` and `lifecycle` are the tests' own, with their own
@@ -508,6 +509,20 @@ def down(profile: Profile) -> None:
     say("  nothing of this stack is running")
 
 
+def clean() -> None:
+    """Stop every profile's stack and delete the PostgreSQL clusters kept outside .local/."""
+    for profile in PROFILES.values():
+        if profile.state.exists():
+            down(profile)
+            Postgres(profile.state, profile.pg, HOST).remove_data()
+    test_state = ROOT / ".local" / "test"  # the integration tests' servers (tests/conftest.py)
+    if test_state.exists():
+        Redis(test_state, 0, HOST).stop()
+        pg = Postgres(test_state, 0, HOST)
+        pg.stop()
+        pg.remove_data()
+
+
 def status(profile: Profile) -> int:
     rows = []
     for name in managed_names(profile):
@@ -585,7 +600,7 @@ def run_foreground(profile: Profile, **kwargs) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("command", choices=["up", "run", "down", "status", "logs"])
+    parser.add_argument("command", choices=["up", "run", "down", "status", "logs", "clean"])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="run")
     parser.add_argument("--without-localstack", action="store_true", help="do not start LocalStack")
     parser.add_argument("--without-agents", action="store_true", help="do not start the three agents")
@@ -605,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_foreground(profile, **kwargs)
         if args.command == "down":
             down(profile)
+            return 0
+        if args.command == "clean":
+            clean()
             return 0
         if args.command == "status":
             return status(profile)

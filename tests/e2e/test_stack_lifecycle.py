@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from scripts.services import pid_alive, port_in_use, read_pid
+from scripts.services import Postgres, pid_alive, port_in_use, read_pid
 from scripts import netlab
 from scripts.stack import PROFILES, managed_names, managed_pid, netlab_prefix
 from tests.e2e.conftest import read_env_file, run_stack
@@ -20,7 +20,7 @@ PROFILE = PROFILES["lifecycle"]
 
 def stack_pids() -> dict[str, int]:
     pids = {name: managed_pid(PROFILE, name) for name in managed_names(PROFILE)}
-    pids["postgres"] = read_pid(PROFILE.state / "postgres" / "postmaster.pid")
+    pids["postgres"] = Postgres(PROFILE.state, PROFILE.pg).pid()
     pids["redis"] = read_pid(PROFILE.state / "redis" / "redis.pid")
     return pids
 
