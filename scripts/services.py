@@ -250,12 +250,12 @@ class Postgres:
         bindir = postgres_bindir()
         if bindir is None:
             raise ServiceError("PostgreSQL server binaries not found; install with: apt-get install -y postgresql")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.running():
             log(f"  postgres already running on {self.host}:{self.port}")
             return
         require_free_port(self.port, "PostgreSQL", self.host)
         self._prepare_home()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if not (self.data_dir / "PG_VERSION").exists():
             log(f"  initialising a private PostgreSQL cluster in {self.data_dir}")
             self.data_dir.mkdir(parents=True, exist_ok=True)
