@@ -15,12 +15,13 @@ UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.tes
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt
+$(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt pyproject.toml
 	@echo "==> Python virtualenv ($(VENV)) with the pinned requirements"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed as $(PYTHON)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "!! cannot create a virtualenv: apt-get install -y python3-venv"; exit 1; }
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .  # the hostchecker CLI (pyproject.toml)
 	@touch $@
 
 venv: $(VENV_STAMP) ## create .venv and install the pinned requirements (only when they changed)
