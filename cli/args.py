@@ -80,7 +80,7 @@ def check_types_arg(text: str) -> list[str]:
     types = [t.strip().lower() for t in text.split(",") if t.strip()]
     unknown = [t for t in types if t not in CHECK_TYPES]
     if unknown or not types:
-        raise argparse.ArgumentTypeError(f"unknown check type {', '.join(unknown) or text!r} "
+        raise argparse.ArgumentTypeError(f"unknown check type {', '.join(unknown) or repr(text)} "
                                          f"(known: {', '.join(CHECK_TYPES)})")
     return list(dict.fromkeys(types))
 
