@@ -167,7 +167,9 @@ def verdict_line(check_type: str, rows: list[dict[str, Any]], summary: dict[str,
     if not s["failed"]:
         return f"{name} OK from {s['ok']}/{s['total']} {'agent' if s['total'] == 1 else 'agents'}{med}"
     if not s["ok"]:
-        return f"{name} failed on its agent{why}" if s["total"] == 1 else f"{name} failed on all {agents(s['total'])}{why}"
+        if s["total"] == 1:
+            return f"{name} failed on its agent{why}"
+        return f"{name} failed on all {agents(s['total'])}{why}"
     return f"{name} OK from {s['ok']}/{s['total']} agents, failed on {s['failed']}{why}{med}"
 
 
@@ -180,7 +182,10 @@ def verdict_style(rows: list[dict[str, Any]]) -> str:
 
 def rows_of(check: dict[str, Any], check_type: str) -> list[dict[str, Any]]:
     rows = [r for r in check.get("results") or [] if r.get("check_type") == check_type]
-    return sorted(rows, key=lambda r: ((r.get("agent") or {}).get("location") or "", (r.get("agent") or {}).get("name") or ""))
+    def where(r: dict[str, Any]) -> tuple[str, str]:
+        agent = r.get("agent") or {}
+        return agent.get("location") or "", agent.get("name") or ""
+    return sorted(rows, key=where)
 
 
 def type_table(check: dict[str, Any], check_type: str) -> Table:
@@ -221,6 +226,7 @@ def latency_lines(check: dict[str, Any]) -> list[str]:
         for row in rows_of(check, check_type):
             agent = (row.get("agent") or {}).get("name", "?")
             value = figure_ms(row)
-            shown = format_ms(value) if value is not None else f"failed ({(row.get('error') or {}).get('kind', 'error')})"
+            kind = (row.get("error") or {}).get("kind", "error")
+            shown = format_ms(value) if value is not None else f"failed ({kind})"
             lines.append(f"{agent}\t{check_type}\t{shown}")
     return lines

@@ -15,7 +15,8 @@ from __future__ import annotations
 import copy
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .client import Api
 from .errors import UsageError

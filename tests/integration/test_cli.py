@@ -12,7 +12,7 @@ import redis as redis_lib
 import requests
 from jsonschema import Draft202012Validator
 
-from tests.integration.agent_harness import free_port, wait_until
+from tests.integration.agent_harness import free_port
 from tests.integration.cli_harness import FakeAgent, run_cli
 
 
