@@ -10,6 +10,7 @@ from rich.text import Text
 
 from . import errors
 from .client import Api
+from .protocol import CHECK_TYPES
 from .render import format_ms, label
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
@@ -66,7 +67,11 @@ def _stats_text(stats: dict[str, Any]) -> str:
         if s.get("count"):
             parts.append(f"{label(check_type)} {format_ms(s.get('avg_ms'))}/{format_ms(s.get('p95_ms'))}"
                          f" ×{s['count']}")
-    return " · ".join(parts) or "—"
+    return "\n".join(parts) or "—"
+
+
+def _capabilities(types: list[str]) -> str:
+    return "all" if set(types) >= set(CHECK_TYPES) else ",".join(types) or "none"
 
 
 def agents(ctx) -> int:
@@ -75,14 +80,14 @@ def agents(ctx) -> int:
         print(json.dumps(body, indent=2))
         return errors.OK
     table = Table(title="Agents", title_justify="left", show_edge=False, pad_edge=False)
-    for name in ("Name", "Location", "Region", "Status", "Last heartbeat", "Checks", "avg/p95 (24 h)"):
-        table.add_column(name, no_wrap=name != "avg/p95 (24 h)")
+    for name in ("Name", "Location", "Region", "Status", "Seen", "avg/p95 (24 h)", "Checks"):
+        table.add_column(name, no_wrap=name != "Checks")
     for agent in body["items"]:
         stats = ctx.api.get(f"/api/agents/{agent['id']}/stats", "read the agent's stats").get("stats")
         online = agent["status"] == "online"
         table.add_row(agent["name"], agent["location"], agent.get("region") or "",
                       Text(agent["status"], style="green" if online else "red"), relative(agent["last_heartbeat"]),
-                      ",".join(agent.get("capabilities") or []), _stats_text(stats))
+                      _stats_text(stats), _capabilities(agent.get("capabilities") or []))
     ctx.out.print(table)
     online = sum(a["status"] == "online" for a in body["items"])
     ctx.out.print(f"{online} of {len(body['items'])} agents online")
