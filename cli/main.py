@@ -17,7 +17,7 @@ from . import commands, errors
 from .args import build_parser, given_options_for_unrequested_types, type_options
 from .client import Api
 from .config import Endpoints, resolve, share_url
-from .render import check_view, latency_lines
+from .render import check_view, latency_lines, rows_of, verdict_line
 from .repeat import RunningStats
 from .watch import watch
 
@@ -99,7 +99,7 @@ def first_view(created: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
             "error": created.get("error"), "summary": {}, "results": rows}
 
 
-def follow(ctx: Context, check_id: str, first: dict[str, Any], extra=None) -> dict[str, Any]:
+def follow(ctx: Context, check_id: str, first: dict[str, Any], extra=None, transient=False) -> dict[str, Any]:
     """Follow one check to its end, showing it the way the flags ask."""
     ns = ctx.ns
     if ns.json or ns.latency or not ctx.out.is_terminal:
@@ -107,17 +107,23 @@ def follow(ctx: Context, check_id: str, first: dict[str, Any], extra=None) -> di
 
     def view(check):
         return Group(check_view(check), *([extra()] if extra else []))
-    with Live(view(first), console=ctx.out, refresh_per_second=10, auto_refresh=False) as live:
+    with Live(view(first), console=ctx.out, auto_refresh=False, transient=transient) as live:
         return watch(ctx.api, check_id, lambda c: live.update(view(c), refresh=True), ctx.ws_url, first)
 
 
-def show_final(ctx: Context, check: dict[str, Any], compact_json: bool = False) -> None:
+def show_final(ctx: Context, check: dict[str, Any], run: int | None = None) -> None:
+    """After the live view (or instead of it, off a terminal). `run` numbers a repeated check's
+    runs: JSON Lines then, else one verdict line per type and run (the live view was transient)."""
     ns = ctx.ns
     if ns.json:
-        print(json.dumps(check, separators=(",", ":")) if compact_json else json.dumps(check, indent=2))
+        print(json.dumps(check, separators=(",", ":")) if run else json.dumps(check, indent=2))
     elif ns.latency:
         for line in latency_lines(check):
-            print(line)
+            print(line if run is None else f"{run}\t{line}")
+    elif run:
+        for check_type in check.get("check_types") or []:
+            rows = rows_of(check, check_type)
+            ctx.out.print(f"run {run}: {verdict_line(check_type, rows, (check.get('summary') or {}).get(check_type))}")
     elif not ctx.out.is_terminal:  # a pipe or a file: the finished tables once, no redraws
         ctx.out.print(check_view(check))
     if ns.share:
@@ -126,10 +132,10 @@ def show_final(ctx: Context, check: dict[str, Any], compact_json: bool = False) 
         print(text, file=sys.stderr if ns.json or ns.latency else sys.stdout)
 
 
-def run_once(ctx: Context, body: dict[str, Any], extra=None, compact_json=False) -> tuple[dict, dict]:
+def run_once(ctx: Context, body: dict[str, Any], extra=None, run: int | None = None) -> tuple[dict, dict]:
     created = ctx.api.create_check(body)
-    final = follow(ctx, created["check_id"], first_view(created, body), extra)
-    show_final(ctx, final, compact_json)
+    final = follow(ctx, created["check_id"], first_view(created, body), extra, transient=run is not None)
+    show_final(ctx, final, run)
     return created, final
 
 
@@ -150,7 +156,7 @@ def repeat_checks(ctx: Context, body: dict[str, Any], runs: int, every_s: float)
         while runs == 0 or stats.checks < runs:
             if stats.checks:
                 time.sleep(every_s)  # the user's interval between runs
-            created, final = run_once(ctx, body, extra=lambda: stats.table(title()), compact_json=True)
+            created, final = run_once(ctx, body, extra=lambda: stats.table(title()), run=stats.checks + 1)
             stats.add(final)
             codes.append(exit_code_for(final))
             if stats.checks == 1 and created.get("agents"):

@@ -62,3 +62,22 @@ def test_no_color_keeps_the_terminal_output_plain(api_server, fake_agents, tmp_p
     assert child.exitstatus == 0, output
     assert "TCP OK from 1/1 agent" in output
     assert "\x1b[" in output and not colour_codes(output), "a terminal, but no colour with NO_COLOR"
+
+
+def test_ctrl_c_stops_a_repeating_check_cleanly_with_a_summary(api_server, fake_agents, tmp_path):  # noqa: F811
+    fake_agents("fra-1", "Frankfurt, DE", ms=11)
+    fake_agents("iad-1", "Virginia, US", ms=41)
+    argv = cli_argv("tcp", "example.test", "--every", "0.2")   # no --repeat: until Ctrl-C
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server), encoding="utf-8",
+                          dimensions=(40, 150), timeout=30)
+    child.logfile_read = seen = io.StringIO()
+    child.expect("run 2: TCP OK from 2/2 agents")
+    child.sendintr()
+    child.expect("Summary: ")
+    child.expect(pexpect.EOF)
+    child.close()
+    output = seen.getvalue()
+    assert child.exitstatus == 0, output
+    assert "stopped after" in output and "Traceback" not in output
+    summary = output.split("Summary: ")[1]
+    assert "fra-1" in summary and "iad-1" in summary
