@@ -61,7 +61,7 @@ def _help(name: str, spec) -> str:
 
 
 def add_type_options(parser: argparse.ArgumentParser, check_type: str, prefixed: bool) -> None:
-    group = parser.add_argument_group(f"{check_type} options" if prefixed else "options")
+    group = parser.add_argument_group(f"{check_type} options (the API's options.{check_type}, same names and bounds)")
     for name, spec in OPTION_SPECS[check_type].items():
         flag = "--" + (f"{check_type}-" if prefixed else "") + name.replace("_", "-")
         flags = [flag]
