@@ -95,6 +95,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = _positive(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -118,7 +125,7 @@ def _check_flags() -> argparse.ArgumentParser:
     group = flags.add_argument_group("where and how")
     group.add_argument("--from", dest="sources", metavar="WHERE",
                        help="agents by name, id, region or location, comma-separated (GET /api/agents)")
-    group.add_argument("--limit", type=_positive, help="at most this many agents")
+    group.add_argument("--limit", type=_at_least_one, help="at most this many agents")
     group.add_argument("--latency", action="store_true", help="print only the headline figures")
     group.add_argument("--share", action="store_true", help="print the UI permalink of the check")
     group.add_argument("--repeat", type=_positive, metavar="N",
@@ -159,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", parents=[common], help="past checks, newest first")
     p.add_argument("--target", help="only checks of this target (as the API stored it)")
     p.add_argument("--status", help="only checks in this status")
-    p.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    p.add_argument("--limit", type=_at_least_one, default=20, help="how many (default 20)")
     sub.add_parser("limits", parents=[common], help="the rate-limit state, from the X-RateLimit headers")
     return parser
 

@@ -82,7 +82,7 @@ def watch(api: Api, check_id: str, on_update: OnUpdate, ws_url: str = "",
           first: dict[str, Any] | None = None) -> dict[str, Any]:
     """Follow the check to its end; `on_update` sees every state. Returns the API's final body."""
     check = first
-    if ws_url:
+    if ws_url and not (check and is_terminal(check)):
         check = _follow_socket(api, ws_url, check_id, on_update, check)
     if check is None or not is_terminal(check):
         _poll(api, check_id, on_update, check)

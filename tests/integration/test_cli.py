@@ -5,7 +5,9 @@ follow checks by polling (the CLI's fallback)."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis as redis_lib
@@ -13,7 +15,7 @@ import requests
 from jsonschema import Draft202012Validator
 
 from tests.integration.agent_harness import free_port
-from tests.integration.cli_harness import FakeAgent, run_cli
+from tests.integration.cli_harness import ROOT, FakeAgent, run_cli
 
 
 @pytest.fixture
@@ -209,11 +211,49 @@ def test_api_down_exits_3_without_a_traceback(tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_no_api_url_anywhere_is_a_usage_error(tmp_path):
-    run = run_cli(None, "agents", cwd=tmp_path, HOME=str(tmp_path))
-    # Inside this checkout a stack.env may exist (make up); only check the no-traceback promise then.
-    assert run.returncode in (2, 3, 0)
+class _Answers(BaseHTTPRequestHandler):
+    """A server that is up but unwell: 503 in the API's error shape, or HTML from something else."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.path.startswith("/html"):
+            body, status, kind = b"<html>hello</html>", 200, "text/html"
+        else:
+            body, status, kind = json.dumps({"error": {"code": "service_unavailable", "message": "the database is "
+                                                       "unavailable; retry shortly", "details": []}}).encode(), 503, \
+                "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def unwell_api():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_5xx_or_an_answer_that_is_not_the_api_exits_3(unwell_api, tmp_path):
+    run = run_cli(unwell_api, "agents", cwd=tmp_path)
+    assert run.returncode == 3 and "database is unavailable" in run.stderr and "HTTP 503" in run.stderr
+    run = run_cli(f"{unwell_api}/html", "history", cwd=tmp_path)
+    assert run.returncode == 3 and "not JSON" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_no_api_url_anywhere_is_a_usage_error(tmp_path):
+    if (ROOT / ".local" / "stack.env").exists():
+        pytest.skip("this checkout's stack is up: its stack.env is the fallback the CLI uses")
+    run = run_cli(None, "agents", cwd=tmp_path)
+    assert run.returncode == 2 and "no API URL" in run.stderr and "Traceback" not in run.stderr
 
 
 # ---- --repeat
