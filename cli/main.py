@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hostchecker: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `hostchecker history | head`
+    except BrokenPipeError:  # `hostchecker history | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return errors.OK
 
 
