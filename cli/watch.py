@@ -106,13 +106,13 @@ def _follow_socket(api: Api, ws_url: str, check_id: str, on_update: OnUpdate,
                    check: dict[str, Any] | None) -> dict[str, Any] | None:
     """Follow over the socket; returns the last known state (None or not terminal: poll on)."""
     try:
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+        from websockets.exceptions import ConnectionClosed, WebSocketException
         from websockets.sync.client import connect
     except ImportError:
         return check
     try:
         ws = connect(ws_address(ws_url, check_id), open_timeout=WS_OPEN_TIMEOUT_S, close_timeout=1)
-    except (OSError, InvalidHandshake, InvalidURI, TimeoutError):
+    except (OSError, WebSocketException, TimeoutError):  # no socket: poll instead
         return check
     refusal: dict[str, Any] = {}
     try:
@@ -121,8 +121,8 @@ def _follow_socket(api: Api, ws_url: str, check_id: str, on_update: OnUpdate,
             check = _receive(api, ws, check_id, on_update, check, refusal)
     except ConnectionClosed as exc:
         _raise_refusal(exc.rcvd.code if exc.rcvd else None, refusal, check_id)
-    except (OSError, TimeoutError):
-        pass
+    except (OSError, WebSocketException, TimeoutError):
+        pass  # dropped early: polling takes over from the last state
     return check
 
 

@@ -72,10 +72,11 @@ def test_http_check_prints_a_row_per_agent_and_the_verdict_and_exits_0(api_serve
     (("tcp", "example.test:443"), "TCP OK from 3/3 agents"),
     (("traceroute", "example.test", "--max-hops", "8"), "Traceroute OK from 3/3 agents, median RTT to the last hop"),
 ])
-def test_each_check_type_command_runs_with_its_options(api_server, three_agents, tmp_path, args, verdict):
+def test_each_check_type_command_runs_with_its_options(api_server, three_agents, tmp_path, openapi, args, verdict):
     run = cli(api_server, tmp_path, *args, "--json")
     assert run.returncode == 0, run.stderr
     check = json.loads(run.stdout)
+    assert_matches(openapi, "Check", check)
     assert check["check_types"] == [args[0]] and check["status"] == "completed"
     if args[0] == "ping":
         assert check["options"]["ping"]["count"] == 3
