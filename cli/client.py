@@ -3,6 +3,7 @@ requests' own conventions: HTTPS_PROXY, REQUESTS_CA_BUNDLE, ...), and the mappin
 every answer that is not a success to an error with its exit code."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ USER_AGENT = "hostchecker-cli"
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: Any
 
 
@@ -51,7 +52,7 @@ class Api:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", USER_AGENT)
-        self.last_headers: dict[str, str] = {}
+        self.last_headers: Mapping[str, str] = {}
 
     def request(self, method: str, path: str, what: str, **kwargs) -> Reply:
         url = f"{self.base_url}{path}"
@@ -66,7 +67,7 @@ class Api:
         except ValueError:
             raise ApiUnreachable(f"{url} answered HTTP {response.status_code} with something that is not "
                                  "JSON: is that the Host Checker API?") from None
-        reply = Reply(response.status_code, dict(response.headers), body)
+        reply = Reply(response.status_code, response.headers, body)  # case-insensitive
         self.last_headers = reply.headers
         if reply.status >= 400:
             raise error_for(reply, what)

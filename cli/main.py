@@ -134,8 +134,20 @@ def show_final(ctx: Context, check: dict[str, Any], run: int | None = None) -> N
         print(text, file=sys.stderr if ns.json or ns.latency else sys.stdout)
 
 
+def warn_if_quota_is_low(headers: dict[str, str]) -> None:
+    """The 202 carries the hourly check quota (X-RateLimit-*): say so before it runs out."""
+    try:
+        limit, remaining = int(headers["X-RateLimit-Limit"]), int(headers["X-RateLimit-Remaining"])
+    except (KeyError, ValueError):
+        return
+    if remaining <= max(1, limit // 10):
+        print(f"hostchecker: {remaining} of {limit} checks left in this window (resets in "
+              f"{headers.get('X-RateLimit-Reset', '?')} s)", file=sys.stderr)
+
+
 def run_once(ctx: Context, body: dict[str, Any], extra=None, run: int | None = None) -> tuple[dict, dict]:
     created = ctx.api.create_check(body)
+    warn_if_quota_is_low(ctx.api.last_headers)
     final = follow(ctx, created["check_id"], first_view(created, body), extra, transient=run is not None)
     show_final(ctx, final, run)
     return created, final

@@ -205,6 +205,18 @@ def test_rate_limited_exits_4_with_the_wait(api_server, three_agents, tmp_path, 
     assert "Traceback" not in run.stderr
 
 
+def test_a_nearly_spent_check_quota_is_announced(api_server, three_agents, tmp_path, redis_url):
+    import time as clock
+
+    limit = int(requests.post(f"{api_server}/api/checks", json={"target": "example.test", "checks": ["tcp"]},
+                              timeout=10).headers["X-RateLimit-Limit"])
+    window = int(clock.time() // 3600)
+    redis_lib.Redis.from_url(redis_url).set(f"hc:rl:checks:127.0.0.1:{window}", limit - 3, ex=3700)
+    run = cli(api_server, tmp_path, "tcp", "example.test")
+    assert run.returncode == 0, run.stderr
+    assert f"2 of {limit} checks left in this window" in run.stderr or clock.time() // 3600 != window
+
+
 def test_api_down_exits_3_without_a_traceback(tmp_path):
     run = run_cli(f"http://127.0.0.1:{free_port()}", "tcp", "example.test", cwd=tmp_path)
     assert run.returncode == 3

@@ -13,7 +13,7 @@ from cli import errors
 from cli.args import build_parser, type_options
 from cli.client import Reply, describe_error, error_for
 from cli.config import read_env_file, resolve, share_url
-from cli.main import exit_code_for, main
+from cli.main import exit_code_for, main, warn_if_quota_is_low
 from cli.render import check_view, format_ms, headline, latency_lines, verdict_line
 from cli.repeat import RunningStats
 from cli.watch import apply_message, ws_address
@@ -202,6 +202,14 @@ def test_api_errors_map_to_exit_codes_with_the_field_message():
     down = error_for(Reply(503, {}, {"error": {"message": "the database is unavailable"}}), "read the check")
     assert down.exit_code == 3 and "database is unavailable" in down.message
     assert error_for(Reply(404, {}, None), "read the check").message == "cannot read the check: HTTP 404"
+
+
+def test_a_low_check_quota_is_announced_on_stderr(capsys):
+    warn_if_quota_is_low({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "50", "X-RateLimit-Reset": "9"})
+    assert capsys.readouterr().err == ""
+    warn_if_quota_is_low({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "9"})
+    assert "3 of 100 checks left in this window (resets in 9 s)" in capsys.readouterr().err
+    warn_if_quota_is_low({})
 
 
 # ---- configuration
