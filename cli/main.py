@@ -163,9 +163,12 @@ def cmd_check(ctx: Context) -> int:
 
 
 def repeat_checks(ctx: Context, body: dict[str, Any], runs: int, every_s: float) -> int:
-    """Run the check `runs` times (0: until Ctrl-C) on the agents the first run chose."""
+    """Run the check `runs` times (0: until Ctrl-C) on the agents the first run chose. The
+    summary is printed however it ends: all runs done, Ctrl-C, or an error (a rate limit)."""
     stats, codes = RunningStats(), []
-    title = lambda: f"{stats.checks} run{'s' if stats.checks != 1 else ''} of {body['target']}"  # noqa: E731
+
+    def title() -> str:
+        return f"{stats.checks} run{'s' if stats.checks != 1 else ''} of {body['target']}"
     try:
         while runs == 0 or stats.checks < runs:
             if stats.checks:
@@ -177,15 +180,15 @@ def repeat_checks(ctx: Context, body: dict[str, Any], runs: int, every_s: float)
                 body = {**{k: v for k, v in body.items() if k != "limit"},
                         "agents": [a["id"] for a in created["agents"]]}
     except KeyboardInterrupt:
-        print(f"stopped after {stats.checks} run{'s' if stats.checks != 1 else ''}", file=sys.stderr)
-    if not ctx.ns.json:
-        ctx.out.print(Text(""), stats.table(f"Summary: {title()}"))
+        print(f"stopped after {title()}", file=sys.stderr)
+    finally:
+        if not ctx.ns.json and stats.checks:
+            ctx.out.print(Text(""), stats.table(f"Summary: {title()}"))
     return errors.FAILED if not codes or errors.FAILED in codes else errors.OK
 
 
 def cmd_show(ctx: Context) -> int:
     check = ctx.api.check(ctx.ns.check_id)
-    ctx.ns.no_live = getattr(ctx.ns, "no_live", False)
     if not ctx.ns.json and check.get("status") not in ("completed", "failed"):
         check = follow(ctx, check["check_id"], check)
     show_final(ctx, check)
@@ -195,7 +198,7 @@ def cmd_show(ctx: Context) -> int:
 COMMANDS = {
     **{t: cmd_check for t in ("http", "ping", "dns", "tcp", "traceroute", "check")},
     "show": cmd_show,
-    "agents": lambda ctx: commands.agents(ctx),
-    "history": lambda ctx: commands.history(ctx),
-    "limits": lambda ctx: commands.limits(ctx),
+    "agents": commands.agents,
+    "history": commands.history,
+    "limits": commands.limits,
 }

@@ -117,3 +117,23 @@ def run_cli(api_url: str | None, *args: str, timeout: float = 60, cwd: Path | No
             **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(cli_argv(*args), cwd=cwd or ROOT, env=cli_env(api_url, **env), capture_output=True,
                           text=True, timeout=timeout)
+
+
+# -- fixtures (imported by the test modules) ------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def fake_agents(api_server, redis_url, clean_state):
+    """Start fake agents on a clean database; every one is stopped at the end."""
+    started: list[FakeAgent] = []
+
+    def start(name: str, location: str, **kw) -> FakeAgent:
+        agent = FakeAgent(api_server, redis_url, name, location, **kw)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()

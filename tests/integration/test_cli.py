@@ -15,21 +15,7 @@ import requests
 from jsonschema import Draft202012Validator
 
 from tests.integration.agent_harness import free_port
-from tests.integration.cli_harness import ROOT, FakeAgent, run_cli
-
-
-@pytest.fixture
-def fake_agents(api_server, redis_url, clean_state):
-    started: list[FakeAgent] = []
-
-    def start(name: str, location: str, **kw) -> FakeAgent:
-        agent = FakeAgent(api_server, redis_url, name, location, **kw)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
+from tests.integration.cli_harness import ROOT, fake_agents, run_cli  # noqa: F401 - the fixture
 
 
 @pytest.fixture

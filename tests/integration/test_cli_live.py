@@ -12,8 +12,7 @@ import re
 import pexpect
 import requests
 
-from tests.integration.cli_harness import FakeAgent, cli_argv, cli_env
-from tests.integration.test_cli import fake_agents  # noqa: F401 - the fixture
+from tests.integration.cli_harness import FakeAgent, cli_argv, cli_env, fake_agents  # noqa: F401
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 COLOUR_PARAMS = {*range(30, 39), *range(40, 49), *range(90, 98), *range(100, 108)}

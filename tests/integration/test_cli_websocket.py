@@ -16,8 +16,7 @@ import requests
 from websockets.sync.server import serve
 
 from tests.integration.agent_harness import free_port, wait_until
-from tests.integration.cli_harness import run_cli
-from tests.integration.test_cli import fake_agents  # noqa: F401 - the fixture
+from tests.integration.cli_harness import fake_agents, run_cli  # noqa: F401 - the fixture
 
 
 class ProtocolStandIn:
