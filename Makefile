@@ -10,7 +10,7 @@ UI_DIR := frontend
 UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.test.*' ! -path '*/src/test/*' 2>/dev/null) \
               $(wildcard $(UI_DIR)/index.html $(UI_DIR)/vite.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
 
-.PHONY: help run up down logs status test test-unit ui deploy-local migrate clean venv system-packages
+.PHONY: help run up down logs status test test-unit lint ui deploy-local migrate clean venv system-packages
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,7 +61,14 @@ migrate: $(VENV_STAMP) ## apply the database migrations to the database in DATAB
 deploy-local: $(VENV_STAMP) ui ## deploy the local half (S3 website, secrets, schedule) to a running LocalStack
 	@set -a; source .local/stack.env; set +a; $(PY) scripts/deploy_local.py --endpoint-url "$${LOCALSTACK_URL:-http://127.0.0.1:4566}" --stage local --ui-dir $(UI_DIR)/dist --api-url "$$API_URL"
 
-test: $(VENV_STAMP) ui ## install what is missing, then run every test: vitest, unit, integration, e2e
+lint: $(VENV_STAMP) ## ruff check + ruff format --check (Python); eslint + tsc --noEmit (UI)
+	@echo "==> lint: ruff check, ruff format --check"
+	@$(VENV)/bin/ruff check --quiet .
+	@$(VENV)/bin/ruff format --check --quiet .
+	@if [ -f $(UI_DIR)/package.json ]; then $(MAKE) --no-print-directory $(UI_DIR)/node_modules/.installed \
+	  && echo "==> lint: eslint, tsc --noEmit" && cd $(UI_DIR) && npm run --silent lint && npm run --silent typecheck; fi
+
+test: $(VENV_STAMP) ui lint ## install what is missing, lint, then run every test: vitest, unit, integration, e2e
 	@$(PY) -m scripts.services --browser
 	@if [ -f $(UI_DIR)/package.json ]; then echo "==> UI component tests (vitest)"; cd $(UI_DIR) && npm test --silent; fi
 	@echo "==> pytest: unit, integration, e2e"

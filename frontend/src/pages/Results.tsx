@@ -41,7 +41,7 @@ function CopyLink() {
       const el = document.getElementById("share-url") as HTMLInputElement | null;
       el?.focus();
       el?.select();
-      let ok = false;
+      let ok: boolean;
       try {
         ok = document.execCommand("copy");
       } catch {
