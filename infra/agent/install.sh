@@ -54,7 +54,7 @@ rm -rf "$APP.old"; [ -d "$APP" ] && mv "$APP" "$APP.old"; mv "$APP.new" "$APP"; 
 
 echo "[install] venv -> $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --disable-pip-version-check -q -r "$SRC/requirements-agent.txt"
+"$VENV/bin/pip" install --disable-pip-version-check -q --require-hashes -r "$SRC/requirements-agent.txt"
 
 echo "[install] settings -> $ETC/agent.env"
 mkdir -p "$ETC"
