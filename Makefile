@@ -70,12 +70,15 @@ migrate: $(VENV_STAMP) ## apply the database migrations to the database in DATAB
 deploy-local: $(VENV_STAMP) ui ## deploy the local half (S3 website, secrets, schedule) to a running LocalStack
 	@set -a; source .local/stack.env; set +a; $(PY) scripts/deploy_local.py --endpoint-url "$${LOCALSTACK_URL:-http://127.0.0.1:4566}" --stage local --ui-dir $(UI_DIR)/dist --api-url "$$API_URL"
 
-lint: $(VENV_STAMP) ## ruff check + ruff format --check (Python); eslint + tsc --noEmit (UI)
-	@echo "==> lint: ruff check, ruff format --check"
-	@$(VENV)/bin/ruff check --quiet .
-	@$(VENV)/bin/ruff format --check --quiet .
-	@if [ -f $(UI_DIR)/package.json ]; then $(MAKE) --no-print-directory $(UI_DIR)/node_modules/.installed \
-	  && echo "==> lint: eslint, tsc --noEmit" && cd $(UI_DIR) && npm run --silent lint && npm run --silent typecheck; fi
+lint: $(VENV_STAMP) $(if $(wildcard $(UI_DIR)/package.json),$(UI_DIR)/node_modules/.installed) ## ruff check + ruff format --check (Python); eslint + tsc --noEmit (UI)
+	@rc=0; \
+	echo "==> lint: ruff check"; $(VENV)/bin/ruff check --quiet --output-format concise . || rc=1; \
+	echo "==> lint: ruff format --check"; $(VENV)/bin/ruff format --check --quiet --output-format concise . || rc=1; \
+	if [ -f $(UI_DIR)/package.json ]; then \
+	  echo "==> lint: eslint"; (cd $(UI_DIR) && npm run --silent lint) || rc=1; \
+	  echo "==> lint: tsc --noEmit"; (cd $(UI_DIR) && npm run --silent typecheck) || rc=1; \
+	fi; \
+	exit $$rc
 
 test: $(VENV_STAMP) ui lint ## install what is missing, lint, then run every test: vitest, unit, integration, e2e
 	@$(PY) -m scripts.services --browser
