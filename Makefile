@@ -22,7 +22,7 @@ $(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt
 	@$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	@touch $@
 
-venv: $(VENV_STAMP) ## create .venv and install the pinned requirements (only when they changed)
+venv: $(VENV_STAMP) ## create .venv from the hash-pinned requirements-dev.txt (only when it changed)
 
 # requirements*.in are edited by hand; `make lock` resolves them into the hash-pinned requirements*.txt.
 # The bundle's and the agent's locks take their versions from the dev lock, so the venv runs what ships.
