@@ -3,7 +3,16 @@
 There is exactly one list of blocked ranges, here. The API applies it to
 literal addresses in the submitted target; the agent applies it again after
 DNS resolution and to the address it actually connects to, which defeats DNS
-rebinding. Pure standard library: the agent imports this module too.
+rebinding. The agent imports this module too, so it depends on nothing but
+the standard library and `idna` (pure Python, pinned for the Lambda bundle and
+the agent alike).
+
+Host names are IDNA 2008 with the UTS 46 mapping (non-transitional), as
+browsers and curl resolve them: `Straße.de` is `straße.de` is
+`xn--strae-oqa.de`, never `strasse.de` (the standard library's codec is IDNA
+2003, which maps ß to ss: a different domain). Labels already in ASCII are
+taken as DNS labels (letters, digits, '-' and '_' for SRV-style names), so an
+A-label the user typed is used as given and only decoded for display.
 """
 from __future__ import annotations
 
@@ -12,6 +21,8 @@ import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import idna
 
 MAX_TARGET_LENGTH = 2048
 MAX_HOSTNAME_LENGTH = 253
@@ -82,6 +93,11 @@ class Target:
     port: int | None = None
     path: str = "/"
     is_ip: bool = False
+    host_unicode: str = ""  # the host for people to read (U-labels); == host for IPs and ASCII names
+
+    def __post_init__(self):
+        if not self.host_unicode:
+            object.__setattr__(self, "host_unicode", self.host)
 
     @property
     def url(self) -> str | None:
@@ -139,19 +155,61 @@ def _parse_ip_literal(host: str) -> IPAddress | None:
 
 
 def _check_hostname(host: str) -> str:
-    name = host.rstrip(".").lower()
-    if not name or len(name) > MAX_HOSTNAME_LENGTH:
+    """The host name as DNS sees it (A-labels, lower case), or TargetError naming why not."""
+    name = host.rstrip(".")
+    if not name:
         raise TargetError(f"hostname must be 1 to {MAX_HOSTNAME_LENGTH} characters")
-    try:
-        name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        raise TargetError(f"{host!r} is not a valid hostname")
+    if not name.isascii():
+        name = _to_alabels(host, name)
+    name = name.lower()
+    if len(name) > MAX_HOSTNAME_LENGTH:
+        raise TargetError(f"hostname must be 1 to {MAX_HOSTNAME_LENGTH} characters")
     labels = name.split(".")
     if not all(_LABEL.match(label) for label in labels):
         raise TargetError(f"{host!r} is not a valid hostname (letters, digits, '-' and '.' only)")
     if labels[-1].isdigit():
         raise TargetError(f"{host!r} is not a valid hostname (top-level label is numeric)")
     return name
+
+
+def _to_alabels(host: str, name: str) -> str:
+    """IDNA 2008 (UTS 46 mapping, non-transitional): Unicode labels become xn-- labels."""
+    try:
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+    except idna.IDNAError as exc:
+        raise TargetError(f"{host!r} is not a valid hostname: {exc}")
+    out = []
+    for label in mapped.rstrip(".").split("."):
+        if label.isascii():
+            out.append(label)
+            continue
+        try:
+            out.append(idna.alabel(label).decode("ascii"))
+        except idna.IDNAError as exc:
+            # e.g. an emoji: valid in IDNA 2003, not in IDNA 2008.
+            raise TargetError(f"{host!r} is not a valid internationalized hostname (IDNA 2008): {exc}")
+    return ".".join(out)
+
+
+def to_unicode(name: str) -> str:
+    """A host name for display: its xn-- labels decoded; a label that does not decode is kept as is."""
+    labels = []
+    for label in name.split("."):
+        if label.startswith("xn--"):
+            try:
+                label = idna.ulabel(label)
+            except idna.IDNAError:
+                try:  # e.g. an emoji domain typed as its A-label: show it, it is the user's own DNS name
+                    label = label[4:].encode("ascii").decode("punycode")
+                except UnicodeError:
+                    pass
+        labels.append(label)
+    return ".".join(labels)
+
+
+def ascii_hostname(raw: str) -> str:
+    """A host name (not a URL or literal) in the form DNS and getaddrinfo need; raises TargetError."""
+    return _check_hostname(raw.strip())
 
 
 def parse_target(raw: object, allow_private: bool = False) -> Target:
@@ -222,7 +280,8 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
     name = _check_hostname(host)
     if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
         raise BlockedTarget(f"{name} is a local name; probing it is not allowed")
-    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False)
+    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False,
+                  host_unicode=to_unicode(name))
 
 
 def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
@@ -236,6 +295,8 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
     if ip is not None:
         check_address(ip, allow_private)
         return [str(ip)]
+    if not host.isascii():
+        host = _check_hostname(host)  # getaddrinfo would apply IDNA 2003 (ß -> ss)
     infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
     addresses: list[str] = []
     for info in infos:
