@@ -88,7 +88,7 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "timeout": Opt(10, (int, float), 1, 60),
     },
     "tcp": {
-        "port": Opt(None, int, 1, 65535, nullable=True),  # from the URL, else 443 (chalicelib/assumptions.py)
+        "port": Opt(None, int, 1, 65535, nullable=True),  # from the URL, else 443 (chalicelib/targets.py)
         "timeout": Opt(10, (int, float), 1, 60),
     },
     "traceroute": {

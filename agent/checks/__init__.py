@@ -11,7 +11,7 @@ Every result's `data` also says, whatever the type (`_describe`): `host` (the
 A-label form the check used) and `host_unicode` (for people), `ip_version` of
 the address it talked to (the envelope's `address`; for dns the resolver), and
 `assumed`: the values it chose because neither target nor options said
-(chalicelib/assumptions.py), e.g. `{"scheme": "https", "port": 443}`.
+(chalicelib/targets.py), e.g. `{"scheme": "https", "port": 443}`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import socket
 import time
 from typing import Any
 
-from chalicelib import assumptions, protocol, targets
+from chalicelib import protocol, targets
 
 from .base import CheckContext, CheckFailure, failure_envelope, ip_version_of, ms_since
 
@@ -72,7 +72,7 @@ def _describe(envelope: dict, check_type: str, target: targets.Target, opts: dic
     data.setdefault("host", target.host)
     data.setdefault("host_unicode", target.host_unicode)
     data.setdefault("ip_version", ip_version_of(envelope.get("address")))
-    data.setdefault("assumed", assumptions.assumed_for(check_type, target, opts))
+    data.setdefault("assumed", targets.assumed_for(check_type, target, opts))
 
 
 _capabilities: list[str] | None = None

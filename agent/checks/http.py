@@ -27,7 +27,7 @@ Nagle behind the unacknowledged end of the TLS handshake (it costs an RTT).
 with its own `{url, status_code, address, ip_version, timings_ms}`, so a
 timeline can show three connects as three; `scheme` and `port` are those of
 the first request and `assumed` says which of them the target left open
-(a bare host is https on 443: chalicelib/assumptions.py).
+(a bare host is https on 443: chalicelib/targets.py).
 
 Each hop's `total` is its wall time from start to last byte: the phases plus
 the little measured between them (building the request, parsing certificate
@@ -70,7 +70,7 @@ from urllib.parse import quote, urljoin
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from chalicelib import assumptions, protocol, targets
+from chalicelib import protocol, targets
 
 from .base import (USER_AGENT, CheckContext, CheckFailure, classify, connect_checked, ip_version_of, ms_since,
                    resolve_checked)
@@ -112,9 +112,9 @@ def initial_url(ctx: CheckContext) -> str:
     if t.url:
         return t.url
     opts = ctx.options
-    scheme, port, _ = assumptions.http_endpoint(t, opts)
+    scheme, port, _ = targets.http_endpoint(t, opts)
     host = f"[{t.host}]" if ":" in t.host else t.host
-    shown_port = "" if port == assumptions.DEFAULT_PORTS[scheme] else f":{port}"
+    shown_port = "" if port == targets.DEFAULT_PORTS[scheme] else f":{port}"
     return f"{scheme}://{host}{shown_port}{opts['path']}"
 
 
@@ -126,7 +126,7 @@ def run(ctx: CheckContext) -> dict:
     redirects: list[dict] = []
     hops: list[dict] = []
 
-    scheme, port, assumed = assumptions.http_endpoint(ctx.target, opts)
+    scheme, port, assumed = targets.http_endpoint(ctx.target, opts)
 
     def data_for(final: dict | None) -> dict:
         final = final or {}

@@ -2,7 +2,7 @@
 
 Port: options.port, else the target's port, else the URL scheme's default,
 else 443 for a bare host, as the http check assumes https for it
-(chalicelib/assumptions.py; `data.assumed.port` says so). The connect goes to
+(chalicelib/targets.py; `data.assumed.port` says so). The connect goes to
 the address the policy approved after resolution (options.ip_version picks
 the family); the socket is closed straight after the handshake.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-from chalicelib import assumptions, protocol
+from chalicelib import protocol, targets
 
 from .base import CheckContext, CheckFailure, classify, connect_checked, ms_since, resolve_checked
 
 
 def port_for(ctx: CheckContext) -> int:
-    return assumptions.tcp_port(ctx.target, ctx.options)[0]
+    return targets.tcp_port(ctx.target, ctx.options)[0]
 
 
 def run(ctx: CheckContext) -> dict:
