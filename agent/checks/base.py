@@ -92,8 +92,8 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     Only addresses of options.ip_version (4 or 6) when it is set; else every
     family, in getaddrinfo's order (the first is the one used).
     Raises BlockedTarget (policy), socket.gaierror (no such name) or
-    CheckFailure(dns_failure) when resolution outlives the deadline or the
-    name has no address of the asked version.
+    CheckFailure(dns_failure) when resolution outlives the deadline or, with
+    ip_version, when the name has no address of that version.
     """
     version = ctx.options.get("ip_version")
     if _is_ip_literal(host):
@@ -117,8 +117,8 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
         raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s")
     error = box.get("error")
     if version and isinstance(error, socket.gaierror):
-        raise CheckFailure("dns_failure", f"{host} has no IPv{version} address (ip_version {version}): "
-                                          f"{error.strerror or error}") from error
+        raise CheckFailure("dns_failure", f"{host} does not resolve to an IPv{version} address "
+                                          f"(ip_version {version}): {error.strerror or error}") from error
     if error is not None:
         raise error
     return box["value"]
