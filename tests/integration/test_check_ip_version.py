@@ -97,3 +97,11 @@ def test_a_url_target_assumes_nothing_but_its_scheme_default_port(servers):
     assert result["data"]["assumed"] == {} and result["data"]["port"] == servers
     tcp = run_check("tcp", "http://127.0.0.1/", {"timeout": 2}, allow_private=True)
     assert tcp["data"]["port"] == 80 and tcp["data"]["assumed"] == {"port": 80}
+
+
+@pytest.mark.parametrize("ip_version, address", [(6, "::1"), (4, "127.0.0.1")])
+def test_ping_resolves_to_the_family_asked_for(dual_name, ip_version, address):
+    result = run_check("ping", dual_name, {"count": 1, "interval": 0.2, "timeout": 2, "ip_version": ip_version},
+                       allow_private=True)
+    assert result["success"] is True, result["error"]
+    assert result["address"] == address and result["data"]["ip_version"] == ip_version
