@@ -340,13 +340,18 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def http_endpoint(target: Target, options: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
-    """(scheme, port, assumed) of an http check's first request; `assumed` holds what the user did not say."""
+    """(scheme, port, assumed) of an http check's first request; `assumed` holds what the user did not say.
+
+    A URL target is fetched as written (options.scheme/port apply to bare hosts only, as initial_url does).
+    """
+    if target.scheme:
+        if target.port:
+            return target.scheme, target.port, {}
+        return target.scheme, DEFAULT_PORTS[target.scheme], {"port": DEFAULT_PORTS[target.scheme]}
     assumed: dict[str, Any] = {}
-    scheme = target.scheme
-    if not scheme:
-        scheme = options.get("scheme") or DEFAULT_SCHEME
-        if options.get("scheme") in (None, DEFAULT_SCHEME):
-            assumed["scheme"] = scheme  # the default, or the option's default value
+    scheme = options.get("scheme") or DEFAULT_SCHEME
+    if scheme == DEFAULT_SCHEME:
+        assumed["scheme"] = scheme  # the default (stored options cannot tell it from an explicit "https")
     port = options.get("port") or target.port
     if not port:
         port = DEFAULT_PORTS[scheme]

@@ -192,3 +192,8 @@ def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options,
     with pytest.raises(protocol.OptionError) as caught:
         targets.apply_assumptions(check_type, target, options, protocol.normalize_options(check_type, options))
     assert caught.value.field == field and "IPv" in caught.value.message
+
+
+def test_a_url_target_is_fetched_as_written_whatever_the_bare_host_options_say():
+    target = targets.parse_target("http://example.com/")
+    assert targets.http_endpoint(target, {"scheme": "https", "port": 8443}) == ("http", 80, {"port": 80})
