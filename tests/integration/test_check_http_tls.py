@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import statistics
 import subprocess
 
 import pytest
@@ -20,6 +19,7 @@ from tests.integration.agent_harness import wait_until
 
 PHASES = ("dns", "connect", "tls", "ttfb", "download")
 SLOW_MS = 150  # the server's delay in the curl comparison: both totals are dominated by it
+RUNS = 5
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +145,15 @@ def curl_total_ms(target: str, *curl_args: str) -> float:
     ({"verify_tls": False}, ("-k",), "untrusted"),
 ])
 def test_total_agrees_with_curl(server, options, curl_args, trust, request):
-    """Within 2 ms or 10% of curl's time_total (medians of 3, same server, same delay)."""
+    """Within 2 ms or 10% of curl's time_total: same server, same delay, runs interleaved, the fastest of
+    each compared (the minimum is what the work costs; slower runs measured other processes' load)."""
     bundle = request.getfixturevalue(trust)
     if bundle is not None:
         curl_args = (*curl_args, "--cacert", str(bundle))
     target = url(server, f"/slow?ms={SLOW_MS}")
-    ours = statistics.median(run_check("http", target, options, allow_private=True)["data"]["timings_ms"]["total"]
-                             for _ in range(3))
-    theirs = statistics.median(curl_total_ms(target, *curl_args) for _ in range(3))
+    ours, theirs = [], []
+    for _ in range(RUNS):
+        ours.append(run_check("http", target, options, allow_private=True)["data"]["timings_ms"]["total"])
+        theirs.append(curl_total_ms(target, *curl_args))
+    ours, theirs = min(ours), min(theirs)
     assert abs(ours - theirs) <= max(2.0, 0.1 * theirs), f"ours {ours} ms, curl {theirs} ms"
