@@ -412,7 +412,8 @@ def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | N
     have = _ip_version_of(peer) if peer else None
     if wanted and have and wanted != have:
         what = "the resolver" if check_type == "dns" else "the target"
-        raise OptionError(f"{prefix}.ip_version", f"ip_version {wanted} does not fit {what} {peer}, an IPv{have} address")
+        raise OptionError(f"{prefix}.ip_version",
+                          f"ip_version {wanted} does not fit {what} {peer}, an IPv{have} address")
     return out
 
 
