@@ -387,7 +387,8 @@ def _ip_version_of(literal: str) -> int | None:
         return None
 
 
-def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:
+def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | None,
+                      options: dict[str, Any]) -> dict[str, Any]:
     """The options to store for `check_type`, with the assumptions written in; raises OptionError.
 
     `given` is what the request said (before defaults), `options` the normalized result.
