@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, observability, queue, transitions
+from . import inputs, observability, queue, targets, transitions
 from .agents import online_agents
 from .config import get_settings
 from .db import transaction
@@ -76,7 +76,8 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     options = {}
     for check_type in check_types:
         try:
-            options[check_type] = normalize_options(check_type, given.get(check_type))
+            options[check_type] = targets.apply_assumptions(check_type, target, given.get(check_type),
+                                                    normalize_options(check_type, given.get(check_type)))
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field)
 
@@ -214,6 +215,7 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "target": check["target"],
         "check_types": list(check["check_types"]),
         "options": check["options"],
+        **targets.target_view(check["target"], list(check["check_types"]), check["options"]),
         "selection": _selection_view(check["agent_selection"]),
         "status": check["status"],
         "error": check["error"],
