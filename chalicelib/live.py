@@ -17,7 +17,10 @@ sends to one connection happen under a short per-connection lock, so a result ra
 final status is either sent before it or found by the catch-up that precedes the status.
 
 Pushing is bounded: short timeouts, no retries, and a budget per event; a failure is logged
-and counted, never raised into result ingestion. A GoneException prunes the connection.
+and counted, never raised into result ingestion. A GoneException prunes the connection. An
+endpoint that timed out is left alone for PAUSE_S by this process, so an outage of the
+management API costs one timeout per warm Lambda instance, not one per result (clients
+reconnect or poll, and the next snapshot has everything).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from . import checks, observability, queue
 from .config import boto3_client, get_settings
@@ -43,6 +47,7 @@ LOCK_WAIT_S = 2.0               # a push waits at most this long for a connectio
 PUSH_BUDGET_S = 2.0             # all pushes of one event together
 CONNECT_TIMEOUT_S = 0.5
 READ_TIMEOUT_S = 1.0
+PAUSE_S = 30                    # after a timeout, this process stops pushing to that endpoint
 TERMINAL_TASK = ("completed", "failed")
 TERMINAL_CHECK = ("completed", "failed")
 STATUS_MARK = "status"          # in the sent set: the final status went out
@@ -82,6 +87,7 @@ _client = None
 _client_url: str | None = None
 _client_lock = threading.Lock()
 _close_code = threading.local()
+_paused_until: dict[str, float] = {}   # management URL -> monotonic time pushes resume
 
 
 def management_url(event_context: dict | None = None) -> str:
@@ -304,6 +310,9 @@ def on_event(check_id: str, event: dict[str, Any]) -> None:
     if not url:
         return
     started = time.monotonic()
+    if started < _paused_until.get(url, 0.0):
+        observability.count("LivePushSkipped")
+        return
     try:
         connections = _ready_connections(check_id)
         if connections:
@@ -343,6 +352,11 @@ def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[s
         except Gone:
             _forget(check_id, connection_id)
             observability.count("LiveConnectionsPruned")
+        except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError) as exc:
+            _paused_until[url] = time.monotonic() + PAUSE_S
+            log.warning("live: %s did not answer (%s); pushes paused for %d s", url, exc, PAUSE_S)
+            observability.count("LivePushFailures")
+            return
         except Exception as exc:  # noqa: BLE001 - one bad connection must not stop the others
             log.warning("live: push to %s failed: %s", connection_id, exc)
             observability.count("LivePushFailures")
