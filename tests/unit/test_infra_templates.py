@@ -142,4 +142,16 @@ def test_chalice_package_of_real_app_lints(tmp_path):
     assert "VpcConfig" in text
     assert "rate(1 minute)" in text          # the sweeper's EventBridge schedule
     _check_gateway_responses(sam)
+    _check_websocket_api(sam)
     _lint(sam)
+
+
+def _check_websocket_api(sam: Path):
+    """Live results: the WebSocket API with its three routes, its endpoint told to the REST
+    handler and the sweeper, and ManageConnections on it in their role."""
+    text = sam.read_text()
+    for resource in ("WebsocketAPI:", "WebsocketConnectRoute:", "WebsocketMessageRoute:",
+                     "WebsocketDisconnectRoute:", "LiveConnectionsPolicy:"):
+        assert f"\n  {resource}" in text, resource
+    assert text.count("HC_WS_MANAGEMENT_URL") == 2
+    assert "execute-api:ManageConnections" in text
