@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,8 @@ class Receiver(threading.Thread):
                     self.snapshot.set()
                 elif msg["type"] == "result":
                     self.arrived.setdefault(msg["result"]["task_id"], time.perf_counter())
-        except Exception:  # noqa: BLE001 - closed by the server after the status
-            pass
+        except ConnectionClosed:  # the server closes after the status; an early close shows as missing results
+            return
 
 
 def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tuple[float, float]]:

@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
@@ -145,7 +146,7 @@ def close(url: str, connection_id: str, code: int = CLOSE_NORMAL) -> None:
     _close_code.value = code
     try:
         _management_client(url).delete_connection(ConnectionId=connection_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed close is logged; the TTL forgets the rest
         if not _is_gone(exc):
             log.warning("live: closing connection %s failed: %s", connection_id, exc)
     finally:

@@ -38,7 +38,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,7 +64,7 @@ def _now_ms() -> int:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -99,7 +99,7 @@ class App:
             return {"statusCode": 200}
         try:
             return handler(event, None) or {"statusCode": 200}
-        except Exception:  # noqa: BLE001 - a Lambda error is a 500 to API Gateway
+        except Exception:
             log.exception("handler for %s raised", route)
             return {"statusCode": 500}
 

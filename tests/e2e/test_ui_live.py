@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 SLOW_MS = 3000   # the target answers after this, so the page is open well before any result
 
 
-def _disable_polling(page, check_id: str) -> dict:
+def _disable_polling(browser_page, check_id: str) -> dict:
     """Let the page's first GET of the check through and refuse every later one."""
     seen = {"gets": 0, "refused": 0}
 
@@ -30,7 +30,7 @@ def _disable_polling(page, check_id: str) -> dict:
         seen["refused"] += 1
         return route.abort()
 
-    page.route(re.compile(rf"/api/checks/{check_id}(\?.*)?$"), handle)
+    browser_page.route(re.compile(rf"/api/checks/{check_id}(\?.*)?$"), handle)
     return seen
 
 

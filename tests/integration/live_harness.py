@@ -8,17 +8,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import requests
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-from websockets.uri import parse_uri
 from websockets.sync.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
 from tests.conftest import REGISTRATION_TOKEN, ROOT, TEST_ENV, WS_MANAGEMENT_PORT, free_port
 from tests.integration.agent_harness import wait_until
@@ -45,7 +45,7 @@ class EmulatorProcess:
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self.proc.poll() is not None or "WS_URL=" in self.log_path.read_text(),

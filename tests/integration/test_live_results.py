@@ -11,9 +11,9 @@ from contextlib import ExitStack
 from itertools import zip_longest
 
 import pytest
+
 from tests.integration.agent_harness import wait_until
-from tests.integration.live_harness import (EmulatorProcess, Http, receive_all, register_agents, subscribe,
-                                            UnreadClient)
+from tests.integration.live_harness import EmulatorProcess, Http, UnreadClient, receive_all, register_agents, subscribe
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -166,7 +166,7 @@ def test_a_client_that_never_reads_does_not_slow_ingestion_and_is_closed(emulato
     agents = register_agents(http, 3)
     _round(emulator, http, agents, stuck=False)          # warm-up: pools, caches, first connections
     baseline, _ = _round(emulator, http, agents, stuck=False)
-    with_stuck, connection_id = _round(emulator, http, agents, stuck=True)
+    with_stuck, _ = _round(emulator, http, agents, stuck=True)
     print(f"ingestion: {baseline:.3f} s without, {with_stuck:.3f} s with a stuck subscriber")
     assert with_stuck < 2.0 * baseline, f"ingestion took {with_stuck:.3f} s with a stuck subscriber, " \
                                         f"{baseline:.3f} s without"
