@@ -54,6 +54,7 @@ TERMINAL_CHECK = ("completed", "failed")
 STATUS_MARK = "status"          # in the sent set: the final status went out
 
 CLOSE_NORMAL = 1000
+CLOSE_UNAVAILABLE = 1011        # the snapshot could not be read: the client polls and reconnects
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 # The emulator closes with this code when a DeleteConnection carries it; API Gateway closes
@@ -256,7 +257,12 @@ def message(connection_id: str, body: str | None, event_context: dict | None = N
     elif state.get("problem"):
         _refuse(url, connection_id, None, CLOSE_BAD_REQUEST, state["problem"])
     elif state.get("ready") != "1":
-        _send_snapshot(url, connection_id, state["check_id"])
+        try:
+            _send_snapshot(url, connection_id, state["check_id"])
+        except Exception as exc:  # noqa: BLE001 - database down: say so rather than leave it silent
+            log.warning("live: snapshot for %s failed: %s", connection_id, exc)
+            _refuse(url, connection_id, state["check_id"], CLOSE_UNAVAILABLE,
+                    "live updates are unavailable right now; poll GET /api/checks/{id}")
 
 
 def _refuse(url: str, connection_id: str, check_id: str | None, code: int, reason: str) -> None:
