@@ -50,21 +50,24 @@ class Receiver(threading.Thread):
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
-        self.ws = connect(url, open_timeout=10)
-        self.ws.send(json.dumps({"action": "subscribe"}))
+        self.url = url
         self.snapshot = threading.Event()
         self.arrived: dict[str, float] = {}
 
     def run(self):
-        try:
-            for raw in self.ws:
-                msg = json.loads(raw)
-                if msg["type"] == "snapshot":
-                    self.snapshot.set()
-                elif msg["type"] == "result":
-                    self.arrived.setdefault(msg["result"]["task_id"], time.perf_counter())
-        except ConnectionClosed:  # the server closes after the status; an early close shows as missing results
-            return
+        with connect(self.url, open_timeout=10) as ws:
+            ws.send(json.dumps({"action": "subscribe"}))
+            try:
+                for raw in ws:
+                    self._stamp(json.loads(raw))
+            except ConnectionClosed:  # the server closes after the status; an early close shows as missing
+                return
+
+    def _stamp(self, msg: dict) -> None:
+        if msg["type"] == "snapshot":
+            self.snapshot.set()
+        elif msg["type"] == "result":
+            self.arrived.setdefault(msg["result"]["task_id"], time.perf_counter())
 
 
 def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tuple[float, float]]:

@@ -379,6 +379,31 @@ def build(args: argparse.Namespace) -> Emulator:
     return Emulator(app, args.host, args.port, args.management_port, args.max_queued, args.send_buffer)
 
 
+def command(port: int, management_port: int, host: str = "127.0.0.1", stage: str = "local",
+            python: str = sys.executable, **options: object) -> list[str]:
+    """The argv that runs the emulator as its own process (for the local stack's launcher);
+    `options` are further flags by name, e.g. max_queued=64."""
+    argv = [python, "-m", "scripts.localcloud.websocket", "--host", host, "--port", str(port),
+            "--management-port", str(management_port), "--stage", stage]
+    for name, value in options.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def start(port: int, management_port: int, host: str = "127.0.0.1", stage: str = "local",
+          timeout: float = 30, **options: object) -> Emulator:
+    """Run the emulator in this process, on a background thread; returns once it listens.
+    `emulator.stop()` ends it. (A separate process, see `command`, is what the stack uses.)"""
+    argv = command(port, management_port, host, stage, **options)[3:]
+    emulator = build(parse_args(argv))
+    ready = threading.Event()
+    threading.Thread(target=lambda: asyncio.run(emulator.serve_forever(ready)), name="ws-emulator",
+                     daemon=True).start()
+    if not ready.wait(timeout):
+        raise RuntimeError(f"the websocket emulator did not listen on {host}:{port} within {timeout:.0f} s")
+    return emulator
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s websocket-emulator %(levelname)s %(message)s")
     args = parse_args(argv)
