@@ -238,7 +238,9 @@ def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
             "limit": stored.get("limit"), "chosen": stored.get("chosen") or []}
 
 
-def get(check_id: str) -> dict[str, Any]:
+def get(check_id: str, settle: bool = True) -> dict[str, Any]:
+    """The check as GET shows it; `settle=False` reads without failing overdue tasks (the live
+    layer, which must not publish while it holds a connection's lock)."""
     check_id = inputs.uuid_or_404(check_id, "check")
     for attempt in (1, 2):
         with transaction() as conn:
@@ -249,7 +251,7 @@ def get(check_id: str) -> dict[str, Any]:
             if check is None:
                 raise NotFound(f"check {check_id} not found")
             rows = transitions.task_rows(conn, check_id=check_id)
-        if attempt == 1 and check["overdue"]:
+        if attempt == 1 and check["overdue"] and settle:
             # Settle overdue tasks now, so nobody waits for the next sweep to see a verdict.
             transitions.finalise_overdue(check_id=check_id)
             continue

@@ -342,6 +342,30 @@ PATHS: dict[str, Any] = {
 }
 
 
+# OpenAPI has no WebSocket operations, so the live-results socket is a documented extension
+# (docs/api.md, "Live results"); chalicelib/live.py is the implementation.
+WEBSOCKET = {
+    "summary": "Live results of one check (API Gateway WebSocket API; the local stack's emulator)",
+    "urls": ["{WS_URL}?check_id={check_id}",
+             "ws://{local emulator}/api/ws/checks/{check_id} (the local emulator only, mapped to the same)"],
+    "handshake": "after the socket opens, send one message ({\"action\": \"subscribe\"}); the snapshot "
+                 "answers it (API Gateway cannot send during $connect)",
+    "server_messages": {
+        "snapshot": {"type": "snapshot", "check": "the body of GET /api/checks/{id}"},
+        "result": {"type": "result", "result": "one row of results, once per task that reached a terminal state"},
+        "task": {"type": "task", "task_id": "uuid", "status": "in_progress", "agent": "{id, name, location}"},
+        "status": {"type": "status", "status": "completed | failed", "summary": "as in GET",
+                   "completed_at": "ISO 8601"},
+        "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},
+    },
+    "order": "snapshot first; result and task as they happen (drop a result whose task_id the snapshot "
+             "already shows finished); status last, then the server closes with 1000",
+    "close_codes": {"1000": "the check finished (after status)",
+                    "4400": "check_id missing or not a UUID (emulator; on AWS the error message says it)",
+                    "4404": "no such check (emulator; on AWS the error message says it)"},
+}
+
+
 def document(app=None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -351,4 +375,5 @@ def document(app=None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": copy.deepcopy(PATHS),
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
+        "x-websocket": copy.deepcopy(WEBSOCKET),
     }
