@@ -10,7 +10,7 @@ import os
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib import agents, checks, health, observability, openapi, ratelimit, sweeper, tasks
+from chalicelib import agents, checks, health, live, observability, openapi, ratelimit, sweeper, tasks
 from chalicelib.config import get_settings
 from chalicelib.db import DatabaseUnavailable
 from chalicelib.errors import ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
@@ -18,6 +18,7 @@ from chalicelib.inputs import parse_json_body
 from chalicelib.queue import QueueUnavailable, RedisError
 
 app = Chalice(app_name="host-checker")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel("WARNING")
 log = observability.logger
 
@@ -268,6 +269,38 @@ def _reshape_chalice_errors(response: Response) -> Response:
     message = body.get("Message") if response.status_code < 500 else "an internal error occurred"
     return Response(body=error_body(code, message), status_code=response.status_code,
                     headers={**response.headers, **JSON})
+
+
+# ---- live results (API Gateway WebSocket; chalicelib/live.py has the protocol)
+
+@app.on_ws_connect()
+def ws_connect(event):
+    """Subscribe to `?check_id=`. A bad id is refused on the first message, with a close code."""
+    try:
+        live.connect(event.connection_id, event.to_dict().get("queryStringParameters"))
+    except Exception as exc:  # noqa: BLE001 - Redis down: refuse, the UI falls back to polling
+        log.warning("websocket connect failed: %s", exc)
+        return {"statusCode": 503, "body": "live updates are unavailable; poll GET /api/checks/{id}"}
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event):
+    """The client's first message asks for the snapshot (API Gateway cannot send during $connect)."""
+    try:
+        live.message(event.connection_id, event.body, event.to_dict().get("requestContext"))
+    except Exception as exc:  # noqa: BLE001 - the client reconnects or polls; never a traceback
+        log.warning("websocket message failed: %s", exc)
+    return {"statusCode": 200}
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event):
+    try:
+        live.disconnect(event.connection_id)
+    except Exception as exc:  # noqa: BLE001 - the TTL forgets it anyway
+        log.warning("websocket disconnect cleanup failed: %s", exc)
+    return {"statusCode": 200}
 
 
 # ---- schedules

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, observability, queue, transitions
+from . import inputs, observability, queue, targets, transitions
 from .agents import online_agents
 from .config import get_settings
 from .db import transaction
@@ -76,7 +76,8 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     options = {}
     for check_type in check_types:
         try:
-            options[check_type] = normalize_options(check_type, given.get(check_type))
+            options[check_type] = targets.apply_assumptions(check_type, target, given.get(check_type),
+                                                    normalize_options(check_type, given.get(check_type)))
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field)
 
@@ -214,6 +215,7 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "target": check["target"],
         "check_types": list(check["check_types"]),
         "options": check["options"],
+        **targets.target_view(check["target"], list(check["check_types"]), check["options"]),
         "selection": _selection_view(check["agent_selection"]),
         "status": check["status"],
         "error": check["error"],
@@ -236,7 +238,9 @@ def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
             "limit": stored.get("limit"), "chosen": stored.get("chosen") or []}
 
 
-def get(check_id: str) -> dict[str, Any]:
+def get(check_id: str, settle: bool = True) -> dict[str, Any]:
+    """The check as GET shows it; `settle=False` reads without failing overdue tasks (the live
+    layer, which must not publish while it holds a connection's lock)."""
     check_id = inputs.uuid_or_404(check_id, "check")
     for attempt in (1, 2):
         with transaction() as conn:
@@ -247,7 +251,7 @@ def get(check_id: str) -> dict[str, Any]:
             if check is None:
                 raise NotFound(f"check {check_id} not found")
             rows = transitions.task_rows(conn, check_id=check_id)
-        if attempt == 1 and check["overdue"]:
+        if attempt == 1 and check["overdue"] and settle:
             # Settle overdue tasks now, so nobody waits for the next sweep to see a verdict.
             transitions.finalise_overdue(check_id=check_id)
             continue

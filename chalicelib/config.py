@@ -44,6 +44,7 @@ class Settings:
     cors_origin: str = "*"
     secret_name: str = ""
     aws_endpoint_url: str = ""          # LocalStack on the local stage; one place only
+    ws_management_url: str = ""         # the WebSocket API's @connections endpoint (https://.../stage)
     config_source: str = "environment"
     version: str = VERSION
     extra: dict = field(default_factory=dict, compare=False)
@@ -64,6 +65,7 @@ _ENV_MAP = {
     "cors_origin": "HC_CORS_ORIGIN",
     "secret_name": "HC_SECRET_NAME",
     "aws_endpoint_url": "AWS_ENDPOINT_URL",
+    "ws_management_url": "HC_WS_MANAGEMENT_URL",
 }
 _SECRET_KEYS = ("registration_token", "admin_token", "database_url", "redis_url")
 
@@ -87,14 +89,18 @@ def _from_environment() -> Settings:
     return Settings(**values)
 
 
-def boto3_client(service: str):
-    """Every AWS client is made here, so the LocalStack endpoint lives in one place."""
+def boto3_client(service: str, endpoint_url: str | None = None, config=None):
+    """Every AWS client is made here, so the LocalStack endpoint lives in one place.
+
+    `endpoint_url` is for services that have their own (the WebSocket API's management API)."""
     import boto3
 
     settings = get_settings()
     kwargs = {}
-    if settings.aws_endpoint_url:
-        kwargs["endpoint_url"] = settings.aws_endpoint_url
+    if endpoint_url or settings.aws_endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url or settings.aws_endpoint_url
+    if config is not None:
+        kwargs["config"] = config
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     return boto3.session.Session().client(service, region_name=region, **kwargs)
 

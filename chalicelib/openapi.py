@@ -30,6 +30,17 @@ def _obj(props: dict, required: list[str] | None = None, extra: bool = True) -> 
     return schema
 
 
+_IP_VERSION_NOTE = ("4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first "
+                    "address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)")
+OPTION_NOTES = {
+    **{(t, "ip_version"): _IP_VERSION_NOTE for t in CHECK_TYPES},
+    ("dns", "record_type"): "an IP target is always a PTR lookup (stored as PTR); another type for it is a 400",
+    ("http", "scheme"): "for a target without one (a bare host); https by default",
+    ("http", "port"): "default: the target's port, else the scheme's (443 for a bare host)",
+    ("tcp", "port"): "default: the target's port, else its URL scheme's, else 443 (a bare host, as http assumes)",
+}
+
+
 def _option_schema(check_type: str) -> dict:
     props = {}
     for name, spec in OPTION_SPECS[check_type].items():
@@ -44,6 +55,8 @@ def _option_schema(check_type: str) -> dict:
             prop["minimum"], prop["maximum"] = spec.low, spec.high
         if spec.default is not None:
             prop["default"] = spec.default
+        if (check_type, name) in OPTION_NOTES:
+            prop["description"] = OPTION_NOTES[check_type, name]
         props[name] = prop
     return {"type": "object", "properties": props, "additionalProperties": False}
 
@@ -83,7 +96,8 @@ SCHEMAS: dict[str, Any] = {
     }),
     "TaskRow": _obj({
         "task_id": UUID, "agent": _ref("AgentRef"), "check_type": _ref("CheckType"), "status": _ref("TaskStatus"),
-        "success": {"type": ["boolean", "null"]}, "data": {"type": ["object", "null"]}, "error": _ref("TaskError"),
+        "success": {"type": ["boolean", "null"]}, "error": _ref("TaskError"),
+        "data": {"type": ["object", "null"], "description": "see ResultData (all types), HttpData, DnsData"},
         "duration_ms": NNUM, "address": NSTR, "late": {"type": "boolean"}, "attempts": {"type": "integer"},
         "started_at": NTIME, "completed_at": NTIME,
     }),
@@ -95,9 +109,55 @@ SCHEMAS: dict[str, Any] = {
     }),
     "TypeSummary": _obj({"ok": {"type": "integer"}, "failed": {"type": "integer"}, "pending": {"type": "integer"},
                          "total": {"type": "integer"}, "median_ms": NNUM}),
+    "TargetInfo": {
+        "type": ["object", "null"], "required": ["host", "host_unicode", "is_ip", "scheme", "port"],
+        "description": "the target as the checks use it: host in A-label form (IDNA 2008) and for reading",
+        "properties": {
+            "host": {"type": "string", "description": "A-label form (xn--strae-oqa.de), or the IP literal"},
+            "host_unicode": {"type": "string", "description": "Unicode form (straße.de); == host for ASCII names"},
+            "is_ip": {"type": "boolean"},
+            "scheme": {"type": ["string", "null"], "enum": ["http", "https", None], "description": "a URL's own"},
+            "port": {"type": ["integer", "null"], "description": "given in the target"},
+        },
+    },
+    "Assumed": {
+        "type": "object", "description": "per check type, the values chosen because neither the target nor the "
+        "options said: http {scheme, port}, tcp {port} (a bare host is https on 443 for both), dns "
+        "{record_type: PTR} for an IP target. Types that assumed nothing are left out.",
+        "additionalProperties": {"type": "object"},
+    },
+    "ResultData": {
+        "type": "object", "description": "every result's data carries these, besides its type's own fields",
+        "properties": {
+            "host": {"type": "string", "description": "the A-label form the check used"},
+            "host_unicode": {"type": "string"},
+            "ip_version": {"type": ["integer", "null"], "enum": [4, 6, None],
+                           "description": "of the address the check talked to (dns: the resolver)"},
+            "assumed": {"type": "object", "description": "as Check.assumed, for this result's type"},
+        },
+    },
+    "HttpData": {
+        "type": "object", "description": "http data beyond DESIGN §6. timings_ms is the sum over hops; each hop's "
+        "total is its wall time (>= the sum of its phases). tls.verified is null when verify_tls is off.",
+        "properties": {
+            "scheme": {"type": "string", "enum": ["http", "https"]}, "port": {"type": "integer"},
+            "hops": {"type": "array", "description": "every request in order: the redirects, then the last one",
+                     "items": _obj({"url": {"type": "string"}, "status_code": {"type": ["integer", "null"]},
+                                    "address": NSTR, "ip_version": {"type": ["integer", "null"]},
+                                    "timings_ms": {"type": "object"}})},
+        },
+    },
+    "DnsData": {
+        "type": "object", "description": "dns data beyond DESIGN §6",
+        "properties": {"note": {"type": ["string", "null"], "description": "e.g. 'no PTR record for <ip> "
+                                "(NXDOMAIN ...)', a successful result with no answers"}},
+    },
     "Check": _obj({
         "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
-        "options": {"type": "object"}, "selection": _ref("Selection"), "status": _ref("CheckStatus"),
+        "options": {"type": "object", "description": "every option of every type, defaults included "
+                    "(so the timeout and ip_version are always there)"},
+        "target_info": _ref("TargetInfo"), "assumed": _ref("Assumed"),
+        "selection": _ref("Selection"), "status": _ref("CheckStatus"),
         "error": NSTR, "created_at": TIME, "started_at": NTIME, "completed_at": NTIME,
         "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
         "results": {"type": "array", "items": _ref("TaskRow")},
@@ -282,6 +342,30 @@ PATHS: dict[str, Any] = {
 }
 
 
+# OpenAPI has no WebSocket operations, so the live-results socket is a documented extension
+# (docs/api.md, "Live results"); chalicelib/live.py is the implementation.
+WEBSOCKET = {
+    "summary": "Live results of one check (API Gateway WebSocket API; the local stack's emulator)",
+    "urls": ["{WS_URL}?check_id={check_id}",
+             "ws://{local emulator}/api/ws/checks/{check_id} (the local emulator only, mapped to the same)"],
+    "handshake": "after the socket opens, send one message ({\"action\": \"subscribe\"}); the snapshot "
+                 "answers it (API Gateway cannot send during $connect)",
+    "server_messages": {
+        "snapshot": {"type": "snapshot", "check": "the body of GET /api/checks/{id}"},
+        "result": {"type": "result", "result": "one row of results, once per task that reached a terminal state"},
+        "task": {"type": "task", "task_id": "uuid", "status": "in_progress", "agent": "{id, name, location}"},
+        "status": {"type": "status", "status": "completed | failed", "summary": "as in GET",
+                   "completed_at": "ISO 8601"},
+        "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},
+    },
+    "order": "snapshot first; result and task as they happen (drop a result whose task_id the snapshot "
+             "already shows finished); status last, then the server closes with 1000",
+    "close_codes": {"1000": "the check finished (after status)",
+                    "4400": "check_id missing or not a UUID (emulator; on AWS the error message says it)",
+                    "4404": "no such check (emulator; on AWS the error message says it)"},
+}
+
+
 def document(app=None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -291,4 +375,5 @@ def document(app=None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": copy.deepcopy(PATHS),
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
+        "x-websocket": copy.deepcopy(WEBSOCKET),
     }

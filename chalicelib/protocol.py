@@ -88,7 +88,7 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "timeout": Opt(10, (int, float), 1, 60),
     },
     "tcp": {
-        "port": Opt(None, int, 1, 65535, nullable=True),  # from the URL, else 80
+        "port": Opt(None, int, 1, 65535, nullable=True),  # from the URL, else 443 (chalicelib/targets.py)
         "timeout": Opt(10, (int, float), 1, 60),
     },
     "traceroute": {
@@ -97,6 +97,10 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "timeout": Opt(30, (int, float), 1, 120),
     },
 }
+
+# Every type: which IP version to resolve the target (dns: the resolver) to; null = the first answer.
+for _specs in OPTION_SPECS.values():
+    _specs["ip_version"] = Opt(None, int, choices=(4, 6), nullable=True)
 
 _STATUS_RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
@@ -136,7 +140,7 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
         elif isinstance(value, str):
             value = value.lower()
         if value not in spec.choices:
-            raise OptionError(name, f"must be one of {', '.join(spec.choices)}")
+            raise OptionError(name, f"must be one of {', '.join(map(str, spec.choices))}")
     if spec.low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
         if not spec.low <= value <= spec.high:
             raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")

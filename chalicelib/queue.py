@@ -136,3 +136,7 @@ def publish(check_id: str, event: dict[str, Any]) -> None:
         get_redis().publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("publish on %s failed: %s", check_channel(check_id), exc)
+    # The WebSocket subscribers (chalicelib/live.py); imported here, as live imports this module.
+    from . import live
+
+    live.on_event(check_id, event)

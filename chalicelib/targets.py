@@ -3,7 +3,17 @@
 There is exactly one list of blocked ranges, here. The API applies it to
 literal addresses in the submitted target; the agent applies it again after
 DNS resolution and to the address it actually connects to, which defeats DNS
-rebinding. Pure standard library: the agent imports this module too.
+rebinding. It also says what a check assumes when the target leaves
+something open (the last section). The agent imports this module too, so it
+depends on nothing but the standard library, `protocol` and `idna` (pure Python, pinned for the Lambda bundle and
+the agent alike).
+
+Host names are IDNA 2008 with the UTS 46 mapping (non-transitional), as
+browsers and curl resolve them: `Straße.de` is `straße.de` is
+`xn--strae-oqa.de`, never `strasse.de` (the standard library's codec is IDNA
+2003, which maps ß to ss: a different domain). Labels already in ASCII are
+taken as DNS labels (letters, digits, '-' and '_' for SRV-style names), so an
+A-label the user typed is used as given and only decoded for display.
 """
 from __future__ import annotations
 
@@ -11,7 +21,12 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+import idna
+
+from .protocol import OptionError
 
 MAX_TARGET_LENGTH = 2048
 MAX_HOSTNAME_LENGTH = 253
@@ -82,6 +97,11 @@ class Target:
     port: int | None = None
     path: str = "/"
     is_ip: bool = False
+    host_unicode: str = ""  # the host for people to read (U-labels); == host for IPs and ASCII names
+
+    def __post_init__(self):
+        if not self.host_unicode:
+            object.__setattr__(self, "host_unicode", self.host)
 
     @property
     def url(self) -> str | None:
@@ -139,19 +159,61 @@ def _parse_ip_literal(host: str) -> IPAddress | None:
 
 
 def _check_hostname(host: str) -> str:
-    name = host.rstrip(".").lower()
-    if not name or len(name) > MAX_HOSTNAME_LENGTH:
+    """The host name as DNS sees it (A-labels, lower case), or TargetError naming why not."""
+    name = host.rstrip(".")
+    if not name:
         raise TargetError(f"hostname must be 1 to {MAX_HOSTNAME_LENGTH} characters")
-    try:
-        name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        raise TargetError(f"{host!r} is not a valid hostname")
+    if not name.isascii():
+        name = _to_alabels(host, name)
+    name = name.lower()
+    if len(name) > MAX_HOSTNAME_LENGTH:
+        raise TargetError(f"hostname must be 1 to {MAX_HOSTNAME_LENGTH} characters")
     labels = name.split(".")
     if not all(_LABEL.match(label) for label in labels):
         raise TargetError(f"{host!r} is not a valid hostname (letters, digits, '-' and '.' only)")
     if labels[-1].isdigit():
         raise TargetError(f"{host!r} is not a valid hostname (top-level label is numeric)")
     return name
+
+
+def _to_alabels(host: str, name: str) -> str:
+    """IDNA 2008 (UTS 46 mapping, non-transitional): Unicode labels become xn-- labels."""
+    try:
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+    except idna.IDNAError as exc:
+        raise TargetError(f"{host!r} is not a valid hostname: {exc}")
+    out = []
+    for label in mapped.rstrip(".").split("."):
+        if label.isascii():
+            out.append(label)
+            continue
+        try:
+            out.append(idna.alabel(label).decode("ascii"))
+        except idna.IDNAError as exc:
+            # e.g. an emoji: valid in IDNA 2003, not in IDNA 2008.
+            raise TargetError(f"{host!r} is not a valid internationalized hostname (IDNA 2008): {exc}")
+    return ".".join(out)
+
+
+def to_unicode(name: str) -> str:
+    """A host name for display: its xn-- labels decoded; a label that does not decode is kept as is."""
+    labels = []
+    for label in name.split("."):
+        if label.startswith("xn--"):
+            try:
+                label = idna.ulabel(label)
+            except idna.IDNAError:
+                try:  # e.g. an emoji domain typed as its A-label: show it, it is the user's own DNS name
+                    label = label[4:].encode("ascii").decode("punycode")
+                except UnicodeError:
+                    pass
+        labels.append(label)
+    return ".".join(labels)
+
+
+def ascii_hostname(raw: str) -> str:
+    """A host name (not a URL or literal) in the form DNS and getaddrinfo need; raises TargetError."""
+    return _check_hostname(raw.strip())
 
 
 def parse_target(raw: object, allow_private: bool = False) -> Target:
@@ -222,7 +284,8 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
     name = _check_hostname(host)
     if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
         raise BlockedTarget(f"{name} is a local name; probing it is not allowed")
-    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False)
+    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False,
+                  host_unicode=to_unicode(name))
 
 
 def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
@@ -236,6 +299,8 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
     if ip is not None:
         check_address(ip, allow_private)
         return [str(ip)]
+    if not host.isascii():
+        host = _check_hostname(host)  # getaddrinfo would apply IDNA 2003 (ß -> ss)
     infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
     addresses: list[str] = []
     for info in infos:
@@ -248,3 +313,129 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
             f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); probing it is not allowed"
         )
     return allowed
+
+# --- What a check assumes when the target leaves something open ---------------
+# Made explicit, in one home for these decisions, used by the API (so the stored options and
+# the request say what will happen) and by the agent (so every result says
+# what it assumed):
+#
+# - **Scheme and port of a bare host** (`example.com`, `example.com:8443`):
+#   https, port 443, for http *and* tcp. A user who types a bare name expects
+#   what a browser does with it, which today is HTTPS; an http check and a
+#   tcp check of the same target must measure the same port, or their
+#   numbers cannot be compared (before, http assumed https while tcp assumed
+#   port 80). check-host.net asks for the port; Globalping's http defaults to
+#   HTTPS. A URL target says its own scheme (http -> 80, https -> 443), and a
+#   port given in the target or in the options wins.
+# - **DNS of an IP target** is a PTR lookup of its reverse name. The API
+#   stores `record_type: "PTR"` so the options line and the result say so; an
+#   explicitly requested other type on an IP target is a 400 naming
+#   `options.dns.record_type`, since it has no meaningful answer.
+# - **ip_version** (4 or 6) must fit an IP literal it applies to (the target,
+#   or for dns the resolver); a 400 naming `options.<type>.ip_version`
+#   otherwise. Unset, the first address getaddrinfo answers wins.
+
+DEFAULT_SCHEME = "https"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def http_endpoint(target: Target, options: dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
+    """(scheme, port, assumed) of an http check's first request; `assumed` holds what the user did not say.
+
+    A URL target is fetched as written (options.scheme/port apply to bare hosts only, as initial_url does).
+    """
+    if target.scheme:
+        if target.port:
+            return target.scheme, target.port, {}
+        return target.scheme, DEFAULT_PORTS[target.scheme], {"port": DEFAULT_PORTS[target.scheme]}
+    assumed: dict[str, Any] = {}
+    scheme = options.get("scheme") or DEFAULT_SCHEME
+    if scheme == DEFAULT_SCHEME:
+        assumed["scheme"] = scheme  # the default (stored options cannot tell it from an explicit "https")
+    port = options.get("port") or target.port
+    if not port:
+        port = DEFAULT_PORTS[scheme]
+        assumed["port"] = port
+    return scheme, port, assumed
+
+
+def tcp_port(target: Target, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(port, assumed) of a tcp check: options.port, else the target's, else its scheme's default, else 443."""
+    if options.get("port"):
+        return int(options["port"]), {}
+    if target.port:
+        return target.port, {}
+    port = DEFAULT_PORTS[target.scheme or DEFAULT_SCHEME]
+    return port, {"port": port}
+
+
+def assumed_for(check_type: str, target: Target, options: dict[str, Any]) -> dict[str, Any]:
+    """What `check_type` assumes for `target` with these (normalized) options; {} when nothing."""
+    if check_type == "http":
+        return http_endpoint(target, options)[2]
+    if check_type == "tcp":
+        return tcp_port(target, options)[1]
+    if check_type == "dns" and target.is_ip:
+        return {"record_type": "PTR", "query": "reverse name of the IP address"}
+    return {}
+
+
+def _ip_version_of(literal: str) -> int | None:
+    try:
+        return ipaddress.ip_address(literal.strip("[]")).version
+    except ValueError:
+        return None
+
+
+def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | None,
+                      options: dict[str, Any]) -> dict[str, Any]:
+    """The options to store for `check_type`, with the assumptions written in; raises OptionError.
+
+    `given` is what the request said (before defaults), `options` the normalized result.
+    """
+    given = given or {}
+    prefix = f"options.{check_type}"
+    out = dict(options)
+    if check_type == "dns":
+        if target.is_ip:
+            asked = given.get("record_type")
+            if asked is not None and str(asked).upper() != "PTR":
+                raise OptionError(f"{prefix}.record_type",
+                                  f"the target {target.host} is an IP address, which is looked up by its PTR record; "
+                                  f"use record_type PTR (or leave it out), or give a hostname for {str(asked).upper()}")
+            out["record_type"] = "PTR"
+        if out.get("resolver"):
+            out["resolver"] = _resolver(out["resolver"], f"{prefix}.resolver")
+        peer = out.get("resolver")
+    else:
+        peer = target.host if target.is_ip else None
+    wanted = out.get("ip_version")
+    have = _ip_version_of(peer) if peer else None
+    if wanted and have and wanted != have:
+        what = "the resolver" if check_type == "dns" else "the target"
+        raise OptionError(f"{prefix}.ip_version",
+                          f"ip_version {wanted} does not fit {what} {peer}, an IPv{have} address")
+    return out
+
+
+def _resolver(value: str, field: str) -> str:
+    """A resolver option: an IP literal as given, or a host name in its A-label form."""
+    value = value.strip()
+    if _ip_version_of(value):
+        return value.strip("[]")
+    try:
+        return ascii_hostname(value)
+    except TargetError as exc:
+        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}")
+
+
+def target_view(raw: str, check_types: list[str], options: dict[str, Any] | None) -> dict[str, Any]:
+    """For GET /api/checks/{id}: how the target reads (A-label and Unicode) and what each type assumed."""
+    try:
+        target = parse_target(raw, allow_private=True)  # it passed the policy when the check was created
+    except TargetError:
+        return {"target_info": None, "assumed": {}}
+    info = {"host": target.host, "host_unicode": target.host_unicode, "is_ip": target.is_ip,
+            "scheme": target.scheme, "port": target.port}
+    assumed = {t: assumed_for(t, target, (options or {}).get(t) or {}) for t in check_types}
+    return {"target_info": info, "assumed": {t: a for t, a in assumed.items() if a}}

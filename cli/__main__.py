@@ -1,4 +1,5 @@
 """`python -m cli`: the same as the `hostchecker` console script."""
+
 import sys
 
 from .main import main

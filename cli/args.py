@@ -2,6 +2,7 @@
 specs (names, defaults, bounds, choices), so they are the API's own options under the
 same names: `--count`, `--record-type`, `--max-hops`, ... For `check`, which runs several
 types, each is prefixed with its type: `--ping-count`, `--dns-record-type`."""
+
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,7 @@ def _converter(check_type: str, name: str, spec) -> Any:
             raise argparse.ArgumentTypeError(exc.message) from None
         # keep what the user typed (the API normalizes the same way), except a choice's case
         return normalized[name] if spec.choices else value
+
     convert.__name__ = name
     return convert
 
@@ -69,19 +71,27 @@ def add_type_options(parser: argparse.ArgumentParser, check_type: str, prefixed:
             flags.append("--type")  # `hostchecker dns example.com --type MX`
         dest = OPTION_DEST.format(check_type=check_type, name=name)
         if spec.kind is bool:
-            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None,
-                               help=_help(name, spec))
+            group.add_argument(
+                *flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=_help(name, spec)
+            )
         else:
-            group.add_argument(*flags, dest=dest, type=_converter(check_type, name, spec), default=None,
-                               metavar=name.upper(), help=_help(name, spec))
+            group.add_argument(
+                *flags,
+                dest=dest,
+                type=_converter(check_type, name, spec),
+                default=None,
+                metavar=name.upper(),
+                help=_help(name, spec),
+            )
 
 
 def check_types_arg(text: str) -> list[str]:
     types = [t.strip().lower() for t in text.split(",") if t.strip()]
     unknown = [t for t in types if t not in CHECK_TYPES]
     if unknown or not types:
-        raise argparse.ArgumentTypeError(f"unknown check type {', '.join(unknown) or repr(text)} "
-                                         f"(known: {', '.join(CHECK_TYPES)})")
+        raise argparse.ArgumentTypeError(
+            f"unknown check type {', '.join(unknown) or repr(text)} (known: {', '.join(CHECK_TYPES)})"
+        )
     return list(dict.fromkeys(types))
 
 
@@ -114,8 +124,9 @@ def _seconds(text: str) -> float:
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api-url", help="the API's base URL (else HOSTCHECKER_API_URL, else the checkout's "
-                                          ".local/stack.env)")
+    common.add_argument(
+        "--api-url", help="the API's base URL (else HOSTCHECKER_API_URL, else the checkout's .local/stack.env)"
+    )
     common.add_argument("--json", action="store_true", help="print the API's JSON and nothing else")
     return common
 
@@ -123,17 +134,25 @@ def _common() -> argparse.ArgumentParser:
 def _check_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     group = flags.add_argument_group("where and how")
-    group.add_argument("--from", dest="sources", metavar="WHERE",
-                       help="agents by name, id, region or location, comma-separated (GET /api/agents)")
+    group.add_argument(
+        "--from",
+        dest="sources",
+        metavar="WHERE",
+        help="agents by name, id, region or location, comma-separated (GET /api/agents)",
+    )
     group.add_argument("--limit", type=_at_least_one, help="at most this many agents")
     group.add_argument("--latency", action="store_true", help="print only the headline figures")
     group.add_argument("--share", action="store_true", help="print the UI permalink of the check")
-    group.add_argument("--repeat", type=_positive, metavar="N",
-                       help="run N times on the same agents (0: until Ctrl-C), with min/avg/max per agent")
-    group.add_argument("--every", type=_seconds, metavar="SECONDS",
-                       help="seconds between runs (default 1); alone, repeat until Ctrl-C")
-    group.add_argument("--no-live", action="store_true",
-                       help="poll GET /api/checks/{id} instead of the live WebSocket")
+    group.add_argument(
+        "--repeat",
+        type=_positive,
+        metavar="N",
+        help="run N times on the same agents (0: until Ctrl-C), with min/avg/max per agent",
+    )
+    group.add_argument(
+        "--every", type=_seconds, metavar="SECONDS", help="seconds between runs (default 1); alone, repeat until Ctrl-C"
+    )
+    group.add_argument("--no-live", action="store_true", help="poll GET /api/checks/{id} instead of the live WebSocket")
     return flags
 
 
@@ -142,20 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hostchecker",
         description="Check a host from the Host Checker agents: HTTP, ping, DNS, TCP, traceroute.",
         epilog="exit codes: 0 every task succeeded, 1 a task failed, 2 usage or input error, "
-               "3 API unreachable or 5xx, 4 rate limited")
+        "3 API unreachable or 5xx, 4 rate limited",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common, check_flags = _common(), _check_flags()
     for check_type in CHECK_TYPES:
-        p = sub.add_parser(check_type, parents=[common, check_flags], help=DESCRIPTIONS[check_type],
-                           description=f"Run {DESCRIPTIONS[check_type]}.")
+        p = sub.add_parser(
+            check_type,
+            parents=[common, check_flags],
+            help=DESCRIPTIONS[check_type],
+            description=f"Run {DESCRIPTIONS[check_type]}.",
+        )
         p.add_argument("target", help="hostname, IP address or URL")
         add_type_options(p, check_type, prefixed=False)
         p.set_defaults(check_types=[check_type])
-    p = sub.add_parser("check", parents=[common, check_flags], help="several check types, one verdict",
-                       description="Run several check types against one target.")
+    p = sub.add_parser(
+        "check",
+        parents=[common, check_flags],
+        help="several check types, one verdict",
+        description="Run several check types against one target.",
+    )
     p.add_argument("target", help="hostname, IP address or URL")
-    p.add_argument("--type", dest="check_types", type=check_types_arg, default=["http"],
-                   metavar="TYPES", help=f"comma-separated: {','.join(CHECK_TYPES)} (default http)")
+    p.add_argument(
+        "--type",
+        dest="check_types",
+        type=check_types_arg,
+        default=["http"],
+        metavar="TYPES",
+        help=f"comma-separated: {','.join(CHECK_TYPES)} (default http)",
+    )
     for check_type in CHECK_TYPES:
         add_type_options(p, check_type, prefixed=True)
     sub.add_parser("agents", parents=[common], help="who is online, where, with latency stats")
@@ -176,9 +210,11 @@ def type_options(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     values = vars(ns)
     for check_type in ns.check_types:
-        given = {name: values[OPTION_DEST.format(check_type=check_type, name=name)]
-                 for name in OPTION_SPECS[check_type]
-                 if values.get(OPTION_DEST.format(check_type=check_type, name=name)) is not None}
+        given = {
+            name: values[OPTION_DEST.format(check_type=check_type, name=name)]
+            for name in OPTION_SPECS[check_type]
+            if values.get(OPTION_DEST.format(check_type=check_type, name=name)) is not None
+        }
         if given:
             out[check_type] = given
     return out
@@ -187,6 +223,10 @@ def type_options(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def given_options_for_unrequested_types(ns: argparse.Namespace) -> list[str]:
     """`check --type http --ping-count 3`: flags for a type that is not run (a usage error)."""
     values = vars(ns)
-    return sorted(f"--{t}-{name.replace('_', '-')}" for t in CHECK_TYPES if t not in ns.check_types
-                  for name in OPTION_SPECS[t]
-                  if values.get(OPTION_DEST.format(check_type=t, name=name)) is not None)
+    return sorted(
+        f"--{t}-{name.replace('_', '-')}"
+        for t in CHECK_TYPES
+        if t not in ns.check_types
+        for name in OPTION_SPECS[t]
+        if values.get(OPTION_DEST.format(check_type=t, name=name)) is not None
+    )

@@ -1,6 +1,7 @@
 """The HTTP side: one `requests` session (proxies, CA bundle and TLS verification follow
 requests' own conventions: HTTPS_PROXY, REQUESTS_CA_BUNDLE, ...), and the mapping of
 every answer that is not a success to an error with its exit code."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -29,8 +30,11 @@ def describe_error(body: Any) -> str:
     if not isinstance(error, dict):
         return ""
     message = str(error.get("message") or error.get("code") or "")
-    fields = [f"{d['field']}: {d['message']}" for d in error.get("details") or []
-              if isinstance(d, dict) and d.get("field") and d.get("message") and d["message"] not in message]
+    fields = [
+        f"{d['field']}: {d['message']}"
+        for d in error.get("details") or []
+        if isinstance(d, dict) and d.get("field") and d.get("message") and d["message"] not in message
+    ]
     return "; ".join([message, *fields]) if fields else message
 
 
@@ -65,8 +69,10 @@ class Api:
         try:
             body = response.json() if response.content else None
         except ValueError:
-            raise ApiUnreachable(f"{url} answered HTTP {response.status_code} with something that is not "
-                                 "JSON: is that the Host Checker API?") from None
+            raise ApiUnreachable(
+                f"{url} answered HTTP {response.status_code} with something that is not "
+                "JSON: is that the Host Checker API?"
+            ) from None
         reply = Reply(response.status_code, response.headers, body)  # case-insensitive
         self.last_headers = reply.headers
         if reply.status >= 400:
@@ -90,8 +96,14 @@ class Api:
 def _reason(exc: Exception) -> str:
     """The innermost cause of a requests error, without urllib3's object reprs."""
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
-                   "Temporary failure in name resolution", "certificate verify failed"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "No route to host",
+        "Temporary failure in name resolution",
+        "certificate verify failed",
+    ):
         if marker in text:
             return marker.lower() if marker != "Connection refused" else "connection refused"
     return text.split(": ", 1)[-1][:200] if text else type(exc).__name__

@@ -1,4 +1,5 @@
 """The read-only commands (agents, history, limits) and --from's agent lookup."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 def _keys(agent: dict[str, Any]) -> set[str]:
     """What --from may call an agent: id, name, region, location, and each part of the location."""
     location = (agent.get("location") or "").lower()
-    keys = {agent.get("id", "").lower(), (agent.get("name") or "").lower(), (agent.get("region") or "").lower(),
-            location, *(part.strip() for part in location.split(","))}
+    keys = {
+        agent.get("id", "").lower(),
+        (agent.get("name") or "").lower(),
+        (agent.get("region") or "").lower(),
+        location,
+        *(part.strip() for part in location.split(",")),
+    }
     return {k for k in keys if k}
 
 
@@ -33,8 +39,11 @@ def resolve_sources(api: Api, text: str) -> list[str]:
             continue
         matches = [a["id"] for a in agents if token.lower() in _keys(a)]
         if not matches:
-            known = sorted({a["name"] for a in agents} | {a["location"] for a in agents}
-                           | {a["region"] for a in agents if a.get("region")})
+            known = sorted(
+                {a["name"] for a in agents}
+                | {a["location"] for a in agents}
+                | {a["region"] for a in agents if a.get("region")}
+            )
             raise errors.UsageError(f"--from: no agent matches {token!r} (known: {', '.join(known) or 'none'})")
         chosen += [m for m in matches if m not in chosen]
     if not chosen:
@@ -65,8 +74,7 @@ def _stats_text(stats: dict[str, Any]) -> str:
     parts = []
     for check_type, s in sorted((stats or {}).items()):
         if s.get("count"):
-            parts.append(f"{label(check_type)} {format_ms(s.get('avg_ms'))}/{format_ms(s.get('p95_ms'))}"
-                         f" ×{s['count']}")
+            parts.append(f"{label(check_type)} {format_ms(s.get('avg_ms'))}/{format_ms(s.get('p95_ms'))} ×{s['count']}")
     return "\n".join(parts) or "—"
 
 
@@ -85,9 +93,15 @@ def agents(ctx) -> int:
     for agent in body["items"]:
         stats = ctx.api.get(f"/api/agents/{agent['id']}/stats", "read the agent's stats").get("stats")
         online = agent["status"] == "online"
-        table.add_row(agent["name"], agent["location"], agent.get("region") or "",
-                      Text(agent["status"], style="green" if online else "red"), relative(agent["last_heartbeat"]),
-                      _stats_text(stats), _capabilities(agent.get("capabilities") or []))
+        table.add_row(
+            agent["name"],
+            agent["location"],
+            agent.get("region") or "",
+            Text(agent["status"], style="green" if online else "red"),
+            relative(agent["last_heartbeat"]),
+            _stats_text(stats),
+            _capabilities(agent.get("capabilities") or []),
+        )
     ctx.out.print(table)
     online = sum(a["status"] == "online" for a in body["items"])
     ctx.out.print(f"{online} of {len(body['items'])} agents online")
@@ -95,9 +109,10 @@ def agents(ctx) -> int:
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
-    return " · ".join(f"{label(t)} {s.get('ok', 0)}/{s.get('total', 0)}" + (" ok" if s.get("ok") == s.get("total")
-                                                                            else "")
-                      for t, s in (summary or {}).items())
+    return " · ".join(
+        f"{label(t)} {s.get('ok', 0)}/{s.get('total', 0)}" + (" ok" if s.get("ok") == s.get("total") else "")
+        for t, s in (summary or {}).items()
+    )
 
 
 def history(ctx) -> int:
@@ -110,8 +125,14 @@ def history(ctx) -> int:
     for name in ("Created", "Check id", "Target", "Types", "Status", "Results"):
         table.add_column(name, no_wrap=name in ("Created", "Check id"))
     for item in body["items"]:
-        table.add_row(relative(item["created_at"]), item["check_id"], item["target"], ",".join(item["check_types"]),
-                      item["status"], _summary_text(item.get("summary")))
+        table.add_row(
+            relative(item["created_at"]),
+            item["check_id"],
+            item["target"],
+            ",".join(item["check_types"]),
+            item["status"],
+            _summary_text(item.get("summary")),
+        )
     ctx.out.print(table)
     if not body["items"]:
         ctx.out.print("no checks yet")
@@ -124,15 +145,24 @@ def limits(ctx) -> int:
     headers = {k.lower(): v for k, v in ctx.api.last_headers.items()}
     values = {name: headers.get(name.lower()) for name in RATE_HEADERS}
     if ctx.ns.json:
-        print(json.dumps({"limit": _int(values["X-RateLimit-Limit"]),
-                          "remaining": _int(values["X-RateLimit-Remaining"]),
-                          "reset_s": _int(values["X-RateLimit-Reset"])}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "limit": _int(values["X-RateLimit-Limit"]),
+                    "remaining": _int(values["X-RateLimit-Remaining"]),
+                    "reset_s": _int(values["X-RateLimit-Reset"]),
+                },
+                indent=2,
+            )
+        )
         return errors.OK
     if values["X-RateLimit-Limit"] is None:
         ctx.out.print("the API sent no X-RateLimit headers on GET /api/checks")
         return errors.OK
-    ctx.out.print(f"requests: {values['X-RateLimit-Remaining']} of {values['X-RateLimit-Limit']} left "
-                  f"in this window, which resets in {values['X-RateLimit-Reset']} s")
+    ctx.out.print(
+        f"requests: {values['X-RateLimit-Remaining']} of {values['X-RateLimit-Limit']} left "
+        f"in this window, which resets in {values['X-RateLimit-Reset']} s"
+    )
     return errors.OK
 
 

@@ -6,6 +6,7 @@ The WebSocket and UI URLs come from HOSTCHECKER_WS_URL / HOSTCHECKER_UI_URL, els
 that stack.env, but only when it describes the same API: a WS_URL of one stack is no use
 for another stack's checks.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ class Endpoints:
     api_url: str
     ws_url: str = ""
     ui_url: str = ""
-    source: str = ""        # where api_url came from, for error messages
+    source: str = ""  # where api_url came from, for error messages
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -62,8 +63,9 @@ def _stack_values(stack_env: Path | None) -> dict[str, str]:
         return {}
 
 
-def resolve(api_url: str | None, environ: dict[str, str] | None = None,
-            stack_env: Path | None | bool = None) -> Endpoints:
+def resolve(
+    api_url: str | None, environ: dict[str, str] | None = None, stack_env: Path | None | bool = None
+) -> Endpoints:
     """The endpoints to use. `stack_env=False` disables the stack.env lookup (tests)."""
     env = os.environ if environ is None else environ
     path = None if stack_env is False else (stack_env or find_stack_env())
@@ -74,8 +76,10 @@ def resolve(api_url: str | None, environ: dict[str, str] | None = None,
     if not api_url and stack.get("API_URL"):
         api_url, source = stack["API_URL"], str(path)
     if not api_url:
-        raise UsageError("no API URL: pass --api-url URL, set HOSTCHECKER_API_URL, "
-                         "or run inside a checkout whose stack is up (make up writes .local/stack.env)")
+        raise UsageError(
+            "no API URL: pass --api-url URL, set HOSTCHECKER_API_URL, "
+            "or run inside a checkout whose stack is up (make up writes .local/stack.env)"
+        )
     api_url = api_url.rstrip("/")
     if not api_url.startswith(("http://", "https://")):
         raise UsageError(f"--api-url: {api_url!r} is not an http(s) URL (from {source})")

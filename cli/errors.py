@@ -1,12 +1,13 @@
 """Exit codes (issue 14) and the errors that map to them. Each carries a message for the
 user; none of them is ever shown as a traceback."""
+
 from __future__ import annotations
 
-OK = 0              # every task succeeded
-FAILED = 1          # some task failed (or the check could not run)
-USAGE = 2           # a usage or input error: ours (argparse) or the API's 4xx, with its field
-UNREACHABLE = 3     # the API cannot be reached, or answers 5xx / not our JSON
-RATE_LIMITED = 4    # 429: the message says how long to wait
+OK = 0  # every task succeeded
+FAILED = 1  # some task failed (or the check could not run)
+USAGE = 2  # a usage or input error: ours (argparse) or the API's 4xx, with its field
+UNREACHABLE = 3  # the API cannot be reached, or answers 5xx / not our JSON
+RATE_LIMITED = 4  # 429: the message says how long to wait
 
 
 class CliError(Exception):

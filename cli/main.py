@@ -1,5 +1,6 @@
 """`hostchecker`: parse, run one command, map every error to its exit code and one line
 on stderr. A user's mistake or a down API never shows a traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- running checks
 
+
 def exit_code_for(check: dict[str, Any]) -> int:
     """0 only when the check ran and every one of its tasks succeeded."""
     rows = check.get("results") or []
@@ -93,12 +95,28 @@ def check_body(ctx: Context) -> dict[str, Any]:
 def first_view(created: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """What the tables show before the first update: every task pending, from the 202."""
     agents = {a["id"]: a for a in created.get("agents") or []}
-    rows = [{"task_id": t["task_id"], "agent": agents.get(t["agent_id"], {"id": t["agent_id"], "name": "?"}),
-             "check_type": t["check_type"], "status": "pending", "success": None, "data": None, "error": None,
-             "duration_ms": None} for t in created.get("tasks") or []]
-    return {"check_id": created["check_id"], "target": created.get("target", body["target"]),
-            "check_types": created.get("check_types", body["checks"]), "status": created.get("status"),
-            "error": created.get("error"), "summary": {}, "results": rows}
+    rows = [
+        {
+            "task_id": t["task_id"],
+            "agent": agents.get(t["agent_id"], {"id": t["agent_id"], "name": "?"}),
+            "check_type": t["check_type"],
+            "status": "pending",
+            "success": None,
+            "data": None,
+            "error": None,
+            "duration_ms": None,
+        }
+        for t in created.get("tasks") or []
+    ]
+    return {
+        "check_id": created["check_id"],
+        "target": created.get("target", body["target"]),
+        "check_types": created.get("check_types", body["checks"]),
+        "status": created.get("status"),
+        "error": created.get("error"),
+        "summary": {},
+        "results": rows,
+    }
 
 
 def follow(ctx: Context, check_id: str, first: dict[str, Any], extra=None, transient=False) -> dict[str, Any]:
@@ -109,6 +127,7 @@ def follow(ctx: Context, check_id: str, first: dict[str, Any], extra=None, trans
 
     def view(check):
         return Group(check_view(check), *([extra()] if extra else []))
+
     with Live(view(first), console=ctx.out, auto_refresh=False, transient=transient) as live:
         return watch(ctx.api, check_id, lambda c: live.update(view(c), refresh=True), ctx.ws_url, first)
 
@@ -141,8 +160,11 @@ def warn_if_quota_is_low(headers: dict[str, str]) -> None:
     except (KeyError, ValueError):
         return
     if remaining <= max(1, limit // 10):
-        print(f"hostchecker: {remaining} of {limit} checks left in this window (resets in "
-              f"{headers.get('X-RateLimit-Reset', '?')} s)", file=sys.stderr)
+        print(
+            f"hostchecker: {remaining} of {limit} checks left in this window (resets in "
+            f"{headers.get('X-RateLimit-Reset', '?')} s)",
+            file=sys.stderr,
+        )
 
 
 def run_once(ctx: Context, body: dict[str, Any], extra=None, run: int | None = None) -> tuple[dict, dict]:
@@ -169,6 +191,7 @@ def repeat_checks(ctx: Context, body: dict[str, Any], runs: int, every_s: float)
 
     def title() -> str:
         return f"{stats.checks} run{'s' if stats.checks != 1 else ''} of {body['target']}"
+
     try:
         while runs == 0 or stats.checks < runs:
             if stats.checks:
@@ -177,8 +200,10 @@ def repeat_checks(ctx: Context, body: dict[str, Any], runs: int, every_s: float)
             stats.add(final)
             codes.append(exit_code_for(final))
             if stats.checks == 1 and created.get("agents"):
-                body = {**{k: v for k, v in body.items() if k != "limit"},
-                        "agents": [a["id"] for a in created["agents"]]}
+                body = {
+                    **{k: v for k, v in body.items() if k != "limit"},
+                    "agents": [a["id"] for a in created["agents"]],
+                }
     except KeyboardInterrupt:
         print(f"stopped after {title()}", file=sys.stderr)
     finally:

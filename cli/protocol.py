@@ -7,6 +7,7 @@ from what the API accepts.
 the module is loaded from the checkout this editable install points at. Only that one
 file is loaded, never the rest of chalicelib.
 """
+
 from __future__ import annotations
 
 import importlib.util

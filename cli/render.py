@@ -4,6 +4,7 @@ and the verdict line the UI shows ("HTTP OK from 3/3 agents, median 42 ms").
 The wording follows the UI's (frontend/src/lib/format.ts), so a check reads the same in
 both. Only rich renders: no table is drawn by hand.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -55,8 +56,14 @@ def headline(row: dict[str, Any]) -> str:
     kind = row.get("check_type")
     if kind == "http":
         total = (d.get("timings_ms") or {}).get("total", row.get("duration_ms"))
-        return " · ".join(p for p in (str(d["status_code"]) if d.get("status_code") is not None else "",
-                                      format_ms(total) if is_num(total) else "") if p)
+        return " · ".join(
+            p
+            for p in (
+                str(d["status_code"]) if d.get("status_code") is not None else "",
+                format_ms(total) if is_num(total) else "",
+            )
+            if p
+        )
     if kind == "ping":
         rtt = d.get("rtt_ms") or {}
         parts = [f"{format_ms(rtt['avg'])} avg"] if is_num(rtt.get("avg")) else []
@@ -124,13 +131,19 @@ def summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The per-type summary, computed the way the API does, for rows the API gave none for."""
     states = Counter(outcome(r) for r in rows)
     durations = [r["duration_ms"] for r in rows if outcome(r) == "ok" and is_num(r.get("duration_ms"))]
-    return {"ok": states["ok"], "failed": states["failed"], "pending": states["pending"] + states["running"],
-            "total": len(rows), "median_ms": statistics.median(durations) if durations else None}
+    return {
+        "ok": states["ok"],
+        "failed": states["failed"],
+        "pending": states["pending"] + states["running"],
+        "total": len(rows),
+        "median_ms": statistics.median(durations) if durations else None,
+    }
 
 
 def failure_kinds(rows: list[dict[str, Any]]) -> str:
-    kinds = Counter(((r.get("error") or {}).get("kind") or "error").replace("_", " ")
-                    for r in rows if outcome(r) == "failed")
+    kinds = Counter(
+        ((r.get("error") or {}).get("kind") or "error").replace("_", " ") for r in rows if outcome(r) == "failed"
+    )
     return ", ".join(f"{k} ×{n}" if n > 1 and len(kinds) > 1 else k for k, n in kinds.most_common())
 
 
@@ -156,6 +169,7 @@ def verdict_line(check_type: str, rows: list[dict[str, Any]], summary: dict[str,
 
     def agents(n: int) -> str:
         return f"{n} agent{'s' if n != 1 else ''}"
+
     if not s["total"]:
         return f"{name}: no agents ran this check"
     if s["pending"]:
@@ -182,15 +196,18 @@ def verdict_style(rows: list[dict[str, Any]]) -> str:
 
 def rows_of(check: dict[str, Any], check_type: str) -> list[dict[str, Any]]:
     rows = [r for r in check.get("results") or [] if r.get("check_type") == check_type]
+
     def where(r: dict[str, Any]) -> tuple[str, str]:
         agent = r.get("agent") or {}
         return agent.get("location") or "", agent.get("name") or ""
+
     return sorted(rows, key=where)
 
 
 def type_table(check: dict[str, Any], check_type: str) -> Table:
-    table = Table(title=f"{label(check_type)} · {check.get('target', '')}", title_justify="left",
-                  show_edge=False, pad_edge=False)
+    table = Table(
+        title=f"{label(check_type)} · {check.get('target', '')}", title_justify="left", show_edge=False, pad_edge=False
+    )
     table.add_column("Agent", no_wrap=True)
     table.add_column("Location", no_wrap=True)
     table.add_column("Status", no_wrap=True)
@@ -199,8 +216,13 @@ def type_table(check: dict[str, Any], check_type: str) -> Table:
     for row in rows_of(check, check_type):
         agent = row.get("agent") or {}
         state = outcome(row)
-        table.add_row(agent.get("name", "?"), agent.get("location", ""), Text(state, style=STYLES[state]),
-                      cell(row), format_ms(row.get("duration_ms")) if state in ("ok", "failed") else "")
+        table.add_row(
+            agent.get("name", "?"),
+            agent.get("location", ""),
+            Text(state, style=STYLES[state]),
+            cell(row),
+            format_ms(row.get("duration_ms")) if state in ("ok", "failed") else "",
+        )
     return table
 
 
@@ -214,8 +236,11 @@ def check_view(check: dict[str, Any]) -> Group:
         parts.append(Text(f"The check could not run: {check['error']}", style="red"))
     for check_type in types:
         rows = rows_of(check, check_type)
-        parts.append(Text(verdict_line(check_type, rows, (check.get("summary") or {}).get(check_type)),
-                          style=verdict_style(rows)))
+        parts.append(
+            Text(
+                verdict_line(check_type, rows, (check.get("summary") or {}).get(check_type)), style=verdict_style(rows)
+            )
+        )
     return Group(*parts)
 
 

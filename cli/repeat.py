@@ -1,4 +1,5 @@
 """--repeat / --every: running statistics per agent and check type across runs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,13 +50,28 @@ class RunningStats:
 
     def table(self, title: str) -> Table:
         table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-        for name, justify in (("Agent", "left"), ("Location", "left"), ("Check", "left"), ("OK", "right"),
-                              ("Last", "right"), ("Min", "right"), ("Avg", "right"), ("Max", "right")):
+        for name, justify in (
+            ("Agent", "left"),
+            ("Location", "left"),
+            ("Check", "left"),
+            ("OK", "right"),
+            ("Last", "right"),
+            ("Min", "right"),
+            ("Avg", "right"),
+            ("Max", "right"),
+        ):
             table.add_column(name, justify=justify, no_wrap=True)
         for s in sorted(self.series.values(), key=lambda s: (s.check_type, s.location, s.agent)):
             values = s.values
             avg = sum(values) / len(values) if values else None
-            table.add_row(s.agent, s.location, label(s.check_type), f"{s.ok}/{s.runs}",
-                          format_ms(values[-1]) if values else "—", format_ms(min(values) if values else None),
-                          format_ms(avg), format_ms(max(values) if values else None))
+            table.add_row(
+                s.agent,
+                s.location,
+                label(s.check_type),
+                f"{s.ok}/{s.runs}",
+                format_ms(values[-1]) if values else "—",
+                format_ms(min(values) if values else None),
+                format_ms(avg),
+                format_ms(max(values) if values else None),
+            )
         return table

@@ -10,6 +10,7 @@ The WebSocket protocol, as the client sees it:
 - close 4404 (unknown check) and 4400 (malformed id) are input errors; any other early
   close, or a socket that will not open, falls back to polling from where it was.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,7 +25,7 @@ from .protocol import TERMINAL_CHECK_STATUSES, TERMINAL_TASK_STATUSES
 
 POLL_INTERVAL_S = 0.5
 WS_OPEN_TIMEOUT_S = 3
-WS_IDLE_CHECK_S = 5          # with no message for this long, look at the check over HTTP once
+WS_IDLE_CHECK_S = 5  # with no message for this long, look at the check over HTTP once
 CLOSE_NOT_FOUND, CLOSE_BAD_REQUEST = 4404, 4400
 
 OnUpdate = Callable[[dict[str, Any]], None]
@@ -78,8 +79,9 @@ def request_snapshot(ws, check_id: str) -> None:
     ws.send(json.dumps({"action": "subscribe", "check_id": check_id}))
 
 
-def watch(api: Api, check_id: str, on_update: OnUpdate, ws_url: str = "",
-          first: dict[str, Any] | None = None) -> dict[str, Any]:
+def watch(
+    api: Api, check_id: str, on_update: OnUpdate, ws_url: str = "", first: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Follow the check to its end; `on_update` sees every state. Returns the API's final body."""
     check = first
     if ws_url and not (check and is_terminal(check)):
@@ -102,8 +104,9 @@ def _poll(api: Api, check_id: str, on_update: OnUpdate, check: dict[str, Any] | 
         time.sleep(POLL_INTERVAL_S)  # the polling interval itself, not a wait for a condition
 
 
-def _follow_socket(api: Api, ws_url: str, check_id: str, on_update: OnUpdate,
-                   check: dict[str, Any] | None) -> dict[str, Any] | None:
+def _follow_socket(
+    api: Api, ws_url: str, check_id: str, on_update: OnUpdate, check: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """Follow over the socket; returns the last known state (None or not terminal: poll on)."""
     try:
         from websockets.exceptions import ConnectionClosed, WebSocketException

@@ -106,6 +106,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address, handler, tls: ssl.SSLContext | None = None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.tls = tls
+        self.accepted_from: list = []  # client address of each TCP connection accepted, in order (tests count them)
         super().__init__(address, handler)
 
     def server_bind(self):
@@ -116,6 +117,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = super().get_request()
+        self.accepted_from.append(addr[:2])  # only the serving thread accepts
         if self.tls is not None:
             # Handshake on the handler thread, so a slow client blocks only itself.
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)

@@ -30,6 +30,9 @@ TEST_STATE = ROOT / ".local" / "test"
 PG_PORT = int(os.environ.get("HC_TEST_PG_PORT", "54330"))
 REDIS_PORT = int(os.environ.get("HC_TEST_REDIS_PORT", "63800"))
 API_PORT = int(os.environ.get("HC_TEST_API_PORT", "8390"))
+# The WebSocket emulator's management API (tests/integration/test_live_results.py starts it);
+# every process the tests start pushes live updates there.
+WS_MANAGEMENT_PORT = int(os.environ.get("HC_TEST_WS_MANAGEMENT_PORT", str(API_PORT + 2)))
 REGISTRATION_TOKEN = "test-registration-token"
 ADMIN_TOKEN = "test-admin-token"
 
@@ -44,6 +47,7 @@ TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
+    "HC_WS_MANAGEMENT_URL": f"http://127.0.0.1:{WS_MANAGEMENT_PORT}",
 }
 
 

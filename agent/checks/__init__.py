@@ -6,6 +6,12 @@
 `run_check` is synchronous (the runner calls it from a thread pool), honours
 the per-type timeout itself and never raises: every failure comes back as
 `{"success": false, "error": {"kind", "message"}, ...}`.
+
+Every result's `data` also says, whatever the type (`_describe`): `host` (the
+A-label form the check used) and `host_unicode` (for people), `ip_version` of
+the address it talked to (the envelope's `address`; for dns the resolver), and
+`assumed`: the values it chose because neither target nor options said
+(chalicelib/targets.py), e.g. `{"scheme": "https", "port": 443}`.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from typing import Any
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, failure_envelope, ms_since
+from .base import CheckContext, CheckFailure, failure_envelope, ip_version_of, ms_since
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ def _normalize(check_type: str, options: Any) -> dict:
 def run_check(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
     """Run one check against `target` and return protocol.result_envelope(...)."""
     started = time.monotonic()
+    parsed = opts = None
     try:
         if check_type not in _MODULES:
             raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
@@ -49,11 +56,23 @@ def run_check(check_type: str, target: str, options: dict | None, *, allow_priva
         ctx = CheckContext(check_type, parsed, opts, allow_private, started=started,
                            timeout_s=float(protocol.check_timeout_s(check_type, opts)))
         module = importlib.import_module(_MODULES[check_type])
-        return module.run(ctx)
+        envelope = module.run(ctx)
     except Exception as exc:  # noqa: BLE001 - the contract is: never raise
         if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
             log.exception("%s check of %r failed unexpectedly", check_type, target)
-        return failure_envelope(started, exc)
+        envelope = failure_envelope(started, exc)
+    if parsed is not None:
+        _describe(envelope, check_type, parsed, opts)
+    return envelope
+
+
+def _describe(envelope: dict, check_type: str, target: targets.Target, opts: dict) -> None:
+    """The fields every result carries (see the module docstring); a check's own values win."""
+    data = envelope["data"]
+    data.setdefault("host", target.host)
+    data.setdefault("host_unicode", target.host_unicode)
+    data.setdefault("ip_version", ip_version_of(envelope.get("address")))
+    data.setdefault("assumed", targets.assumed_for(check_type, target, opts))
 
 
 _capabilities: list[str] | None = None

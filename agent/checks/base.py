@@ -83,20 +83,30 @@ def ms_since(start: float, end: float | None = None) -> float:
     return round(((time.monotonic() if end is None else end) - start) * 1000, 3)
 
 
+_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
 def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     """The addresses of `host` the policy allows, within the check's deadline.
 
+    Only addresses of options.ip_version (4 or 6) when it is set; else every
+    family, in getaddrinfo's order (the first is the one used).
     Raises BlockedTarget (policy), socket.gaierror (no such name) or
-    CheckFailure(dns_failure) when resolution outlives the deadline.
+    CheckFailure(dns_failure) when resolution outlives the deadline or, with
+    ip_version, when the name has no address of that version.
     """
+    version = ctx.options.get("ip_version")
     if _is_ip_literal(host):
+        if version and ip_version_of(host) != version:
+            raise CheckFailure("internal", f"{host} is an IPv{ip_version_of(host)} address; ip_version {version} "
+                                           "cannot apply to it")
         return targets.resolve(host, ctx.allow_private)  # no lookup: answer on this thread
     box: dict[str, Any] = {}
     done = threading.Event()
 
     def lookup() -> None:
         try:
-            box["value"] = targets.resolve(host, ctx.allow_private)
+            box["value"] = targets.resolve(host, ctx.allow_private, _FAMILIES.get(version, 0))
         except BaseException as exc:  # noqa: BLE001 - re-raised on the check's thread
             box["error"] = exc
         finally:
@@ -105,9 +115,21 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     threading.Thread(target=lookup, name=f"hc-resolve-{host[:40]}", daemon=True).start()
     if not done.wait(ctx.remaining()):
         raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s")
-    if "error" in box:
-        raise box["error"]
+    error = box.get("error")
+    if version and isinstance(error, socket.gaierror):
+        raise CheckFailure("dns_failure", f"{host} does not resolve to an IPv{version} address "
+                                          f"(ip_version {version}): {error.strerror or error}") from error
+    if error is not None:
+        raise error
     return box["value"]
+
+
+def ip_version_of(address: str | None) -> int | None:
+    """4 or 6 for an IP literal, None for anything else."""
+    try:
+        return ipaddress.ip_address(address.strip("[]")).version if address else None
+    except ValueError:
+        return None
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -1,19 +1,27 @@
 """dns: one query, as `dig` would send it, and the answer as the resolver gave it.
 
-- The name queried is the target's host (a URL's host). An IP target is looked
-  up in reverse: its PTR name (in-addr.arpa / ip6.arpa), whatever record type
-  was asked for, because an A query for an address has no meaningful answer.
+- The name queried is the target's host (a URL's host) in its A-label form.
+  An IP target is looked up in reverse: a PTR query for its reverse name
+  (in-addr.arpa / ip6.arpa). The API stores record_type PTR for it; a task
+  asking another type for an IP still gets the PTR query, and `note` says so.
+- "No PTR record" is an answer about the address, not a failure of the
+  target: a reverse lookup answered NXDOMAIN or NOERROR-without-records is a
+  success with an empty `answers` and `note: "no PTR record for <ip>"`.
+- options.ip_version picks the family of the resolver: a named resolver is
+  resolved to that family, system resolvers of the other family are skipped.
+  `ip_version` in the data is that of the resolver that answered.
 - Resolver: options.resolver (an IP, or a name resolved under the target
   policy) on options.port, or None for the system resolver: the nameservers
   in /etc/resolv.conf, tried in order until one answers. A resolver the user
   names is subject to the target policy like any address we connect to; the
   operator's own resolv.conf is not (it is often 127.0.0.53).
 - UDP falls back to TCP when the answer is truncated.
-- success: rcode NOERROR with at least one answer record. NXDOMAIN, SERVFAIL,
-  REFUSED and empty answers fail with `dns_failure`, and the data (rcode,
-  authority section, timing) is still reported.
+- success: rcode NOERROR with at least one answer record (or a reverse lookup
+  with no PTR record, above). NXDOMAIN, SERVFAIL, REFUSED and empty answers
+  fail with `dns_failure`, and the data (rcode, authority section, timing) is
+  still reported.
 - `address`: the first A/AAAA value in the answer, so per-agent results show
-  which address each region was given.
+  which address each region was given; for a reverse lookup, the IP itself.
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ import dns.reversename
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, ms_since, resolve_checked
+from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked
 
 
 def _records(rrsets) -> list[dict]:
@@ -65,6 +73,11 @@ def _resolvers(ctx: CheckContext) -> list[str]:
     servers = [s for s in servers if isinstance(s, str)]
     if not servers:
         raise CheckFailure("internal", "no system resolver is configured (/etc/resolv.conf has no nameserver)")
+    version = ctx.options.get("ip_version")
+    if version:
+        servers = [s for s in servers if ip_version_of(s) == version]
+        if not servers:
+            raise CheckFailure("internal", f"no IPv{version} system resolver is configured (ip_version {version})")
     return servers
 
 
@@ -104,8 +117,11 @@ def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     record_type = opts["record_type"]
     t = ctx.target
+    note = None
     if t.is_ip:
         qname = dns.reversename.from_address(t.host)
+        if record_type != "PTR":
+            note = f"{t.host} is an IP address: looked up by its PTR record, not {record_type}"
         record_type = "PTR"
     else:
         qname = dns.name.from_text(t.host)
@@ -115,12 +131,12 @@ def run(ctx: CheckContext) -> dict:
     data = {
         "query": qname.to_text(), "record_type": record_type, "resolver": servers[0], "port": port,
         "protocol": opts["protocol"], "rcode": None, "answers": [], "authority": [],
-        "query_time_ms": None, "truncated_retried": False,
+        "query_time_ms": None, "truncated_retried": False, "ip_version": ip_version_of(servers[0]), "note": note,
     }
 
     response = last_error = None
     for server in servers:
-        data["resolver"] = server
+        data["resolver"], data["ip_version"] = server, ip_version_of(server)
         started = time.monotonic()
         try:
             if opts["protocol"] == "tcp":
@@ -152,6 +168,12 @@ def run(ctx: CheckContext) -> dict:
     data["authority"] = _records(response.authority)
     data["authoritative"] = bool(response.flags & dns.flags.AA)
     address = next((a["value"] for a in data["answers"] if a["type"] in ("A", "AAAA")), None)
+    if t.is_ip:
+        address = t.host  # a reverse lookup is about this address
+    if t.is_ip and rcode in ("NXDOMAIN", "NOERROR") and not data["answers"]:
+        no_ptr = f"no PTR record for {t.host} ({rcode} for {qname})"
+        data["note"] = f"{note}; {no_ptr}" if note else no_ptr
+        return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
     if rcode != "NOERROR":
         raise CheckFailure("dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}",
                            data=data, address=address)

@@ -23,15 +23,38 @@ timings. `redirects` lists the responses that redirected, in order
 Sockets use TCP_NODELAY, as curl does, so the request is not held back by
 Nagle behind the unacknowledged end of the TLS handshake (it costs an RTT).
 
-TLS: the handshake is first made with verification on (system trust store;
-OpenSSL honours SSL_CERT_FILE). When the certificate does not verify we keep
-the reason, then make a second, unverified handshake to the same address only
-to read the certificate, so the result still carries its details. With
-verify_tls on the check then fails with `tls_error` and no request is sent
-over the unverified connection; with verify_tls off the request goes over it
-and `tls.verified` says false; the hop's connect/tls timings are then those
-of the second connection and `total` includes the first. Certificates are parsed with `cryptography`
-(the stdlib returns nothing for an unverified peer's certificate).
+`hops` lists every request in order (the redirects and the last one), each
+with its own `{url, status_code, address, ip_version, timings_ms}`, so a
+timeline can show three connects as three; `scheme` and `port` are those of
+the first request and `assumed` says which of them the target left open
+(a bare host is https on 443: chalicelib/targets.py).
+
+Each hop's `total` is its wall time from start to last byte: the phases plus
+the little measured between them (building the request, parsing certificate
+details), so it is never less than their sum. It agrees with curl's
+`time_total` (tests/integration/test_check_http_tls.py compares them).
+
+TLS: one TCP connection and one handshake per hop, whatever the outcome.
+- verify_tls on (the default): OpenSSL verifies the chain and the host name
+  *in the handshake*, against the system trust store (OpenSSL honours
+  SSL_CERT_FILE / SSL_CERT_DIR), exactly as curl does, so our verdict and
+  curl's agree. When verification fails the handshake is aborted, and the
+  certificates the server sent are read from that same aborted handshake
+  (`get_unverified_chain`: public in Python 3.13, a private method of the
+  `_ssl` object since 3.10), so the result still carries their details. The
+  check fails with `tls_error` and no request is sent.
+- verify_tls off: the handshake is made with CERT_NONE and the request goes
+  over it; `tls.verified` is null (not checked).
+Why not handshake with CERT_NONE always and verify the chain afterwards with
+`cryptography`'s X.509 verifier? It was tried: its WebPKI policy is stricter
+than OpenSSL's (it refuses, for instance, a critical subjectAltName or
+extendedKeyUsage, which private CAs such as trustme issue and curl accepts),
+so its verdicts would differ from curl's and from browsers' for such
+certificates; relaxing it extension by extension would be a verifier of our
+own. The old way (verify, and on failure a second, unverified connection to
+read the certificate) put two connections into one hop's `total`.
+Certificates are parsed with `cryptography` (the stdlib returns nothing for
+a certificate that did not verify).
 """
 from __future__ import annotations
 
@@ -43,9 +66,14 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import quote, urljoin
 
+# At import, not in the first check's measured TLS phase (importing takes tens of ms).
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from chalicelib import protocol, targets
 
-from .base import USER_AGENT, CheckContext, CheckFailure, classify, connect_checked, ms_since, resolve_checked
+from .base import (USER_AGENT, CheckContext, CheckFailure, classify, connect_checked, ip_version_of, ms_since,
+                   resolve_checked)
 
 BODY_CAP_BYTES = 1 << 20
 READ_CHUNK = 64 * 1024
@@ -84,9 +112,10 @@ def initial_url(ctx: CheckContext) -> str:
     if t.url:
         return t.url
     opts = ctx.options
+    scheme, port, _ = targets.http_endpoint(t, opts)
     host = f"[{t.host}]" if ":" in t.host else t.host
-    port = opts.get("port") or t.port
-    return f"{opts['scheme']}://{host}{f':{port}' if port else ''}{opts['path']}"
+    shown_port = "" if port == targets.DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown_port}{opts['path']}"
 
 
 def run(ctx: CheckContext) -> dict:
@@ -97,17 +126,23 @@ def run(ctx: CheckContext) -> dict:
     redirects: list[dict] = []
     hops: list[dict] = []
 
+    scheme, port, assumed = targets.http_endpoint(ctx.target, opts)
+
     def data_for(final: dict | None) -> dict:
         final = final or {}
         return {
             "method": method,
             "url": initial_url(ctx),
+            "scheme": scheme,
+            "port": port,
+            "assumed": assumed,
             "final_url": final.get("url", url),
             "status_code": final.get("status_code"),
             "reason": final.get("reason"),
             "http_version": final.get("http_version"),
             "redirects": redirects,
             "timings_ms": _sum_timings(hops),
+            "hops": [_hop_view(h) for h in hops],
             "tls": final.get("tls"),
             "headers": final.get("headers", {}),
             "body_bytes": final.get("body_bytes"),  # None: no response body was read
@@ -155,6 +190,11 @@ def run(ctx: CheckContext) -> dict:
     return protocol.result_envelope(True, ctx.elapsed_ms(), hop["address"], data)
 
 
+def _hop_view(hop: dict) -> dict:
+    return {"url": hop["url"], "status_code": hop.get("status_code"), "address": hop.get("address"),
+            "ip_version": ip_version_of(hop.get("address")), "timings_ms": hop["timings"]}
+
+
 def _sum_timings(hops: list[dict]) -> dict:
     out: dict = {phase: None for phase in PHASES}
     for hop in hops:
@@ -187,7 +227,7 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
 
         if https:
             phase = "tls"
-            sock = _handshake(ctx, sock, t.host, address, port, hop)
+            sock = _handshake(ctx, sock, t.host, hop)
 
         phase = "request"
         host_header = f"[{t.host}]" if ":" in t.host else t.host
@@ -257,77 +297,77 @@ def _request_target(path: str) -> str:
 _contexts: dict[tuple, ssl.SSLContext] = {}
 
 
-def _verifying_context() -> ssl.SSLContext:
-    """The system trust store, loaded once (it takes tens of ms) per SSL_CERT_FILE/DIR setting."""
-    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """A client context, made once: loading the system trust store takes tens of ms.
+
+    Verifying contexts are kept per SSL_CERT_FILE/SSL_CERT_DIR setting.
+    """
+    key = (verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if verify else (False,)
     context = _contexts.get(key)
     if context is None:
-        context = ssl.create_default_context()
+        if verify:
+            context = ssl.create_default_context()
+        else:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         context.set_alpn_protocols(["http/1.1"])
         _contexts[key] = context
     return context
 
 
-def _handshake(ctx: CheckContext, sock: socket.socket, host: str, address: str, port: int, hop: dict):
-    """TLS over `sock`; returns the TLS socket. Fills hop["tls"] and timings.tls."""
-    timings = hop["timings"]
-    verifying = _verifying_context()
-    mark = time.monotonic()
-    try:
-        sock.settimeout(ctx.remaining())
-        tls_sock = verifying.wrap_socket(sock, server_hostname=host)
-        timings["tls"] = ms_since(mark)
-        hop["tls"] = tls_details(tls_sock, verified=True, verify_error=None)
-        return tls_sock
-    except ssl.SSLCertVerificationError as exc:
-        timings["tls"] = ms_since(mark)
-        verify_error = exc.verify_message or exc.reason or str(exc)
-        sock.close()
+def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> ssl.SSLSocket:
+    """TLS over `sock`, the hop's only connection; returns the TLS socket. Fills hop["tls"] and timings.tls.
 
-    # Look at the certificate that failed, on a second, unverified connection.
-    mark = time.monotonic()
-    retry_sock, _ = connect_checked(ctx, [address], port)
-    retry_connect_ms = ms_since(mark)
-    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    unverified.check_hostname = False
-    unverified.verify_mode = ssl.CERT_NONE
-    unverified.set_alpn_protocols(["http/1.1"])
+    See the module docstring for why verification happens in this handshake.
+    """
+    verify = bool(ctx.options["verify_tls"])
+    tls_sock = _tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
     mark = time.monotonic()
     try:
-        retry_sock.settimeout(ctx.remaining())
-        tls_sock = unverified.wrap_socket(retry_sock, server_hostname=host)
-    except Exception:
-        retry_sock.close()
-        raise
-    retry_tls_ms = ms_since(mark)
-    hop["tls"] = tls_details(tls_sock, verified=False, verify_error=verify_error)
-    if ctx.options["verify_tls"]:
+        tls_sock.settimeout(ctx.remaining())
+        tls_sock.do_handshake()
+    except ssl.SSLCertVerificationError as exc:
+        hop["timings"]["tls"] = ms_since(mark)
+        verify_error = exc.verify_message or exc.reason or str(exc)
+        hop["tls"] = tls_details(tls_sock, verified=False, verify_error=verify_error)
         tls_sock.close()
-        raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}")
-    # Report the connection that carried the request; `total` still includes
-    # the failed verified attempt.
-    timings["connect"], timings["tls"] = retry_connect_ms, retry_tls_ms
+        raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}") from exc
+    except BaseException:
+        tls_sock.close()
+        raise
+    hop["timings"]["tls"] = ms_since(mark)
+    hop["tls"] = tls_details(tls_sock, verified=True if verify else None, verify_error=None)
     return tls_sock
 
 
-def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool, verify_error: str | None) -> dict:
-    """What a user wants to compare across regions about the server's TLS."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+def peer_chain(tls_sock: ssl.SSLSocket) -> list[bytes]:
+    """The certificates the server sent (DER, leaf first), also after a handshake that failed verification."""
+    if hasattr(tls_sock, "get_unverified_chain"):  # Python 3.13+
+        chain = tls_sock.get_unverified_chain()
+    else:  # 3.10-3.12: the same method, on the private _ssl object
+        sslobj = getattr(tls_sock, "_sslobj", None)
+        chain = sslobj.get_unverified_chain() if sslobj is not None else None
+    return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain or ()]
 
+
+def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool | None, verify_error: str | None) -> dict:
+    """What a user wants to compare across regions about the server's TLS. `verified` None: not checked."""
+    cipher = tls_sock.cipher() or (None, None)
     info = {
-        "version": tls_sock.version(),
-        "cipher": (tls_sock.cipher() or (None,))[0],
+        "version": tls_sock.version() or cipher[1],  # after a failed verification, only cipher() knows it
+        "cipher": cipher[0],
         "alpn": tls_sock.selected_alpn_protocol(),
         "verified": verified,
         "verify_error": verify_error,
         "subject": None, "issuer": None, "not_before": None, "not_after": None,
-        "days_left": None, "san": [], "serial": None, "fingerprint_sha256": None,
+        "days_left": None, "san": [], "serial": None, "fingerprint_sha256": None, "chain_length": 0,
     }
-    der = tls_sock.getpeercert(binary_form=True)
-    if not der:
+    chain = peer_chain(tls_sock)
+    info["chain_length"] = len(chain)
+    if not chain:
         return info
-    cert = x509.load_der_x509_certificate(der)
+    cert = x509.load_der_x509_certificate(chain[0])
     not_after = cert.not_valid_after_utc
     try:
         san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -1,24 +1,22 @@
 """tcp: how long a TCP handshake to the target's port takes.
 
-Port: options.port, else the URL's port, else the URL scheme's default
-(https 443), else 80. The connect goes to the address the policy approved
-after resolution; the socket is closed straight after the handshake.
+Port: options.port, else the target's port, else the URL scheme's default,
+else 443 for a bare host, as the http check assumes https for it
+(chalicelib/targets.py; `data.assumed.port` says so). The connect goes to
+the address the policy approved after resolution (options.ip_version picks
+the family); the socket is closed straight after the handshake.
 """
 from __future__ import annotations
 
 import time
 
-from chalicelib import protocol
+from chalicelib import protocol, targets
 
 from .base import CheckContext, CheckFailure, classify, connect_checked, ms_since, resolve_checked
 
 
 def port_for(ctx: CheckContext) -> int:
-    if ctx.options.get("port"):
-        return int(ctx.options["port"])
-    if ctx.target.port:
-        return ctx.target.port
-    return 443 if ctx.target.scheme == "https" else 80
+    return targets.tcp_port(ctx.target, ctx.options)[0]
 
 
 def run(ctx: CheckContext) -> dict:

@@ -4,6 +4,7 @@
 A `FakeAgent` answers after `delay_s`, or only once the test opens its `gate`, so a test
 decides the order in which results arrive. `fails` names the check types it reports as
 failed. `run_cli` runs the installed console script's module as a subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -24,25 +25,55 @@ REGISTRATION_TOKEN = "test-registration-token"
 
 def canned_data(check_type: str, ms: float) -> dict:
     return {
-        "http": {"status_code": 200, "reason": "OK", "http_version": "HTTP/1.1", "final_url": "http://t/",
-                 "redirects": [], "timings_ms": {"dns": 0.1, "connect": ms / 3, "tls": None, "ttfb": ms / 2,
-                                                 "download": 0.2, "total": ms}, "body_bytes": 12},
-        "ping": {"address": "192.0.2.1", "packets_sent": 4, "packets_received": 4, "loss_pct": 0,
-                 "rtt_ms": {"min": ms - 0.5, "avg": ms, "max": ms + 0.5, "stddev": 0.3}, "rtts_ms": [ms] * 4},
-        "dns": {"record_type": "A", "resolver": "192.0.2.53", "rcode": "NOERROR", "query_time_ms": ms,
-                "answers": [{"name": "example.com.", "type": "A", "ttl": 60, "value": "192.0.2.1"}]},
+        "http": {
+            "status_code": 200,
+            "reason": "OK",
+            "http_version": "HTTP/1.1",
+            "final_url": "http://t/",
+            "redirects": [],
+            "timings_ms": {"dns": 0.1, "connect": ms / 3, "tls": None, "ttfb": ms / 2, "download": 0.2, "total": ms},
+            "body_bytes": 12,
+        },
+        "ping": {
+            "address": "192.0.2.1",
+            "packets_sent": 4,
+            "packets_received": 4,
+            "loss_pct": 0,
+            "rtt_ms": {"min": ms - 0.5, "avg": ms, "max": ms + 0.5, "stddev": 0.3},
+            "rtts_ms": [ms] * 4,
+        },
+        "dns": {
+            "record_type": "A",
+            "resolver": "192.0.2.53",
+            "rcode": "NOERROR",
+            "query_time_ms": ms,
+            "answers": [{"name": "example.com.", "type": "A", "ttl": 60, "value": "192.0.2.1"}],
+        },
         "tcp": {"address": "192.0.2.1", "port": 443, "connect_ms": ms},
-        "traceroute": {"address": "192.0.2.1", "reached": True,
-                       "hops": [{"ttl": 1, "address": "192.0.2.254", "hostname": None, "rtts_ms": [ms / 2],
-                                 "loss_pct": 0},
-                                {"ttl": 2, "address": "192.0.2.1", "hostname": None, "rtts_ms": [ms],
-                                 "loss_pct": 0}]},
+        "traceroute": {
+            "address": "192.0.2.1",
+            "reached": True,
+            "hops": [
+                {"ttl": 1, "address": "192.0.2.254", "hostname": None, "rtts_ms": [ms / 2], "loss_pct": 0},
+                {"ttl": 2, "address": "192.0.2.1", "hostname": None, "rtts_ms": [ms], "loss_pct": 0},
+            ],
+        },
     }[check_type]
 
 
 class FakeAgent:
-    def __init__(self, api_url: str, redis_url: str, name: str, location: str, region: str | None = None,
-                 ms: float = 10.0, delay_s: float = 0.0, fails: tuple[str, ...] = (), gated: bool = False):
+    def __init__(
+        self,
+        api_url: str,
+        redis_url: str,
+        name: str,
+        location: str,
+        region: str | None = None,
+        ms: float = 10.0,
+        delay_s: float = 0.0,
+        fails: tuple[str, ...] = (),
+        gated: bool = False,
+    ):
         self.api_url, self.name, self.location, self.ms = api_url, name, location, ms
         self.delay_s, self.fails = delay_s, fails
         self.gate = threading.Event()
@@ -53,8 +84,12 @@ class FakeAgent:
         body = {"name": name, "location": location, "capabilities": list(CHECK_TYPES), "version": "fake"}
         if region:
             body["region"] = region
-        reply = requests.post(f"{api_url}/api/agents/register", json=body,
-                              headers={"X-Registration-Token": REGISTRATION_TOKEN}, timeout=10)
+        reply = requests.post(
+            f"{api_url}/api/agents/register",
+            json=body,
+            headers={"X-Registration-Token": REGISTRATION_TOKEN},
+            timeout=10,
+        )
         assert reply.status_code in (200, 201), reply.text
         self.id, self.token = reply.json()["agent_id"], reply.json()["api_token"]
         self._post("/api/agents/heartbeat", {"current_tasks": 0, "version": "fake"})
@@ -85,9 +120,13 @@ class FakeAgent:
             if self._stop.is_set():
                 return
         failed = task["check_type"] in self.fails
-        body = {"success": not failed, "duration_ms": self.ms, "address": "192.0.2.1",
-                "data": {} if failed else canned_data(task["check_type"], self.ms),
-                "error": {"kind": "refused", "message": "connection refused"} if failed else None}
+        body = {
+            "success": not failed,
+            "duration_ms": self.ms,
+            "address": "192.0.2.1",
+            "data": {} if failed else canned_data(task["check_type"], self.ms),
+            "error": {"kind": "refused", "message": "connection refused"} if failed else None,
+        }
         self._post(f"/api/tasks/{task['task_id']}/result", body)
         self.tasks_done.append(task["task_id"])
 
@@ -113,10 +152,12 @@ def cli_argv(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "cli", *args]
 
 
-def run_cli(api_url: str | None, *args: str, timeout: float = 60, cwd: Path | None = None,
-            **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_argv(*args), cwd=cwd or ROOT, env=cli_env(api_url, **env), capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(
+    api_url: str | None, *args: str, timeout: float = 60, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli_argv(*args), cwd=cwd or ROOT, env=cli_env(api_url, **env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 # -- fixtures (imported by the test modules) ------------------------------------

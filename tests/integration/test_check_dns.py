@@ -99,3 +99,41 @@ def test_a_silent_resolver_times_out():
     assert result["success"] is False
     assert result["error"]["kind"] == "timeout"
     assert 1000 <= result["duration_ms"] < 1500
+
+
+def test_ip_target_is_an_explicit_ptr_query_and_says_so_when_another_type_was_asked(server):
+    result = query(server, "198.18.7.7", "A")
+    assert result["success"] is True
+    assert result["data"]["record_type"] == "PTR" and result["address"] == "198.18.7.7"
+    assert "PTR" in result["data"]["note"] and "not A" in result["data"]["note"]
+    assert query(server, "198.18.7.7", "PTR")["data"]["note"] is None
+
+
+def test_no_ptr_record_is_a_successful_empty_answer_with_a_note(server):
+    result = query(server, "198.18.9.9", "PTR")  # NXDOMAIN for 9.9.18.198.in-addr.arpa
+    assert result["success"] is True, result["error"]
+    data = result["data"]
+    assert data["rcode"] == "NXDOMAIN" and data["answers"] == []
+    assert data["note"].startswith("no PTR record for 198.18.9.9")
+    assert result["address"] == "198.18.9.9" and data["ip_version"] == 4
+
+
+def test_a_missing_record_of_a_hostname_still_fails(server):
+    result = query(server, "example.test", "CAA")
+    assert result["success"] is False and result["error"]["kind"] == "dns_failure"
+
+
+def test_ip_version_picks_the_family_of_a_named_resolver(server, monkeypatch):
+    real = socket.getaddrinfo
+
+    def fake(host, port, family=0, *args, **kwargs):
+        if host == "resolver.example.test":
+            answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+                       (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+            return [a for a in answers if family in (0, a[0])]
+        return real(host, port, family, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    result = query(server, "example.test", "A", resolver="resolver.example.test", ip_version=4)
+    assert result["success"] is True, result["error"]
+    assert result["data"]["resolver"] == "127.0.0.1" and result["data"]["ip_version"] == 4

@@ -104,7 +104,8 @@ def test_self_signed_certificate_passes_with_verify_off(site):
     result = check(https_url(site), verify_tls=False)
     assert result["success"] is True, result["error"]
     assert result["data"]["status_code"] == 200
-    assert result["data"]["tls"]["verified"] is False
+    assert result["data"]["tls"]["verified"] is None  # not checked: verify_tls off
+    assert "CN=demo.hostchecker.test" in result["data"]["tls"]["subject"]
     assert result["data"]["timings_ms"]["tls"] is not None
 
 

@@ -2,6 +2,7 @@
 with fake agents posting results: each command, --json against the OpenAPI schema, and
 the exit codes 0/1/2/3/4. The live WebSocket is not part of the test API yet, so these
 follow checks by polling (the CLI's fallback)."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,11 @@ from tests.integration.cli_harness import ROOT, fake_agents, run_cli  # noqa: F4
 
 @pytest.fixture
 def three_agents(fake_agents):
-    return [fake_agents("fra-1", "Frankfurt, DE", region="eu-central-1", ms=11),
-            fake_agents("iad-1", "Virginia, US", region="us-east-1", ms=41),
-            fake_agents("sin-1", "Singapore, SG", region="ap-southeast-1", ms=121)]
+    return [
+        fake_agents("fra-1", "Frankfurt, DE", region="eu-central-1", ms=11),
+        fake_agents("iad-1", "Virginia, US", region="us-east-1", ms=41),
+        fake_agents("sin-1", "Singapore, SG", region="ap-southeast-1", ms=121),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,7 @@ def cli(api_server, tmp_path, *args, **env):
 
 # ---- each command
 
+
 def test_http_check_prints_a_row_per_agent_and_the_verdict_and_exits_0(api_server, three_agents, tmp_path):
     run = cli(api_server, tmp_path, "http", "http://example.test/")
     assert run.returncode == 0, run.stderr
@@ -52,12 +56,18 @@ def test_http_check_prints_a_row_per_agent_and_the_verdict_and_exits_0(api_serve
     assert "\x1b[" not in run.stdout  # no colour when stdout is not a terminal
 
 
-@pytest.mark.parametrize("args, verdict", [
-    (("ping", "example.test", "--count", "3"), "Ping OK from 3/3 agents, median RTT 41 ms"),
-    (("dns", "example.test", "--type", "MX", "--resolver", "192.0.2.53"), "DNS OK from 3/3 agents"),
-    (("tcp", "example.test:443"), "TCP OK from 3/3 agents"),
-    (("traceroute", "example.test", "--max-hops", "8"), "Traceroute OK from 3/3 agents, median RTT to the last hop"),
-])
+@pytest.mark.parametrize(
+    "args, verdict",
+    [
+        (("ping", "example.test", "--count", "3"), "Ping OK from 3/3 agents, median RTT 41 ms"),
+        (("dns", "example.test", "--type", "MX", "--resolver", "192.0.2.53"), "DNS OK from 3/3 agents"),
+        (("tcp", "example.test:443"), "TCP OK from 3/3 agents"),
+        (
+            ("traceroute", "example.test", "--max-hops", "8"),
+            "Traceroute OK from 3/3 agents, median RTT to the last hop",
+        ),
+    ],
+)
 def test_each_check_type_command_runs_with_its_options(api_server, three_agents, tmp_path, openapi, args, verdict):
     run = cli(api_server, tmp_path, *args, "--json")
     assert run.returncode == 0, run.stderr
@@ -75,8 +85,19 @@ def test_each_check_type_command_runs_with_its_options(api_server, three_agents,
 
 
 def test_check_runs_several_types_on_a_limited_number_of_agents(api_server, three_agents, tmp_path, openapi):
-    run = cli(api_server, tmp_path, "check", "example.test", "--type", "http,ping,tcp", "--limit", "2",
-              "--ping-count", "2", "--json")
+    run = cli(
+        api_server,
+        tmp_path,
+        "check",
+        "example.test",
+        "--type",
+        "http,ping,tcp",
+        "--limit",
+        "2",
+        "--ping-count",
+        "2",
+        "--json",
+    )
     assert run.returncode == 0, run.stderr
     check = json.loads(run.stdout)
     assert_matches(openapi, "Check", check)
@@ -144,6 +165,7 @@ def test_share_prints_the_ui_permalink(api_server, three_agents, tmp_path):
 
 # ---- exit codes
 
+
 def test_a_failed_task_exits_1_and_names_the_failure(api_server, fake_agents, tmp_path):
     fake_agents("fra-1", "Frankfurt, DE")
     fake_agents("iad-1", "Virginia, US", fails=("tcp",))
@@ -159,18 +181,20 @@ def test_no_agent_online_exits_1_with_the_reason(api_server, clean_state, tmp_pa
     assert "no agent is online" in run.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("http", "exa mple.test"), "target"),                                   # the API's field message
-    (("ping", "example.test", "--count", "99"), "must be between 1 and 16"),  # the protocol's bounds
-    (("dns", "example.test", "--type", "BOGUS"), "must be one of A, AAAA"),
-    (("check", "example.test", "--type", "http,smtp"), "unknown check type smtp"),
-    (("check", "example.test", "--type", "http", "--ping-count", "2"), "--ping-count"),
-    (("tcp", "example.test", "--from", "Atlantis"), "--from: no agent matches 'Atlantis'"),
-    (("show", "00000000-0000-0000-0000-000000000000"), "not found"),
-    (("history", "--status", "exploded"), "status must be one of"),
-])
-def test_bad_input_exits_2_with_the_field_message_and_no_traceback(api_server, three_agents, tmp_path,
-                                                                   args, message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("http", "exa mple.test"), "target"),  # the API's field message
+        (("ping", "example.test", "--count", "99"), "must be between 1 and 16"),  # the protocol's bounds
+        (("dns", "example.test", "--type", "BOGUS"), "must be one of A, AAAA"),
+        (("check", "example.test", "--type", "http,smtp"), "unknown check type smtp"),
+        (("check", "example.test", "--type", "http", "--ping-count", "2"), "--ping-count"),
+        (("tcp", "example.test", "--from", "Atlantis"), "--from: no agent matches 'Atlantis'"),
+        (("show", "00000000-0000-0000-0000-000000000000"), "not found"),
+        (("history", "--status", "exploded"), "status must be one of"),
+    ],
+)
+def test_bad_input_exits_2_with_the_field_message_and_no_traceback(api_server, three_agents, tmp_path, args, message):
     run = cli(api_server, tmp_path, *args)
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert message in run.stderr
@@ -194,8 +218,11 @@ def test_rate_limited_exits_4_with_the_wait(api_server, three_agents, tmp_path, 
 def test_a_nearly_spent_check_quota_is_announced(api_server, three_agents, tmp_path, redis_url):
     import time as clock
 
-    limit = int(requests.post(f"{api_server}/api/checks", json={"target": "example.test", "checks": ["tcp"]},
-                              timeout=10).headers["X-RateLimit-Limit"])
+    limit = int(
+        requests.post(
+            f"{api_server}/api/checks", json={"target": "example.test", "checks": ["tcp"]}, timeout=10
+        ).headers["X-RateLimit-Limit"]
+    )
     window = int(clock.time() // 3600)
     redis_lib.Redis.from_url(redis_url).set(f"hc:rl:checks:127.0.0.1:{window}", limit - 3, ex=3700)
     run = cli(api_server, tmp_path, "tcp", "example.test")
@@ -217,9 +244,19 @@ class _Answers(BaseHTTPRequestHandler):
         if self.path.startswith("/html"):
             body, status, kind = b"<html>hello</html>", 200, "text/html"
         else:
-            body, status, kind = json.dumps({"error": {"code": "service_unavailable", "message": "the database is "
-                                                       "unavailable; retry shortly", "details": []}}).encode(), 503, \
-                "application/json"
+            body, status, kind = (
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "service_unavailable",
+                            "message": "the database is unavailable; retry shortly",
+                            "details": [],
+                        }
+                    }
+                ).encode(),
+                503,
+                "application/json",
+            )
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -257,11 +294,11 @@ def test_no_api_url_anywhere_is_a_usage_error(tmp_path):
 
 # ---- --repeat
 
+
 def test_repeat_runs_on_the_same_agents_each_time(api_server, fake_agents, tmp_path):
     for i, location in enumerate(("Frankfurt, DE", "Virginia, US", "Singapore, SG", "Sydney, AU")):
         fake_agents(f"agent-{i}", location, ms=10 + i)
-    run = cli(api_server, tmp_path, "tcp", "example.test", "--limit", "2", "--repeat", "3", "--every", "0.1",
-              "--json")
+    run = cli(api_server, tmp_path, "tcp", "example.test", "--limit", "2", "--repeat", "3", "--every", "0.1", "--json")
     assert run.returncode == 0, run.stderr
     checks = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(checks) == 3

@@ -4,6 +4,7 @@ the test waits (bounded) for each row on the terminal before opening the next ga
 
 The test API has no WebSocket yet, so this exercises the polling path; the rendering is
 the same for both (cli/watch.py feeds one callback)."""
+
 from __future__ import annotations
 
 import io
@@ -29,15 +30,27 @@ def _check_status(api_server: str) -> str:
 
 
 def test_rows_appear_on_a_terminal_before_the_check_completes(api_server, fake_agents, tmp_path):  # noqa: F811
-    agents: list[FakeAgent] = [fake_agents(name, location, ms=ms, gated=True) for name, location, ms in
-                               (("fra-1", "Frankfurt, DE", 11), ("iad-1", "Virginia, US", 41),
-                                ("sin-1", "Singapore, SG", 121))]
+    agents: list[FakeAgent] = [
+        fake_agents(name, location, ms=ms, gated=True)
+        for name, location, ms in (
+            ("fra-1", "Frankfurt, DE", 11),
+            ("iad-1", "Virginia, US", 41),
+            ("sin-1", "Singapore, SG", 121),
+        )
+    ]
     argv = cli_argv("tcp", "example.test:443")
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server), encoding="utf-8",
-                          dimensions=(40, 150), timeout=30)
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        cwd=str(tmp_path),
+        env=cli_env(api_server),
+        encoding="utf-8",
+        dimensions=(40, 150),
+        timeout=30,
+    )
     child.logfile_read = seen = io.StringIO()
     try:
-        child.expect("waiting")           # the rows are there, pending, from the first screen
+        child.expect("waiting")  # the rows are there, pending, from the first screen
         for agent in agents:
             agent.gate.set()
             child.expect(rf"{agent.name}.*?{agent.ms} ms connect")
@@ -54,8 +67,15 @@ def test_rows_appear_on_a_terminal_before_the_check_completes(api_server, fake_a
 def test_no_color_keeps_the_terminal_output_plain(api_server, fake_agents, tmp_path):  # noqa: F811
     fake_agents("fra-1", "Frankfurt, DE", ms=11)
     argv = cli_argv("tcp", "example.test")
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server, NO_COLOR="1"),
-                          encoding="utf-8", dimensions=(40, 150), timeout=30)
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        cwd=str(tmp_path),
+        env=cli_env(api_server, NO_COLOR="1"),
+        encoding="utf-8",
+        dimensions=(40, 150),
+        timeout=30,
+    )
     output = child.read()
     child.close()
     assert child.exitstatus == 0, output
@@ -66,9 +86,16 @@ def test_no_color_keeps_the_terminal_output_plain(api_server, fake_agents, tmp_p
 def test_ctrl_c_stops_a_repeating_check_cleanly_with_a_summary(api_server, fake_agents, tmp_path):  # noqa: F811
     fake_agents("fra-1", "Frankfurt, DE", ms=11)
     fake_agents("iad-1", "Virginia, US", ms=41)
-    argv = cli_argv("tcp", "example.test", "--every", "0.2")   # no --repeat: until Ctrl-C
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server), encoding="utf-8",
-                          dimensions=(40, 150), timeout=30)
+    argv = cli_argv("tcp", "example.test", "--every", "0.2")  # no --repeat: until Ctrl-C
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        cwd=str(tmp_path),
+        env=cli_env(api_server),
+        encoding="utf-8",
+        dimensions=(40, 150),
+        timeout=30,
+    )
     child.logfile_read = seen = io.StringIO()
     child.expect("run 2: TCP OK from 2/2 agents")
     child.sendintr()

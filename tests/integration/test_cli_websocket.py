@@ -5,6 +5,7 @@ Also: close 4404 is an input error, and a socket that will not open falls back t
 
 The stand-in replaces the local API Gateway WebSocket emulator only until that lands
 (the live branch); it drives nothing of the CLI's own."""
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,23 @@ class ProtocolStandIn:
         ws.send(json.dumps({"type": "snapshot", "check": self._check(check_id)}))
         for agent in self.agents:
             agent.gate.set()
-        final = wait_until(lambda: (c := self._check(check_id))["status"] == "completed" and c,
-                           "the check to complete")
+        final = wait_until(lambda: (c := self._check(check_id))["status"] == "completed" and c, "the check to complete")
         for row in final["results"]:
-            ws.send(json.dumps({"type": "task", "task_id": row["task_id"], "status": "in_progress",
-                                "agent": row["agent"]}))
+            ws.send(
+                json.dumps({"type": "task", "task_id": row["task_id"], "status": "in_progress", "agent": row["agent"]})
+            )
             ws.send(json.dumps({"type": "result", "result": row}))
             ws.send(json.dumps({"type": "result", "result": row}))  # a repeat the client drops
-        ws.send(json.dumps({"type": "status", "status": final["status"], "summary": final["summary"],
-                            "completed_at": final["completed_at"]}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "status",
+                    "status": final["status"],
+                    "summary": final["summary"],
+                    "completed_at": final["completed_at"],
+                }
+            )
+        )
         self.sent_status = True
         ws.close(1000)
 
@@ -61,8 +70,10 @@ class ProtocolStandIn:
 
 @pytest.fixture
 def gated_agents(fake_agents):  # noqa: F811
-    return [fake_agents("fra-1", "Frankfurt, DE", ms=11, gated=True),
-            fake_agents("iad-1", "Virginia, US", ms=41, gated=True)]
+    return [
+        fake_agents("fra-1", "Frankfurt, DE", ms=11, gated=True),
+        fake_agents("iad-1", "Virginia, US", ms=41, gated=True),
+    ]
 
 
 def test_the_cli_follows_a_check_over_the_websocket(api_server, gated_agents, tmp_path):
@@ -90,7 +101,6 @@ def test_close_4404_is_an_input_error(api_server, gated_agents, tmp_path):
 
 def test_a_socket_that_will_not_open_falls_back_to_polling(api_server, fake_agents, tmp_path):  # noqa: F811
     fake_agents("fra-1", "Frankfurt, DE", ms=11)
-    run = run_cli(api_server, "tcp", "example.test", cwd=tmp_path,
-                  HOSTCHECKER_WS_URL=f"ws://127.0.0.1:{free_port()}")
+    run = run_cli(api_server, "tcp", "example.test", cwd=tmp_path, HOSTCHECKER_WS_URL=f"ws://127.0.0.1:{free_port()}")
     assert run.returncode == 0, run.stderr
     assert "TCP OK from 1/1 agent" in run.stdout

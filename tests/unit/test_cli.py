@@ -1,5 +1,6 @@
 """The CLI without servers: argument parsing from the protocol's option specs, rendering from
 canned API bodies, live-message merging, configuration lookup, and the exit-code mapping."""
+
 from __future__ import annotations
 
 import ast
@@ -19,20 +20,37 @@ from cli.repeat import RunningStats
 from cli.watch import apply_message, ws_address
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENTS = [{"id": f"00000000-0000-0000-0000-00000000000{i}", "name": n, "location": loc}
-          for i, (n, loc) in enumerate((("fra-1", "Frankfurt, DE"), ("iad-1", "Virginia, US"),
-                                        ("sin-1", "Singapore, SG")), start=1)]
+AGENTS = [
+    {"id": f"00000000-0000-0000-0000-00000000000{i}", "name": n, "location": loc}
+    for i, (n, loc) in enumerate(
+        (("fra-1", "Frankfurt, DE"), ("iad-1", "Virginia, US"), ("sin-1", "Singapore, SG")), start=1
+    )
+]
 
 
 def row(i: int, check_type: str = "http", status: str = "completed", success=True, ms=10.0, data=None, error=None):
-    return {"task_id": f"t{i}-{check_type}", "agent": AGENTS[i], "check_type": check_type, "status": status,
-            "success": success if status in ("completed", "failed") else None, "data": data, "error": error,
-            "duration_ms": ms if status in ("completed", "failed") else None}
+    return {
+        "task_id": f"t{i}-{check_type}",
+        "agent": AGENTS[i],
+        "check_type": check_type,
+        "status": status,
+        "success": success if status in ("completed", "failed") else None,
+        "data": data,
+        "error": error,
+        "duration_ms": ms if status in ("completed", "failed") else None,
+    }
 
 
 def check(rows, types=("http",), status="completed"):
-    return {"check_id": "c1", "target": "example.com", "check_types": list(types), "status": status,
-            "summary": {}, "results": rows, "error": None}
+    return {
+        "check_id": "c1",
+        "target": "example.com",
+        "check_types": list(types),
+        "status": status,
+        "summary": {},
+        "results": rows,
+        "error": None,
+    }
 
 
 def text_of(renderable) -> str:
@@ -42,6 +60,7 @@ def text_of(renderable) -> str:
 
 
 # ---- arguments
+
 
 def test_every_protocol_option_is_a_flag_with_its_own_name():
     parser = build_parser()
@@ -66,16 +85,19 @@ def test_options_are_converted_and_only_given_ones_are_sent():
     assert type_options(build_parser().parse_args(["tcp", "example.com:443"])) == {}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["ping", "x", "--count", "17"], "must be between 1 and 16"),
-    (["ping", "x", "--count", "many"], "is not a number"),
-    (["traceroute", "x", "--max-hops", "0"], "must be between 1 and 64"),
-    (["dns", "x", "--protocol", "sctp"], "must be one of udp, tcp"),
-    (["http", "x", "--path", "no-slash"], "must start with /"),
-    (["check", "x", "--type", "http,smtp"], "unknown check type smtp"),
-    (["ping", "x", "--every", "0"], "between 0.1 and 86400"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ping", "x", "--count", "17"], "must be between 1 and 16"),
+        (["ping", "x", "--count", "many"], "is not a number"),
+        (["traceroute", "x", "--max-hops", "0"], "must be between 1 and 64"),
+        (["dns", "x", "--protocol", "sctp"], "must be one of udp, tcp"),
+        (["http", "x", "--path", "no-slash"], "must start with /"),
+        (["check", "x", "--type", "http,smtp"], "unknown check type smtp"),
+        (["ping", "x", "--every", "0"], "between 0.1 and 86400"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_naming_the_option(capsys, argv, message):
     assert main(argv) == errors.USAGE
     assert message in capsys.readouterr().err
@@ -88,11 +110,14 @@ def test_help_exits_0(capsys):
 
 # ---- rendering
 
+
 def test_headlines_per_check_type():
     assert headline(row(0, data={"status_code": 200, "timings_ms": {"total": 42.4}})) == "200 · 42 ms"
     assert headline(row(0, "ping", data={"rtt_ms": {"avg": 3.44}, "loss_pct": 25})) == "3.4 ms avg · 25% loss"
-    assert headline(row(0, "dns", data={"answers": [{"value": "a"}, {"value": "b"}, {"value": "c"}]})) == \
-        "3 answers: a, b, …"
+    assert (
+        headline(row(0, "dns", data={"answers": [{"value": "a"}, {"value": "b"}, {"value": "c"}]}))
+        == "3 answers: a, b, …"
+    )
     assert headline(row(0, "dns", data={"answers": [], "rcode": "NXDOMAIN"})) == "0 answers (NXDOMAIN)"
     assert headline(row(0, "tcp", data={"connect_ms": 12.0})) == "12 ms connect"
     assert headline(row(0, "traceroute", data={"hops": [{}, {}], "reached": False})) == "2 hops (not reached)"
@@ -121,9 +146,13 @@ def test_the_apis_summary_is_used_when_it_matches_the_rows():
 
 
 def test_a_check_renders_a_table_per_type_and_the_verdicts():
-    body = check([row(0, data={"status_code": 200, "timings_ms": {"total": 11}}),
-                  row(1, "tcp", success=False, error={"kind": "refused", "message": "connection refused"})],
-                 types=("http", "tcp"))
+    body = check(
+        [
+            row(0, data={"status_code": 200, "timings_ms": {"total": 11}}),
+            row(1, "tcp", success=False, error={"kind": "refused", "message": "connection refused"}),
+        ],
+        types=("http", "tcp"),
+    )
     text = text_of(check_view(body))
     assert "HTTP · example.com" in text and "TCP · example.com" in text
     assert "fra-1" in text and "Frankfurt, DE" in text and "200 · 11 ms" in text
@@ -137,8 +166,13 @@ def test_a_check_that_could_not_run_says_why():
 
 
 def test_latency_lines_are_the_headline_figures_only():
-    body = check([row(0, "ping", data={"rtt_ms": {"avg": 10.7}}),
-                  row(1, "ping", success=False, error={"kind": "timeout", "message": "x"})], types=("ping",))
+    body = check(
+        [
+            row(0, "ping", data={"rtt_ms": {"avg": 10.7}}),
+            row(1, "ping", success=False, error={"kind": "timeout", "message": "x"}),
+        ],
+        types=("ping",),
+    )
     assert latency_lines(body) == ["fra-1\tping\t11 ms", "iad-1\tping\tfailed (timeout)"]
 
 
@@ -154,21 +188,24 @@ def test_running_stats_keep_min_avg_max_per_agent_and_type():
 
 # ---- live messages
 
+
 def test_live_messages_merge_into_the_snapshot_and_duplicates_are_dropped():
     snapshot = check([row(0, status="pending"), row(1, status="pending")], status="pending")
     state = apply_message(None, {"type": "snapshot", "check": snapshot})
-    state = apply_message(state, {"type": "task", "task_id": "t0-http", "status": "in_progress",
-                                  "agent": AGENTS[0]})
+    state = apply_message(state, {"type": "task", "task_id": "t0-http", "status": "in_progress", "agent": AGENTS[0]})
     assert state["results"][0]["status"] == "in_progress" and state["status"] == "in_progress"
     done = row(0, ms=12)
     state = apply_message(state, {"type": "result", "result": done})
     again = apply_message(state, {"type": "result", "result": dict(done, duration_ms=99)})
     assert again["results"][0]["duration_ms"] == 12  # the duplicate is dropped by task_id
-    late_start = apply_message(again, {"type": "task", "task_id": "t0-http", "status": "in_progress",
-                                       "agent": AGENTS[0]})
+    late_start = apply_message(
+        again, {"type": "task", "task_id": "t0-http", "status": "in_progress", "agent": AGENTS[0]}
+    )
     assert late_start["results"][0]["status"] == "completed"
-    final = apply_message(late_start, {"type": "status", "status": "completed", "summary": {"http": {}},
-                                       "completed_at": "2026-12-01T00:00:00Z"})
+    final = apply_message(
+        late_start,
+        {"type": "status", "status": "completed", "summary": {"http": {}}, "completed_at": "2026-12-01T00:00:00Z"},
+    )
     assert final["status"] == "completed" and final["completed_at"]
     assert snapshot["results"][0]["status"] == "pending"  # inputs are left alone
     assert apply_message(None, {"type": "result", "result": done}) is None
@@ -181,6 +218,7 @@ def test_the_socket_address_carries_the_check_id():
 
 # ---- exit codes and errors
 
+
 def test_exit_code_is_0_only_when_every_task_succeeded():
     assert exit_code_for(check([row(0), row(1)])) == errors.OK
     assert exit_code_for(check([row(0), row(1, success=False)])) == errors.FAILED
@@ -189,12 +227,30 @@ def test_exit_code_is_0_only_when_every_task_succeeded():
 
 
 def test_api_errors_map_to_exit_codes_with_the_field_message():
-    bad = Reply(400, {}, {"error": {"code": "validation_error", "message": "target is not a hostname",
-                                    "details": [{"field": "target", "message": "target is not a hostname"}]}})
+    bad = Reply(
+        400,
+        {},
+        {
+            "error": {
+                "code": "validation_error",
+                "message": "target is not a hostname",
+                "details": [{"field": "target", "message": "target is not a hostname"}],
+            }
+        },
+    )
     assert isinstance(error_for(bad, "create the check"), errors.UsageError)
     assert error_for(bad, "x").message == "target is not a hostname"
-    other = Reply(400, {}, {"error": {"code": "validation_error", "message": "invalid options",
-                                      "details": [{"field": "options.ping.count", "message": "too big"}]}})
+    other = Reply(
+        400,
+        {},
+        {
+            "error": {
+                "code": "validation_error",
+                "message": "invalid options",
+                "details": [{"field": "options.ping.count", "message": "too big"}],
+            }
+        },
+    )
     assert describe_error(other.body) == "invalid options; options.ping.count: too big"
     limited = error_for(Reply(429, {"Retry-After": "42"}, {"error": {"message": "slow down"}}), "x")
     assert isinstance(limited, errors.RateLimited) and limited.retry_after_s == 42
@@ -214,18 +270,22 @@ def test_a_low_check_quota_is_announced_on_stderr(capsys):
 
 # ---- configuration
 
+
 def test_api_url_comes_from_the_flag_then_the_environment_then_stack_env(tmp_path):
     stack = tmp_path / "stack.env"
-    stack.write_text("export API_URL=http://127.0.0.1:8000\nexport WS_URL='ws://127.0.0.1:8001'\n"
-                     "export UI_URL=http://127.0.0.1:4566/ui/\n")
+    stack.write_text(
+        "export API_URL=http://127.0.0.1:8000\nexport WS_URL='ws://127.0.0.1:8001'\n"
+        "export UI_URL=http://127.0.0.1:4566/ui/\n"
+    )
     assert read_env_file(stack)["WS_URL"] == "ws://127.0.0.1:8001"
     from_stack = resolve(None, {}, stack)
     assert (from_stack.api_url, from_stack.ws_url) == ("http://127.0.0.1:8000", "ws://127.0.0.1:8001")
     assert share_url(from_stack, "c1") == "http://127.0.0.1:4566/ui/results/c1"
     from_env = resolve(None, {"HOSTCHECKER_API_URL": "https://api.example/v1/"}, stack)
     assert from_env.api_url == "https://api.example/v1" and from_env.ws_url == "" and from_env.ui_url == ""
-    flag = resolve("http://other:1", {"HOSTCHECKER_API_URL": "https://api.example", "HOSTCHECKER_WS_URL": "ws://w"},
-                   stack)
+    flag = resolve(
+        "http://other:1", {"HOSTCHECKER_API_URL": "https://api.example", "HOSTCHECKER_WS_URL": "ws://w"}, stack
+    )
     assert flag.api_url == "http://other:1" and flag.ws_url == "ws://w"
     with pytest.raises(errors.UsageError, match="no API URL"):
         resolve(None, {}, False)

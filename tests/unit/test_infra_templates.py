@@ -69,13 +69,27 @@ def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
     (proj / "app.py").write_text(textwrap.dedent("""
         from chalice import Chalice, Rate
         app = Chalice(app_name="hostchecker")
+        app.experimental_feature_flags.update(["WEBSOCKETS"])
 
         @app.route("/health")
         def health():
             return {"status": "ok"}
 
+        # the merge template names the sweeper (Sweep) and the WebSocket API, as app.py has them
         @app.schedule(Rate(1, unit=Rate.MINUTES))
-        def sweeper(event):
+        def sweep(event):
+            return None
+
+        @app.on_ws_connect()
+        def ws_connect(event):
+            return None
+
+        @app.on_ws_message()
+        def ws_message(event):
+            return None
+
+        @app.on_ws_disconnect()
+        def ws_disconnect(event):
             return None
     """))
     (proj / "requirements.txt").write_text("")
@@ -90,6 +104,7 @@ def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
     assert "rate(1 minute)" in text
     assert "AWSLambdaVPCAccessExecutionRole" in text
     _check_gateway_responses(sam)
+    _check_websocket_api(sam)
     _lint(sam)
 
 
@@ -142,4 +157,16 @@ def test_chalice_package_of_real_app_lints(tmp_path):
     assert "VpcConfig" in text
     assert "rate(1 minute)" in text          # the sweeper's EventBridge schedule
     _check_gateway_responses(sam)
+    _check_websocket_api(sam)
     _lint(sam)
+
+
+def _check_websocket_api(sam: Path):
+    """Live results: the WebSocket API with its three routes, its endpoint told to the REST
+    handler and the sweeper, and ManageConnections on it in their role."""
+    text = sam.read_text()
+    for resource in ("WebsocketAPI:", "WebsocketConnectRoute:", "WebsocketMessageRoute:",
+                     "WebsocketDisconnectRoute:", "LiveConnectionsPolicy:"):
+        assert f"\n  {resource}" in text, resource
+    assert text.count("HC_WS_MANAGEMENT_URL") == 2
+    assert "execute-api:ManageConnections" in text

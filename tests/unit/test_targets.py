@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from agent.checks import run_check
-from chalicelib import targets
+from chalicelib import protocol, targets
 
 BLOCKED_LITERALS = [
     "127.1",                 # short dotted form
@@ -92,3 +92,108 @@ def test_check_refuses_private_literal_before_any_traffic():
     result = run_check("tcp", "0x7f.1", {"port": 80}, allow_private=False)
     assert result["error"]["kind"] == "blocked_target"
     assert result["success"] is False
+
+
+# --- IDNA 2008 (UTS 46, non-transitional) ---------------------------------------
+
+@pytest.mark.parametrize("raw, host, host_unicode", [
+    ("straße.de", "xn--strae-oqa.de", "straße.de"),       # IDNA 2003 would make it strasse.de
+    ("faß.de", "xn--fa-hia.de", "faß.de"),
+    ("Straße.DE", "xn--strae-oqa.de", "straße.de"),       # upper case is mapped to lower case
+    ("BÜCHER.de", "xn--bcher-kva.de", "bücher.de"),
+    ("https://FAß.de/pfad", "xn--fa-hia.de", "faß.de"),
+    ("bücher。de", "xn--bcher-kva.de", "bücher.de"),      # an ideographic full stop separates labels
+    ("xn--strae-oqa.de", "xn--strae-oqa.de", "straße.de"),  # an A-label as given, decoded for display
+    ("_sip._tcp.Example.COM", "_sip._tcp.example.com", "_sip._tcp.example.com"),
+])
+def test_hostnames_are_idna_2008(raw, host, host_unicode):
+    parsed = targets.parse_target(raw)
+    assert (parsed.host, parsed.host_unicode) == (host, host_unicode)
+
+
+@pytest.mark.parametrize("raw", ["😀.de", "https://i❤.ws/", "mail.☃.example"])
+def test_an_emoji_or_symbol_label_is_refused_naming_the_target(raw):
+    with pytest.raises(targets.TargetError) as caught:
+        targets.parse_target(raw)
+    assert not isinstance(caught.value, targets.BlockedTarget)
+    assert caught.value.field == "target" and "IDNA 2008" in caught.value.message
+
+
+def test_a_unicode_name_is_resolved_by_its_a_label(monkeypatch):
+    asked = []
+
+    def fake(host, *args, **kwargs):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    assert targets.resolve("straße.de", allow_private=False) == ["93.184.215.14"]
+    assert asked == ["xn--strae-oqa.de"]
+
+
+# --- What a check assumes -------------------------------------------------------
+
+@pytest.mark.parametrize("raw, scheme, port, assumed", [
+    ("example.com", "https", 443, {"scheme": "https", "port": 443}),
+    ("example.com:8443", "https", 8443, {"scheme": "https"}),
+    ("http://example.com/", "http", 80, {"port": 80}),
+    ("https://example.com:444/", "https", 444, {}),
+])
+def test_http_and_tcp_assume_the_same_port_for_a_target(raw, scheme, port, assumed):
+    target = targets.parse_target(raw)
+    assert targets.http_endpoint(target, {"scheme": "https", "port": None}) == (scheme, port, assumed)
+    tcp_port, tcp_assumed = targets.tcp_port(target, {"port": None})
+    assert tcp_port == port and tcp_assumed == ({"port": port} if "port" in assumed else {})
+
+
+def test_options_port_and_scheme_win_over_the_defaults():
+    target = targets.parse_target("example.com")
+    assert targets.http_endpoint(target, {"scheme": "http", "port": 8080}) == ("http", 8080, {})
+    assert targets.tcp_port(target, {"port": 22}) == (22, {})
+
+
+def test_dns_of_an_ip_target_becomes_an_explicit_ptr_lookup():
+    target = targets.parse_target("1.1.1.1")
+    options = protocol.normalize_options("dns", {})
+    assert targets.apply_assumptions("dns", target, {}, options)["record_type"] == "PTR"
+    assert targets.apply_assumptions("dns", target, {"record_type": "ptr"}, options)["record_type"] == "PTR"
+    with pytest.raises(protocol.OptionError) as caught:
+        targets.apply_assumptions("dns", target, {"record_type": "MX"}, protocol.normalize_options("dns", {}))
+    assert caught.value.field == "options.dns.record_type" and "PTR" in caught.value.message
+
+
+def test_dns_of_a_hostname_keeps_its_record_type_and_the_resolver_name_becomes_an_a_label():
+    target = targets.parse_target("example.com")
+    options = protocol.normalize_options("dns", {"record_type": "MX", "resolver": "ns.straße.de"})
+    out = targets.apply_assumptions("dns", target, {"record_type": "MX"}, options)
+    assert out["record_type"] == "MX" and out["resolver"] == "ns.xn--strae-oqa.de"
+
+
+@pytest.mark.parametrize("value", [5, 0, "6", True, 4.0])
+def test_ip_version_must_be_4_or_6(value):
+    with pytest.raises(protocol.OptionError) as caught:
+        protocol.normalize_options("tcp", {"ip_version": value})
+    assert caught.value.field == "options.tcp.ip_version"
+
+
+@pytest.mark.parametrize("check_type", protocol.CHECK_TYPES)
+def test_every_check_type_takes_ip_version(check_type):
+    assert protocol.normalize_options(check_type, {"ip_version": 6})["ip_version"] == 6
+    assert protocol.normalize_options(check_type, {})["ip_version"] is None
+
+
+@pytest.mark.parametrize("check_type, raw, options, field", [
+    ("tcp", "198.51.100.7", {"ip_version": 6}, "options.tcp.ip_version"),
+    ("http", "https://[2001:db8::1]/", {"ip_version": 4}, "options.http.ip_version"),
+    ("dns", "example.com", {"ip_version": 6, "resolver": "192.0.2.53"}, "options.dns.ip_version"),
+])
+def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options, field):
+    target = targets.parse_target(raw, allow_private=True)
+    with pytest.raises(protocol.OptionError) as caught:
+        targets.apply_assumptions(check_type, target, options, protocol.normalize_options(check_type, options))
+    assert caught.value.field == field and "IPv" in caught.value.message
+
+
+def test_a_url_target_is_fetched_as_written_whatever_the_bare_host_options_say():
+    target = targets.parse_target("http://example.com/")
+    assert targets.http_endpoint(target, {"scheme": "https", "port": 8443}) == ("http", 80, {"port": 80})

@@ -68,7 +68,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
   const showLiveTargetError = !live.ok && (target.trim() !== "" || targetTouched);
   const targetErrors = fieldErrors.target ?? (showLiveTargetError && !live.ok ? [live.message] : null);
 
-  const agentList: Agent[] = agentsQ.data?.items ?? [];
+  const agentList = useMemo<Agent[]>(() => agentsQ.data?.items ?? [], [agentsQ.data]);
   const allLocations = useMemo(
     () => Array.from(new Set(agentList.map((a) => a.location).filter(Boolean))).sort(),
     [agentList],
