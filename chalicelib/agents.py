@@ -186,7 +186,8 @@ def online_agents(conn) -> list[dict[str, Any]]:
 
 
 def count_online(conn) -> int:
-    return conn.execute(f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}", {"ttl": heartbeat_ttl_s()}).fetchone()["n"]
+    return conn.execute(f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}",
+                        {"ttl": heartbeat_ttl_s()}).fetchone()["n"]
 
 
 def stats(agent_id: str, params: dict | None) -> dict[str, Any]:

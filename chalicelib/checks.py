@@ -20,7 +20,8 @@ from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import push_tasks
-from .protocol import CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s, normalize_options
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s,
+                       normalize_options)
 from .serialize import iso
 from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
 
