@@ -98,8 +98,10 @@ def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | No
         try:
             with transaction(timeout) as conn:
                 return work(conn)
-        except psycopg.errors.TransactionRollback as exc:
-            if attempt > ROLLBACK_RETRIES:
+        except psycopg.Error as exc:
+            # By SQLSTATE class: psycopg's classes for 40001 and 40P01 do not derive from
+            # TransactionRollback (40000).
+            if not (exc.sqlstate or "").startswith("40") or attempt > ROLLBACK_RETRIES:
                 raise
             log.warning("transaction rolled back (%s, SQLSTATE %s); running it again",
                         type(exc).__name__, exc.sqlstate)
