@@ -175,14 +175,18 @@ def online_agents(conn) -> list[dict[str, Any]]:
     The Redis heartbeat keys (one MGET) answer first: a key that is there is a heartbeat
     within the TTL. Where Redis lacks a key (flushed, restarted) or is down, PostgreSQL's
     `last_heartbeat` by ONLINE_SQL decides, so losing Redis never takes an agent offline.
+    Only agents the sweeper has not yet set offline can have a live key, so no others are read.
     """
-    rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a", {"ttl": heartbeat_ttl_s()}).fetchall()
+    rows = conn.execute(_FAN_OUT_CANDIDATES, {"ttl": heartbeat_ttl_s()}).fetchall()
     try:
         beating = queue.heartbeats_present([str(r["id"]) for r in rows])
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat keys unreadable, PostgreSQL decides who is online: %s", exc)
         beating = set()
     return [r for r in rows if str(r["id"]) in beating or r["online"]]
+
+
+_FAN_OUT_CANDIDATES = f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.status = 'online' OR {ONLINE_SQL}"
 
 
 def count_online(conn) -> int:
