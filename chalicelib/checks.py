@@ -157,7 +157,7 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
 @observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
-    to the agents' streams in one Redis round trip."""
+    to the agents' streams in one Redis round trip. `req` has passed `check_selection`."""
     check_id = str(uuid.uuid4())
     selection = {"agents": req.agents, "locations": req.locations, "limit": req.limit}
     with transaction() as conn:

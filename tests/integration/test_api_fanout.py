@@ -21,7 +21,8 @@ def _hundred_online_agents(db):
     return ids
 
 
-def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline(settings, db, redis_client, monkeypatch):
+def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline(settings, db, redis_client,
+                                                                                  monkeypatch):
     ids = _hundred_online_agents(db)
     queue.get_redis().ping()  # connect (and handshake) before counting
     sends = []

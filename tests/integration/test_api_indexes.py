@@ -36,5 +36,6 @@ QUERIES = {
 def test_query_can_use_an_index(db, name):
     with db.transaction():
         db.execute("SET LOCAL enable_seqscan = off")
-        plan = "\n".join(r["QUERY PLAN"] for r in db.execute("EXPLAIN " + QUERIES[name], {"id": ID, "ttl": 30}).fetchall())
+        rows = db.execute("EXPLAIN " + QUERIES[name], {"id": ID, "ttl": 30}).fetchall()
+        plan = "\n".join(r["QUERY PLAN"] for r in rows)
     assert "Seq Scan" not in plan, plan
