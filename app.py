@@ -97,6 +97,7 @@ def _client_ip() -> str:
 @api("/api/checks", ["POST"])
 def create_check():
     req = checks.parse_request(_body())
+    checks.check_selection(req)  # before the quota is charged: a typo costs none
     settings = get_settings()
     decision = ratelimit.hit("checks", _client_ip(), settings.checks_per_hour, 3600)
     if not decision.allowed:

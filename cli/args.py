@@ -15,7 +15,7 @@ DESCRIPTIONS = {
     "http": "an HTTP(S) request: status, phase timings, redirects, TLS",
     "ping": "ICMP echo: loss and round-trip times",
     "dns": "a DNS query: answers, rcode, query time",
-    "tcp": "a TCP connect (the port from host:port or --port, else 80)",
+    "tcp": "a TCP connect (the port from host:port or --port, else the API's default)",
     "traceroute": "the hops to the target",
 }
 
@@ -54,7 +54,7 @@ def _converter(check_type: str, name: str, spec) -> Any:
 def _help(name: str, spec) -> str:
     parts = []
     if spec.choices:
-        parts.append("/".join(spec.choices))
+        parts.append("/".join(map(str, spec.choices)))
     if spec.low is not None:
         parts.append(f"{spec.low:g}–{spec.high:g}")
     if spec.default is not None:

@@ -38,5 +38,8 @@ CHECK_TYPES: tuple[str, ...] = _protocol.CHECK_TYPES
 OPTION_SPECS = _protocol.OPTION_SPECS
 OptionError = _protocol.OptionError
 normalize_options = _protocol.normalize_options
-TERMINAL_TASK_STATUSES: tuple[str, ...] = _protocol.TERMINAL_TASK_STATUSES
+# The protocol names either the terminal statuses or the open ones (it has had both).
+TERMINAL_TASK_STATUSES: tuple[str, ...] = getattr(_protocol, "TERMINAL_TASK_STATUSES", None) or tuple(
+    s for s in _protocol.TASK_STATUSES if s not in _protocol.OPEN_TASK_STATUSES
+)
 TERMINAL_CHECK_STATUSES = ("completed", "failed")

