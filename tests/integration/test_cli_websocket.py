@@ -18,8 +18,9 @@ import pytest
 import requests
 from websockets.sync.server import serve
 
+from cli.client import Api
 from cli.errors import UsageError
-
+from cli.watch import watch
 from tests.integration.agent_harness import free_port, wait_until
 from tests.integration.cli_harness import cli_argv, cli_env, fake_agents, run_cli  # noqa: F401 - the fixture
 from tests.integration.live_harness import EmulatorProcess
@@ -123,11 +124,17 @@ def test_a_socket_that_will_not_open_falls_back_to_polling(api_server, fake_agen
 # ---- through the real emulator
 
 
-def test_through_the_emulator_rows_arrive_live_before_the_check_completes(api_server, emulator, gated_agents,
-                                                                         tmp_path):
+def test_through_the_emulator_rows_arrive_live_before_the_check_completes(api_server, emulator, gated_agents, tmp_path):
     argv = cli_argv("tcp", "example.test")
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(tmp_path), env=cli_env(api_server,
-                          HOSTCHECKER_WS_URL=emulator.ws_url), encoding="utf-8", dimensions=(40, 150), timeout=30)
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        cwd=str(tmp_path),
+        env=cli_env(api_server, HOSTCHECKER_WS_URL=emulator.ws_url),
+        encoding="utf-8",
+        dimensions=(40, 150),
+        timeout=30,
+    )
     try:
         child.expect("waiting")
         first, second = gated_agents
@@ -140,7 +147,6 @@ def test_through_the_emulator_rows_arrive_live_before_the_check_completes(api_se
     finally:
         child.close()
     assert child.exitstatus == 0
-    assert "WebSocket" in _emulator_log(emulator) or True
 
 
 def test_through_the_emulator_json_is_the_apis_final_body(api_server, emulator, fake_agents, tmp_path):  # noqa: F811
@@ -151,21 +157,15 @@ def test_through_the_emulator_json_is_the_apis_final_body(api_server, emulator, 
     assert check == requests.get(f"{api_server}/api/checks/{check['check_id']}", timeout=10).json()
 
 
-def test_through_the_emulator_an_unknown_check_is_an_input_error(api_server, emulator, clean_state, tmp_path):
+def test_through_the_emulator_an_unknown_check_is_an_input_error(api_server, emulator, clean_state):
+    """The commands read a check over HTTP before they subscribe, so this is a check deleted in
+    between; the socket's refusal (4404) is what the client sees, and it is exit 2."""
     unknown = "00000000-0000-0000-0000-000000000000"
-    run = run_cli("http://127.0.0.1:1", "show", unknown, cwd=tmp_path, HOSTCHECKER_WS_URL=emulator.ws_url)
-    assert run.returncode == 3  # show reads over HTTP first: the API is down here
-    from cli.client import Api
-    from cli.watch import watch
-
-    with pytest.raises(UsageError, match="not found"):
+    with pytest.raises(UsageError, match="not found") as refused:
         watch(Api(api_server), unknown, lambda _c: None, emulator.ws_url, first={"status": "pending"})
+    assert refused.value.exit_code == 2
 
 
 def _latest_status(api_server: str) -> str:
     items = requests.get(f"{api_server}/api/checks", params={"limit": 1}, timeout=10).json()["items"]
     return items[0]["status"] if items else "none"
-
-
-def _emulator_log(emulator) -> str:
-    return emulator.log_path.read_text()
