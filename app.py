@@ -221,7 +221,7 @@ def observe(event, get_response):
         try:
             refused, limit_headers = _general_limit(request)
             response = _reshape_chalice_errors(refused or get_response(request))
-            for name, value in limit_headers.items():  # a route's own (POST /api/checks) wins
+            for name, value in limit_headers.items():
                 response.headers.setdefault(name, value)
             origin = get_settings().cors_origin
         except Exception as exc:  # noqa: BLE001 - e.g. configuration unreadable; still our shape
@@ -252,7 +252,9 @@ def _general_limit(request) -> tuple[Response | None, dict[str, str]]:
     decision = ratelimit.hit(bucket, ratelimit.client_ip(identity.get("sourceIp"),
                                                          request.headers.get("x-forwarded-for")), limit, 60)
     if decision.allowed:
-        return None, decision.headers()
+        # POST /api/checks's X-RateLimit-* are the hourly check quota's (or none: quota untouched).
+        quota_route = request.method == "POST" and path == "/api/checks"
+        return None, {} if quota_route else decision.headers()
     return _error(RateLimited(f"rate limit of {limit} requests per minute reached; "
                               f"retry in {decision.reset_s} s", headers=decision.headers())), {}
 
