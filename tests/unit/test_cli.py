@@ -303,3 +303,39 @@ def test_the_cli_imports_only_the_pure_protocol_module_of_the_server():
                 imported.update(a.name for a in node.names)
     server = {name for name in imported if name.split(".")[0] in ("chalicelib", "agent", "app")}
     assert server <= {"chalicelib.protocol"}
+
+
+def test_the_console_script_works_outside_the_checkout(tmp_path):
+    """The editable install exposes only `cli`; the protocol module is then read from the checkout."""
+    import os
+    import subprocess
+
+    script = ROOT / ".venv" / "bin" / "hostchecker"
+    if not script.exists():
+        pytest.skip("no console script: `make venv` installs it")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HOSTCHECKER_API_URL")}
+    run = subprocess.run(
+        [str(script), "ping", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "--count COUNT" in run.stdout and "1–16, default 4" in run.stdout
+    probe = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", "import chalicelib"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode != 0, "only the cli package is installed, not chalicelib"
+
+
+def test_no_live_forces_polling():
+    from cli.config import Endpoints
+    from cli.main import Context
+
+    ns = build_parser().parse_args(["tcp", "example.com", "--no-live"])
+    ctx = Context(api=None, endpoints=Endpoints("http://a", ws_url="ws://w"), out=None, ns=ns)
+    assert ctx.ws_url == ""
+    ns = build_parser().parse_args(["tcp", "example.com"])
+    assert Context(api=None, endpoints=Endpoints("http://a", ws_url="ws://w"), out=None, ns=ns).ws_url == "ws://w"
