@@ -559,6 +559,7 @@ def print_screen(values: dict[str, str]) -> None:
         f"  Settings    {PROFILES['run'].env_file} (source it in scripts)",
         "",
         "Run a first check:",
+        f"  .venv/bin/hostchecker check {target} --type http,ping",
         f"  curl -s -X POST {api}/api/checks -H 'Content-Type: application/json' \\",
         f"       -d '{{\"target\": \"{target}\", \"checks\": [\"http\", \"tcp\", \"ping\"]}}'",
         f"  curl -s {api}/api/checks/<check_id>",
