@@ -38,6 +38,14 @@ def _lock_state_dir(config: AgentConfig):
     return handle
 
 
+def _warn_missing_icmp(capabilities: list[str]) -> None:
+    """Say why ping/traceroute are off, the way an operator fixes it (usually a container's caps)."""
+    missing = [t for t in ("ping", "traceroute") if t not in capabilities]
+    if missing:
+        log.warning("%s unavailable: no raw ICMP sockets (needs CAP_NET_RAW: in a container, run it with "
+                    "--cap-add NET_RAW; under systemd, AmbientCapabilities=CAP_NET_RAW)", " and ".join(missing))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(argv)
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "agent_id": state.agent_id, "name": config.name, "version": config.version,
         "capabilities": ",".join(capabilities), "concurrency": config.concurrency,
         "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
+    _warn_missing_icmp(capabilities)
     try:
         code = runner.run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us

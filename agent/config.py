@@ -44,6 +44,7 @@ class AgentConfig:
     grace_period_s: float
     heartbeat_interval_s: float
     log_format: str
+    agent_token: str | None = None
     version: str = VERSION
 
     @property
@@ -72,7 +73,20 @@ _SETTINGS = [
     ("heartbeat_interval_s", "HC_HEARTBEAT_INTERVAL_S", "--heartbeat-interval",
      f"seconds between heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL_S:g})"),
     ("log_format", "HC_LOG_FORMAT", "--log-format", "text or json (default text)"),
+    ("agent_token", "HC_AGENT_TOKEN", "--agent-token",
+     "an agent token issued ahead of time (registered once through the API or the CLI); the agent learns "
+     "its id from the API. Without it, the first start registers with the registration token"),
 ]
+
+# The seed's container variables (`docker run -e API_URL=... -e AGENT_TOKEN=...`), read when the
+# HC_* variable is not set.
+_ALIASES = {
+    "api_url": "API_URL",
+    "redis_url": "REDIS_URL",
+    "name": "AGENT_NAME",
+    "location": "AGENT_LOCATION",
+    "agent_token": "AGENT_TOKEN",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the flag wins.",
     )
     for attr, env, flag, help_text in _SETTINGS:
-        parser.add_argument(flag, dest=attr, default=None, metavar=env, help=f"{help_text} [env {env}]")
+        alias = f" or {_ALIASES[attr]}" if attr in _ALIASES else ""
+        parser.add_argument(flag, dest=attr, default=None, metavar=env, help=f"{help_text} [env {env}{alias}]")
     return parser
 
 
@@ -99,6 +114,13 @@ def _flag(attr: str) -> str:
         if a == attr:
             return f"{env} / {flag}"
     return attr
+
+
+def _from_env(env, attr: str, envname: str) -> str | None:
+    value = env.get(envname)
+    if value is None and attr in _ALIASES:
+        value = env.get(_ALIASES[attr])
+    return value
 
 
 def _default_state_dir() -> Path:
@@ -141,7 +163,7 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     """
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    raw = {attr: getattr(args, attr) if getattr(args, attr) is not None else env.get(envname)
+    raw = {attr: getattr(args, attr) if getattr(args, attr) is not None else _from_env(env, attr, envname)
            for attr, envname, _, _ in _SETTINGS}
     raw = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
 
@@ -193,4 +215,5 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         grace_period_s=grace,
         heartbeat_interval_s=heartbeat,
         log_format=log_format,
+        agent_token=raw["agent_token"] or None,
     )

@@ -4,6 +4,9 @@
   `{agent_id, api_token, name, api_url}` in the state file (0600).
 - Later starts: reuse the stored identity; the API need not be up for that,
   so tasks already queued in Redis run (and spool) even during an API outage.
+- A token issued ahead of time (HC_AGENT_TOKEN / AGENT_TOKEN, registered once
+  through the API or the CLI and handed to the host): the agent asks the API
+  who it is with a heartbeat (its answer carries the agent id) and stores that.
 - Stored token rejected (401) while a registration token is configured:
   register again with `replace: true`, which keeps the agent id and issues a
   new token.
@@ -51,6 +54,8 @@ class Identity:
             log.warning("state file %s is for %r at %s; registering %r anew",
                         cfg.state_file, state.name, state.api_url, cfg.name)
             state = None
+        if cfg.agent_token and (state is None or state.api_token != cfg.agent_token):
+            return self._adopt_issued_token()
         if state is not None:
             self._adopt(state)
             log.info("using stored identity", extra={"fields": {"agent_id": state.agent_id, "name": state.name}})
@@ -60,6 +65,37 @@ class Identity:
                 f"no state file at {cfg.state_file}, and HC_REGISTRATION_TOKEN / --registration-token "
                 f"is not set: the first start needs it to register")
         return self._register(replace=False)
+
+    def _adopt_issued_token(self) -> AgentState:
+        """Learn the agent id of an issued token from the heartbeat's answer, then store both."""
+        cfg = self.config
+        self.api.token = cfg.agent_token
+        delays = backoff_delays(base=0.5, cap=15.0)
+        waiting_logged = False
+        while True:
+            if self.stop.is_set():
+                raise Stopped("stop requested while authenticating")
+            try:
+                doc = self.api.heartbeat(0, cfg.version, self.capabilities)
+                break
+            except ApiUnavailable as exc:
+                if not waiting_logged:
+                    log.warning("API unavailable for the first heartbeat (%s); retrying with backoff", exc)
+                    waiting_logged = True
+                self.stop.wait(max(next(delays), exc.retry_after or 0))
+            except ApiRejected as exc:
+                raise IdentityError(f"the API rejected the issued agent token ({exc.status} {exc.code}): "
+                                    f"check HC_AGENT_TOKEN / AGENT_TOKEN") from None
+        if self.api.token != cfg.agent_token:  # rejected, then replaced by a re-registration
+            return self.state
+        if not doc.get("agent_id"):
+            raise IdentityError("the API's heartbeat answer lacks 'agent_id'")
+        state = AgentState(agent_id=str(doc["agent_id"]), api_token=cfg.agent_token, name=cfg.name,
+                           api_url=cfg.api_url)
+        save_state(cfg.state_file, state)
+        self._adopt(state)
+        log.info("authenticated with the issued token", extra={"fields": {"agent_id": state.agent_id}})
+        return state
 
     def _adopt(self, state: AgentState) -> None:
         self.state = state
