@@ -10,7 +10,8 @@ UI_DIR := frontend
 UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.test.*' ! -path '*/src/test/*' 2>/dev/null) \
               $(wildcard $(UI_DIR)/index.html $(UI_DIR)/vite.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
 
-.PHONY: help run up down logs status test test-unit lint lock ui deploy-local migrate clean venv system-packages
+.PHONY: help run up down logs status test test-unit lint lock ui deploy-local migrate clean venv system-packages \
+        images up-docker down-docker logs-docker
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +35,7 @@ lock: $(VENV_STAMP) ## rewrite requirements*.txt from requirements*.in (LOCK_FLA
 	$(LOCK) -o requirements-dev.txt requirements-dev.in
 	$(LOCK) -o requirements.txt -c requirements-dev.txt requirements.in
 	$(LOCK) -o requirements-agent.txt -c requirements-dev.txt requirements-agent.in
+	$(LOCK) -o localstack/docker/requirements-api.txt -c requirements-dev.txt localstack/docker/requirements-api.in
 
 system-packages: $(VENV_STAMP)
 	@$(PY) -m scripts.services
@@ -93,3 +95,19 @@ test-unit: $(VENV_STAMP) ## only the tests that need no servers
 clean: ## stop every stack and remove all local state (.local/, and PostgreSQL data kept outside it)
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py clean; fi
 	rm -rf .local
+
+# The compose stack (localstack/docker/): images from a Debian base we bootstrap ourselves, cached by content hash.
+DOCKER_DIR := localstack/docker
+
+images: $(VENV_STAMP) ui ## build the compose stack's images (as root: installs and starts dockerd if needed)
+	@$(PY) $(DOCKER_DIR)/engine.py start
+	@$(PY) $(DOCKER_DIR)/images.py
+
+up-docker: images ## the whole stack as containers (localstack/docker-compose.yml); writes .local/docker/stack.env
+	@$(PY) $(DOCKER_DIR)/stack.py up
+
+down-docker: ## stop the compose stack; its volumes stay (VOLUMES=1 removes them too)
+	@$(PY) $(DOCKER_DIR)/stack.py down $(if $(VOLUMES),--volumes)
+
+logs-docker: ## the compose stack's logs
+	@$(PY) $(DOCKER_DIR)/stack.py compose logs --tail 100
