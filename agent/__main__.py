@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         capabilities = list(checks.capabilities())
     except Exception as exc:  # noqa: BLE001 - report in one line, whatever broke
         return _fail(f"the checks module cannot be loaded: {type(exc).__name__}: {exc}", 1)
+    _warn_missing_icmp(capabilities)
 
     from agent.api import ApiClient
     from agent.identity import Identity, IdentityError, Stopped
@@ -122,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         "agent_id": state.agent_id, "name": config.name, "version": config.version,
         "capabilities": ",".join(capabilities), "concurrency": config.concurrency,
         "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
-    _warn_missing_icmp(capabilities)
     try:
         code = runner.run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us

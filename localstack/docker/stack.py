@@ -9,7 +9,8 @@ and keeps them (.local/docker/ports.json; HC_DOCKER_<NAME>_PORT overrides), make
 are online. It writes .local/docker/stack.env in the shape `make up` writes .local/stack.env.
 
 The compose project name is derived from this checkout's path, so two checkouts never share
-containers, networks or volumes. `down` keeps the named volumes (data survives); `--volumes`
+containers, networks or volumes (HC_DOCKER_PROFILE=NAME gives a test its own project and state
+in .local/docker/NAME/). `down` keeps the named volumes (data survives); `--volumes`
 removes them too.
 """
 from __future__ import annotations
@@ -34,7 +35,9 @@ sys.path.insert(0, str(HERE))
 import images  # noqa: E402
 
 ROOT = HERE.parents[1]
-STATE = ROOT / ".local" / "docker"
+# HC_DOCKER_PROFILE keeps a test's stack apart from `make up-docker`'s: own project, ports, secrets, data.
+PROFILE = os.environ.get("HC_DOCKER_PROFILE", "run")
+STATE = ROOT / ".local" / "docker" / ("" if PROFILE == "run" else PROFILE)
 COMPOSE_FILE = ROOT / "localstack" / "docker-compose.yml"
 ENV_FILE = STATE / "stack.env"
 PORTS = ("api", "ui", "pg", "redis", "localstack")
@@ -49,8 +52,9 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def project_name(root: Path = ROOT) -> str:
-    return "hc" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+def project_name(root: Path = ROOT, profile: str = PROFILE) -> str:
+    name = "hc" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return name if profile == "run" else f"{name}{profile}"
 
 
 def compose_command() -> list[str]:
