@@ -267,7 +267,8 @@ def _with_parents(specs: list[Image], names: list[str]) -> set[str]:
 
 def write_images_env(tags: dict[str, str]) -> None:
     lines = ["# Written by `make images` (localstack/docker/images.py): the content-hash tags compose runs."]
-    lines += [f"HC_IMAGE_{name.upper()}={tag}" for name, tag in sorted(tags.items())]
+    merged = {**read_images_env(), **{f"HC_IMAGE_{name.upper()}": tag for name, tag in tags.items()}}
+    lines += [f"{key}={tag}" for key, tag in sorted(merged.items())]
     IMAGES_ENV.write_text("\n".join(lines) + "\n")
 
 

@@ -116,7 +116,7 @@ def compose(*args: str, capture: bool = False, check: bool = True) -> subprocess
     run = subprocess.run(argv, env=compose_env(), capture_output=capture, text=True, cwd=ROOT)
     if check and run.returncode != 0:
         tail = ((run.stderr or "").strip().splitlines() or [f"exit {run.returncode}"])[-1]
-        raise StackError(f"`{' '.join(argv[:2])} {' '.join(args)}` failed: {tail}")
+        raise StackError(f"`{' '.join(compose_command())} {' '.join(args)}` failed: {tail}")
     return run
 
 
