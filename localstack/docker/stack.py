@@ -42,6 +42,8 @@ COMPOSE_FILE = ROOT / "localstack" / "docker-compose.yml"
 ENV_FILE = STATE / "stack.env"
 PORTS = ("api", "ui", "pg", "redis", "localstack")
 AGENTS = ("Frankfurt", "Virginia", "Singapore")
+# round trip each agent's regional delay adds (the delay-<name> services of the compose file)
+DELAYS_MS = {"Frankfurt": 10, "Virginia": 40, "Singapore": 120}
 
 
 class StackError(RuntimeError):
@@ -132,7 +134,7 @@ def stack_values() -> dict[str, str]:
         "REGISTRATION_TOKEN": s["registration_token"],
         "ADMIN_TOKEN": s["admin_token"],
         "LOCALSTACK_URL": f"http://127.0.0.1:{p['localstack']}",
-        "REGIONAL_LINKS": "none",
+        "REGIONAL_LINKS": "container",  # a delay sidecar per agent (infra/agent/regional-delay.py)
         # the demo site as the agents reach it, by its compose service name
         "DEMO_HOST": "demo",
         "DEMO_HTTP_URL": "http://demo/",
@@ -179,6 +181,15 @@ def agents_online(api_url: str) -> bool:
     return all(name in online for name in AGENTS)
 
 
+def healthy(service: str) -> bool:
+    ids = compose("ps", "-q", service, capture=True, check=False).stdout.split()
+    if not ids:
+        return False
+    run = subprocess.run([images.docker_cli(), "inspect", "--format", "{{.State.Health.Status}}", ids[0]],
+                         capture_output=True, text=True)
+    return run.stdout.strip() == "healthy"
+
+
 def up(timeout: float = 300.0) -> dict[str, str]:
     started = time.monotonic()
     say(f"==> compose stack {project_name()} ({' '.join(compose_command())}, {COMPOSE_FILE.relative_to(ROOT)})")
@@ -187,9 +198,12 @@ def up(timeout: float = 300.0) -> dict[str, str]:
     health = f"{values['API_URL']}/health"
     wait_until(lambda: (_get_json(health) or {}).get("database") == "up", timeout, f"{health}")
     wait_until(lambda: agents_online(values["API_URL"]), timeout, "the three agents to report online")
+    delays = [f"delay-{name.lower()}" for name in AGENTS]
+    wait_until(lambda: all(healthy(s) for s in delays), timeout, "the regional delays (" + ", ".join(delays) + ")")
     write_env_file(values)
     say(f"==> compose stack healthy in {time.monotonic() - started:.0f} s; settings in {ENV_FILE.relative_to(ROOT)}")
     say(f"  API {values['API_URL']}   UI {values['UI_URL']}   LocalStack {values['LOCALSTACK_URL']}")
+    say("  agents: " + ", ".join(f"{name} +{ms} ms" for name, ms in DELAYS_MS.items()))
     say("  API Gateway + Lambda are stood in for by chalice local (LocalStack cannot run Lambda here)")
     return values
 
