@@ -16,6 +16,7 @@ agent itself keeps only NET_RAW):
 Because the packets are forwarded once inside the namespace, a traceroute shows the agent's own
 address as a first hop. It prints `ready` once the routes are in place. Runs until SIGTERM.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -44,8 +45,9 @@ def ip(*args: str) -> None:
 
 
 def eth0_address() -> str:
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", "eth0"], check=True, capture_output=True, text=True
+    ).stdout.split()
     return out[out.index("inet") + 1].split("/")[0]
 
 
@@ -78,8 +80,11 @@ def main() -> int:
         route_through(DEVICE, eth0_address())
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
-        print(f"regional-delay: cannot set up {DEVICE} (needs NET_ADMIN and /dev/net/tun): {detail}".strip(),
-              file=sys.stderr, flush=True)
+        print(
+            f"regional-delay: cannot set up {DEVICE} (needs NET_ADMIN and /dev/net/tun): {detail}".strip(),
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
     print(f"ready: +{delay_ms:g} ms on every outgoing packet", flush=True)
     relay(fd, delay_ms / 1000.0, lambda: bool(stopping))

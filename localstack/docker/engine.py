@@ -12,8 +12,10 @@ labs (198.18.0.0/15 namespaces) must keep working, so `start` accepts their traf
 DOCKER-USER chain (Docker's place for the operator's rules), and `stop` puts the policy and
 ip_forward back as they were before we started dockerd.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,8 +89,13 @@ def start(timeout: float = 60.0) -> bool:
     STATE.mkdir(parents=True, exist_ok=True)
     before = {"forward_policy": _forward_policy(), "ip_forward": _ip_forward()}
     log = open(STATE / "dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
-    proc = subprocess.Popen(["dockerd", "--log-level=warn"], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dockerd", "--log-level=warn"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     RECORD.write_text(json.dumps({"pid": proc.pid, **before}))
     deadline = time.monotonic() + timeout
     while not engine_running():
@@ -112,10 +119,8 @@ def stop(timeout: float = 30.0) -> bool:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(ChildProcessError):  # reap it when it is our child
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.2)
     except ProcessLookupError:
         pass

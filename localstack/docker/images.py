@@ -15,6 +15,7 @@ as a BuildKit secret (id=ca); it is never written into a layer. The host's pip a
 wheel folders (/opt/wheels, /opt/pypi); they hold nothing these images install, so only the CA is
 passed on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,6 +68,7 @@ def image_exists(tag: str) -> bool:
 
 # --- the base ---------------------------------------------------------------
 
+
 def debian_mirror() -> str:
     """The Debian archive apt's sources name (deb822 `URIs:` or a one-line `deb` entry)."""
     files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
@@ -96,8 +98,9 @@ def build_base() -> str:
     mirror = debian_mirror()
     say(f"  base      {tag}: debootstrap --variant=minbase {SUITE} from {mirror}")
     with tempfile.TemporaryDirectory(prefix="hc-rootfs-") as rootfs:
-        run = subprocess.run(["debootstrap", "--variant=minbase", SUITE, rootfs, mirror],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["debootstrap", "--variant=minbase", SUITE, rootfs, mirror], capture_output=True, text=True
+        )
         if run.returncode != 0:
             raise ImageError(f"debootstrap failed: {_tail(run)}")
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
@@ -105,8 +108,12 @@ def build_base() -> str:
                 if item.is_file():
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run([docker_cli(), "import", "-c", "CMD [\"/bin/bash\"]", "-", tag],
-                             stdin=tar.stdout, capture_output=True, text=True)
+        imp = subprocess.run(
+            [docker_cli(), "import", "-c", 'CMD ["/bin/bash"]', "-", tag],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+        )
         tar.stdout.close()
         tar.wait()
         if imp.returncode != 0 or tar.returncode != 0:
@@ -115,6 +122,7 @@ def build_base() -> str:
 
 
 # --- the images on top --------------------------------------------------------
+
 
 @dataclass
 class Image:
@@ -145,28 +153,61 @@ def image_specs() -> list[Image]:
     py313 = python313_prefix()
     return [
         Image("python", HERE / "python.Dockerfile", "base"),
-        Image("app", HERE / "app.Dockerfile", "python", "PYTHON_IMAGE",
-              {"requirements-api.txt": HERE / "requirements-api.txt", **app_files}),
-        Image("agent", ROOT / "infra" / "agent" / "Dockerfile", "python", "PYTHON_IMAGE",
-              {"requirements-agent.txt": ROOT / "requirements-agent.txt",
-               "chalicelib/targets.py": ROOT / "chalicelib" / "targets.py",
-               "chalicelib/protocol.py": ROOT / "chalicelib" / "protocol.py",
-               "agent": ROOT / "agent",
-               "infra/agent/container-entrypoint.sh": ROOT / "infra" / "agent" / "container-entrypoint.sh",
-               "infra/agent/regional-delay.py": ROOT / "infra" / "agent" / "regional-delay.py"}),
-        Image("ui", HERE / "ui.Dockerfile", "base", "BASE",
-              {"nginx.conf": HERE / "nginx.conf", "ui-entrypoint.sh": HERE / "ui-entrypoint.sh",
-               "dist": ROOT / "frontend" / "dist"}),
-        Image("postgres", HERE / "postgres.Dockerfile", "base", "BASE",
-              {"postgres-entrypoint.sh": HERE / "postgres-entrypoint.sh"}),
+        Image(
+            "app",
+            HERE / "app.Dockerfile",
+            "python",
+            "PYTHON_IMAGE",
+            {"requirements-api.txt": HERE / "requirements-api.txt", **app_files},
+        ),
+        Image(
+            "agent",
+            ROOT / "infra" / "agent" / "Dockerfile",
+            "python",
+            "PYTHON_IMAGE",
+            {
+                "requirements-agent.txt": ROOT / "requirements-agent.txt",
+                "chalicelib/targets.py": ROOT / "chalicelib" / "targets.py",
+                "chalicelib/protocol.py": ROOT / "chalicelib" / "protocol.py",
+                "agent": ROOT / "agent",
+                "infra/agent/container-entrypoint.sh": ROOT / "infra" / "agent" / "container-entrypoint.sh",
+                "infra/agent/regional-delay.py": ROOT / "infra" / "agent" / "regional-delay.py",
+            },
+        ),
+        Image(
+            "ui",
+            HERE / "ui.Dockerfile",
+            "base",
+            "BASE",
+            {
+                "nginx.conf": HERE / "nginx.conf",
+                "ui-entrypoint.sh": HERE / "ui-entrypoint.sh",
+                "dist": ROOT / "frontend" / "dist",
+            },
+        ),
+        Image(
+            "postgres",
+            HERE / "postgres.Dockerfile",
+            "base",
+            "BASE",
+            {"postgres-entrypoint.sh": HERE / "postgres-entrypoint.sh"},
+        ),
         Image("redis", HERE / "redis.Dockerfile", "base"),
-        Image("localstack", HERE / "localstack.Dockerfile", "base", "BASE",
-              {"python3.13": py313 or ROOT / "missing-python3.13",
-               "requirements-host.txt": ROOT / "localstack" / "requirements-host.txt",
-               "localstack-healthcheck.py": HERE / "localstack-healthcheck.py",
-               "local.yaml": ROOT / "infra" / "local.yaml",
-               "ready.d": ROOT / "localstack" / "init" / "ready.d"},
-              {"PYTHON_PREFIX": str(py313 or "")}, by_stat=("python3.13",)),
+        Image(
+            "localstack",
+            HERE / "localstack.Dockerfile",
+            "base",
+            "BASE",
+            {
+                "python3.13": py313 or ROOT / "missing-python3.13",
+                "requirements-host.txt": ROOT / "localstack" / "requirements-host.txt",
+                "localstack-healthcheck.py": HERE / "localstack-healthcheck.py",
+                "local.yaml": ROOT / "infra" / "local.yaml",
+                "ready.d": ROOT / "localstack" / "init" / "ready.d",
+            },
+            {"PYTHON_PREFIX": str(py313 or "")},
+            by_stat=("python3.13",),
+        ),
     ]
 
 
@@ -182,13 +223,20 @@ def _walk(source: Path):
                 yield str(path.relative_to(source)), path
 
 
+_HINTS = {
+    "dist": "; run `make ui`",
+    "python3.13": " (the LocalStack image copies a Python 3.13 tree: pyenv install 3.13.0, "
+    "or set LOCALSTACK_PYTHON=/path/to/bin/python3.13)",
+}
+
+
 def content_tag(image: Image, parent_tag: str) -> str:
     digest = hashlib.sha256()
     digest.update(f"{parent_tag}\n{image.args}\n".encode())
     digest.update(image.dockerfile.read_bytes())
     for dest, source in sorted(image.files.items()):
         if not source.exists():
-            raise ImageError(f"{image.name}: {source} is missing" + ("; run `make ui`" if dest == "dist" else ""))
+            raise ImageError(f"{image.name}: {source} is missing" + _HINTS.get(dest, ""))
         for rel, path in _walk(source):
             digest.update(f"{dest}/{rel}\0".encode())
             if dest in image.by_stat:
@@ -229,8 +277,19 @@ def build_image(image: Image, parent_tag: str) -> str:
     assemble_context(image, context)
     args = [f"--build-arg={k}={v}" for k, v in {image.parent_arg: parent_tag, **image.args}.items()]
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    run = docker("build", "--progress=plain", "-t", tag, "--label", f"org.hostchecker.image={image.name}",
-                 "--secret", f"id=ca,src={CA_BUNDLE}", *args, str(context), env=env)
+    run = docker(
+        "build",
+        "--progress=plain",
+        "-t",
+        tag,
+        "--label",
+        f"org.hostchecker.image={image.name}",
+        "--secret",
+        f"id=ca,src={CA_BUNDLE}",
+        *args,
+        str(context),
+        env=env,
+    )
     shutil.rmtree(context, ignore_errors=True)
     if run.returncode != 0:
         log = STATE / f"build-{image.name}.log"

@@ -3,6 +3,7 @@
 /_localstack/init/ready answers 200 as soon as the gateway is up; the stack's CloudFormation
 deployment (init/ready.d) is done only when every listed script reports SUCCESSFUL.
 """
+
 import json
 import sys
 import urllib.request

@@ -13,6 +13,7 @@ containers, networks or volumes (HC_DOCKER_PROFILE=NAME gives a test its own pro
 in .local/docker/NAME/). `down` keeps the named volumes (data survives); `--volumes`
 removes them too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -88,9 +89,13 @@ def _load_or_make(path: Path, make) -> dict:
 
 def ports() -> dict[str, int]:
     """Free ports picked on the first `up` and kept, so a restart keeps the same URLs."""
+
     def make(values):
-        return {name: int(os.environ.get(f"HC_DOCKER_{name.upper()}_PORT") or values.get(name) or _free_port())
-                for name in PORTS}
+        return {
+            name: int(os.environ.get(f"HC_DOCKER_{name.upper()}_PORT") or values.get(name) or _free_port())
+            for name in PORTS
+        }
+
     return _load_or_make(STATE / "ports.json", make)
 
 
@@ -98,6 +103,7 @@ def stack_secrets() -> dict[str, str]:
     def make(values):
         wanted = ("registration_token", "admin_token", "postgres_password", "redis_password")
         return {key: values.get(key) or secrets.token_hex(16) for key in wanted}
+
     return _load_or_make(STATE / "secrets.json", make)
 
 
@@ -108,8 +114,14 @@ def compose_env() -> dict[str, str]:
     env = {**os.environ, **tags, "COMPOSE_PROJECT_NAME": project_name()}
     env.update({f"HC_DOCKER_{name.upper()}_PORT": str(port) for name, port in ports().items()})
     s = stack_secrets()
-    env.update({"HC_REGISTRATION_TOKEN": s["registration_token"], "HC_ADMIN_TOKEN": s["admin_token"],
-                "HC_POSTGRES_PASSWORD": s["postgres_password"], "HC_REDIS_PASSWORD": s["redis_password"]})
+    env.update(
+        {
+            "HC_REGISTRATION_TOKEN": s["registration_token"],
+            "HC_ADMIN_TOKEN": s["admin_token"],
+            "HC_POSTGRES_PASSWORD": s["postgres_password"],
+            "HC_REDIS_PASSWORD": s["redis_password"],
+        }
+    )
     return env
 
 
@@ -185,8 +197,9 @@ def healthy(service: str) -> bool:
     ids = compose("ps", "-q", service, capture=True, check=False).stdout.split()
     if not ids:
         return False
-    run = subprocess.run([images.docker_cli(), "inspect", "--format", "{{.State.Health.Status}}", ids[0]],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [images.docker_cli(), "inspect", "--format", "{{.State.Health.Status}}", ids[0]], capture_output=True, text=True
+    )
     return run.stdout.strip() == "healthy"
 
 

@@ -140,3 +140,13 @@ def test_the_agent_reports_the_release_version():
 
     assert AgentConfig.version == Settings.version == protocol.VERSION
     assert USER_AGENT.startswith(f"HostChecker/{protocol.VERSION} ")
+
+
+def test_the_seeds_container_variables_are_aliases_and_hc_names_win(tmp_path):
+    seed = {"API_URL": "http://api:8000", "REDIS_URL": "redis://redis:6379/0", "AGENT_NAME": "Moscow-1",
+            "AGENT_LOCATION": "Moscow, Russia", "AGENT_TOKEN": "issued-token", "HC_STATE_DIR": str(tmp_path)}
+    cfg = load_config([], seed)
+    assert (cfg.api_url, cfg.redis_url, cfg.name, cfg.location, cfg.agent_token) == (
+        "http://api:8000", "redis://redis:6379/0", "Moscow-1", "Moscow, Russia", "issued-token")
+    cfg = load_config([], dict(seed, HC_AGENT_NAME="Frankfurt", HC_AGENT_TOKEN="hc-token"))
+    assert (cfg.name, cfg.agent_token) == ("Frankfurt", "hc-token")

@@ -7,6 +7,7 @@ LocalStack runs it with its own interpreter, which has boto3. The values come fr
 variables the compose file sets on the localstack service; the image carries this file and
 the template (localstack/docker/localstack.Dockerfile).
 """
+
 import json
 import os
 
@@ -37,9 +38,13 @@ def stack_exists(cfn) -> bool:
 
 
 def deploy() -> None:
-    cfn = boto3.client("cloudformation", endpoint_url="http://127.0.0.1:4566",
-                       region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                       aws_access_key_id="test", aws_secret_access_key="test")
+    cfn = boto3.client(
+        "cloudformation",
+        endpoint_url="http://127.0.0.1:4566",
+        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     with open(TEMPLATE) as f:
         body = f.read()
     try:
