@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCKS = ["requirements.txt", "requirements-agent.txt", "requirements-dev.txt"]
-SHIPPED = ["requirements.txt", "requirements-agent.txt"]
+LOCKS = ["requirements.txt", "requirements-agent.txt", "requirements-dev.txt", "localstack/docker/requirements-api.txt"]
+SHIPPED = ["requirements.txt", "requirements-agent.txt", "localstack/docker/requirements-api.txt"]
 NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*(.*)$")
 
 
