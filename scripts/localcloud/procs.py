@@ -124,13 +124,6 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05, max_i
         interval = min(interval * 1.5, max_interval)
 
 
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _signal(pid: int, sig: int, group: bool) -> None:
     try:
         os.killpg(pid, sig) if group else os.kill(pid, sig)
@@ -150,9 +143,7 @@ def stop(*pids: int | tuple[int, int | None], grace: float = 10.0, group: bool =
     for pid, _ in running:
         _signal(pid, signal.SIGTERM, group)
 
-    def all_gone():
-        for pid, _ in running:
-            _reap(pid)
+    def all_gone():  # a zombie counts as gone: its parent (a Popen, if any) reaps it
         return not any(pid_alive(pid, started) for pid, started in running)
 
     try:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from scripts.services import Postgres, pid_alive, port_in_use, read_pid
-from scripts import netlab
+from scripts.localcloud import netlab
 from scripts.stack import PROFILES, managed_names, managed_pid, netlab_prefix
 from tests.e2e.conftest import read_env_file, run_stack
 

@@ -204,7 +204,8 @@ class Lab:
             sh("ip", "netns", "exec", full, "sysctl", "-qw", f"{key}={value}", check=False)
         return full
 
-    def veth(self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str, prefixlen: int = 30) -> tuple[str, str]:
+    def veth(self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str,
+             prefixlen: int = 30) -> tuple[str, str]:
         """A veth pair between two namespaces (None: the root namespace)."""
         if not ns_a and not ns_b:
             raise NetlabError("a veth needs at least one end in a lab namespace")
