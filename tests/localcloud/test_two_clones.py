@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -45,6 +46,12 @@ def make(checkout: Path, target: str, timeout: float = 600) -> subprocess.Comple
                           text=True, timeout=timeout)
 
 
+def endpoints(env: dict[str, str]) -> set[tuple[str, int]]:
+    """(host, port) of every server a stack.env points at: API, UI, PostgreSQL, Redis, LocalStack."""
+    urls = [env[key] for key in ("API_URL", "UI_URL", "DATABASE_URL", "REDIS_URL", "LOCALSTACK_URL") if env[key]]
+    return {(urlsplit(url).hostname, urlsplit(url).port) for url in urls}
+
+
 def lab_namespaces(checkout: Path) -> list[str]:
     path = checkout / ".local" / "run" / "netlab.json"
     return json.loads(path.read_text())["namespaces"] if path.exists() else []
@@ -70,8 +77,7 @@ def test_make_down_in_one_clone_leaves_the_other_running(two_stacks):
     (first, first_env), (second, second_env) = two_stacks
     assert first_env["CHECKOUT_ID"] != second_env["CHECKOUT_ID"]
     assert first_env["API_URL"] != second_env["API_URL"]
-    ports = [{k: v for k, v in env.items() if k.startswith("PORT_")} for env in (first_env, second_env)]
-    assert not set(ports[0].values()) & set(ports[1].values())  # no port shared
+    assert not endpoints(first_env) & endpoints(second_env)  # no address and port in use by both
     lab = netlab.unavailable_reason() is None
     second_lab = lab_namespaces(second)
     if lab:
