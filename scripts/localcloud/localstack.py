@@ -136,7 +136,9 @@ def find_python() -> str:
 
 # --------------------------------------------------------------------------- venv (a shared cache)
 def _requirements_hash(requirements: Path) -> str:
-    return hashlib.sha256(Path(requirements).read_bytes()).hexdigest()
+    """A hash of the pins alone (comments and blank lines left out): rewording a comment keeps the cache."""
+    lines = [line.split("#", 1)[0].strip() for line in Path(requirements).read_text().splitlines()]
+    return hashlib.sha256("\n".join(line for line in lines if line).encode()).hexdigest()
 
 
 def cache_root() -> Path:
