@@ -512,6 +512,8 @@ def remove_lab_leftovers(profile: Profile) -> list[str]:
 
 def stop_lab(profile: Profile) -> None:
     """The regional lab: its process tears it down; what a killed one left goes by its description."""
+    if netlab.unavailable_reason() is not None:
+        return  # no lab without root
     if stop_managed(profile, ["netlab"], grace=20):
         say("  removed the regional namespaces and delay links")
     try:
