@@ -14,22 +14,13 @@ import pytest
 from agent.checks import run_check
 from scripts.localcloud import netlab
 from scripts.localcloud.netlab import containment
+from scripts.localcloud.procs import pid_alive
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
 
 ROOT = Path(__file__).resolve().parents[2]
 RTT_TOLERANCE_MS = 5.0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is gone for our purposes
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1].split()[0] != "Z"
 
 
 def root_links() -> str:
