@@ -189,6 +189,32 @@ def _any_free_port(host: str, taken: set[int]) -> int:
 
 
 PORTS_LOCK = Path("/run/lock/hostchecker-ports.lock")
+PORT_CLAIMS = Path("/run/lock/hostchecker-ports.d")
+
+
+def _claimed_elsewhere(mine: Path) -> set[int]:
+    """Ports other starts chose and may not have bound yet: claims whose process still runs."""
+    taken: set[int] = set()
+    for path in PORT_CLAIMS.glob("*.json") if PORT_CLAIMS.is_dir() else []:
+        try:
+            claim = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path == mine:
+            continue
+        if pid_alive(*claim["owner"]):
+            taken.update(claim["ports"])
+        else:
+            path.unlink(missing_ok=True)
+    return taken
+
+
+def _claim(mine: Path, ports: list[int]) -> None:
+    try:
+        PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+        mine.write_text(json.dumps({"owner": [os.getpid(), start_time(os.getpid())], "ports": ports}))
+    except OSError:
+        pass  # no shared claims (e.g. not writable): the bind probe alone decides
 
 
 def choose_ports(record: Path, preferred: dict[str, int | None], keep: set[str] = frozenset(),
@@ -197,23 +223,28 @@ def choose_ports(record: Path, preferred: dict[str, int | None], keep: set[str] 
 
     `keep`: names whose recorded port is held by our own running server (reused as is).
     Otherwise: the recorded port when free, else the preferred one when free, else any free port.
-    A machine-wide lock keeps two checkouts choosing at once from picking the same port."""
+    Two checkouts starting at once must not pick the same port before either binds it: under a
+    machine-wide lock, each start claims its ports for as long as the choosing process runs
+    (by then its servers hold them), and avoids the ports other running starts claimed."""
     try:
         recorded = json.loads(record.read_text())
     except (OSError, ValueError):
         recorded = {}
     chosen: dict[str, int] = {}
+    mine = PORT_CLAIMS / f"{hashlib.sha256(str(record.resolve()).encode()).hexdigest()[:16]}.json"
     PORTS_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(PORTS_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        claimed = _claimed_elsewhere(mine)
         for name, wanted in preferred.items():
-            taken = set(chosen.values())
+            taken = claimed | set(chosen.values())
             old = recorded.get(name)
             if old and name in keep:
                 chosen[name] = old
                 continue
             candidates = [p for p in (old, wanted) if p and p not in taken and port_free(p, host)]
             chosen[name] = candidates[0] if candidates else _any_free_port(host, taken)
+        _claim(mine, list(chosen.values()))
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(chosen, indent=2) + "\n")
     return chosen

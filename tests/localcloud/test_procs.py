@@ -1,6 +1,7 @@
 """scripts/localcloud/procs.py: one way to stop, to poll, to probe a port, to tell a process."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -72,3 +73,22 @@ def test_listens_tells_our_listener_from_another_process():
         finally:
             procs.stop(other.pid)
             other.wait()
+
+
+def test_a_port_another_running_start_claimed_is_avoided_until_its_owner_exits(tmp_path):
+    """Two checkouts starting at once: the second must not take a port the first chose but has not bound yet."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free now
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    foreign = procs.PORT_CLAIMS / f"test-{os.getpid()}.json"
+    try:
+        foreign.write_text(json.dumps({"owner": [owner.pid, procs.start_time(owner.pid)], "ports": [port]}))
+        assert procs.choose_ports(tmp_path / "ports.json", {"p": port})["p"] != port
+        procs.stop(owner.pid)
+        owner.wait()
+        assert procs.choose_ports(tmp_path / "again.json", {"p": port})["p"] == port  # the claim went with it
+        assert not foreign.exists()  # pruned
+    finally:
+        foreign.unlink(missing_ok=True)
+        procs.stop(owner.pid)

@@ -1,5 +1,5 @@
-"""Two clones of the project on one machine: `make up` in both, `make down` in one, and the other's
-API, agents and lab keep working. Each clone is a `git clone` of this checkout's committed HEAD;
+"""Two clones of the project on one machine: `make up` in both at the same time, `make down` in one,
+and the other's API, agents and lab keep working. Each clone is a `git clone` of this checkout's committed HEAD;
 to stay affordable they reuse this checkout's .venv and built UI (symlinks) and the machine-wide
 LocalStack venv cache, so `make` finds nothing to install or build."""
 from __future__ import annotations
@@ -38,12 +38,27 @@ def clone(dest: Path) -> Path:
     return dest
 
 
-def make(checkout: Path, target: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def make_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST", "MAKE"))}
     for key in ("DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN", "ADMIN_TOKEN", "ALLOW_PRIVATE_TARGETS"):
         env.pop(key, None)
-    return subprocess.run(["make", "--no-print-directory", target], cwd=checkout, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return env
+
+
+def make(checkout: Path, target: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", target], cwd=checkout, env=make_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def make_up_together(clones: list[Path], timeout: float = 600) -> None:
+    """`make up` in every clone at the same time; each must succeed (prints how long each took)."""
+    started = time.monotonic()
+    procs = [subprocess.Popen(["make", "--no-print-directory", "up"], cwd=checkout, env=make_env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for checkout in clones]
+    for checkout, proc in zip(clones, procs):
+        output, _ = proc.communicate(timeout=timeout)
+        print(f"make up in a fresh clone ({checkout.name}, both at once): {time.monotonic() - started:.1f} s")
+        assert proc.returncode == 0, output[-5000:]
 
 
 def endpoints(env: dict[str, str]) -> set[tuple[str, int]]:
@@ -62,11 +77,7 @@ def two_stacks(tmp_path_factory):
     root = tmp_path_factory.mktemp("clones")
     clones = [clone(root / "a"), clone(root / "b")]
     try:
-        for checkout in clones:
-            started = time.monotonic()
-            up = make(checkout, "up")
-            assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-2000:]
-            print(f"make up in a fresh clone ({checkout.name}): {time.monotonic() - started:.1f} s")
+        make_up_together(clones)
         yield [(checkout, read_env_file(checkout / ".local" / "stack.env")) for checkout in clones]
     finally:
         for checkout in clones:
