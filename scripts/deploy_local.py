@@ -19,7 +19,7 @@ from scripts.localcloud.cloudformation import (
 )
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m scripts.deploy_local",
         description="Deploy infra/local.yaml (S3 UI website, secret, SSM parameters, sweeper rule) to "
@@ -45,7 +45,21 @@ def main(argv=None) -> int:
                    help="schedule of the sweeper rule (default: what app.py declares with @app.schedule)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the stack")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    a = p.parse_args(argv)
+    return p
+
+
+def _report(res, stage: str, schedule: str) -> None:
+    print(f"[deploy-local] stack {res.stack_name}: {res.stack_status}"
+          f" ({'changed' if res.changed else 'no changes'})")
+    print(f"[deploy-local] secret {res.secret_name}; SSM parameters under /hostchecker/{stage}/;"
+          f" EventBridge rule hostchecker-{stage}-sweeper ({schedule}, no target)")
+    print(f"[deploy-local] UI website (browser/curl): {res.website_url}")
+    print(f"[deploy-local] UI path-style (any client): {res.path_url}")
+    print(f"[deploy-local] note: {STANDINS_NOTE}")
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     missing = [n for n in ("registration_token", "admin_token", "database_url", "redis_url")
                if not getattr(a, n)]
     if missing:
@@ -68,14 +82,8 @@ def main(argv=None) -> int:
         return 130
     if a.json:
         print(json.dumps(res.as_dict(), indent=2))
-        return 0
-    print(f"[deploy-local] stack {res.stack_name}: {res.stack_status}"
-          f" ({'changed' if res.changed else 'no changes'})")
-    print(f"[deploy-local] secret {res.secret_name}; SSM parameters under /hostchecker/{a.stage}/;"
-          f" EventBridge rule hostchecker-{a.stage}-sweeper ({a.sweeper_schedule}, no target)")
-    print(f"[deploy-local] UI website (browser/curl): {res.website_url}")
-    print(f"[deploy-local] UI path-style (any client): {res.path_url}")
-    print(f"[deploy-local] note: {STANDINS_NOTE}")
+    else:
+        _report(res, a.stage, a.sweeper_schedule)
     return 0
 
 

@@ -18,7 +18,7 @@ from scripts.localcloud.scheduler import (
 )
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m scripts.scheduler",
         description="Local stand-in for EventBridge: invokes every @app.schedule handler of the Chalice "
@@ -40,7 +40,33 @@ def main(argv=None) -> int:
     p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
     p.add_argument("--account", default=DEFAULT_ACCOUNT)
     p.add_argument("--traceback", action="store_true", help="print tracebacks of failing runs")
-    a = p.parse_args(argv)
+    return p
+
+
+def run_until_signalled(sched: Scheduler, stage: str) -> int:
+    """Run the schedules until SIGTERM/SIGINT: runs in progress finish; a second signal exits at once."""
+    signals = {"n": 0}
+
+    def on_signal(signum, _frame):
+        signals["n"] += 1
+        if signals["n"] > 1:
+            os._exit(130)
+        log_line(f"received {signal.Signals(signum).name}; stopping after runs in progress")
+        sched.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sched.start()
+    log_line(f"started: {len([s for s in sched.schedules if s.period_s])} schedule(s), stage {stage}")
+    while not sched.stop_event.wait(1.0):
+        pass
+    sched.join()
+    log_line(f"stopped after {sched.runs} run(s)")
+    return 0
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     if a.time_scale <= 0:
         print("scheduler: --time-scale must be > 0", file=sys.stderr)
         return 2
@@ -68,26 +94,7 @@ def main(argv=None) -> int:
         return 0 if all(results) else 1
     if not schedules:
         log_line("no @app.schedule handlers in app.py; nothing to do (waiting for a signal)")
-
-    signals = {"n": 0}
-
-    def on_signal(signum, _frame):
-        signals["n"] += 1
-        if signals["n"] > 1:
-            os._exit(130)
-        log_line(f"received {signal.Signals(signum).name}; stopping after runs in progress")
-        sched.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    sched.start()
-    log_line(f"started: {len([s for s in schedules if s.period_s])} schedule(s), stage {a.stage}")
-    while not sched.stop_event.wait(1.0):
-        pass
-    sched.join()
-    log_line(f"stopped after {sched.runs} run(s)")
-    return 0
-
+    return run_until_signalled(sched, a.stage)
 
 if __name__ == "__main__":
     sys.exit(main())
