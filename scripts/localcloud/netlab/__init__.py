@@ -476,8 +476,10 @@ def remove_recorded(description: dict) -> list[str]:
     devices, its namespaces and their /etc/netns folders. Never anything found by a name pattern,
     so another checkout's labs are never touched. Returns what it removed.
     """
-    removed = [f"pid {pid}" for pid in stop(*[tuple(link["pid"]) for link in description.get("links", [])],
-                                             grace=5.0, group=True)]
+    # A link's pid is recorded with its start time ([pid, start]); a bare pid (an older layout) cannot
+    # be told from a recycled one, so it is left alone rather than risk stopping somebody else's process.
+    records = [tuple(link["pid"]) for link in description.get("links", []) if isinstance(link.get("pid"), list)]
+    removed = [f"pid {pid}" for pid in stop(*records, grace=5.0, group=True)]
     for dev in description.get("root_devices", []):
         if ip("link", "del", dev, check=False).returncode == 0:
             removed.append(dev)
