@@ -352,3 +352,17 @@ def document(app=None) -> dict[str, Any]:
         "paths": copy.deepcopy(PATHS),
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
     }
+
+
+def dump(document_: dict[str, Any]) -> str:
+    """The document as committed in frontend/openapi.json (stable key order, one trailing newline)."""
+    import json
+
+    return json.dumps(document_, indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m chalicelib.openapi > frontend/openapi.json`: the UI generates its types from that file.
+    import sys
+
+    sys.stdout.write(dump(document()))

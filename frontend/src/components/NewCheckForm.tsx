@@ -1,6 +1,6 @@
 import { useMemo, useRef, useState, type FormEvent, type ReactNode } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useNavigate } from "react-router-dom";
+import { useNavigate } from "react-router";
 import { createCheck } from "../api/endpoints";
 import type { ApiError } from "../api/client";
 import type { Agent, CreateCheckRequest, CreateCheckResponse } from "../api/types";

@@ -1,5 +1,5 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
-import { Link } from "react-router-dom";
+import { Link } from "react-router";
 import { listChecks } from "../api/endpoints";
 import type { ApiError } from "../api/client";
 import type { CheckListItem, Page } from "../api/types";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { result } from "../test/utils";
+import type { CheckType } from "../api/types";
 import { computeSummary, describeOptions, summaryMedian, failureKinds, formatMs, formatWait, headline, outcomeOf, relativeTime, shortError, summaryLine } from "./format";
 
 describe("summaryLine", () => {
@@ -62,7 +63,7 @@ describe("headline", () => {
     ["traceroute", { hops: [{}, {}, {}], reached: true }, "3 hops"],
     ["traceroute", { hops: [{}], reached: false }, "1 hop (not reached)"],
   ])("%s %j", (type, data, text) => {
-    expect(headline(result({ check_type: type, data }))).toBe(text);
+    expect(headline(result({ check_type: type as CheckType, data }))).toBe(text);
   });
 });
 

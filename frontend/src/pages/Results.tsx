@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { useMutation } from "@tanstack/react-query";
-import { Link, useNavigate, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams } from "react-router";
 import { createCheck } from "../api/endpoints";
 import type { ApiError } from "../api/client";
 import type { Check, CreateCheckRequest, CreateCheckResponse } from "../api/types";
