@@ -1,16 +1,14 @@
 import { useState } from "react";
-import { useMutation } from "@tanstack/react-query";
-import { Link, useNavigate, useParams } from "react-router";
-import { createCheck } from "../api/endpoints";
-import type { ApiError } from "../api/client";
-import type { Check, CreateCheckRequest, CreateCheckResponse } from "../api/types";
-import { RateLimitNotice, retryAt } from "../components/NewCheckForm";
+import { Link, useParams } from "react-router";
+import type { Check, CreateCheckRequest } from "../api/types";
+import { RateLimitNotice } from "../components/RateLimitNotice";
 import { ResultsTable } from "../components/ResultsTable";
 import { Card, Empty, ErrorState, Loading } from "../components/States";
 import { StatusBadge } from "../components/StatusBadge";
 import { SummaryLines } from "../components/SummaryLines";
 import { useAgents } from "../hooks/useAgents";
 import { useCheck } from "../hooks/useCheck";
+import { useCreateCheck } from "../hooks/useCreateCheck";
 import { useNow } from "../hooks/useNow";
 import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
@@ -75,20 +73,11 @@ function CopyLink() {
 
 export default function Results() {
   const { id = "" } = useParams();
-  const navigate = useNavigate();
   const now = useNow(1000);
   const checkQ = useCheck(id);
   useTitle(checkQ.data ? `${checkQ.data.target} (${checkQ.data.status})` : "Results");
   const agentsQ = useAgents(10000);
-  const [rateLimit, setRateLimit] = useState<{ until: number; known: boolean } | null>(null);
-
-  const rerun = useMutation<CreateCheckResponse, ApiError, CreateCheckRequest>({
-    mutationFn: (body) => createCheck(body),
-    onSuccess: (res) => navigate(`/results/${encodeURIComponent(res.check_id)}`),
-    onError: (err) => {
-      if (err.status === 429) setRateLimit(retryAt(err));
-    },
-  });
+  const rerun = useCreateCheck();
 
   if (checkQ.isPending) return <Loading label="Loading check…" testId="results-loading" />;
   // With data in hand a failed refresh keeps the last results on screen (see below).
@@ -111,7 +100,6 @@ export default function Results() {
 
   const check = checkQ.data!;
   const terminal = isTerminalCheck(check.status);
-  const rateLimited = rateLimit !== null && rateLimit.until > now;
   const optionNotes = describeOptions(check.check_types ?? [], check.options);
 
   return (
@@ -139,16 +127,16 @@ export default function Results() {
           <button
             type="button"
             data-testid="run-again"
-            disabled={rerun.isPending || rateLimited}
-            onClick={() => rerun.mutate(rerunRequest(check))}
+            disabled={rerun.blocked}
+            onClick={() => rerun.create(rerunRequest(check))}
             className="rounded-md bg-teal-700 px-3 py-1 text-xs font-semibold text-white hover:bg-teal-800 disabled:opacity-50"
           >
             {rerun.isPending ? "Starting…" : "Run again"}
           </button>
         </div>
       </div>
-      {rateLimited && rateLimit && <RateLimitNotice limit={rateLimit} />}
-      {rerun.isError && rerun.error.status !== 429 && (
+      {rerun.rateLimit && <RateLimitNotice limit={rerun.rateLimit} />}
+      {rerun.error && (
         <ErrorState error={rerun.error} title="Could not start the check again" testId="run-again-error" />
       )}
       {checkQ.isError && (
@@ -168,7 +156,7 @@ export default function Results() {
               This check could not run
               {check.error ? (
                 <>
-                  : <span className="font-mono">{typeof check.error === "string" ? check.error : check.error.message}</span>
+                  : <span className="font-mono">{check.error}</span>
                 </>
               ) : (
                 ": no eligible agent"
