@@ -12,7 +12,7 @@ import { useCreateCheck } from "../hooks/useCreateCheck";
 import { useNow } from "../hooks/useNow";
 import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
-import { describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
+import { describeAssumed, describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
 
 export function rerunRequest(check: Check): CreateCheckRequest {
   const req: CreateCheckRequest = { target: check.target, checks: [...(check.check_types ?? [])] };
@@ -101,6 +101,7 @@ export default function Results() {
   const check = checkQ.data!;
   const terminal = isTerminalCheck(check.status);
   const optionNotes = describeOptions(check.check_types ?? [], check.options);
+  const assumedNotes = describeAssumed(check.assumed);
 
   return (
     <div className="space-y-5" data-testid="results-page" data-check-status={check.status}>
@@ -116,9 +117,19 @@ export default function Results() {
             <span title={formatDateTime(check.created_at)}>started {relativeTime(check.created_at, now)}</span>
             {!terminal && <span data-testid="polling-indicator">· updating every 2 s</span>}
           </div>
+          {check.target_info && check.target_info.host !== check.target_info.host_unicode && (
+            <div className="text-xs text-slate-500" data-testid="target-alabel">
+              {check.target_info.host_unicode} is checked as <span className="font-mono">{check.target_info.host}</span>
+            </div>
+          )}
           {optionNotes.length > 0 && (
             <div className="mt-1 text-xs text-slate-500" data-testid="check-options">
               {optionNotes.join(" · ")}
+            </div>
+          )}
+          {assumedNotes.length > 0 && (
+            <div className="mt-1 text-xs text-slate-500" data-testid="check-assumed">
+              {assumedNotes.join(" · ")}
             </div>
           )}
         </div>
