@@ -1,21 +1,19 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { appBase, loadConfig, routerBasename } from "./config";
+import { appBase, loadConfig, restoreHashRoute, routerBasename } from "./config";
 
 function fakeFetch(status: number, body: string) {
   return vi.fn(async () => new Response(body, { status })) as unknown as typeof fetch;
 }
 
 afterEach(() => {
-  delete window.__APP_BASE__;
   vi.unstubAllEnvs();
 });
 
 describe("loadConfig", () => {
   it("uses apiUrl from config.json next to index.html", async () => {
-    window.__APP_BASE__ = "/ui/";
     const f = fakeFetch(200, JSON.stringify({ apiUrl: "http://127.0.0.1:8000/" }));
     await expect(loadConfig(f)).resolves.toEqual({ apiUrl: "http://127.0.0.1:8000", source: "config.json" });
-    expect(f).toHaveBeenCalledWith("/ui/config.json", expect.anything());
+    expect(f).toHaveBeenCalledWith("/config.json", expect.anything());
   });
 
   it("ignores an HTML fallback page and uses VITE_API_URL", async () => {
@@ -37,10 +35,16 @@ describe("loadConfig", () => {
 });
 
 describe("app base", () => {
-  it("defaults to the root", () => {
+  it("is the root, so deep links fetch the same assets", () => {
     expect(appBase()).toBe("/");
     expect(routerBasename()).toBe("");
-    window.__APP_BASE__ = "/bucket/";
-    expect(routerBasename()).toBe("/bucket");
+  });
+
+  it("puts a /#/results/<id> deep link back to its path", () => {
+    const replaceState = vi.fn();
+    restoreHashRoute({ hash: "#/results/abc" }, { replaceState });
+    expect(replaceState).toHaveBeenCalledWith(null, "", "/results/abc");
+    restoreHashRoute({ hash: "#section" }, { replaceState });
+    expect(replaceState).toHaveBeenCalledTimes(1);
   });
 });

@@ -5,9 +5,9 @@ export interface AppConfig {
   source: "config.json" | "env" | "same-origin";
 }
 
-/** The path the app is served under, always ending in "/" (see index.html). */
+/** The path the app is served under, always ending in "/": vite's `base` ("/"). */
 export function appBase(): string {
-  const b = typeof window !== "undefined" ? window.__APP_BASE__ : undefined;
+  const b = import.meta.env.BASE_URL;
   return b && b.startsWith("/") ? b : "/";
 }
 
@@ -17,8 +17,17 @@ export function routerBasename(): string {
 }
 
 /**
+ * A deep link that reached us as /#/results/<id> (the LocalStack S3 website's routing rule
+ * redirects the app's routes there, since an S3 website can only answer them with a 404) is put
+ * back to /results/<id> before the router starts.
+ */
+export function restoreHashRoute(loc: Pick<Location, "hash">, history: Pick<History, "replaceState">): void {
+  if (loc.hash.startsWith("#/")) history.replaceState(null, "", loc.hash.slice(1));
+}
+
+/**
  * Resolve the API base URL:
- * 1. ./config.json next to index.html (written at deploy time), `{"apiUrl": "..."}`;
+ * 1. /config.json next to index.html (written at deploy time), `{"apiUrl": "...", "publicList": bool}`;
  * 2. VITE_API_URL at build time;
  * 3. the page's own origin.
  */
