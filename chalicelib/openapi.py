@@ -269,8 +269,12 @@ PATHS: dict[str, Any] = {
                 "parameters": [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
                                _param("cursor", "query", description="next_cursor of the previous page"),
                                _param("target", "query"),
-                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)})],
-                "responses": {"200": _json("CheckList", "a page"), "400": BAD, **COMMON}},
+                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)}),
+                               {**_header("X-Admin-Token", "needed where the stage keeps the list private "
+                                          "(HC_PUBLIC_LIST=false, as on prod)"), "required": False}],
+                "responses": {"200": _json("CheckList", "a page"), "400": BAD,
+                              "401": _err("the list is private on this stage and no admin token was given"),
+                              "403": _err("wrong admin token"), **COMMON}},
     },
     "/api/checks/{check_id}": {
         "get": {"operationId": "getCheck", "summary": "A check with one row per task",

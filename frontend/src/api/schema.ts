@@ -631,7 +631,10 @@ export interface operations {
                 target?: string;
                 status?: "pending" | "in_progress" | "completed" | "failed";
             };
-            header?: never;
+            header?: {
+                /** @description needed where the stage keeps the list private (HC_PUBLIC_LIST=false, as on prod) */
+                "X-Admin-Token"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -648,6 +651,24 @@ export interface operations {
             };
             /** @description bad input; details name the field */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the list is private on this stage and no admin token was given */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description wrong admin token */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
