@@ -12,7 +12,7 @@ afterEach(() => {
 describe("loadConfig", () => {
   it("uses apiUrl from config.json next to index.html", async () => {
     const f = fakeFetch(200, JSON.stringify({ apiUrl: "http://127.0.0.1:8000/" }));
-    await expect(loadConfig(f)).resolves.toEqual({ apiUrl: "http://127.0.0.1:8000", source: "config.json" });
+    await expect(loadConfig(f)).resolves.toEqual({ apiUrl: "http://127.0.0.1:8000", source: "config.json", publicList: true });
     expect(f).toHaveBeenCalledWith("/config.json", expect.anything());
   });
 
@@ -21,17 +21,23 @@ describe("loadConfig", () => {
     await expect(loadConfig(fakeFetch(200, "<!doctype html><html></html>"))).resolves.toEqual({
       apiUrl: "http://api.example:9000",
       source: "env",
+      publicList: true,
     });
   });
 
   it("falls back to the same origin", async () => {
     vi.stubEnv("VITE_API_URL", "");
-    await expect(loadConfig(fakeFetch(404, "not found"))).resolves.toEqual({ apiUrl: "", source: "same-origin" });
+    await expect(loadConfig(fakeFetch(404, "not found"))).resolves.toEqual({ apiUrl: "", source: "same-origin", publicList: true });
     const failing = vi.fn(async () => {
       throw new TypeError("offline");
     }) as unknown as typeof fetch;
-    await expect(loadConfig(failing)).resolves.toEqual({ apiUrl: "", source: "same-origin" });
+    await expect(loadConfig(failing)).resolves.toEqual({ apiUrl: "", source: "same-origin", publicList: true });
   });
+});
+
+it("reads publicList from config.json", async () => {
+  const f = fakeFetch(200, JSON.stringify({ apiUrl: "https://api.example", publicList: false }));
+  await expect(loadConfig(f)).resolves.toMatchObject({ apiUrl: "https://api.example", publicList: false });
 });
 
 describe("app base", () => {

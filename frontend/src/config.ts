@@ -3,6 +3,8 @@ import { configureApi } from "./api/client";
 export interface AppConfig {
   apiUrl: string;
   source: "config.json" | "env" | "same-origin";
+  /** Whether the API lists every user's checks on this stage (config.json `publicList`, default true). */
+  publicList: boolean;
 }
 
 /** The path the app is served under, always ending in "/": vite's `base` ("/"). */
@@ -25,33 +27,50 @@ export function restoreHashRoute(loc: Pick<Location, "hash">, history: Pick<Hist
   if (loc.hash.startsWith("#/")) history.replaceState(null, "", loc.hash.slice(1));
 }
 
-/**
- * Resolve the API base URL:
- * 1. /config.json next to index.html (written at deploy time), `{"apiUrl": "...", "publicList": bool}`;
- * 2. VITE_API_URL at build time;
- * 3. the page's own origin.
- */
-export async function loadConfig(fetchImpl: typeof fetch = fetch): Promise<AppConfig> {
+/** config.json as written at deploy time; anything else (an HTML fallback page, a typo) counts as absent. */
+async function fetchConfigJson(fetchImpl: typeof fetch): Promise<Record<string, unknown> | null> {
   try {
     const res = await fetchImpl(`${appBase()}config.json`, { cache: "no-store" });
-    if (res.ok) {
-      const text = await res.text();
-      // A SPA fallback may answer with index.html: only JSON counts.
-      const json = JSON.parse(text);
-      if (json && typeof json.apiUrl === "string" && json.apiUrl.trim()) {
-        return { apiUrl: json.apiUrl.trim().replace(/\/+$/, ""), source: "config.json" };
-      }
-    }
+    if (!res.ok) return null;
+    const json = JSON.parse(await res.text());
+    return json && typeof json === "object" ? json : null;
   } catch {
-    // fall through
+    return null;
+  }
+}
+
+/**
+ * Resolve the stage's settings:
+ * - the API base URL: 1. /config.json next to index.html (written at deploy time), `{"apiUrl": "..."}`;
+ *   2. VITE_API_URL at build time; 3. the page's own origin;
+ * - `publicList` (config.json, default true): whether the stage's API lists every user's checks
+ *   (HC_PUBLIC_LIST; off on prod). Off, the dashboard shows only the checks made in this browser.
+ */
+export async function loadConfig(fetchImpl: typeof fetch = fetch): Promise<AppConfig> {
+  const json = await fetchConfigJson(fetchImpl);
+  const publicList = typeof json?.publicList === "boolean" ? json.publicList : true;
+  if (typeof json?.apiUrl === "string" && json.apiUrl.trim()) {
+    return { apiUrl: json.apiUrl.trim().replace(/\/+$/, ""), source: "config.json", publicList };
   }
   const env = import.meta.env.VITE_API_URL;
-  if (env && env.trim()) return { apiUrl: env.trim().replace(/\/+$/, ""), source: "env" };
-  return { apiUrl: "", source: "same-origin" };
+  if (env && env.trim()) return { apiUrl: env.trim().replace(/\/+$/, ""), source: "env", publicList };
+  return { apiUrl: "", source: "same-origin", publicList };
+}
+
+let current: AppConfig = { apiUrl: "", source: "same-origin", publicList: true };
+
+/** The settings initConfig loaded (defaults before that, and in tests). */
+export function appConfig(): AppConfig {
+  return current;
+}
+
+export function setAppConfig(cfg: Partial<AppConfig>): void {
+  current = { ...current, ...cfg };
 }
 
 export async function initConfig(): Promise<AppConfig> {
   const cfg = await loadConfig();
   configureApi(cfg.apiUrl);
+  setAppConfig(cfg);
   return cfg;
 }

@@ -322,3 +322,20 @@ export function describeAssumed(assumed: Record<string, Record<string, unknown> 
   }
   return out;
 }
+
+/** A whole check's verdict for a list row, from its per-type summary: all failed is red, not "completed". */
+export function checkVerdict(c: {
+  status: string;
+  summary?: Record<string, TypeSummary> | null;
+}): { verdict: Verdict; label: string } {
+  if (c.status === "failed") return { verdict: "failed", label: "could not run" };
+  const all = Object.values(c.summary ?? {}).reduce(
+    (a, s) => ({ ok: a.ok + s.ok, failed: a.failed + s.failed, pending: a.pending + s.pending, total: a.total + s.total }),
+    { ok: 0, failed: 0, pending: 0, total: 0 },
+  );
+  if (all.total === 0) return c.status === "completed" ? { verdict: "failed", label: "no results" } : { verdict: "pending", label: "pending" };
+  if (all.pending > 0) return { verdict: "pending", label: all.ok + all.failed > 0 ? `running ${all.ok + all.failed}/${all.total}` : "pending" };
+  if (all.failed === 0) return { verdict: "ok", label: "OK" };
+  if (all.ok === 0) return { verdict: "failed", label: "failed" };
+  return { verdict: "partial", label: `${all.ok}/${all.total} OK` };
+}
