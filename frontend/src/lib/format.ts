@@ -131,6 +131,7 @@ export function headline(r: TaskResult): string {
     }
     case "dns": {
       const answers: Array<{ value?: unknown }> = Array.isArray(d.answers) ? d.answers : [];
+      if (answers.length === 0 && typeof d.note === "string" && /^no PTR record/i.test(d.note)) return "no PTR record";
       if (answers.length === 0) return d.rcode ? `0 answers (${d.rcode})` : "0 answers";
       const values = answers
         .slice(0, 2)
