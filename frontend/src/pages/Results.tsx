@@ -2,6 +2,8 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import type { Check, CreateCheckRequest } from "../api/types";
 import { RateLimitNotice } from "../components/RateLimitNotice";
+import { CompareCharts } from "../components/CompareCharts";
+import { ExportBar } from "../components/ExportBar";
 import { ResultsTable } from "../components/ResultsTable";
 import { Card, Empty, ErrorState, Loading } from "../components/States";
 import { StatusBadge } from "../components/StatusBadge";
@@ -135,6 +137,7 @@ export default function Results() {
         </div>
         <div className="flex flex-wrap items-center gap-2">
           <CopyLink />
+          <ExportBar check={check} request={rerunRequest(check)} />
           <button
             type="button"
             data-testid="run-again"
@@ -188,6 +191,12 @@ export default function Results() {
           </>
         )}
       </Card>
+
+      {(check.results ?? []).some((r) => r.data && (r.check_type === "http" || r.check_type === "ping")) && (
+        <Card title="Compare agents" testId="compare-card">
+          <CompareCharts check={check} />
+        </Card>
+      )}
     </div>
   );
 }
