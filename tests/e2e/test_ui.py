@@ -5,7 +5,7 @@ HTTP target at DEMO_HTTP_URL.
 
 Screenshots go to tests/e2e/screenshots/ (git-ignored). With
 UPDATE_DOCS_SCREENSHOT=1 one more test writes docs/results.png, the README's
-picture of the Results page:
+pictures of the Results page (docs/results.png, and at 375 px docs/results-phone.png):
 
     UPDATE_DOCS_SCREENSHOT=1 .venv/bin/python -m pytest tests/e2e/test_ui.py -k docs
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
 DOCS_SCREENSHOT = ROOT / "docs" / "results.png"
+DOCS_PHONE_SCREENSHOT = ROOT / "docs" / "results-phone.png"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -331,6 +332,13 @@ def test_docs_results_screenshot(stack, ui, page):
     expect(page.get_by_test_id("waterfall")).to_be_visible()
     DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot(page, "docs-results"), DOCS_SCREENSHOT)
+    # the same page on a phone: one card per agent
+    page.set_viewport_size({"width": 375, "height": 812})
+    try:
+        expect(page.get_by_test_id("results-view")).to_have_attribute("data-layout", "cards")
+        shutil.copyfile(shot(page, "docs-results-phone"), DOCS_PHONE_SCREENSHOT)
+    finally:
+        page.set_viewport_size(VIEWPORT)
 
 
 def run_http_check(page: Page, stack, ui: str) -> str:

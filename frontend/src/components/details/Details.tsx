@@ -72,7 +72,7 @@ export function HttpDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
             ["HTTP version", show(d.http_version)],
             ["Final URL", show(d.final_url)],
             ["Address", show(d.address ?? r.address ?? d.resolved_address)],
-            ["Host", d.host_unicode && d.host && d.host_unicode !== d.host ? `${d.host_unicode} (${d.host})` : show(d.host)],
+            ...(d.host_unicode && d.host && d.host_unicode !== d.host ? ([["Host", `${d.host_unicode} (${d.host})`]] as [string, ReactNode][]) : []),
             ["Body", formatBytes(d.body_bytes)],
           ]}
         />
