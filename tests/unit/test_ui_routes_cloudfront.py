@@ -36,3 +36,17 @@ def test_unknown_paths_get_the_app_with_a_404_status():
     text = CORE.read_text()
     assert "{ErrorCode: 403, ResponseCode: 404, ResponsePagePath: /index.html" in text
     assert "ResponseCode: 200" not in text
+
+
+def test_the_local_s3_website_redirects_the_apps_routes_to_a_hash_route():
+    """LocalStack's S3 website (infra/local.yaml) cannot answer a deep link with 200, so it redirects
+    the app's routes to /#/<path> (the app restores the path); other missing keys stay a 404."""
+    local = (CORE.parent / "local.yaml").read_text()
+    rules = re.findall(r"KeyPrefixEquals: ([\w/]+), HttpErrorCodeReturnedEquals: \"404\"\}\s*\n\s*"
+                       r"RedirectRule: \{ReplaceKeyPrefixWith: \"#/([\w/]+)\"", local)
+    assert rules, "infra/local.yaml has no routing rules for the app's routes"
+    for prefix, replacement in rules:
+        assert replacement == prefix
+    for key in ("results/3f2a7c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b", "agents"):
+        assert any(key.startswith(prefix) for prefix, _ in rules), key
+    assert not any("assets/index-1a2b3c.js".startswith(prefix) for prefix, _ in rules)

@@ -82,7 +82,7 @@ const META: FieldMeta[] = [
   { type: "dns", key: "protocol", label: "Protocol", choiceLabels: { udp: "UDP", tcp: "TCP" } },
   timeout("dns"),
   ipVersion("dns", "The resolver's address family."),
-  { type: "tcp", key: "port", label: "Port", placeholder: "from the URL, else 443" },
+  { type: "tcp", key: "port", label: "Port", placeholder: "the URL's, else 443" },
   timeout("tcp"),
   ipVersion("tcp"),
   { type: "traceroute", key: "max_hops", label: "Max hops" },
