@@ -10,7 +10,7 @@ import os
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib import agents, checks, health, observability, openapi, ratelimit, sweeper, tasks
+from chalicelib import agents, checks, health, live, observability, openapi, ratelimit, sweeper, tasks
 from chalicelib.config import get_settings
 from chalicelib.db import DatabaseUnavailable
 from chalicelib.errors import ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
@@ -18,6 +18,7 @@ from chalicelib.inputs import parse_json_body
 from chalicelib.queue import QueueUnavailable, RedisError
 
 app = Chalice(app_name="host-checker")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel("WARNING")
 log = observability.logger
 
@@ -96,6 +97,7 @@ def _client_ip() -> str:
 @api("/api/checks", ["POST"])
 def create_check():
     req = checks.parse_request(_body())
+    checks.check_selection(req)  # before the quota is charged: a typo costs none
     settings = get_settings()
     decision = ratelimit.hit("checks", _client_ip(), settings.checks_per_hour, 3600)
     if not decision.allowed:
@@ -220,8 +222,10 @@ def observe(event, get_response):
     observability.start_request(rid)
     try:
         try:
-            response = _general_limit(request) or get_response(request)
-            response = _reshape_chalice_errors(response)
+            refused, limit_headers = _general_limit(request)
+            response = _reshape_chalice_errors(refused or get_response(request))
+            for name, value in limit_headers.items():
+                response.headers.setdefault(name, value)
             origin = get_settings().cors_origin
         except Exception as exc:  # noqa: BLE001 - e.g. configuration unreadable; still our shape
             response, origin = _unexpected(exc), CORS.allow_origin
@@ -238,10 +242,11 @@ def observe(event, get_response):
         observability.end_request()
 
 
-def _general_limit(request) -> Response | None:
+def _general_limit(request) -> tuple[Response | None, dict[str, str]]:
+    """(the 429, or None) and the X-RateLimit-* headers every answer carries (`hostchecker limits`)."""
     path = request.context.get("path") or ""
     if request.method == "OPTIONS" or path == "/health":
-        return None
+        return None, {}
     settings = get_settings()
     agent_route = path.startswith(_AGENT_PATHS)
     bucket, limit = ("agent", settings.requests_per_minute * 10) if agent_route else \
@@ -250,9 +255,11 @@ def _general_limit(request) -> Response | None:
     decision = ratelimit.hit(bucket, ratelimit.client_ip(identity.get("sourceIp"),
                                                          request.headers.get("x-forwarded-for")), limit, 60)
     if decision.allowed:
-        return None
+        # POST /api/checks's X-RateLimit-* are the hourly check quota's (or none: quota untouched).
+        quota_route = request.method == "POST" and path == "/api/checks"
+        return None, {} if quota_route else decision.headers()
     return _error(RateLimited(f"rate limit of {limit} requests per minute reached; "
-                              f"retry in {decision.reset_s} s", headers=decision.headers()))
+                              f"retry in {decision.reset_s} s", headers=decision.headers())), {}
 
 
 def _reshape_chalice_errors(response: Response) -> Response:
@@ -268,6 +275,38 @@ def _reshape_chalice_errors(response: Response) -> Response:
     message = body.get("Message") if response.status_code < 500 else "an internal error occurred"
     return Response(body=error_body(code, message), status_code=response.status_code,
                     headers={**response.headers, **JSON})
+
+
+# ---- live results (API Gateway WebSocket; chalicelib/live.py has the protocol)
+
+@app.on_ws_connect()
+def ws_connect(event):
+    """Subscribe to `?check_id=`. A bad id is refused on the first message, with a close code."""
+    try:
+        live.connect(event.connection_id, event.to_dict().get("queryStringParameters"))
+    except Exception as exc:  # noqa: BLE001 - Redis down: refuse, the UI falls back to polling
+        log.warning("websocket connect failed: %s", exc)
+        return {"statusCode": 503, "body": "live updates are unavailable; poll GET /api/checks/{id}"}
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event):
+    """The client's first message asks for the snapshot (API Gateway cannot send during $connect)."""
+    try:
+        live.message(event.connection_id, event.body, event.to_dict().get("requestContext"))
+    except Exception as exc:  # noqa: BLE001 - the client reconnects or polls; never a traceback
+        log.warning("websocket message failed: %s", exc)
+    return {"statusCode": 200}
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event):
+    try:
+        live.disconnect(event.connection_id)
+    except Exception as exc:  # noqa: BLE001 - the TTL forgets it anyway
+        log.warning("websocket disconnect cleanup failed: %s", exc)
+    return {"statusCode": 200}
 
 
 # ---- schedules

@@ -10,7 +10,8 @@ import copy
 from typing import Any
 
 from .config import get_settings
-from .protocol import CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, OPTION_SPECS, TASK_STATUSES
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION,
+                       OPTION_SPECS, TASK_STATUSES)
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -82,8 +83,11 @@ SCHEMAS: dict[str, Any] = {
             "checks": {"type": "array", "items": _ref("CheckType"), "minItems": 1, "maxItems": len(CHECK_TYPES)},
             "options": {"type": "object", "properties": {t: _option_schema(t) for t in CHECK_TYPES},
                         "additionalProperties": False},
-            "agents": {"type": "array", "items": UUID, "maxItems": 100},
-            "locations": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "agents": {"type": "array", "items": UUID, "maxItems": 100,
+                       "description": "agent ids; one that names no registered agent is a 400"},
+            "locations": {"type": "array", "items": {"type": "string", "maxLength": MAX_LOCATION}, "maxItems": 20,
+                          "description": "agent locations or regions (case-insensitive); one that no registered "
+                                         "agent has is a 400"},
             "limit": {"type": "integer", "minimum": 1, "maximum": 100},
         },
     },
@@ -187,8 +191,9 @@ SCHEMAS: dict[str, Any] = {
     "RegisterRequest": {
         "type": "object", "required": ["name", "location"], "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "maxLength": 64}, "location": {"type": "string", "maxLength": 64},
-            "region": {"type": "string", "maxLength": 64}, "version": {"type": "string", "maxLength": 32},
+            "name": {"type": "string", "maxLength": MAX_NAME},
+            "location": {"type": "string", "maxLength": MAX_LOCATION},
+            "region": {"type": "string", "maxLength": MAX_REGION}, "version": {"type": "string", "maxLength": MAX_VERSION},
             "capabilities": {"type": "array", "items": _ref("CheckType")},
             "replace": {"type": "boolean", "description": "take over an existing agent of this name, rotating its token"},
         },
@@ -346,6 +351,30 @@ PATHS: dict[str, Any] = {
 }
 
 
+# OpenAPI has no WebSocket operations, so the live-results socket is a documented extension
+# (docs/api.md, "Live results"); chalicelib/live.py is the implementation.
+WEBSOCKET = {
+    "summary": "Live results of one check (API Gateway WebSocket API; the local stack's emulator)",
+    "urls": ["{WS_URL}?check_id={check_id}",
+             "ws://{local emulator}/api/ws/checks/{check_id} (the local emulator only, mapped to the same)"],
+    "handshake": "after the socket opens, send one message ({\"action\": \"subscribe\"}); the snapshot "
+                 "answers it (API Gateway cannot send during $connect)",
+    "server_messages": {
+        "snapshot": {"type": "snapshot", "check": "the body of GET /api/checks/{id}"},
+        "result": {"type": "result", "result": "one row of results, once per task that reached a terminal state"},
+        "task": {"type": "task", "task_id": "uuid", "status": "in_progress", "agent": "{id, name, location}"},
+        "status": {"type": "status", "status": "completed | failed", "summary": "as in GET",
+                   "completed_at": "ISO 8601"},
+        "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},
+    },
+    "order": "snapshot first; result and task as they happen (drop a result whose task_id the snapshot "
+             "already shows finished); status last, then the server closes with 1000",
+    "close_codes": {"1000": "the check finished (after status)",
+                    "4400": "check_id missing or not a UUID (emulator; on AWS the error message says it)",
+                    "4404": "no such check (emulator; on AWS the error message says it)"},
+}
+
+
 def document(app=None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -355,6 +384,7 @@ def document(app=None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": copy.deepcopy(PATHS),
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
+        "x-websocket": copy.deepcopy(WEBSOCKET),
     }
 
 

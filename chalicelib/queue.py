@@ -130,9 +130,21 @@ def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int) -> None:
     get_redis().setex(heartbeat_key(agent_id), ttl_s, json.dumps(payload, separators=(",", ":")))
 
 
+def heartbeats_present(agent_ids: list[str]) -> set[str]:
+    """Of `agent_ids`, those whose heartbeat key is there (one MGET round trip)."""
+    if not agent_ids:
+        return set()
+    values = get_redis().mget([heartbeat_key(a) for a in agent_ids])
+    return {agent_id for agent_id, value in zip(agent_ids, values) if value is not None}
+
+
 def publish(check_id: str, event: dict[str, Any]) -> None:
     """Publish a task/check event on `hc:check:{id}`. Best effort: Redis being down never fails a write."""
     try:
         get_redis().publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("publish on %s failed: %s", check_channel(check_id), exc)
+    # The WebSocket subscribers (chalicelib/live.py); imported here, as live imports this module.
+    from . import live
+
+    live.on_event(check_id, event)

@@ -16,6 +16,13 @@ describe("loadConfig", () => {
     expect(f).toHaveBeenCalledWith("/config.json", expect.anything());
   });
 
+  it("reads wsUrl for live results next to apiUrl, and only a ws(s):// one", async () => {
+    const f = fakeFetch(200, JSON.stringify({ apiUrl: "http://127.0.0.1:8000", wsUrl: "ws://127.0.0.1:8391" }));
+    await expect(loadConfig(f)).resolves.toMatchObject({ wsUrl: "ws://127.0.0.1:8391" });
+    const bad = fakeFetch(200, JSON.stringify({ apiUrl: "http://127.0.0.1:8000", wsUrl: "http://nope" }));
+    expect((await loadConfig(bad)).wsUrl).toBeUndefined();
+  });
+
   it("ignores an HTML fallback page and uses VITE_API_URL", async () => {
     vi.stubEnv("VITE_API_URL", "http://api.example:9000");
     await expect(loadConfig(fakeFetch(200, "<!doctype html><html></html>"))).resolves.toEqual({

@@ -30,10 +30,10 @@ for f in agent/__main__.py chalicelib/targets.py chalicelib/protocol.py requirem
   [ -e "$SRC/$f" ] || { echo "install.sh: $SRC/$f is missing (is $SRC a Host Checker checkout or bundle?)" >&2; exit 1; }
 done
 
-PYTHON="${PYTHON:-python3}"
-command -v "$PYTHON" >/dev/null || { echo "install.sh: $PYTHON not found; install Python >= 3.10" >&2; exit 1; }
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || { echo "install.sh: $PYTHON is older than 3.10; set PYTHON=python3.11" >&2; exit 1; }
+PYTHON="${PYTHON:-python3}"  # 3.11 or newer: requirements-agent.txt pins dnspython 2.9, which needs it
+command -v "$PYTHON" >/dev/null || { echo "install.sh: $PYTHON not found; install Python >= 3.11" >&2; exit 1; }
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "install.sh: $PYTHON is older than 3.11; set PYTHON=python3.11" >&2; exit 1; }
 
 APP=/opt/hostchecker/app
 VENV=/opt/hostchecker/venv
@@ -54,7 +54,7 @@ rm -rf "$APP.old"; [ -d "$APP" ] && mv "$APP" "$APP.old"; mv "$APP.new" "$APP"; 
 
 echo "[install] venv -> $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --disable-pip-version-check -q -r "$SRC/requirements-agent.txt"
+"$VENV/bin/pip" install --disable-pip-version-check -q --require-hashes -r "$SRC/requirements-agent.txt"
 
 echo "[install] settings -> $ETC/agent.env"
 mkdir -p "$ETC"

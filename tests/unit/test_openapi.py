@@ -37,3 +37,10 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
                     schema = response["content"]["application/json"]["schema"]
                     assert schema in ({"$ref": "#/components/schemas/Error"},
                                       {"$ref": "#/components/schemas/TaskFinished"}), (path, method, status)
+
+
+def test_the_live_results_socket_is_documented_as_an_extension():
+    ws = document()["x-websocket"]
+    assert any("?check_id=" in url for url in ws["urls"]) and any("/api/ws/checks/" in url for url in ws["urls"])
+    assert set(ws["server_messages"]) == {"snapshot", "result", "task", "status", "error"}
+    assert {"1000", "4400", "4404"} <= set(ws["close_codes"])

@@ -78,7 +78,7 @@ export function validateTarget(raw: string): TargetValidation {
     // (http://0x7f.1/ becomes 127.0.0.1) and we want to flag them instead.
     const authority = s.slice(scheme[0].length).split(/[/?#]/)[0];
     const hostPort = authority.includes("@") ? authority.slice(authority.lastIndexOf("@") + 1) : authority;
-    let host = hostPort;
+    let host: string;
     const v6 = /^\[([^\]]+)\](?::(\d*))?$/.exec(hostPort);
     if (v6) host = `[${v6[1]}]`;
     else {

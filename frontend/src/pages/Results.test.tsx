@@ -166,3 +166,35 @@ describe("Results page", () => {
     expect(await screen.findByTestId("results-empty")).toHaveTextContent("could not run: no eligible agent: no agent is online");
   });
 });
+
+describe("Results page with live results", () => {
+  it("says live, and fills a cell and the verdict line when a result is pushed", async () => {
+    const { MockWebSocket } = await import("../test/mockWebSocket");
+    const { configureLive } = await import("../lib/liveCheck");
+    MockWebSocket.reset();
+    vi.stubGlobal("WebSocket", MockWebSocket);
+    configureLive("ws://ws.example");
+    try {
+      const waiting = (a: (typeof AGENTS)[number]) =>
+        result({ task_id: `task-${a.id}`, agent: a, check_type: "http", status: "pending", success: null, data: null });
+      const snapshot = check({ status: "in_progress", completed_at: null, results: AGENTS.map(waiting) });
+      getCheck.mockResolvedValue(snapshot);
+      renderResults();
+      expect(await screen.findByTestId("polling-indicator")).toHaveTextContent("polling every 2 s");
+      const ws = MockWebSocket.last();
+      act(() => {
+        ws.open();
+        ws.receive({ type: "snapshot", check: snapshot });
+      });
+      expect(await screen.findByTestId("live-indicator")).toHaveTextContent("live");
+      const cell = screen.getByTestId("result-cell-a1-http");
+      expect(cell).toHaveAttribute("data-status", "pending");
+      act(() => ws.receive({ type: "result", result: result({ task_id: "task-a1", agent: AGENTS[0], check_type: "http", data: HTTP_DATA, duration_ms: 72 }) }));
+      await waitFor(() => expect(screen.getByTestId("result-cell-a1-http")).toHaveAttribute("data-status", "ok"));
+      expect(screen.getByTestId("summary-http")).toHaveTextContent("1/3");
+    } finally {
+      vi.unstubAllGlobals();
+      configureLive(null);
+    }
+  });
+});

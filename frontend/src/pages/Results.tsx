@@ -41,7 +41,7 @@ function CopyLink() {
       const el = document.getElementById("share-url") as HTMLInputElement | null;
       el?.focus();
       el?.select();
-      let ok = false;
+      let ok: boolean;
       try {
         ok = document.execCommand("copy");
       } catch {
@@ -117,7 +117,14 @@ export default function Results() {
             <StatusBadge status={check.status} testId="check-status" />
             <span>{(check.check_types ?? []).map(checkLabel).join(" · ")}</span>
             <span title={formatDateTime(check.created_at)}>started {relativeTime(check.created_at, now)}</span>
-            {!terminal && <span data-testid="polling-indicator">· updating every 2 s</span>}
+            {!terminal &&
+              (checkQ.mode === "live" ? (
+                <span data-testid="live-indicator" title="Results are pushed as each agent finishes">
+                  · live
+                </span>
+              ) : (
+                <span data-testid="polling-indicator">· polling every 2 s</span>
+              ))}
           </div>
           {check.target_info && check.target_info.host !== check.target_info.host_unicode && (
             <div className="text-xs text-slate-500" data-testid="target-alabel">
