@@ -336,7 +336,9 @@ export interface components {
                     ip_version?: 4 | 6 | null;
                 };
             };
+            /** @description agent ids; one that names no registered agent is a 400 */
             agents?: string[];
+            /** @description agent locations or regions (case-insensitive); one that no registered agent has is a 400 */
             locations?: string[];
             limit?: number;
         };
