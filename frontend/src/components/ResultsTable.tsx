@@ -249,7 +249,7 @@ export function ResultsTable({ check, agents }: { check: Check; agents?: Agent[]
   const [expandAll, setExpandAll] = useState(false);
   const [sort, setSort] = useState<SortKey>("name");
   const narrow = useMediaQuery(NARROW);
-  const results = check.results ?? [];
+  const results = useMemo(() => check.results ?? [], [check.results]);
   const rows = useMemo(() => sortRows(groupByAgent(results), sort), [results, sort]);
   const scales = useMemo(() => sharedScales(results), [results]);
   const agentStatus = useMemo(() => new Map((agents ?? []).map((a) => [a.id, a.status])), [agents]);

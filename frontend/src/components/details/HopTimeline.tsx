@@ -24,19 +24,29 @@ function hopTotal(h: Hop): number {
   return h.timings_ms ? waterfallSegments(h.timings_ms).total : 0;
 }
 
+/** Where each hop starts on the common axis: the sum of the hops before it. */
+function startOffsets(totals: number[]): number[] {
+  const starts: number[] = [];
+  let sum = 0;
+  for (const t of totals) {
+    starts.push(sum);
+    sum += t;
+  }
+  return starts;
+}
+
 /**
  * One row per request on a common time axis: each hop starts where the previous one ended, and its
  * phases (DNS, connect, TLS, ...) are drawn inside it, so three connects read as three.
  */
 export function HopTimeline({ hops }: { hops: Hop[] }) {
   const totals = hops.map(hopTotal);
+  const starts = startOffsets(totals);
   const end = totals.reduce((a, b) => a + b, 0) || 1;
-  let offset = 0;
   return (
     <ol data-testid="hop-timeline" className="space-y-1.5">
       {hops.map((h, i) => {
-        const start = offset;
-        offset += totals[i];
+        const start = starts[i];
         const { segments } = waterfallSegments(h.timings_ms);
         const redirect = isNum(h.status_code) && h.status_code >= 300 && h.status_code < 400;
         return (

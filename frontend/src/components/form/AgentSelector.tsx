@@ -33,7 +33,7 @@ export function AgentSelector({
   onToggleLocation: (loc: string) => void;
 }) {
   const agentsQ = useAgents();
-  const list: Agent[] = agentsQ.data?.items ?? [];
+  const list: Agent[] = useMemo(() => agentsQ.data?.items ?? [], [agentsQ.data]);
   const allLocations = useMemo(() => Array.from(new Set(list.map((a) => a.location).filter(Boolean))).sort(), [list]);
   const online = list.filter((a) => a.status === "online").length;
   const modes: [SelectionMode, string][] = [
