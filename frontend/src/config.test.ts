@@ -47,6 +47,16 @@ it("reads publicList from config.json", async () => {
   await expect(loadConfig(f)).resolves.toMatchObject({ apiUrl: "https://api.example", publicList: false });
 });
 
+it("reads publicList and wsUrl side by side, as deploy writes them", async () => {
+  const f = fakeFetch(200, JSON.stringify({ apiUrl: "https://api.example", wsUrl: "wss://ws.example/v1", publicList: false }));
+  await expect(loadConfig(f)).resolves.toEqual({
+    apiUrl: "https://api.example",
+    source: "config.json",
+    publicList: false,
+    wsUrl: "wss://ws.example/v1",
+  });
+});
+
 describe("app base", () => {
   it("is the root, so deep links fetch the same assets", () => {
     expect(appBase()).toBe("/");
