@@ -31,11 +31,11 @@ export function useCheck(id: string) {
   useEffect(() => {
     if (!id || !wsUrl) return;
     const key = checkQueryKey(id);
-    const socket = socketUrl(wsUrl, id);
+    const about = socketUrl(wsUrl, id);
     return connectLive({
       url: wsUrl,
       checkId: id,
-      onMode: (mode) => setReported({ socket, mode }),
+      onMode: (next) => setReported({ socket: about, mode: next }),
       onMessage: (msg) => {
         liveAt.current = performance.now();
         queryClient.setQueryData<Check>(key, (old) => applyLiveMessage(old, msg));
