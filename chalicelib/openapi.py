@@ -274,8 +274,12 @@ PATHS: dict[str, Any] = {
                 "parameters": [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
                                _param("cursor", "query", description="next_cursor of the previous page"),
                                _param("target", "query"),
-                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)})],
-                "responses": {"200": _json("CheckList", "a page"), "400": BAD, **COMMON}},
+                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)}),
+                               {**_header("X-Admin-Token", "needed where the stage keeps the list private "
+                                          "(HC_PUBLIC_LIST=false, as on prod)"), "required": False}],
+                "responses": {"200": _json("CheckList", "a page"), "400": BAD,
+                              "401": _err("the list is private on this stage and no admin token was given"),
+                              "403": _err("wrong admin token"), **COMMON}},
     },
     "/api/checks/{check_id}": {
         "get": {"operationId": "getCheck", "summary": "A check with one row per task",
@@ -382,3 +386,17 @@ def document(app=None) -> dict[str, Any]:
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
         "x-websocket": copy.deepcopy(WEBSOCKET),
     }
+
+
+def dump(document_: dict[str, Any]) -> str:
+    """The document as committed in frontend/openapi.json (stable key order, one trailing newline)."""
+    import json
+
+    return json.dumps(document_, indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m chalicelib.openapi > frontend/openapi.json`: the UI generates its types from that file.
+    import sys
+
+    sys.stdout.write(dump(document()))
