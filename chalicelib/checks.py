@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, observability, queue, targets, transitions
+from . import inputs, metrics, observability, queue, targets, transitions
 from .agents import online_agents
 from .config import get_settings
 from .db import transaction
@@ -172,8 +172,9 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                             options=req.options[t["check_type"]],
                             deadline_ms=epoch_ms(t["deadline_at"]), created_at=iso(t["created_at"]))
                 for t in tasks]
-    _enqueue(messages)
-    observability.count("ChecksCreated")
+    counted = metrics.checks_created(req.check_types)
+    _enqueue(messages, counted)
+    metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
     if status == "failed":
         observability.count("ChecksWithoutAgents")
     log.info("check created", extra={"check_id": check_id, "tasks": len(tasks), "status": status})
@@ -190,13 +191,13 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     }
 
 
-def _enqueue(messages: list[TaskMessage]) -> int:
+def _enqueue(messages: list[TaskMessage], counted: metrics.Batch | None = None) -> int:
     """Push tasks and remember their stream ids. Redis being down leaves them pending in
     PostgreSQL, and the sweeper pushes them when Redis is back."""
     if not messages:
         return 0
     try:
-        ids = queue.enqueue(messages)
+        ids = queue.enqueue(messages, counted)
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("enqueue failed; the sweeper will retry: %s", exc)
         return 0

@@ -2,8 +2,10 @@
 
 - Logger: JSON lines; every line of a request carries `correlation_id`, the
   API Gateway request id (a fresh id under `chalice local`, which has none).
-- Metrics: CloudWatch EMF, flushed at the end of each request and each sweep
-  (ChecksCreated, TasksCompleted, ResultsLate, AgentsOnline, ...).
+- Metrics: CloudWatch EMF, flushed at the end of each request and each sweep. The
+  events GET /metrics counts (chalicelib/metrics.py) go out under the same names
+  (hostchecker_checks_total, hostchecker_tasks_total, ...); `with_cold_start` adds
+  Powertools' ColdStart metric; a few operational ones (AgentsOnline, LivePush*) too.
 - Tracer: X-Ray, disabled locally by POWERTOOLS_TRACE_DISABLED.
 
 Nothing here connects anywhere; EMF is just structured stdout.
@@ -49,6 +51,14 @@ def flush() -> None:
             metrics.flush_metrics()
         except Exception:  # a metrics problem must never fail a request
             logger.exception("metrics flush failed")
+
+
+def with_cold_start(handler, event, context):
+    """Run `handler(event)` under Powertools' own handler decorator, which emits its
+    `ColdStart` metric (dimension function_name) on an instance's first invocation and
+    flushes the metrics gathered when the handler returns."""
+    decorated = metrics.log_metrics(capture_cold_start_metric=True)(lambda e, _ctx: handler(e))
+    return decorated(event, context)
 
 
 def request_id(context: dict | None, headers) -> str:

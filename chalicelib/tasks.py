@@ -141,7 +141,6 @@ def accept_result(token: str | None, task_id: str, body: dict[str, Any]) -> dict
     transitions.publish_tasks([task_id], late=late)
     if completed_check:
         transitions.publish_check(str(completed_check["id"]), "completed", completed_check["completed_at"])
-    observability.count("ResultsLate" if late else "TasksCompleted")
     return {"task_id": task_id, "status": status, "late": late, "duplicate": False}
 
 

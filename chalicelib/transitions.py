@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Iterable
 
-from . import queue
+from . import metrics, queue
 from .config import get_settings
 from .db import transaction
 from .serialize import iso
@@ -247,8 +247,12 @@ def publish_tasks(task_ids: list[str], **extra: Any) -> None:
     with transaction() as conn:
         rows = task_rows(conn, task_ids=task_ids)
     for row in rows:
+        view = task_view(row)
+        # Called once per transition (the compare-and-set statements return each row once), so
+        # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
         queue.publish(str(row["check_id"]), {"type": "task", "check_id": str(row["check_id"]),
-                                             "task": task_view(row), **extra})
+                                             "task": view, **extra},
+                      metrics=metrics.task_event(view, late=bool(extra.get("late"))))
 
 
 def publish_check(check_id: str, status: str, completed_at=None) -> None:
