@@ -11,6 +11,7 @@ value (HTTP total, ping average RTT, TCP connect, DNS query time, traceroute RTT
 to the target), over successful results: a ping task lasts its packet interval
 (1.5 s for 4 packets), which says nothing about the link.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,10 +35,10 @@ def _number(path: str) -> str:
 
 # The headline latency of one successful result (see chalicelib/metrics.headline_latency_ms).
 _LATENCY = f"""CASE WHEN r.success THEN CASE t.check_type
-    WHEN 'http' THEN {_number('{timings_ms,total}')}
-    WHEN 'ping' THEN {_number('{rtt_ms,avg}')}
-    WHEN 'tcp' THEN {_number('{connect_ms}')}
-    WHEN 'dns' THEN {_number('{query_time_ms}')}
+    WHEN 'http' THEN {_number("{timings_ms,total}")}
+    WHEN 'ping' THEN {_number("{rtt_ms,avg}")}
+    WHEN 'tcp' THEN {_number("{connect_ms}")}
+    WHEN 'dns' THEN {_number("{query_time_ms}")}
     WHEN 'traceroute' THEN CASE WHEN (r.data ->> 'reached')::boolean THEN
         (SELECT avg(v::text::float8) FROM jsonb_array_elements(r.data -> 'hops' -> -1 -> 'rtts_ms') v
          WHERE jsonb_typeof(v) = 'number') END
@@ -92,9 +93,13 @@ def stats(agent_id: str, params: dict | None) -> dict[str, Any]:
         _agent_or_404(conn, agent_id)
         rows = {r["check_type"]: r for r in conn.execute(_STATS, args).fetchall()}
         kinds = conn.execute(_FAILURE_KINDS, args).fetchall()
-    return {"agent_id": agent_id, "window_hours": hours,
-            "stats": {t: _type_stats(rows.get(t), {k["kind"]: k["n"] for k in kinds if k["check_type"] == t})
-                      for t in CHECK_TYPES}}
+    return {
+        "agent_id": agent_id,
+        "window_hours": hours,
+        "stats": {
+            t: _type_stats(rows.get(t), {k["kind"]: k["n"] for k in kinds if k["check_type"] == t}) for t in CHECK_TYPES
+        },
+    }
 
 
 def _type_stats(row: dict[str, Any] | None, failures: dict[str, int]) -> dict[str, Any]:

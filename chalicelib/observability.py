@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -51,6 +52,10 @@ def flush() -> None:
             metrics.flush_metrics()
         except Exception:  # a metrics problem must never fail a request
             logger.exception("metrics flush failed")
+
+
+# with_cold_start flushes after every handler; most requests count nothing, which is no news.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def with_cold_start(handler, event, context):
