@@ -227,7 +227,7 @@ for _depth in range(1, 9):
 @app.middleware("all")
 def cold_start(event, get_response):
     """Every handler runs under Powertools' handler decorator, for its ColdStart metric."""
-    return observability.with_cold_start(get_response, event, app.lambda_context)
+    return observability.with_cold_start(get_response, event, getattr(app, "lambda_context", None))
 
 
 _AGENT_PATHS = ("/api/tasks/", "/api/agents/heartbeat", "/api/agents/register")

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chalicelib.protocol import headline_latency_ms
+
 # The API's buckets (chalicelib/metrics.py): 1 ms to 60 s.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SUCCESS = "success"
@@ -22,6 +24,7 @@ SUCCESS = "success"
 NAMES = (
     "hostchecker_agent_probes_total",
     "hostchecker_agent_probe_duration_seconds",
+    "hostchecker_agent_probe_latency_seconds",
     "hostchecker_agent_tasks_in_flight",
     "hostchecker_agent_concurrency_limit",
     "hostchecker_agent_spool_depth",
@@ -45,6 +48,15 @@ class AgentMetrics:
         self.probe_duration = Histogram(
             "hostchecker_agent_probe_duration_seconds",
             "Duration of the checks run",
+            ["check_type"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.probe_latency = Histogram(
+            "hostchecker_agent_probe_latency_seconds",
+            "Headline latency of the "
+            "successful checks: HTTP total, ping average RTT, TCP connect, DNS query "
+            "time, traceroute RTT to the target",
             ["check_type"],
             buckets=BUCKETS,
             registry=r,
@@ -89,6 +101,9 @@ class AgentMetrics:
         err = result.get("error") or {}
         self.probes.labels(check_type, SUCCESS if result.get("success") else err.get("kind") or "internal").inc()
         self.probe_duration.labels(check_type).observe(max(0.0, elapsed_s))
+        latency_ms = headline_latency_ms(check_type, result.get("data")) if result.get("success") else None
+        if latency_ms is not None:
+            self.probe_latency.labels(check_type).observe(latency_ms / 1000)
 
     def heartbeat_accepted(self) -> None:
         with self._lock:

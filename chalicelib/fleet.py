@@ -33,7 +33,7 @@ def _number(path: str) -> str:
     return f"CASE WHEN jsonb_typeof(r.data #> '{path}') = 'number' THEN (r.data #>> '{path}')::float8 END"
 
 
-# The headline latency of one successful result (see chalicelib/metrics.headline_latency_ms).
+# The headline latency of one successful result (chalicelib/protocol.headline_latency_ms, in SQL).
 _LATENCY = f"""CASE WHEN r.success THEN CASE t.check_type
     WHEN 'http' THEN {_number("{timings_ms,total}")}
     WHEN 'ping' THEN {_number("{rtt_ms,avg}")}

@@ -62,6 +62,8 @@ def with_cold_start(handler, event, context):
     """Run `handler(event)` under Powertools' own handler decorator, which emits its
     `ColdStart` metric (dimension function_name) on an instance's first invocation and
     flushes the metrics gathered when the handler returns."""
+    if context is None:  # a handler called directly (tests): no Lambda instance to speak of
+        return handler(event)
     decorated = metrics.log_metrics(capture_cold_start_metric=True)(lambda e, _ctx: handler(e))
     return decorated(event, context)
 

@@ -45,6 +45,7 @@ def test_agent_metrics_after_a_burst_of_checks(start_agent, api_server, db, tcp_
     assert value(samples, P + "probes_total", check_type="tcp", result="refused") == 3
     assert value(samples, P + "probe_duration_seconds_count", check_type="tcp") == 9
     assert value(samples, P + "probe_duration_seconds_bucket", check_type="tcp", le="+Inf") == 9
+    assert value(samples, P + "probe_latency_seconds_count", check_type="tcp") == 6   # the successful ones
     assert value(samples, P + "concurrency_limit") == 8
     assert value(samples, P + "tasks_in_flight") == 0
     assert value(samples, P + "spool_depth") == 0
