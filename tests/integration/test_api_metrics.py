@@ -106,6 +106,8 @@ def test_counters_and_histograms_move_by_exactly_the_work_done(api_server, clean
     assert delta(before, after, P + "check_duration_seconds_bucket", check_type="tcp", le="10.0") == 3
     assert delta(before, after, P + "check_duration_seconds_bucket", check_type="tcp", le="5.0") == 2
     assert value(after, P + "checks_in_progress") == 0
+    # Every series the scrape shows is one the dashboard test knows of (metrics.exported_names).
+    assert {name for name, _ in after} <= metrics.exported_names()
 
 
 def test_two_api_processes_share_the_counts(api_server, clean_state, pg_url, redis_url, tmp_path):
