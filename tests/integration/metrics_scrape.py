@@ -1,4 +1,5 @@
 """Scraping /metrics in tests: parse with prometheus_client.parser into {(name, labels): value}."""
+
 from __future__ import annotations
 
 import os
@@ -44,14 +45,26 @@ class ChaliceLocal:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
         chalice = ROOT / ".venv" / "bin" / "chalice"
-        argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
-                "--host", "127.0.0.1", "--port", str(self.port), "--no-autoreload"]
+        argv = [
+            str(chalice) if chalice.exists() else "chalice",
+            "local",
+            "--stage",
+            "test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-autoreload",
+        ]
         self.log_path = log_path
         with open(log_path, "a") as log:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: self.proc.poll() is not None or _listens_on(self.proc.pid, self.port), 30,
-                     "a second chalice local")
+            wait_for(
+                lambda: self.proc.poll() is not None or _listens_on(self.proc.pid, self.port),
+                30,
+                "a second chalice local",
+            )
         except ServiceError:
             self.stop()
             raise

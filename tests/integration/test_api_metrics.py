@@ -1,6 +1,7 @@
 """GET /metrics: Redis-backed counters and histograms that count exactly the work done,
 add up across API processes, ride in the round trips of the work they count, and are
 refused without the admin token (or a scrape CIDR)."""
+
 from __future__ import annotations
 
 import psycopg
@@ -17,30 +18,45 @@ P = "hostchecker_"
 
 
 def _register(url: str, name: str) -> dict:
-    reply = requests.post(f"{url}/api/agents/register", json={"name": name, "location": "Testland"},
-                          headers={"X-Registration-Token": REGISTRATION_TOKEN}, timeout=10)
+    reply = requests.post(
+        f"{url}/api/agents/register",
+        json={"name": name, "location": "Testland"},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+        timeout=10,
+    )
     assert reply.status_code == 201, reply.text
     return reply.json()
 
 
 def _heartbeat(url: str, agent: dict) -> None:
-    reply = requests.post(f"{url}/api/agents/heartbeat", json={"current_tasks": 0},
-                          headers={"X-Agent-Token": agent["api_token"]}, timeout=10)
+    reply = requests.post(
+        f"{url}/api/agents/heartbeat",
+        json={"current_tasks": 0},
+        headers={"X-Agent-Token": agent["api_token"]},
+        timeout=10,
+    )
     assert reply.status_code == 200, reply.text
 
 
 def _check(url: str, agent: dict, types: list[str]) -> dict[str, str]:
-    reply = requests.post(f"{url}/api/checks", json={"target": "example.com", "checks": types,
-                                                     "agents": [agent["agent_id"]]}, timeout=10)
+    reply = requests.post(
+        f"{url}/api/checks", json={"target": "example.com", "checks": types, "agents": [agent["agent_id"]]}, timeout=10
+    )
     assert reply.status_code == 202, reply.text
     return {t["check_type"]: t["task_id"] for t in reply.json()["tasks"]}
 
 
 def _result(url: str, agent: dict, task_id: str, success: bool, duration_ms: float, data=None, kind=None) -> dict:
-    body = {"success": success, "duration_ms": duration_ms, "address": "93.184.215.14", "data": data or {},
-            "error": None if success else {"kind": kind, "message": f"test {kind}"}}
-    reply = requests.post(f"{url}/api/tasks/{task_id}/result", json=body,
-                          headers={"X-Agent-Token": agent["api_token"]}, timeout=10)
+    body = {
+        "success": success,
+        "duration_ms": duration_ms,
+        "address": "93.184.215.14",
+        "data": data or {},
+        "error": None if success else {"kind": kind, "message": f"test {kind}"},
+    }
+    reply = requests.post(
+        f"{url}/api/tasks/{task_id}/result", json=body, headers={"X-Agent-Token": agent["api_token"]}, timeout=10
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -84,13 +100,19 @@ def test_counters_and_histograms_move_by_exactly_the_work_done(api_server, clean
     assert delta(before, after, P + "checks_total", check_type="tcp") == n_checks
     assert delta(before, after, P + "checks_total", check_type="ping") == 0
     assert delta(before, after, P + "agent_heartbeats_total", agent="metrics-fra") == m_heartbeats
-    expected_tasks = {("http", "completed", "none"): 2, ("http", "completed", "refused"): 1,
-                      ("tcp", "completed", "none"): 1, ("tcp", "completed", "timeout"): 1,
-                      ("tcp", "completed", "internal"): 1, ("http", "failed", "timeout"): 1}
+    expected_tasks = {
+        ("http", "completed", "none"): 2,
+        ("http", "completed", "refused"): 1,
+        ("tcp", "completed", "none"): 1,
+        ("tcp", "completed", "timeout"): 1,
+        ("tcp", "completed", "internal"): 1,
+        ("http", "failed", "timeout"): 1,
+    }
     for (check_type, status, kind), n in expected_tasks.items():
         assert delta(before, after, P + "tasks_total", check_type=check_type, status=status, error_kind=kind) == n
-    total_tasks = sum(v for (name, _), v in after.items() if name == P + "tasks_total") - \
-        sum(v for (name, _), v in before.items() if name == P + "tasks_total")
+    total_tasks = sum(v for (name, _), v in after.items() if name == P + "tasks_total") - sum(
+        v for (name, _), v in before.items() if name == P + "tasks_total"
+    )
     assert total_tasks == sum(expected_tasks.values())
     assert delta(before, after, P + "results_late_total") == 1
     # Durations of every stored result that was not late; latencies of the successful ones only.
@@ -131,8 +153,7 @@ def test_two_api_processes_share_the_counts(api_server, clean_state, pg_url, red
         assert delta(before, after, P + "checks_total", check_type="tcp") == 5
         assert delta(before, after, P + "agent_heartbeats_total", agent="metrics-two") == 3
         assert delta(before, after, P + "tasks_total", check_type="tcp", status="completed", error_kind="none") == 2
-        assert delta(before, after, P + "tasks_total", check_type="tcp", status="completed",
-                     error_kind="refused") == 3
+        assert delta(before, after, P + "tasks_total", check_type="tcp", status="completed", error_kind="refused") == 3
         assert delta(before, after, P + "check_duration_seconds_count", check_type="tcp") == 5
 
 
@@ -146,9 +167,9 @@ def test_metrics_are_refused_without_the_admin_token(api_server):
 
 
 def test_a_client_inside_a_scrape_cidr_needs_no_token(api, settings):
-    assert api.get("/metrics").status == 401                    # no CIDR configured
+    assert api.get("/metrics").status == 401  # no CIDR configured
     config.reset_settings(metrics_cidrs="10.0.0.0/8, 127.0.0.0/8")
-    reply = api.get("/metrics")                                 # chalice's source address is 127.0.0.1
+    reply = api.get("/metrics")  # chalice's source address is 127.0.0.1
     assert reply.status == 200 and b"hostchecker_checks_total" in reply.raw
     config.reset_settings(metrics_cidrs="10.0.0.0/8")
     assert api.get("/metrics").status == 401
@@ -172,8 +193,11 @@ def test_refused_requests_are_counted_per_bucket(api, settings):
 
 def _online_agent(db) -> tuple[str, str]:
     agent_id = "6f1c2a52-0000-4000-8000-000000000001"
-    db.execute("INSERT INTO agents (id, name, location, api_token_hash, status, last_heartbeat) "
-               "VALUES (%s, 'rt-agent', 'Testland', %s, 'online', now())", (agent_id, hash_token("rt-token")))
+    db.execute(
+        "INSERT INTO agents (id, name, location, api_token_hash, status, last_heartbeat) "
+        "VALUES (%s, 'rt-agent', 'Testland', %s, 'online', now())",
+        (agent_id, hash_token("rt-token")),
+    )
     return agent_id, "rt-token"
 
 
@@ -206,11 +230,18 @@ def _commands(send) -> bytes:
 def test_result_ingestion_makes_no_extra_round_trip_for_its_metrics(settings, db, redis_client, count_round_trips):
     config.reset_settings(ws_management_url="")  # only our own round trips, not the live pushes
     agent_id, token = _online_agent(db)
-    created = checks.create(checks.parse_request({"target": "example.com", "checks": ["http", "ping"],
-                                                  "agents": [agent_id]}), client_ip="203.0.113.9")
+    created = checks.create(
+        checks.parse_request({"target": "example.com", "checks": ["http", "ping"], "agents": [agent_id]}),
+        client_ip="203.0.113.9",
+    )
     first, second = (t["task_id"] for t in created["tasks"])
-    body = {"success": True, "duration_ms": 1500, "address": "93.184.215.14", "data": {"rtt_ms": {"avg": 10.2}},
-            "error": None}
+    body = {
+        "success": True,
+        "duration_ms": 1500,
+        "address": "93.184.215.14",
+        "data": {"rtt_ms": {"avg": 10.2}},
+        "error": None,
+    }
     with count_round_trips() as sends:
         tasks.accept_result(token, first, {**body, "data": {"timings_ms": {"total": 30}}})
     # The task's PUBLISH, with its counts in the same pipeline; the check is not finished yet.
@@ -239,8 +270,10 @@ def test_a_heartbeat_is_one_round_trip_with_its_count(settings, db, redis_client
 def test_fan_out_carries_the_checks_created_count(settings, db, redis_client, count_round_trips):
     agent_id, _ = _online_agent(db)
     with count_round_trips() as sends:
-        checks.create(checks.parse_request({"target": "example.com", "checks": ["dns", "tcp"], "agents": [agent_id]}),
-                      client_ip="203.0.113.9")
+        checks.create(
+            checks.parse_request({"target": "example.com", "checks": ["dns", "tcp"], "agents": [agent_id]}),
+            client_ip="203.0.113.9",
+        )
     assert len(sends) == 1
     assert b"XADD" in _commands(sends[0]) and b"HINCRBY" in _commands(sends[0])
     assert int(redis_client.hget(metrics.KEY, metrics.counter_field("checks_total", ("dns",)))) == 1

@@ -1,5 +1,6 @@
 """Metrics without servers: the Grafana dashboard queries only what we export, the CloudWatch
 (EMF) names match the Prometheus ones, Powertools' cold start metric, and the agent's exposition."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,14 @@ def test_every_metric_the_dashboard_queries_is_one_we_export():
     assert queried, "the dashboard queries nothing"
     assert queried <= exported, f"not exported: {sorted(queried - exported)}"
     # The seed's three, and the issue's panels: agents online and queue depth.
-    for needed in ("hostchecker_checks_total", "hostchecker_check_duration_seconds_bucket",
-                   "hostchecker_agent_heartbeats_total", "hostchecker_agents_online",
-                   "hostchecker_agent_stream_pending", "hostchecker_agent_probe_latency_seconds_bucket"):
+    for needed in (
+        "hostchecker_checks_total",
+        "hostchecker_check_duration_seconds_bucket",
+        "hostchecker_agent_heartbeats_total",
+        "hostchecker_agents_online",
+        "hostchecker_agent_stream_pending",
+        "hostchecker_agent_probe_latency_seconds_bucket",
+    ):
         assert needed in queried, needed
 
 
@@ -52,13 +58,24 @@ def test_the_agent_exports_every_name_it_documents():
 
 
 def test_emf_metrics_carry_the_prometheus_names_and_labels(capsys):
-    batch = metrics.task_event({"check_type": "http", "status": "completed", "success": True,
-                                "error": None, "duration_ms": 120.0, "data": {"timings_ms": {"total": 80.0}}})
+    batch = metrics.task_event(
+        {
+            "check_type": "http",
+            "status": "completed",
+            "success": True,
+            "error": None,
+            "duration_ms": 120.0,
+            "data": {"timings_ms": {"total": 80.0}},
+        }
+    )
     batch.emit()
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     by_name = {b["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: b for b in blobs}
-    assert set(by_name) == {"hostchecker_tasks_total", "hostchecker_check_duration_seconds",
-                            "hostchecker_check_latency_seconds"}
+    assert set(by_name) == {
+        "hostchecker_tasks_total",
+        "hostchecker_check_duration_seconds",
+        "hostchecker_check_latency_seconds",
+    }
     tasks = by_name["hostchecker_tasks_total"]
     assert (tasks["check_type"], tasks["status"], tasks["error_kind"]) == ("http", "completed", "none")
     assert by_name["hostchecker_check_latency_seconds"]["hostchecker_check_latency_seconds"] == [0.08]
@@ -84,7 +101,7 @@ def test_histogram_buckets_span_1_ms_to_60_s():
     assert metrics.BUCKETS[0] == 0.001 and metrics.BUCKETS[-1] == 60.0
     assert metrics.bucket_index(0.0004) == 0 and metrics.bucket_index(0.001) == 0
     assert metrics.bucket_index(0.042) == metrics.BUCKETS.index(0.05)
-    assert metrics.bucket_index(61) == len(metrics.BUCKETS)          # +Inf
+    assert metrics.bucket_index(61) == len(metrics.BUCKETS)  # +Inf
 
 
 def test_a_task_event_counts_terminal_tasks_and_late_results_only():
@@ -92,8 +109,16 @@ def test_a_task_event_counts_terminal_tasks_and_late_results_only():
     assert not metrics.task_event(running)
     late = metrics.task_event({**running, "status": "failed"}, late=True)
     assert late.counts == {metrics.counter_field("results_late_total", ()): 1}
-    failed = metrics.task_event({"check_type": "tcp", "status": "failed", "success": False, "duration_ms": None,
-                                 "error": {"kind": "agent_offline", "message": "gone"}, "data": None})
+    failed = metrics.task_event(
+        {
+            "check_type": "tcp",
+            "status": "failed",
+            "success": False,
+            "duration_ms": None,
+            "error": {"kind": "agent_offline", "message": "gone"},
+            "data": None,
+        }
+    )
     assert failed.counts == {metrics.counter_field("tasks_total", ("tcp", "failed", "agent_offline")): 1}
 
 
@@ -112,6 +137,6 @@ def test_scrape_cidrs():
     assert metrics.scrape_allowed("10.1.2.3", "10.0.0.0/8")
     assert metrics.scrape_allowed("::1", "10.0.0.0/8, ::1/128")
     assert not metrics.scrape_allowed("192.0.2.1", "10.0.0.0/8")
-    assert not metrics.scrape_allowed("10.1.2.3", "")                 # default: nobody
+    assert not metrics.scrape_allowed("10.1.2.3", "")  # default: nobody
     assert not metrics.scrape_allowed("unknown", "0.0.0.0/0")
     assert metrics.scrape_allowed("10.1.2.3", "not-a-cidr, 10.0.0.0/8")
