@@ -87,8 +87,20 @@ export interface Agent {
 export interface TypeStats {
   count: number;
   success_rate: number | null;
+  /** task duration (a ping task lasts its packet interval: not a latency) */
   avg_ms: number | null;
   p95_ms: number | null;
+  ok?: number;
+  /** the target refused, timed out, did not resolve... */
+  target_failures?: number;
+  /** internal, agent_offline, or no result before the deadline */
+  agent_failures?: number;
+  agent_failure_rate?: number | null;
+  failures_by_kind?: Record<string, number>;
+  /** headline latency: HTTP total, ping avg RTT, TCP connect, DNS query time, traceroute RTT */
+  latency_avg_ms?: number | null;
+  latency_p50_ms?: number | null;
+  latency_p95_ms?: number | null;
 }
 
 export interface AgentStats {
