@@ -188,7 +188,8 @@ def health_check():
 @api("/metrics", ["GET"])
 def prometheus_metrics():
     """Prometheus text format; the admin token, or a client inside HC_METRICS_CIDRS."""
-    if not metrics.scrape_allowed(_client_ip(), get_settings().metrics_cidrs):
+    source_ip = ((_request().context or {}).get("identity") or {}).get("sourceIp") or ""
+    if not metrics.scrape_allowed(source_ip, get_settings().metrics_cidrs):  # the peer, never X-Forwarded-For
         checks.check_admin_token(_header("x-admin-token"))
     body, content_type = metrics.render()
     return Response(body=body.decode(), status_code=200, headers={"Content-Type": content_type})

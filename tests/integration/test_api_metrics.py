@@ -173,6 +173,8 @@ def test_a_client_inside_a_scrape_cidr_needs_no_token(api, settings):
     assert reply.status == 200 and b"hostchecker_checks_total" in reply.raw
     config.reset_settings(metrics_cidrs="10.0.0.0/8")
     assert api.get("/metrics").status == 401
+    # A forwarded-for hop is whatever the client wrote: it never lets one in.
+    assert api.get("/metrics", headers={"X-Forwarded-For": "10.1.2.3"}).status == 401
 
 
 def test_refused_requests_are_counted_per_bucket(api, settings):
