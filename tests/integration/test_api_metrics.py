@@ -279,3 +279,10 @@ def test_fan_out_carries_the_checks_created_count(settings, db, redis_client, co
     assert len(sends) == 1
     assert b"XADD" in _commands(sends[0]) and b"HINCRBY" in _commands(sends[0])
     assert int(redis_client.hget(metrics.KEY, metrics.counter_field("checks_total", ("dns",)))) == 1
+
+
+def test_a_check_no_agent_can_take_is_still_counted(settings, redis_client):
+    created = checks.create(checks.parse_request({"target": "example.com", "checks": ["dns"], "locations": ["Mars"]}),
+                            client_ip="203.0.113.9")
+    assert created["status"] == "failed"
+    assert int(redis_client.hget(metrics.KEY, metrics.counter_field("checks_total", ("dns",)))) == 1
