@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-AGENT_VERSION = "0.1.0"
+from chalicelib.protocol import MAX_LOCATION, MAX_NAME, MAX_REGION, VERSION
 
 DEFAULT_CONCURRENCY = 64
 DEFAULT_GRACE_PERIOD_S = 20.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
+# Also the stream consumer name; as long as the API allows (chalicelib.protocol).
+_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9 ._-]{{0,{MAX_NAME - 1}}}$")
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,7 @@ class AgentConfig:
     grace_period_s: float
     heartbeat_interval_s: float
     log_format: str
-    version: str = AGENT_VERSION
+    version: str = VERSION
     metrics_address: tuple[str, int] | None = None   # serve Prometheus /metrics here; None: off
 
     @property
@@ -166,13 +167,15 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     if not name:
         raise ConfigError(f"{_flag('name')} is required")
     if not _NAME.match(name):
-        raise ConfigError(f"{_flag('name')} must be 1-63 letters, digits, spaces, '.', '_' or '-', "
+        raise ConfigError(f"{_flag('name')} must be 1-{MAX_NAME} letters, digits, spaces, '.', '_' or '-', "
                           f"starting with a letter or digit, got {name!r}")
     location = raw["location"]
     if not location:
         raise ConfigError(f"{_flag('location')} is required")
-    if len(location) > 128:
-        raise ConfigError(f"{_flag('location')} must be at most 128 characters")
+    if len(location) > MAX_LOCATION:
+        raise ConfigError(f"{_flag('location')} must be at most {MAX_LOCATION} characters")
+    if raw["region"] and len(raw["region"]) > MAX_REGION:
+        raise ConfigError(f"{_flag('region')} must be at most {MAX_REGION} characters")
     concurrency = _number("concurrency", raw["concurrency"], DEFAULT_CONCURRENCY, int, 1, 1024)
     grace = _number("grace_period_s", raw["grace_period_s"], DEFAULT_GRACE_PERIOD_S, float, 0, 3600)
     heartbeat = _number("heartbeat_interval_s", raw["heartbeat_interval_s"], DEFAULT_HEARTBEAT_INTERVAL_S,

@@ -14,23 +14,28 @@ from . import inputs, metrics, queue
 from .config import get_settings
 from .db import transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
-from .protocol import CHECK_TYPES, STREAM_GROUP, task_stream_key
+from .protocol import CHECK_TYPES, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION, STREAM_GROUP, task_stream_key
 from .serialize import iso, now_iso
 
 log = logging.getLogger(__name__)
 
-MAX_NAME = 64
 
-_AGENT_COLUMNS = """a.id, a.name, a.location, a.region, a.version, a.capabilities, a.current_tasks,
-    a.last_heartbeat, a.registered_at,
-    (a.last_heartbeat IS NOT NULL AND a.last_heartbeat > now() - make_interval(secs => %(ttl)s)) AS online"""
+# THE definition of "online", for agents aliased `a`: a heartbeat within the TTL
+# (`%(ttl)s`, heartbeat_ttl_s()). Every reader, the fan-out, the sweeper (which sets
+# `agents.status` offline by NOT_ONLINE_SQL) and the task timeout's agent_offline use
+# it; the Redis heartbeat key expires after the same TTL.
+ONLINE_SQL = "(a.last_heartbeat IS NOT NULL AND a.last_heartbeat > now() - make_interval(secs => %(ttl)s))"
+NOT_ONLINE_SQL = f"NOT {ONLINE_SQL}"
+
+_AGENT_COLUMNS = f"""a.id, a.name, a.location, a.region, a.version, a.capabilities, a.current_tasks,
+    a.last_heartbeat, a.registered_at, {ONLINE_SQL} AS online"""
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _ttl() -> int:
+def heartbeat_ttl_s() -> int:
     return get_settings().heartbeat_ttl_s
 
 
@@ -61,9 +66,9 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Create an agent (201), or with `replace: true` rotate an existing one's token (200)."""
     inputs.reject_unknown(body, ("name", "location", "region", "version", "capabilities", "replace"))
     name = inputs.string(body, "name", required=True, max_len=MAX_NAME)
-    location = inputs.string(body, "location", required=True, max_len=MAX_NAME)
-    region = inputs.string(body, "region", max_len=MAX_NAME)
-    version = inputs.string(body, "version", max_len=32)
+    location = inputs.string(body, "location", required=True, max_len=MAX_LOCATION)
+    region = inputs.string(body, "region", max_len=MAX_REGION)
+    version = inputs.string(body, "version", max_len=MAX_VERSION)
     capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES),
                                       choices=CHECK_TYPES) or list(CHECK_TYPES)
     replace = inputs.boolean(body, "replace", default=False)
@@ -98,7 +103,7 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     agent_id = str(row["id"])
     try:
         queue.ensure_group(agent_id)
-        queue.set_heartbeat(agent_id, {"current_tasks": 0, "version": version}, _ttl())
+        queue.set_heartbeat(agent_id, {"current_tasks": 0, "version": version}, heartbeat_ttl_s())
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         # The group is created again before every enqueue; Redis can be rebuilt.
         log.warning("agent %s registered, but Redis is unavailable: %s", agent_id, exc)
@@ -124,7 +129,7 @@ def authenticate(token: str | None) -> dict[str, Any]:
 def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
     inputs.reject_unknown(body, ("current_tasks", "version", "capabilities"))
     current = inputs.integer(body, "current_tasks", low=0, high=100_000, default=0)
-    version = inputs.string(body, "version", max_len=32)
+    version = inputs.string(body, "version", max_len=MAX_VERSION)
     capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES), choices=CHECK_TYPES)
     if not token:
         raise Unauthorized("X-Agent-Token header is required")
@@ -140,7 +145,7 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
         raise Unauthorized("agent token is not valid")
     agent_id = str(row["id"])
     try:
-        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, _ttl(),
+        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, heartbeat_ttl_s(),
                             metrics=metrics.heartbeat(row["name"]))
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
@@ -151,7 +156,7 @@ def list_agents() -> dict[str, Any]:
     with transaction() as conn:
         rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.retired_at IS NULL "
                             "ORDER BY a.location, a.name",
-                            {"ttl": _ttl()}).fetchall()
+                            {"ttl": heartbeat_ttl_s()}).fetchall()
     return {"items": [view(r) for r in rows], "next_cursor": None}
 
 
@@ -160,17 +165,33 @@ def get_agent(agent_id: str) -> dict[str, Any]:
     with transaction() as conn:
         row = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s "
                            "AND a.retired_at IS NULL",
-                           {"ttl": _ttl(), "id": agent_id}).fetchone()
+                           {"ttl": heartbeat_ttl_s(), "id": agent_id}).fetchone()
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     return view(row)
 
 
 def online_agents(conn) -> list[dict[str, Any]]:
-    return conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.last_heartbeat > now() - "
-                        "make_interval(secs => %(ttl)s)", {"ttl": _ttl()}).fetchall()
+    """The agents online now, for the fan-out.
+
+    The Redis heartbeat keys (one MGET) answer first: a key that is there is a heartbeat
+    within the TTL. Where Redis lacks a key (flushed, restarted) or is down, PostgreSQL's
+    `last_heartbeat` by ONLINE_SQL decides, so losing Redis never takes an agent offline.
+    Only agents the sweeper has not yet set offline can have a live key, so no others are read.
+    """
+    rows = conn.execute(_FAN_OUT_CANDIDATES, {"ttl": heartbeat_ttl_s()}).fetchall()
+    try:
+        beating = queue.heartbeats_present([str(r["id"]) for r in rows])
+    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
+        log.warning("heartbeat keys unreadable, PostgreSQL decides who is online: %s", exc)
+        beating = set()
+    return [r for r in rows if str(r["id"]) in beating or r["online"]]
+
+
+_FAN_OUT_CANDIDATES = f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.status = 'online' OR {ONLINE_SQL}"
 
 
 def count_online(conn) -> int:
-    return conn.execute("SELECT count(*) AS n FROM agents WHERE last_heartbeat > now() - "
-                        "make_interval(secs => %s)", (_ttl(),)).fetchone()["n"]
+    return conn.execute(f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}",
+                        {"ttl": heartbeat_ttl_s()}).fetchone()["n"]
+

@@ -14,14 +14,15 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, metrics, observability, queue, targets, transitions
+from . import inputs, metrics, observability, queue, targets, transitions, views
 from .agents import online_agents
 from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, OptionError, TaskMessage,
-                       check_timeout_s, normalize_options)
-from .serialize import epoch_ms, iso
+from .fanout import push_tasks
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s,
+                       normalize_options)
+from .serialize import iso
 from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
 
 log = logging.getLogger(__name__)
@@ -85,23 +86,42 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     if body.get("agents") is not None:
         raw = inputs.string_list(body, "agents", max_items=MAX_AGENTS_PER_CHECK, max_len=64)
         agent_ids = [inputs.uuid_field(a, f"agents[{i}]") for i, a in enumerate(raw)]
-    locations = inputs.string_list(body, "locations", max_items=MAX_LOCATIONS, max_len=64)
+    locations = inputs.string_list(body, "locations", max_items=MAX_LOCATIONS, max_len=MAX_LOCATION)
     limit = inputs.integer(body, "limit", low=1, high=MAX_AGENTS_PER_CHECK)
     return CheckRequest(target=target.raw, check_types=check_types, options=options,
                         agents=agent_ids, locations=locations, limit=limit)
+
+
+def check_selection(req: CheckRequest) -> None:
+    """Every agent id and location asked for names a registered agent (online or not), else a
+    400 naming the field. Run before the rate limit is charged, so a typo costs no quota."""
+    if not req.agents and not req.locations:
+        return
+    with transaction() as conn:
+        if req.agents:
+            known = {str(r["id"]) for r in conn.execute(
+                "SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()}
+            for i, agent_id in enumerate(req.agents):
+                if agent_id not in known:
+                    raise ValidationFailed(f"agents[{i}]: no agent with id {agent_id}", field=f"agents[{i}]")
+        if req.locations:
+            wanted = [loc.lower() for loc in req.locations]
+            known = {r["name"] for r in conn.execute(
+                """SELECT lower(location) AS name FROM agents WHERE lower(location) = ANY(%s)
+                   UNION SELECT lower(region) FROM agents WHERE lower(region) = ANY(%s)""",
+                (wanted, wanted)).fetchall()}
+            for i, location in enumerate(req.locations):
+                if location.lower() not in known:
+                    raise ValidationFailed(f"locations[{i}]: no agent has the location or region {location!r}",
+                                           field=f"locations[{i}]")
 
 
 def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     """Online agents that fit the selection and can run at least one requested type.
 
     Spread over locations (round robin, least busy first); returns (agents, reason if none).
+    An agent retired since `check_selection` is simply not online.
     """
-    if req.agents:
-        known = {str(r["id"]) for r in conn.execute(
-            "SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()}
-        for i, agent_id in enumerate(req.agents):
-            if agent_id not in known:
-                raise ValidationFailed(f"agents[{i}]: no agent with id {agent_id}", field=f"agents[{i}]")
     candidates = online_agents(conn)
     if not candidates:
         return [], "no agent is online"
@@ -138,7 +158,7 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
 @observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
-    to the agents' streams in one Redis round trip."""
+    to the agents' streams in one Redis round trip. `req` has passed `check_selection`."""
     check_id = str(uuid.uuid4())
     selection = {"agents": req.agents, "locations": req.locations, "limit": req.limit}
     with transaction() as conn:
@@ -164,16 +184,11 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                    FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[])
                         WITH ORDINALITY AS v(id, agent_id, check_type, timeout, n)
                    ORDER BY v.n
-                   RETURNING id, agent_id, check_type, deadline_at, created_at""",
+                   RETURNING id, check_id, agent_id, check_type, deadline_at, created_at""",
                 (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs],
                  timeouts)).fetchall()
-    messages = [TaskMessage(task_id=str(t["id"]), check_id=check_id, agent_id=str(t["agent_id"]),
-                            check_type=t["check_type"], target=req.target,
-                            options=req.options[t["check_type"]],
-                            deadline_ms=epoch_ms(t["deadline_at"]), created_at=iso(t["created_at"]))
-                for t in tasks]
     counted = metrics.checks_created(req.check_types)
-    _enqueue(messages, counted)
+    push_tasks(({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks), counted)
     metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
     if status == "failed":
         observability.count("ChecksWithoutAgents")
@@ -191,25 +206,6 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     }
 
 
-def _enqueue(messages: list[TaskMessage], counted: metrics.Batch | None = None) -> int:
-    """Push tasks and remember their stream ids. Redis being down leaves them pending in
-    PostgreSQL, and the sweeper pushes them when Redis is back."""
-    if not messages:
-        return 0
-    try:
-        ids = queue.enqueue(messages, counted)
-    except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
-        log.warning("enqueue failed; the sweeper will retry: %s", exc)
-        return 0
-    if ids:
-        with transaction() as conn:
-            conn.execute(
-                """UPDATE check_tasks t SET stream_id = v.sid, enqueued_at = now()
-                   FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",
-                (list(ids), list(ids.values())))
-    return len(ids)
-
-
 def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "check_id": str(check["id"]),
@@ -223,8 +219,8 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "created_at": iso(check["created_at"]),
         "started_at": iso(check["started_at"]),
         "completed_at": iso(check["completed_at"]),
-        "summary": transitions.summarise(list(check["check_types"]), rows),
-        "results": [transitions.task_view(r) for r in rows],
+        "summary": views.summarise(list(check["check_types"]), rows),
+        "results": [views.task_view(r) for r in rows],
     }
 
 
@@ -251,7 +247,7 @@ def get(check_id: str, settle: bool = True) -> dict[str, Any]:
                                  " AS overdue FROM checks WHERE id = %s", (check_id,)).fetchone()
             if check is None:
                 raise NotFound(f"check {check_id} not found")
-            rows = transitions.task_rows(conn, check_id=check_id)
+            rows = views.task_rows(conn, check_id=check_id)
         if attempt == 1 and check["overdue"] and settle:
             # Settle overdue tasks now, so nobody waits for the next sweep to see a verdict.
             transitions.finalise_overdue(check_id=check_id)
@@ -299,7 +295,7 @@ def list_checks(params: dict | None) -> dict[str, Any]:
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        summaries = transitions.summaries(conn, [(str(r["id"]), list(r["check_types"])) for r in rows])
+        summaries = views.summaries(conn, [(str(r["id"]), list(r["check_types"])) for r in rows])
     return {
         "items": [{"check_id": str(r["id"]), "target": r["target"], "check_types": list(r["check_types"]),
                    "status": r["status"], "error": r["error"], "task_count": r["task_count"],
@@ -330,5 +326,5 @@ def delete(check_id: str) -> None:
         queue.delete_entries((str(e["agent_id"]), e["stream_id"]) for e in entries)
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("stream entries of deleted check %s not removed: %s", check_id, exc)
-    queue.publish(check_id, {"type": "check", "check_id": check_id, "status": "deleted"})
+    views.publish_deleted(check_id)
     log.info("check deleted", extra={"check_id": check_id})

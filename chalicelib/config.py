@@ -16,7 +16,8 @@ import os
 import threading
 from dataclasses import dataclass, field, fields, replace
 
-VERSION = "0.1.0"
+from .protocol import HEARTBEAT_TTL_S, VERSION
+
 SERVICE = "host-checker"
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Settings:
     checks_per_hour: int = 100          # POST /api/checks per client IP
     requests_per_minute: int = 600      # every other route, per client IP
     retention_days: int = 30
-    heartbeat_ttl_s: int = 30
+    heartbeat_ttl_s: int = HEARTBEAT_TTL_S
     max_body_bytes: int = 64 * 1024
     cors_origin: str = "*"
     secret_name: str = ""
@@ -91,13 +92,16 @@ def _from_environment() -> Settings:
     return Settings(**values)
 
 
-def boto3_client(service: str, endpoint_url: str | None = None, config=None):
+def boto3_client(service: str, settings: Settings | None = None, *, endpoint_url: str | None = None, config=None):
     """Every AWS client is made here, so the LocalStack endpoint lives in one place.
 
-    `endpoint_url` is for services that have their own (the WebSocket API's management API)."""
+    `settings` is passed while the settings themselves are being built (the secret is read
+    with a client), so nothing half-built is ever published for others to read.
+    `endpoint_url` is for services that have their own (the WebSocket API's management API).
+    """
     import boto3
 
-    settings = get_settings()
+    settings = settings or get_settings()
     kwargs = {}
     if endpoint_url or settings.aws_endpoint_url:
         kwargs["endpoint_url"] = endpoint_url or settings.aws_endpoint_url
@@ -113,7 +117,7 @@ def _apply_secret(settings: Settings) -> Settings:
     try:
         from aws_lambda_powertools.utilities import parameters
 
-        client = boto3_client("secretsmanager")
+        client = boto3_client("secretsmanager", settings)
         provider = parameters.SecretsProvider(boto3_client=client)
         secret = provider.get(settings.secret_name, transform="json", max_age=300)
     except Exception as exc:  # LocalStack down, secret missing, no credentials
@@ -131,13 +135,13 @@ _settings: Settings | None = None
 
 
 def get_settings() -> Settings:
+    """The settings, built once and published complete: a thread that finds `_settings`
+    set without taking the lock only ever sees the finished object."""
     global _settings
     if _settings is None:
         with _lock:
             if _settings is None:
-                base = _from_environment()
-                _settings = base  # boto3_client() below reads the endpoint from it
-                _settings = _apply_secret(base)
+                _settings = _apply_secret(_from_environment())
     return _settings
 
 
@@ -145,9 +149,6 @@ def reset_settings(**overrides) -> Settings:
     """Forget the cached settings (tests); optional overrides on top of a fresh read."""
     global _settings
     with _lock:
-        _settings = None
-    settings = get_settings()
-    if overrides:
-        with _lock:
-            _settings = replace(settings, **overrides)
+        settings = _apply_secret(_from_environment())
+        _settings = replace(settings, **overrides) if overrides else settings
     return _settings

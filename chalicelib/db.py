@@ -3,10 +3,11 @@ and the numbered migrations.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,6 +18,11 @@ from .config import get_settings
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any constant works; it only has to be the same for every migrator.
 _MIGRATION_LOCK_ID = 0x4843_0001
+# A transaction PostgreSQL rolled back for a deadlock or a serialization failure runs again this often.
+ROLLBACK_RETRIES = 1
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _pool: ConnectionPool | None = None
 _pool_url: str | None = None
@@ -60,21 +66,51 @@ def close_pool() -> None:
 def transaction(timeout: float | None = None) -> Iterator[psycopg.Connection]:
     """A connection inside one transaction: committed on success, rolled back on error.
 
-    `timeout` bounds the wait for a connection (the pool's default otherwise).
+    Only not getting a connection (PostgreSQL down, the pool exhausted for `timeout`
+    seconds, the pool's default otherwise), or losing it mid-way, is
+    `DatabaseUnavailable` (503). Any other error, a deadlock or a full disk included,
+    is raised as it is: the API logs it and answers 500.
     """
+    pool = get_pool()
     try:
-        with get_pool().connection(timeout=timeout) as conn:
+        conn = pool.getconn(timeout=timeout)
+    except psycopg.OperationalError as exc:  # PoolTimeout is one: no connection within the timeout
+        raise DatabaseUnavailable(_first_line(exc)) from exc
+    try:
+        with conn:
             yield conn
-    except (psycopg.OperationalError, TimeoutError) as exc:
-        if isinstance(exc, psycopg.errors.QueryCanceled):
-            raise
-        raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
-    except Exception as exc:
-        from psycopg_pool import PoolTimeout
-
-        if isinstance(exc, PoolTimeout):
-            raise DatabaseUnavailable("no database connection available") from exc
+    except psycopg.OperationalError as exc:
+        if conn.broken:
+            raise DatabaseUnavailable(f"the database connection was lost: {_first_line(exc)}") from exc
         raise
+    finally:
+        pool.putconn(conn)
+
+
+def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
+    """`work(conn)` inside one transaction. A transaction rollback that PostgreSQL asks the
+    client to retry (deadlock detected, serialization failure: SQLSTATE class 40) is rolled
+    back and `work` runs once more; a second one is raised like any other error.
+
+    `work` must do nothing outside the transaction that a second run would repeat.
+    """
+    for attempt in range(1, ROLLBACK_RETRIES + 2):
+        try:
+            with transaction(timeout) as conn:
+                return work(conn)
+        except psycopg.Error as exc:
+            # By SQLSTATE class: psycopg's classes for 40001 and 40P01 do not derive from
+            # TransactionRollback (40000).
+            if not (exc.sqlstate or "").startswith("40") or attempt > ROLLBACK_RETRIES:
+                raise
+            log.warning("transaction rolled back (%s, SQLSTATE %s); running it again",
+                        type(exc).__name__, exc.sqlstate)
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def ping(timeout: float = 2.0) -> bool:

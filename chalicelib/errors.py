@@ -72,15 +72,5 @@ class RateLimited(ApiError):
     code = "rate_limited"
 
 
-class ServiceUnavailable(ApiError):
-    status = 503
-    code = "service_unavailable"
-
-
-class InternalError(ApiError):
-    status = 500
-    code = "internal_error"
-
-
 def error_body(code: str, message: str, details: list | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": list(details or [])}}

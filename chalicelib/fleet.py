@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import inputs, queue, transitions
+from . import inputs, queue, transitions, views
 from .db import transaction
 from .errors import NotFound
 from .metrics import AGENT_FAILURE_KINDS
@@ -155,9 +155,7 @@ def retire(agent_id: str) -> dict[str, Any]:
         for check_id in sorted({str(r["check_id"]) for r in failed}):
             completed += transitions.complete_checks(conn, check_id=check_id)
     _forget_in_redis(agent_id)
-    transitions.publish_tasks([str(r["id"]) for r in failed])
-    for check in completed:
-        transitions.publish_check(str(check["id"]), check["status"], check["completed_at"])
+    views.publish_check_changes([str(r["id"]) for r in failed], [views.StatusChange.of(r) for r in completed])
     log.info("agent retired", extra={"agent_id": agent_id, "agent_name": row["name"], "tasks_failed": len(failed)})
     return {"agent_id": agent_id, "name": row["name"], "status": "retired", "tasks_failed": len(failed)}
 

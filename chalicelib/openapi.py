@@ -10,7 +10,8 @@ import copy
 from typing import Any
 
 from .config import get_settings
-from .protocol import CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, OPTION_SPECS, TASK_STATUSES
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION,
+                       OPTION_SPECS, TASK_STATUSES)
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -82,8 +83,11 @@ SCHEMAS: dict[str, Any] = {
             "checks": {"type": "array", "items": _ref("CheckType"), "minItems": 1, "maxItems": len(CHECK_TYPES)},
             "options": {"type": "object", "properties": {t: _option_schema(t) for t in CHECK_TYPES},
                         "additionalProperties": False},
-            "agents": {"type": "array", "items": UUID, "maxItems": 100},
-            "locations": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+            "agents": {"type": "array", "items": UUID, "maxItems": 100,
+                       "description": "agent ids; one that names no registered agent is a 400"},
+            "locations": {"type": "array", "items": {"type": "string", "maxLength": MAX_LOCATION}, "maxItems": 20,
+                          "description": "agent locations or regions (case-insensitive); one that no registered "
+                                         "agent has is a 400"},
             "limit": {"type": "integer", "minimum": 1, "maximum": 100},
         },
     },
@@ -198,8 +202,9 @@ SCHEMAS: dict[str, Any] = {
     "RegisterRequest": {
         "type": "object", "required": ["name", "location"], "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "maxLength": 64}, "location": {"type": "string", "maxLength": 64},
-            "region": {"type": "string", "maxLength": 64}, "version": {"type": "string", "maxLength": 32},
+            "name": {"type": "string", "maxLength": MAX_NAME},
+            "location": {"type": "string", "maxLength": MAX_LOCATION},
+            "region": {"type": "string", "maxLength": MAX_REGION}, "version": {"type": "string", "maxLength": MAX_VERSION},
             "capabilities": {"type": "array", "items": _ref("CheckType")},
             "replace": {"type": "boolean", "description": "take over an existing agent of this name, rotating its token"},
         },

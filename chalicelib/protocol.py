@@ -10,21 +10,29 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
+
 CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
 ERROR_KINDS = (
     "dns_failure", "timeout", "refused", "unreachable", "tls_error",
     "blocked_target", "http_error", "internal", "agent_offline",
 )
 TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
-TERMINAL_TASK_STATUSES = ("completed", "failed")
+OPEN_TASK_STATUSES = ("pending", "in_progress")
 CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
 DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV", "PTR")
 HTTP_METHODS = ("GET", "HEAD")
 
+# What an agent may call itself; the API refuses longer values and the agent checks
+# its own settings against the same numbers before it registers.
+MAX_NAME = 64
+MAX_LOCATION = 64
+MAX_REGION = 64
+MAX_VERSION = 32
+
 # Redis keys (DESIGN §4). Everything in Redis can be rebuilt from PostgreSQL.
-KEY_PREFIX = "hc:"
 STREAM_GROUP = "agent"          # the consumer group every agent's stream carries
-HEARTBEAT_TTL_S = 30
+HEARTBEAT_TTL_S = 30            # an agent is online while its last heartbeat is younger (the default)
 
 
 def task_stream_key(agent_id: str) -> str:

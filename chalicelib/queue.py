@@ -138,6 +138,14 @@ def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int, metrics: B
     pipe.execute()
 
 
+def heartbeats_present(agent_ids: list[str]) -> set[str]:
+    """Of `agent_ids`, those whose heartbeat key is there (one MGET round trip)."""
+    if not agent_ids:
+        return set()
+    values = get_redis().mget([heartbeat_key(a) for a in agent_ids])
+    return {agent_id for agent_id, value in zip(agent_ids, values) if value is not None}
+
+
 def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:
     """Publish a task/check event on `hc:check:{id}`, with `metrics` in the same round trip.
     Best effort: Redis being down never fails a write."""

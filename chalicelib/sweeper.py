@@ -12,9 +12,8 @@ from typing import Any
 from . import observability, queue, transitions
 from .agents import count_online
 from .config import get_settings
-from .db import transaction
-from .protocol import TaskMessage
-from .serialize import epoch_ms, iso
+from .db import run_transaction, transaction
+from .fanout import push_tasks
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +28,7 @@ STREAM_KEEP_MS = 3600 * 1000
 
 
 def mark_agents_offline() -> int:
-    with transaction() as conn:
-        rows = transitions.mark_agents_offline(conn)
+    rows = run_transaction(transitions.mark_agents_offline)
     for row in rows:
         log.info("agent offline", extra={"agent_id": str(row["id"]), "agent_name": row["name"]})
     return len(rows)
@@ -59,24 +57,18 @@ def reenqueue_lost_tasks() -> int:
     lost = [r for r in rows if r["stream_id"] is None or r["stream_id"] in gone]
     if not lost:
         return 0
-    with transaction() as conn:
-        claimed = {str(r["id"]) for r in conn.execute(
-            """UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL
-               FROM unnest(%s::uuid[], %s::timestamptz[]) AS v(id, seen)
-               WHERE t.id = v.id AND t.status = 'pending' AND t.enqueued_at IS NOT DISTINCT FROM v.seen
-               RETURNING t.id""",
-            ([str(r["id"]) for r in lost], [r["enqueued_at"] for r in lost])).fetchall()}
-    messages = [TaskMessage(task_id=str(r["id"]), check_id=str(r["check_id"]), agent_id=str(r["agent_id"]),
-                            check_type=r["check_type"], target=r["target"], options=r["options"] or {},
-                            deadline_ms=epoch_ms(r["deadline_at"]), created_at=iso(r["created_at"]))
-                for r in lost if str(r["id"]) in claimed]
-    ids = queue.enqueue(messages)
-    if ids:
-        with transaction() as conn:
-            conn.execute("""UPDATE check_tasks t SET stream_id = v.sid
-                            FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",
-                         (list(ids), list(ids.values())))
-    return len(ids)
+    claimed = run_transaction(lambda conn: _claim(conn, lost))
+    return push_tasks(r for r in lost if str(r["id"]) in claimed)
+
+
+def _claim(conn, rows: list[dict]) -> set[str]:
+    """The ids of `rows` this sweep claimed, by moving `enqueued_at` on from the value it read."""
+    return {str(r["id"]) for r in conn.execute(
+        """UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL
+           FROM unnest(%s::uuid[], %s::timestamptz[]) AS v(id, seen)
+           WHERE t.id = v.id AND t.status = 'pending' AND t.enqueued_at IS NOT DISTINCT FROM v.seen
+           RETURNING t.id""",
+        ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows])).fetchall()}
 
 
 def delete_expired() -> int:

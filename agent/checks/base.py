@@ -23,8 +23,7 @@ from typing import Any
 
 from chalicelib import protocol, targets
 
-AGENT_VERSION = getattr(sys.modules.get("agent"), "__version__", None) or "0.1.0"
-USER_AGENT = f"HostChecker/{AGENT_VERSION} (+https://github.com/host-checker)"
+USER_AGENT = f"HostChecker/{protocol.VERSION} (+https://github.com/host-checker)"
 
 # getaddrinfo() has no timeout of its own, so each lookup runs on a thread of
 # its own and the check stops waiting at its deadline; an abandoned lookup

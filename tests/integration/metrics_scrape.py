@@ -8,8 +8,9 @@ import subprocess
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.services import ServiceError, stop_pid, wait_for
-from tests.conftest import ADMIN_TOKEN, ROOT, TEST_ENV, _listens_on, free_port
+from scripts.localcloud.procs import ServiceError, listens, wait_for
+from scripts.localcloud.procs import stop as stop_pids
+from tests.conftest import ADMIN_TOKEN, ROOT, TEST_ENV, free_port
 
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
@@ -61,7 +62,7 @@ class ChaliceLocal:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for(
-                lambda: self.proc.poll() is not None or _listens_on(self.proc.pid, self.port),
+                lambda: self.proc.poll() is not None or listens(self.proc.pid, self.port),
                 30,
                 "a second chalice local",
             )
@@ -73,5 +74,5 @@ class ChaliceLocal:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            stop_pid(self.proc.pid)
+            stop_pids(self.proc.pid)
         self.proc.wait()

@@ -7,10 +7,12 @@ import socket
 
 import requests
 
-from tests.integration.agent_harness import (
+from tests.integration.agent_harness import (  # noqa: F401 - fixtures: db, start_agent, tcp_listener
     create_check,
+    db,
     free_port,
-    start_agent,  # noqa: F401
+    start_agent,
+    tcp_listener,
     wait_online,
     wait_until,
 )

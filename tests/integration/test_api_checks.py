@@ -58,13 +58,15 @@ def test_no_online_agent_stores_a_failed_check_with_the_reason(api, db):
     assert check["completed_at"] is not None
 
 
-def test_offline_agents_are_not_chosen(api, agent, db):
+def test_offline_agents_are_not_chosen(api, agent, db, redis_client):
+    # An agent that stopped beating: its heartbeat key expired, PostgreSQL's is a minute old.
     db.execute("UPDATE agents SET last_heartbeat = now() - interval '1 minute'")
+    redis_client.delete(f"hc:agent:{agent['agent_id']}:hb")
     reply = api.create_check()
     assert reply.body["status"] == "failed"
 
 
-def test_agents_are_filtered_by_capability_location_ids_and_limit(api, agent):
+def test_agents_are_filtered_by_capability_location_ids_and_limit(api, agent, db, redis_client):
     sin = api.register("sin-1", "Singapore", capabilities=["ping"])
     va = api.register("iad-1", "Virginia", region="us-east-1")
     # capability: only agents that can run the type get a task for it
@@ -83,8 +85,17 @@ def test_agents_are_filtered_by_capability_location_ids_and_limit(api, agent):
     # nobody fits
     body = api.create_check(checks=["traceroute"], agents=[sin["agent_id"]]).body
     assert body["status"] == "failed" and "traceroute" in body["error"]
-    body = api.create_check(locations=["Mars"]).body
-    assert body["status"] == "failed" and "Mars" in body["error"]
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '1 minute' WHERE name = 'sin-1'")
+    redis_client.delete(f"hc:agent:{sin['agent_id']}:hb")
+    body = api.create_check(checks=["ping"], locations=["Singapore"]).body
+    assert body["status"] == "failed" and "Singapore" in body["error"]
+
+
+def test_a_location_no_agent_has_is_400_naming_it(api, agent):
+    api.register("iad-1", "Virginia", region="us-east-1")
+    reply = api.create_check(locations=["Frankfurt", "us-east-1", "Mars"])
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "locations[2]"
+    assert "Mars" in reply.body["error"]["message"]
 
 
 def test_unknown_agent_id_in_the_selection_is_400_naming_it(api, agent):
@@ -225,7 +236,8 @@ def test_check_list_items_carry_the_same_per_type_summary_as_the_check(api, agen
         api.result(who, tasks[(who["agent_id"], "ping")], duration_ms=1500,
                    data={"rtt_ms": {"avg": rtt}})
     api.result(agent, tasks[(agent["agent_id"], "http")], success=False)
-    unrun = api.create_check(locations=["Mars"]).body  # failed: no tasks at all
+    pinger = api.register("ping-only", "Frankfurt", capabilities=["ping"])
+    unrun = api.create_check(checks=["http"], agents=[pinger["agent_id"]]).body  # failed: no tasks at all
     items = {c["check_id"]: c for c in api.get("/api/checks").body["items"]}
     assert items[body["check_id"]]["summary"] == api.get(f"/api/checks/{body['check_id']}").body["summary"]
     assert items[body["check_id"]]["summary"] == {

@@ -64,7 +64,9 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
 
     created = check("POST", "/api/checks", api.create_check(checks=["http", "ping"])).body
     check("POST", "/api/checks", api.post("/api/checks", {"target": 5, "checks": ["http"]}))
-    failed = check("POST", "/api/checks", api.create_check(locations=["Mars"])).body
+    check("POST", "/api/checks", api.create_check(locations=["Mars"]))  # 400: no agent is there
+    pinger = api.register("ping-only", "Frankfurt", capabilities=["ping"])
+    failed = check("POST", "/api/checks", api.create_check(checks=["traceroute"], agents=[pinger["agent_id"]])).body
     assert failed["status"] == "failed"
     mine = [t for t in created["tasks"] if t["agent_id"] == agent["agent_id"]]
     theirs = [t for t in created["tasks"] if t["agent_id"] == other["agent_id"]]

@@ -55,6 +55,18 @@ def test_invalid_check_requests_do_not_use_up_the_check_quota(api, frozen_clock)
     assert api.create_check().status == 202
 
 
+def test_a_selection_naming_no_agent_does_not_use_up_the_check_quota(api, frozen_clock):
+    """docs/api.md: a typo never burns quota; an agent id or a location nobody has is one."""
+    config.reset_settings(checks_per_hour=1)
+    api.register("fra-1", "Frankfurt")
+    for selection in ({"agents": ["00000000-0000-0000-0000-000000000001"]}, {"locations": ["Frankfrut"]}):
+        for _ in range(2):
+            reply = api.create_check(**selection)
+            assert reply.status == 400, reply.body
+            assert "X-RateLimit-Remaining" not in reply.headers
+    assert api.create_check(locations=["frankfurt"]).status == 202
+
+
 def test_other_routes_have_a_per_minute_limit_of_their_own(api, frozen_clock):
     config.reset_settings(requests_per_minute=5)
     statuses = [api.get("/api/agents").status for _ in range(6)]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import DEFAULT_CONCURRENCY, ConfigError, load_config
+from agent.config import DEFAULT_CONCURRENCY, AgentConfig, ConfigError, load_config
+from chalicelib import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,3 +129,25 @@ def test_second_agent_on_the_same_state_folder_is_refused(tmp_path):
     assert proc.returncode == 2
     assert "another agent is already running" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("variable, limit", [
+    ("HC_AGENT_NAME", protocol.MAX_NAME),
+    ("HC_AGENT_LOCATION", protocol.MAX_LOCATION),
+    ("HC_AGENT_REGION", protocol.MAX_REGION),
+])
+def test_the_agent_accepts_exactly_what_the_api_registers(tmp_path, variable, limit):
+    """One definition of the limits (chalicelib.protocol): a value the API would refuse at
+    registration is refused here, at start, naming the variable; one it accepts is accepted."""
+    load_config([], dict(GOOD_ENV, HC_STATE_DIR=str(tmp_path), **{variable: "a" * limit}))
+    with pytest.raises(ConfigError) as info:
+        load_config([], dict(GOOD_ENV, HC_STATE_DIR=str(tmp_path), **{variable: "a" * (limit + 1)}))
+    assert variable in str(info.value) and str(limit) in str(info.value)
+
+
+def test_the_agent_reports_the_release_version():
+    from agent.checks.base import USER_AGENT
+    from chalicelib.config import Settings
+
+    assert AgentConfig.version == Settings.version == protocol.VERSION
+    assert USER_AGENT.startswith(f"HostChecker/{protocol.VERSION} ")
