@@ -7,7 +7,7 @@ count; they never cost a round trip of their own:
 
 - checks created: the fan-out pipeline (`queue.enqueue`);
 - tasks that reached a terminal state, and late results: the PUBLISH of the task's
-  row (`queue.publish`, called once per terminal transition by `transitions.publish_tasks`);
+  row (`queue.publish`, called once per terminal transition by `views.publish_check_changes`);
 - heartbeats: the SETEX of the heartbeat key (`queue.set_heartbeat`);
 - rate-limited requests: inside the rate limit's own Lua call (`ratelimit.hit`).
 
