@@ -284,7 +284,9 @@ def test_fan_out_carries_the_checks_created_count(settings, db, redis_client, co
 
 
 def test_a_check_no_agent_can_take_is_still_counted(settings, redis_client):
-    created = checks.create(checks.parse_request({"target": "example.com", "checks": ["dns"], "locations": ["Mars"]}),
-                            client_ip="203.0.113.9")
+    created = checks.create(
+        checks.parse_request({"target": "example.com", "checks": ["dns"], "locations": ["Mars"]}),
+        client_ip="203.0.113.9",
+    )
     assert created["status"] == "failed"
     assert int(redis_client.hget(metrics.KEY, metrics.counter_field("checks_total", ("dns",)))) == 1
