@@ -46,6 +46,7 @@ class AgentConfig:
     log_format: str
     agent_token: str | None = None
     version: str = VERSION
+    metrics_address: tuple[str, int] | None = None   # serve Prometheus /metrics here; None: off
 
     @property
     def spool_dir(self) -> Path:
@@ -76,6 +77,8 @@ _SETTINGS = [
     ("agent_token", "HC_AGENT_TOKEN", "--agent-token",
      "an agent token issued ahead of time (registered once through the API or the CLI); the agent learns "
      "its id from the API. Without it, the first start registers with the registration token"),
+    ("metrics_address", "HC_METRICS_ADDRESS", "--metrics-address",
+     "host:port to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: off)"),
 ]
 
 # The seed's container variables (`docker run -e API_URL=... -e AGENT_TOKEN=...`), read when the
@@ -155,6 +158,17 @@ def _number(attr: str, value: str | None, default, kind, low, high):
     return number
 
 
+def _address(attr: str, value: str | None) -> tuple[str, int] | None:
+    """host:port ([v6]:port for IPv6), or None when unset."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{_flag(attr)} must be host:port, e.g. 127.0.0.1:9464, got {value!r}")
+    return host, int(port)
+
+
 def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AgentConfig:
     """Settings from `environ` (default os.environ) with `argv` flags overriding.
 
@@ -216,4 +230,5 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         heartbeat_interval_s=heartbeat,
         log_format=log_format,
         agent_token=raw["agent_token"] or None,
+        metrics_address=_address("metrics_address", raw["metrics_address"]),
     )

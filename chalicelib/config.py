@@ -40,12 +40,14 @@ class Settings:
     checks_per_hour: int = 100          # POST /api/checks per client IP
     requests_per_minute: int = 600      # every other route, per client IP
     retention_days: int = 30
+    public_list: bool = True            # GET /api/checks for anyone; off (admin token only) on prod
     heartbeat_ttl_s: int = HEARTBEAT_TTL_S
     max_body_bytes: int = 64 * 1024
     cors_origin: str = "*"
     secret_name: str = ""
     aws_endpoint_url: str = ""          # LocalStack on the local stage; one place only
     ws_management_url: str = ""         # the WebSocket API's @connections endpoint (https://.../stage)
+    metrics_cidrs: str = ""             # comma-separated CIDRs that may scrape GET /metrics without a token
     config_source: str = "environment"
     version: str = VERSION
     extra: dict = field(default_factory=dict, compare=False)
@@ -61,12 +63,14 @@ _ENV_MAP = {
     "checks_per_hour": "HC_CHECKS_PER_HOUR",
     "requests_per_minute": "HC_REQUESTS_PER_MINUTE",
     "retention_days": "HC_RETENTION_DAYS",
+    "public_list": "HC_PUBLIC_LIST",
     "heartbeat_ttl_s": "HC_HEARTBEAT_TTL_S",
     "max_body_bytes": "HC_MAX_BODY_BYTES",
     "cors_origin": "HC_CORS_ORIGIN",
     "secret_name": "HC_SECRET_NAME",
     "aws_endpoint_url": "AWS_ENDPOINT_URL",
     "ws_management_url": "HC_WS_MANAGEMENT_URL",
+    "metrics_cidrs": "HC_METRICS_CIDRS",
 }
 _SECRET_KEYS = ("registration_token", "admin_token", "database_url", "redis_url")
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from scripts.stack import AGENTS
+from scripts.localcloud.stack import AGENTS
 from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

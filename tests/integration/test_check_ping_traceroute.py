@@ -1,4 +1,4 @@
-"""ping and traceroute through a chain of network namespaces (scripts/netlab.py).
+"""ping and traceroute through a chain of network namespaces (scripts/localcloud/netlab).
 
 The checks run on a thread switched into the chain's client namespace, so
 every packet stays inside namespaces this test builds, in 198.18.0.0/15.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.checks import capabilities, run_check
-from scripts import netlab
+from scripts.localcloud import netlab
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
@@ -27,7 +27,7 @@ RTT_TOLERANCE_MS = 5.0
 
 @pytest.fixture(scope="module")
 def chain():
-    lab = netlab.build_chain("hctest", HOPS, delay_ms=ADDED_RTT_MS)
+    lab = netlab.build_chain(netlab.DEFAULT_PREFIX, HOPS, delay_ms=ADDED_RTT_MS)
     try:
         yield lab
     finally:
@@ -36,7 +36,7 @@ def chain():
 
 @pytest.fixture(scope="module")
 def chain_with_silent_router():
-    lab = netlab.build_chain("hctest", HOPS)
+    lab = netlab.build_chain(netlab.DEFAULT_PREFIX, HOPS)
     try:
         # r1 answers nothing with ICMP errors (a global ICMP budget of zero): a silent hop.
         done = lab.run_in(lab.nodes[0], ["sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=0", "net.ipv4.icmp_msgs_burst=0"])
@@ -63,7 +63,8 @@ def test_traceroute_reports_exactly_the_hops_built(chain):
     assert [hop["address"] for hop in data["hops"]] == chain.hop_addresses
     for hop in data["hops"]:
         assert hop["loss_pct"] == 0 and len(hop["rtts_ms"]) == 3
-        assert abs(sum(hop["rtts_ms"]) / 3 - ADDED_RTT_MS) <= RTT_TOLERANCE_MS  # every hop is behind the link
+        # every hop is behind the link; the fastest probe shows the delay, the others also the machine's load
+        assert abs(min(hop["rtts_ms"]) - ADDED_RTT_MS) <= RTT_TOLERANCE_MS
         assert "hostname" in hop
 
 
@@ -73,7 +74,7 @@ def test_ping_through_a_20ms_link_reports_the_added_rtt(chain):
     data = result["data"]
     assert data["packets_sent"] == data["packets_received"] == 5 and data["loss_pct"] == 0
     assert len(data["rtts_ms"]) == 5
-    assert abs(data["rtt_ms"]["avg"] - ADDED_RTT_MS) <= RTT_TOLERANCE_MS, data["rtt_ms"]
+    assert abs(data["rtt_ms"]["min"] - ADDED_RTT_MS) <= RTT_TOLERANCE_MS, data["rtt_ms"]  # a link never speeds up
     assert data["rtt_ms"]["min"] <= data["rtt_ms"]["avg"] <= data["rtt_ms"]["max"]
 
 
