@@ -287,7 +287,27 @@ def test_agent_container_with_net_raw_and_an_issued_token_runs_icmp(compose_stac
         docker("rm", "-f", container)
 
 
-def test_down_leaves_no_container_network_or_volume(compose_stack):
+def _online_ids(values: dict) -> set[str]:
+    _, agents = api("GET", f"{values['API_URL']}/api/agents?limit=100")
+    return {a["id"] for a in agents["items"] if a["name"] in AGENTS and a["status"] == "online"}
+
+
+def test_the_compose_stack_and_a_host_mode_stack_run_side_by_side(stack, compose_stack):
+    """This checkout's host-mode e2e stack (python -m scripts.stack, as `make up` runs it) and the compose
+    stack are up at once: each has its own database, agents and ports, and each completes its own check."""
+    host_agents, compose_agents = _online_ids(stack), _online_ids(compose_stack)
+    assert len(host_agents) == len(compose_agents) == len(AGENTS)
+    assert not host_agents & compose_agents  # two fleets, two databases
+    assert stack["API_URL"] != compose_stack["API_URL"]
+    for values, agents in ((stack, host_agents), (compose_stack, compose_agents)):
+        check = run_check(values, {"target": values["DEMO_HTTP_URL"], "checks": ["tcp"], "agents": sorted(agents)})
+        assert check["status"] == "completed" and all(r["success"] for r in check["results"]), check
+
+
+def test_down_leaves_no_container_network_or_volume(stack, compose_stack):
     down = run_tool("stack.py", "down", "--volumes", timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(compose_stack["_project"]) == []
+    # ...and took nothing of the host-mode stack with it
+    assert api("GET", f"{stack['API_URL']}/health")[0] == 200
+    assert _online_ids(stack)
