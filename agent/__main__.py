@@ -3,6 +3,7 @@
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for a setting the
 operator must fix (one line on stderr, no traceback), 1 for anything else.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -42,8 +43,11 @@ def _warn_missing_icmp(capabilities: list[str]) -> None:
     """Say why ping/traceroute are off, the way an operator fixes it (usually a container's caps)."""
     missing = [t for t in ("ping", "traceroute") if t not in capabilities]
     if missing:
-        log.warning("%s unavailable: no raw ICMP sockets (needs CAP_NET_RAW: in a container, run it with "
-                    "--cap-add NET_RAW; under systemd, AmbientCapabilities=CAP_NET_RAW)", " and ".join(missing))
+        log.warning(
+            "%s unavailable: no raw ICMP sockets (needs CAP_NET_RAW: in a container, run it with "
+            "--cap-add NET_RAW; under systemd, AmbientCapabilities=CAP_NET_RAW)",
+            " and ".join(missing),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
     except OSError as exc:
-        return _fail(f"configuration error: HC_STATE_DIR / --state-dir {config.state_dir} is not usable: "
-                     f"{exc.strerror}", 2)
+        return _fail(
+            f"configuration error: HC_STATE_DIR / --state-dir {config.state_dir} is not usable: {exc.strerror}", 2
+        )
 
     try:
         from agent import checks
@@ -91,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    api = ApiClient(config.api_url, registration_token=config.registration_token,
-                    user_agent=f"host-checker-agent/{config.version}")
+    api = ApiClient(
+        config.api_url, registration_token=config.registration_token, user_agent=f"host-checker-agent/{config.version}"
+    )
     identity = Identity(config, api, capabilities, stop)
     api.reauthenticate = identity.reauthenticate
     try:
@@ -113,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             serve(runner.metrics, config.metrics_address)
         except OSError as exc:
-            return _fail(f"configuration error: HC_METRICS_ADDRESS / --metrics-address "
-                         f"{config.metrics_address[0]}:{config.metrics_address[1]} cannot be served: {exc.strerror}", 2)
-        log.info("metrics served", extra={"fields": {
-            "url": f"http://{config.metrics_address[0]}:{config.metrics_address[1]}/metrics"}})
+            return _fail(
+                f"configuration error: HC_METRICS_ADDRESS / --metrics-address "
+                f"{config.metrics_address[0]}:{config.metrics_address[1]} cannot be served: {exc.strerror}",
+                2,
+            )
+        log.info(
+            "metrics served",
+            extra={"fields": {"url": f"http://{config.metrics_address[0]}:{config.metrics_address[1]}/metrics"}},
+        )
     if stop.is_set():
         return 0
 
@@ -129,10 +140,20 @@ def main(argv: list[str] | None = None) -> int:
         runner.request_stop()
 
     threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
-    log.info("agent starting", extra={"fields": {
-        "agent_id": state.agent_id, "name": config.name, "version": config.version,
-        "capabilities": ",".join(capabilities), "concurrency": config.concurrency,
-        "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
+    log.info(
+        "agent starting",
+        extra={
+            "fields": {
+                "agent_id": state.agent_id,
+                "name": config.name,
+                "version": config.version,
+                "capabilities": ",".join(capabilities),
+                "concurrency": config.concurrency,
+                "state_dir": str(config.state_dir),
+                "allow_private_targets": config.allow_private_targets,
+            }
+        },
+    )
     try:
         code = runner.run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us
