@@ -4,6 +4,7 @@ It runs beside the checks, so a busy agent still shows online. When the API
 does not answer, it tries again sooner, with backoff capped at the interval,
 and it never gives up while the agent runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,10 +17,17 @@ log = logging.getLogger("agent.heartbeat")
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, api: ApiClient, interval_s: float, version: str, capabilities: list[str],
-                 current_tasks: Callable[[], int], stop: threading.Event,
-                 on_recovery: Callable[[], None] | None = None,
-                 on_accepted: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        api: ApiClient,
+        interval_s: float,
+        version: str,
+        capabilities: list[str],
+        current_tasks: Callable[[], int],
+        stop: threading.Event,
+        on_recovery: Callable[[], None] | None = None,
+        on_accepted: Callable[[], None] | None = None,
+    ):
         super().__init__(name="heartbeat", daemon=True)
         self.api = api
         self.interval_s = interval_s
@@ -29,7 +37,7 @@ class Heartbeat(threading.Thread):
         self.stop = stop
         self.on_recovery = on_recovery  # the API answers again: e.g. wake the spool delivery
         self.on_accepted = on_accepted  # every accepted heartbeat (the metrics' heartbeat age)
-        self.sent = 0           # successful heartbeats, for tests and logs
+        self.sent = 0  # successful heartbeats, for tests and logs
         self.sent_event = threading.Event()
 
     def beat(self) -> None:

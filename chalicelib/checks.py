@@ -1,4 +1,5 @@
 """Checks: create (validate, choose agents, store, fan out), read, list, delete."""
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,15 @@ from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import push_tasks
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s,
-                       normalize_options)
+from .protocol import (
+    CHECK_STATUSES,
+    CHECK_TYPES,
+    DEADLINE_SLACK_S,
+    MAX_LOCATION,
+    OptionError,
+    check_timeout_s,
+    normalize_options,
+)
 from .serialize import iso
 from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
 
@@ -60,8 +68,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     except TargetError as exc:
         raise ValidationFailed(exc.message, field=exc.field)
 
-    check_types = inputs.string_list(body, "checks", max_items=len(CHECK_TYPES), max_len=32,
-                                     choices=CHECK_TYPES, required=True)
+    check_types = inputs.string_list(
+        body, "checks", max_items=len(CHECK_TYPES), max_len=32, choices=CHECK_TYPES, required=True
+    )
     if not check_types:
         raise ValidationFailed("checks must name at least one check type", field="checks")
 
@@ -72,13 +81,15 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
         raise ValidationFailed("options must be an object keyed by check type", field="options")
     for key in given:
         if key not in check_types:
-            raise ValidationFailed(f"options for {key!r}, which is not one of the requested checks",
-                                   field=f"options.{key}")
+            raise ValidationFailed(
+                f"options for {key!r}, which is not one of the requested checks", field=f"options.{key}"
+            )
     options = {}
     for check_type in check_types:
         try:
-            options[check_type] = targets.apply_assumptions(check_type, target, given.get(check_type),
-                                                    normalize_options(check_type, given.get(check_type)))
+            options[check_type] = targets.apply_assumptions(
+                check_type, target, given.get(check_type), normalize_options(check_type, given.get(check_type))
+            )
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field)
 
@@ -88,8 +99,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
         agent_ids = [inputs.uuid_field(a, f"agents[{i}]") for i, a in enumerate(raw)]
     locations = inputs.string_list(body, "locations", max_items=MAX_LOCATIONS, max_len=MAX_LOCATION)
     limit = inputs.integer(body, "limit", low=1, high=MAX_AGENTS_PER_CHECK)
-    return CheckRequest(target=target.raw, check_types=check_types, options=options,
-                        agents=agent_ids, locations=locations, limit=limit)
+    return CheckRequest(
+        target=target.raw, check_types=check_types, options=options, agents=agent_ids, locations=locations, limit=limit
+    )
 
 
 def check_selection(req: CheckRequest) -> None:
@@ -99,21 +111,28 @@ def check_selection(req: CheckRequest) -> None:
         return
     with transaction() as conn:
         if req.agents:
-            known = {str(r["id"]) for r in conn.execute(
-                "SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()}
+            known = {
+                str(r["id"])
+                for r in conn.execute("SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()
+            }
             for i, agent_id in enumerate(req.agents):
                 if agent_id not in known:
                     raise ValidationFailed(f"agents[{i}]: no agent with id {agent_id}", field=f"agents[{i}]")
         if req.locations:
             wanted = [loc.lower() for loc in req.locations]
-            known = {r["name"] for r in conn.execute(
-                """SELECT lower(location) AS name FROM agents WHERE lower(location) = ANY(%s)
+            known = {
+                r["name"]
+                for r in conn.execute(
+                    """SELECT lower(location) AS name FROM agents WHERE lower(location) = ANY(%s)
                    UNION SELECT lower(region) FROM agents WHERE lower(region) = ANY(%s)""",
-                (wanted, wanted)).fetchall()}
+                    (wanted, wanted),
+                ).fetchall()
+            }
             for i, location in enumerate(req.locations):
                 if location.lower() not in known:
-                    raise ValidationFailed(f"locations[{i}]: no agent has the location or region {location!r}",
-                                           field=f"locations[{i}]")
+                    raise ValidationFailed(
+                        f"locations[{i}]: no agent has the location or region {location!r}", field=f"locations[{i}]"
+                    )
 
 
 def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
@@ -132,9 +151,11 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
             return [], "none of the selected agents is online"
     if req.locations:
         wanted_locations = {loc.lower() for loc in req.locations}
-        candidates = [a for a in candidates
-                      if a["location"].lower() in wanted_locations
-                      or (a["region"] or "").lower() in wanted_locations]
+        candidates = [
+            a
+            for a in candidates
+            if a["location"].lower() in wanted_locations or (a["region"] or "").lower() in wanted_locations
+        ]
         if not candidates:
             return [], f"no online agent in {', '.join(req.locations)}"
     candidates = [a for a in candidates if set(a["capabilities"] or ()) & set(req.check_types)]
@@ -172,8 +193,18 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                                    client_ip, completed_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
                RETURNING created_at""",
-            (check_id, req.target, req.check_types, Jsonb(req.options), Jsonb(selection), status,
-             error, client_ip, status == "failed")).fetchone()
+            (
+                check_id,
+                req.target,
+                req.check_types,
+                Jsonb(req.options),
+                Jsonb(selection),
+                status,
+                error,
+                client_ip,
+                status == "failed",
+            ),
+        ).fetchone()
         tasks = []
         if pairs:
             task_ids = [str(uuid.uuid4()) for _ in pairs]
@@ -185,8 +216,8 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                         WITH ORDINALITY AS v(id, agent_id, check_type, timeout, n)
                    ORDER BY v.n
                    RETURNING id, check_id, agent_id, check_type, deadline_at, created_at""",
-                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs],
-                 timeouts)).fetchall()
+                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs], timeouts),
+            ).fetchall()
     counted = metrics.checks_created(req.check_types)
     push_tasks(({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks), counted)
     metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
@@ -200,8 +231,9 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
         "target": req.target,
         "check_types": req.check_types,
         "created_at": iso(check["created_at"]),
-        "tasks": [{"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]}
-                  for t in tasks],
+        "tasks": [
+            {"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]} for t in tasks
+        ],
         "agents": [{"id": str(a["id"]), "name": a["name"], "location": a["location"]} for a in agents],
     }
 
@@ -224,15 +256,20 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-_CHECK_COLUMNS = ("id, target, check_types, options, agent_selection, status, error, created_at, "
-                  "started_at, completed_at")
+_CHECK_COLUMNS = (
+    "id, target, check_types, options, agent_selection, status, error, created_at, started_at, completed_at"
+)
 
 
 def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
     """How the agents were asked for (so "run again" can ask the same way) and which were chosen."""
     stored = stored or {}
-    return {"agents": stored.get("agents"), "locations": stored.get("locations"),
-            "limit": stored.get("limit"), "chosen": stored.get("chosen") or []}
+    return {
+        "agents": stored.get("agents"),
+        "locations": stored.get("locations"),
+        "limit": stored.get("limit"),
+        "chosen": stored.get("chosen") or [],
+    }
 
 
 def get(check_id: str, settle: bool = True) -> dict[str, Any]:
@@ -241,10 +278,13 @@ def get(check_id: str, settle: bool = True) -> dict[str, Any]:
     check_id = inputs.uuid_or_404(check_id, "check")
     for attempt in (1, 2):
         with transaction() as conn:
-            check = conn.execute(f"SELECT {_CHECK_COLUMNS}, "
-                                 "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
-                                 "  AND t.status IN ('pending','in_progress') AND t.deadline_at <= now())"
-                                 " AS overdue FROM checks WHERE id = %s", (check_id,)).fetchone()
+            check = conn.execute(
+                f"SELECT {_CHECK_COLUMNS}, "
+                "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
+                "  AND t.status IN ('pending','in_progress') AND t.deadline_at <= now())"
+                " AS overdue FROM checks WHERE id = %s",
+                (check_id,),
+            ).fetchone()
             if check is None:
                 raise NotFound(f"check {check_id} not found")
             rows = views.task_rows(conn, check_id=check_id)
@@ -287,21 +327,32 @@ def list_checks(params: dict | None) -> dict[str, Any]:
         created_at, cid = _decode_cursor(params["cursor"])
         where.append("(c.created_at, c.id) < (%s::timestamptz, %s::uuid)")
         args += [created_at, cid]
-    sql = ("SELECT c.id, c.target, c.check_types, c.status, c.error, c.created_at, c.completed_at, "
-           "(SELECT count(*) FROM check_tasks t WHERE t.check_id = c.id) AS task_count FROM checks c"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s")
+    sql = (
+        "SELECT c.id, c.target, c.check_types, c.status, c.error, c.created_at, c.completed_at, "
+        "(SELECT count(*) FROM check_tasks t WHERE t.check_id = c.id) AS task_count FROM checks c"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s"
+    )
     with transaction() as conn:
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         summaries = views.summaries(conn, [(str(r["id"]), list(r["check_types"])) for r in rows])
     return {
-        "items": [{"check_id": str(r["id"]), "target": r["target"], "check_types": list(r["check_types"]),
-                   "status": r["status"], "error": r["error"], "task_count": r["task_count"],
-                   "summary": summaries[str(r["id"])],
-                   "created_at": iso(r["created_at"]), "completed_at": iso(r["completed_at"])}
-                  for r in rows],
+        "items": [
+            {
+                "check_id": str(r["id"]),
+                "target": r["target"],
+                "check_types": list(r["check_types"]),
+                "status": r["status"],
+                "error": r["error"],
+                "task_count": r["task_count"],
+                "summary": summaries[str(r["id"])],
+                "created_at": iso(r["created_at"]),
+                "completed_at": iso(r["completed_at"]),
+            }
+            for r in rows
+        ],
         "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
     }
 
@@ -317,8 +368,11 @@ def check_admin_token(given: str | None) -> None:
 def delete(check_id: str) -> None:
     check_id = inputs.uuid_or_404(check_id, "check")
     with transaction() as conn:
-        entries = conn.execute("SELECT agent_id, stream_id FROM check_tasks WHERE check_id = %s "
-                               "AND status = 'pending' AND stream_id IS NOT NULL", (check_id,)).fetchall()
+        entries = conn.execute(
+            "SELECT agent_id, stream_id FROM check_tasks WHERE check_id = %s "
+            "AND status = 'pending' AND stream_id IS NOT NULL",
+            (check_id,),
+        ).fetchall()
         row = conn.execute("DELETE FROM checks WHERE id = %s RETURNING id", (check_id,)).fetchone()
     if row is None:
         raise NotFound(f"check {check_id} not found")

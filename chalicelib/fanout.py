@@ -3,6 +3,7 @@
 `checks.create` pushes a new check's tasks and the sweeper pushes again those whose
 stream entry was lost; both go through `push_tasks`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,9 +21,16 @@ log = logging.getLogger(__name__)
 def task_message(row: dict[str, Any]) -> TaskMessage:
     """The stream message (DESIGN §4) of a task row carrying its check's target and the options
     of its type."""
-    return TaskMessage(task_id=str(row["id"]), check_id=str(row["check_id"]), agent_id=str(row["agent_id"]),
-                       check_type=row["check_type"], target=row["target"], options=row["options"] or {},
-                       deadline_ms=epoch_ms(row["deadline_at"]), created_at=iso(row["created_at"]))
+    return TaskMessage(
+        task_id=str(row["id"]),
+        check_id=str(row["check_id"]),
+        agent_id=str(row["agent_id"]),
+        check_type=row["check_type"],
+        target=row["target"],
+        options=row["options"] or {},
+        deadline_ms=epoch_ms(row["deadline_at"]),
+        created_at=iso(row["created_at"]),
+    )
 
 
 def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> int:
@@ -46,5 +54,6 @@ def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> 
             conn.execute(
                 """UPDATE check_tasks t SET stream_id = v.sid, enqueued_at = now()
                    FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",
-                (list(ids), list(ids.values())))
+                (list(ids), list(ids.values())),
+            )
     return len(ids)

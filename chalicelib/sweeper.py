@@ -3,6 +3,7 @@
 Each step is a compare-and-set statement (see transitions), so two sweeps at
 once, or one that crashed half way, leave nothing half done or done twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,8 @@ def reenqueue_lost_tasks() -> int:
                  AND (t.stream_id IS NOT NULL
                       OR COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s))
                ORDER BY t.created_at LIMIT %s""",
-            (ENQUEUE_GRACE_S, REENQUEUE_BATCH)).fetchall()
+            (ENQUEUE_GRACE_S, REENQUEUE_BATCH),
+        ).fetchall()
     if not rows:
         return 0
     with_ids = [(str(r["agent_id"]), r["stream_id"]) for r in rows if r["stream_id"]]
@@ -63,12 +65,16 @@ def reenqueue_lost_tasks() -> int:
 
 def _claim(conn, rows: list[dict]) -> set[str]:
     """The ids of `rows` this sweep claimed, by moving `enqueued_at` on from the value it read."""
-    return {str(r["id"]) for r in conn.execute(
-        """UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL
+    return {
+        str(r["id"])
+        for r in conn.execute(
+            """UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL
            FROM unnest(%s::uuid[], %s::timestamptz[]) AS v(id, seen)
            WHERE t.id = v.id AND t.status = 'pending' AND t.enqueued_at IS NOT DISTINCT FROM v.seen
            RETURNING t.id""",
-        ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows])).fetchall()}
+            ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows]),
+        ).fetchall()
+    }
 
 
 def delete_expired() -> int:
@@ -79,7 +85,9 @@ def delete_expired() -> int:
             """DELETE FROM checks WHERE id IN (
                    SELECT id FROM checks WHERE created_at < now() - make_interval(days => %s)
                    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING id""", (days, RETENTION_BATCH)).fetchall()
+               RETURNING id""",
+            (days, RETENTION_BATCH),
+        ).fetchall()
     return len(rows)
 
 

@@ -23,6 +23,7 @@
 - `address`: the first A/AAAA value in the answer, so per-agent results show
   which address each region was given; for a reverse lookup, the IP itself.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -48,12 +49,14 @@ def _records(rrsets) -> list[dict]:
     out = []
     for rrset in rrsets:
         for rdata in rrset:
-            out.append({
-                "name": rrset.name.to_text(),
-                "type": dns.rdatatype.to_text(rrset.rdtype),
-                "ttl": rrset.ttl,
-                "value": rdata.to_text(),
-            })
+            out.append(
+                {
+                    "name": rrset.name.to_text(),
+                    "type": dns.rdatatype.to_text(rrset.rdtype),
+                    "ttl": rrset.ttl,
+                    "value": rdata.to_text(),
+                }
+            )
     return out
 
 
@@ -129,9 +132,18 @@ def run(ctx: CheckContext) -> dict:
     port = int(opts["port"])
     query = dns.message.make_query(qname, dns.rdatatype.from_text(record_type))
     data = {
-        "query": qname.to_text(), "record_type": record_type, "resolver": servers[0], "port": port,
-        "protocol": opts["protocol"], "rcode": None, "answers": [], "authority": [],
-        "query_time_ms": None, "truncated_retried": False, "ip_version": ip_version_of(servers[0]), "note": note,
+        "query": qname.to_text(),
+        "record_type": record_type,
+        "resolver": servers[0],
+        "port": port,
+        "protocol": opts["protocol"],
+        "rcode": None,
+        "answers": [],
+        "authority": [],
+        "query_time_ms": None,
+        "truncated_retried": False,
+        "ip_version": ip_version_of(servers[0]),
+        "note": note,
     }
 
     response = last_error = None
@@ -143,8 +155,9 @@ def run(ctx: CheckContext) -> dict:
                 response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
             else:
                 with _connected_udp_socket(server, port) as udp_sock:
-                    response, used_tcp = dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining(),
-                                                                     udp_sock=udp_sock)
+                    response, used_tcp = dns.query.udp_with_fallback(
+                        query, server, port=port, timeout=ctx.remaining(), udp_sock=udp_sock
+                    )
                 data["truncated_retried"] = used_tcp
             data["query_time_ms"] = ms_since(started)
             break
@@ -157,10 +170,14 @@ def run(ctx: CheckContext) -> dict:
                 break
     if response is None:
         if isinstance(last_error, dns.exception.Timeout):
-            raise CheckFailure("timeout", f"no answer from {data['resolver']} port {port} within {ctx.timeout_s:g} s",
-                               data=data)
-        raise CheckFailure("unreachable" if not isinstance(last_error, ConnectionRefusedError) else "refused",
-                           f"resolver {data['resolver']} port {port}: {last_error}", data=data)
+            raise CheckFailure(
+                "timeout", f"no answer from {data['resolver']} port {port} within {ctx.timeout_s:g} s", data=data
+            )
+        raise CheckFailure(
+            "unreachable" if not isinstance(last_error, ConnectionRefusedError) else "refused",
+            f"resolver {data['resolver']} port {port}: {last_error}",
+            data=data,
+        )
 
     rcode = dns.rcode.to_text(response.rcode())
     data["rcode"] = rcode
@@ -175,9 +192,11 @@ def run(ctx: CheckContext) -> dict:
         data["note"] = f"{note}; {no_ptr}" if note else no_ptr
         return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
     if rcode != "NOERROR":
-        raise CheckFailure("dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}",
-                           data=data, address=address)
+        raise CheckFailure(
+            "dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}", data=data, address=address
+        )
     if not data["answers"]:
-        raise CheckFailure("dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)",
-                           data=data, address=address)
+        raise CheckFailure(
+            "dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)", data=data, address=address
+        )
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
