@@ -7,7 +7,8 @@ stream entry was lost; both go through `push_tasks`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import queue
 from .db import transaction

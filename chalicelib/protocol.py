@@ -211,7 +211,7 @@ class TaskMessage:
         return {"task": json.dumps(asdict(self), separators=(",", ":"))}
 
     @classmethod
-    def from_fields(cls, fields: dict) -> "TaskMessage":
+    def from_fields(cls, fields: dict) -> TaskMessage:
         raw = fields.get("task") if "task" in fields else fields.get(b"task")
         if isinstance(raw, bytes):
             raw = raw.decode()

@@ -20,10 +20,10 @@ from .views import StatusChange, publish_check_changes
 
 # Fail open tasks past their deadline: agent_offline if the agent stopped
 # heart-beating, else timeout. Optional filters narrow it to a check or a task.
-_FAIL_OVERDUE = """
+_FAIL_OVERDUE = f"""
 UPDATE check_tasks t
 SET status = 'failed', completed_at = now(),
-    error = CASE WHEN {not_online}
+    error = CASE WHEN {NOT_ONLINE_SQL}
                  THEN jsonb_build_object('kind', 'agent_offline', 'message',
                       'agent ' || a.name || ' went offline before reporting a result')
                  ELSE jsonb_build_object('kind', 'timeout', 'message',
@@ -33,7 +33,7 @@ FROM agents a
 WHERE a.id = t.agent_id AND t.status IN ('pending', 'in_progress') AND t.deadline_at <= now()
   {{filter}}
 RETURNING t.id, t.check_id
-""".format(not_online=NOT_ONLINE_SQL)
+"""
 
 # A check whose tasks are all terminal is completed (pending/in_progress -> completed).
 _COMPLETE_CHECKS = """

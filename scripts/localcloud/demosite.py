@@ -153,7 +153,7 @@ def self_signed_certificate(names: list[str], days: int = 90) -> tuple[bytes, by
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -338,7 +338,7 @@ class DemoSite:
         self.servers: list = []
         self.cert_pem = b""
 
-    def start(self) -> "DemoSite":
+    def start(self) -> DemoSite:
         self.cert_pem, key_pem = self_signed_certificate([self.name, f"www.{self.name}", self.address])
         http = serve_http(self.address, self.ports["http"])
         https = serve_http(self.address, self.ports["https"], server_tls_context(self.cert_pem, key_pem))

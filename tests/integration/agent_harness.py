@@ -71,7 +71,7 @@ class AgentProcess:
         self.env.update(env)
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "AgentProcess":
+    def start(self) -> AgentProcess:
         """Start (or, after it exited, restart) the agent on the same state folder."""
         assert not self.running(), "agent is already running"
         log = open(self.log_path, "a")  # noqa: SIM115 - the child owns it from here

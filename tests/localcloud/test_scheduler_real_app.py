@@ -96,7 +96,7 @@ def test_scheduler_runs_the_real_sweep_at_its_declared_rate(api, db, scheduler):
     assert statuses()[gone["agent_id"]] == "online"
     assert {r["status"] for r in db.execute("SELECT status FROM check_tasks").fetchall()} == {"pending"}
 
-    t0 = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     proc, log = scheduler()
 
     # the schedule comes from app.py: the start-up line names the real handler and its rate

@@ -57,9 +57,10 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scripts.localcloud.netlab import containment
 from scripts.localcloud.netlab.containment import NETNS_DIR
@@ -341,7 +342,7 @@ class Lab:
             containment.release(self.name)
         self.namespaces.clear()
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc) -> None:

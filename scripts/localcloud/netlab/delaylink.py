@@ -53,7 +53,7 @@ class End:
     peer: str
 
     @classmethod
-    def parse(cls, text: str) -> "End":
+    def parse(cls, text: str) -> End:
         parts = text.split(":")
         if len(parts) != 4 or not parts[1] or not parts[2] or not parts[3]:
             raise argparse.ArgumentTypeError(f"{text!r}: expected NS:DEV:LOCAL:PEER")
