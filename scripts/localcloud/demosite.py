@@ -29,6 +29,7 @@ import struct
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -305,10 +306,8 @@ class DNSServer:
     def stop(self):
         self._stopped = True
         for sock in (self.udp, self.tcp):
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
 

@@ -176,7 +176,7 @@ def load_app(project_dir=ROOT, stage: str = "local"):
         raise SchedulerError(
             f"cannot load the Chalice app from {project_dir}/app.py: "
             f"{e.__class__.__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        )
+        ) from e
 
 
 # --------------------------------------------------------------------------- events

@@ -218,7 +218,7 @@ class Lab:
             raise NetlabError("a veth needs at least one end in a lab namespace")
         dev_a, dev_b = self._dev("v"), self._dev("v")
         ip("link", "add", dev_a, "type", "veth", "peer", "name", dev_b)
-        for ns, dev, addr in ((ns_a, dev_a, addr_a), (ns_b, dev_b, addr_b)):
+        for ns, dev in ((ns_a, dev_a), (ns_b, dev_b)):
             if ns:
                 ip("link", "set", dev, "netns", ns)
             else:
