@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from . import inputs, queue
+from . import fanout, inputs, queue
 from .config import get_settings
 from .db import transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -147,6 +147,7 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
     agent_id = str(row["id"])
     try:
         queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, heartbeat_ttl_s())
+        fanout.dispatch_for_agent(agent_id)  # Redis answers: deliver what it missed while down
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
     return {"agent_id": agent_id, "status": "online", "server_time": now_iso()}

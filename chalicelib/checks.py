@@ -19,7 +19,7 @@ from .agents import online_agents
 from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
-from .fanout import push_tasks
+from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
 from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s,
                        normalize_options)
 from .serialize import iso
@@ -242,7 +242,7 @@ def get(check_id: str, settle: bool = True) -> dict[str, Any]:
         with transaction() as conn:
             check = conn.execute(f"SELECT {_CHECK_COLUMNS}, "
                                  "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
-                                 "  AND t.status IN ('pending','in_progress') AND t.deadline_at <= now())"
+                                 f"  AND t.status IN ('pending','in_progress') AND {EFFECTIVE_DEADLINE_SQL} <= now())"
                                  " AS overdue FROM checks WHERE id = %s", (check_id,)).fetchone()
             if check is None:
                 raise NotFound(f"check {check_id} not found")

@@ -15,7 +15,7 @@ VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
 CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
 ERROR_KINDS = (
     "dns_failure", "timeout", "refused", "unreachable", "tls_error",
-    "blocked_target", "http_error", "internal", "agent_offline",
+    "blocked_target", "http_error", "internal", "agent_offline", "not_dispatched",
 )
 TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
 OPEN_TASK_STATUSES = ("pending", "in_progress")
