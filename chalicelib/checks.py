@@ -78,9 +78,12 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     for check_type in check_types:
         try:
             options[check_type] = targets.apply_assumptions(check_type, target, given.get(check_type),
-                                                    normalize_options(check_type, given.get(check_type)))
+                                                    normalize_options(check_type, given.get(check_type)),
+                                                    get_settings().allow_private_targets)
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field)
+        except BlockedTarget as exc:
+            raise BadRequest(exc.message, field=exc.field, code="blocked_target")
 
     agent_ids = None
     if body.get("agents") is not None:
