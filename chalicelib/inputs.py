@@ -146,7 +146,7 @@ def number(body: dict, name: str, *, required: bool = False, low: float | None =
     try:
         value = float(value)
     except OverflowError:
-        raise ValidationFailed(f"{field} is out of range", field=field)
+        raise ValidationFailed(f"{field} is out of range", field=field) from None
     if not math.isfinite(value):
         raise ValidationFailed(f"{field} must be a number", field=field)
     return value

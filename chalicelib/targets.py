@@ -443,7 +443,7 @@ def _resolver(value: str, field: str, allow_private: bool) -> str:
     try:
         ip = _parse_ip_literal(value)
     except TargetError as exc:
-        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}")
+        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from exc
     try:
         if ip is not None:
             check_address(ip, allow_private)
@@ -453,9 +453,9 @@ def _resolver(value: str, field: str, allow_private: bool) -> str:
             raise BlockedTarget(f"{name} is a local name; using it as the resolver is not allowed")
         return name
     except BlockedTarget as exc:
-        raise BlockedTarget(f"resolver {exc.message}", field=field)
+        raise BlockedTarget(f"resolver {exc.message}", field=field) from exc
     except TargetError as exc:
-        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}")
+        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from exc
 
 
 def target_view(raw: str, check_types: list[str], options: dict[str, Any] | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ task no push ever delivered fails `not_dispatched`, not a `timeout` that blames 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -49,7 +49,7 @@ def test_heartbeat_after_redis_recovers_delivers_tasks_created_during_the_outage
     row = db.execute("SELECT stream_id, deadline_at FROM check_tasks").fetchone()
     assert row["stream_id"] == entries[0][0]
     # the deadline counts from the push: the agent gets the whole span again
-    assert row["deadline_at"] >= datetime.now(timezone.utc) + task["span"] - timedelta(seconds=2)
+    assert row["deadline_at"] >= datetime.now(UTC) + task["span"] - timedelta(seconds=2)
     assert api.heartbeat(agent).status == 200
     assert redis_client.xlen(agent["stream"]) == 1  # delivered once
 
