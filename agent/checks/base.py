@@ -10,6 +10,7 @@ any other exception is classified by `classify()`. `run_check` in
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import http.client
@@ -126,10 +127,8 @@ _guard_lock = threading.Lock()
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # closed already, or never connected
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # closed already, or never connected
 
 
 class _Reaper:
