@@ -158,6 +158,30 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     return chosen[:limit], None
 
 
+def _requested_count(conn, req: CheckRequest) -> int:
+    """How many agents the request asked for, online or not: the ids it named, else the
+    registered agents that fit its locations and types, at most `limit`."""
+    if req.agents:
+        return len(req.agents)
+    wanted = [loc.lower() for loc in req.locations] if req.locations else None
+    n = conn.execute(
+        """SELECT count(*) AS n FROM agents
+           WHERE capabilities && %s::text[]
+             AND (%s::text[] IS NULL OR lower(location) = ANY(%s::text[]) OR lower(region) = ANY(%s::text[]))""",
+        (req.check_types, wanted, wanted, wanted)).fetchone()["n"]
+    return min(n, req.limit or MAX_AGENTS_PER_CHECK)
+
+
+def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
+    """Said, not hidden: a check that reaches fewer agents than were asked for (some offline,
+    e.g. in the seconds after an outage, before their next heartbeat) says how many fewer."""
+    if chosen >= requested:
+        return None
+    return {"missing": requested - chosen,
+            "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
+                       f"{requested - chosen} offline (or not heart-beating yet) are left out"}
+
+
 @observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
@@ -167,6 +191,8 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     with transaction() as conn:
         agents, reason = _choose_agents(conn, req)
         selection["chosen"] = [str(a["id"]) for a in agents]
+        selection["requested"] = _requested_count(conn, req)
+        selection["shortfall"] = _shortfall(selection["requested"], len(agents))
         pairs = [(a, t) for a in agents for t in req.check_types if t in (a["capabilities"] or ())]
         status = "pending" if pairs else "failed"
         error = None if pairs else f"no eligible agent: {reason}"
@@ -205,6 +231,7 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
         "tasks": [{"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]}
                   for t in tasks],
         "agents": [{"id": str(a["id"]), "name": a["name"], "location": a["location"]} for a in agents],
+        "selection": _selection_view(selection),
     }
 
 
@@ -234,7 +261,8 @@ def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
     """How the agents were asked for (so "run again" can ask the same way) and which were chosen."""
     stored = stored or {}
     return {"agents": stored.get("agents"), "locations": stored.get("locations"),
-            "limit": stored.get("limit"), "chosen": stored.get("chosen") or []}
+            "limit": stored.get("limit"), "chosen": stored.get("chosen") or [],
+            "requested": stored.get("requested"), "shortfall": stored.get("shortfall")}
 
 
 def get(check_id: str, settle: bool = True) -> dict[str, Any]:

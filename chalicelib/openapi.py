@@ -97,6 +97,7 @@ SCHEMAS: dict[str, Any] = {
         "created_at": TIME,
         "tasks": {"type": "array", "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")})},
         "agents": {"type": "array", "items": _ref("AgentRef")},
+        "selection": _ref("Selection"),
     }),
     "TaskRow": _obj({
         "task_id": UUID, "agent": _ref("AgentRef"), "check_type": _ref("CheckType"), "status": _ref("TaskStatus"),
@@ -110,7 +111,11 @@ SCHEMAS: dict[str, Any] = {
         "locations": {"type": ["array", "null"], "items": {"type": "string"}},
         "limit": {"type": ["integer", "null"]},
         "chosen": {"type": "array", "items": UUID},
-    }),
+        "requested": {"type": ["integer", "null"],
+                      "description": "agents asked for, online or not (null: a check created before this was kept)"},
+        "shortfall": {"type": ["object", "null"], "description": "set when fewer agents were chosen than asked for",
+                      "properties": {"missing": {"type": "integer"}, "message": {"type": "string"}}},
+    }, required=["agents", "locations", "limit", "chosen"]),
     "TypeSummary": _obj({"ok": {"type": "integer"}, "failed": {"type": "integer"}, "pending": {"type": "integer"},
                          "total": {"type": "integer"}, "median_ms": NNUM}),
     "TargetInfo": {

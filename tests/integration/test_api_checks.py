@@ -283,4 +283,4 @@ def test_get_check_reports_how_its_agents_were_selected(api, agent):
     body = api.create_check(checks=["tcp"], locations=["Singapore"]).body
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["selection"] == {"agents": None, "locations": ["Singapore"], "limit": None,
-                                  "chosen": [other["agent_id"]]}
+                                  "chosen": [other["agent_id"]], "requested": 1, "shortfall": None}
