@@ -15,13 +15,13 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from . import inputs, observability, queue, targets, transitions, views
-from .agents import online_agents
+from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_LOCATION, OptionError, check_timeout_s,
-                       normalize_options)
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_CLOCK_OFFSET_S, MAX_LOCATION, OptionError,
+                       check_timeout_s, normalize_options)
 from .serialize import iso
 from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
 
@@ -143,6 +143,9 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     candidates = [a for a in candidates if set(a["capabilities"] or ()) & set(req.check_types)]
     if not candidates:
         return [], f"no online agent can run {', '.join(req.check_types)}"
+    candidates = [a for a in candidates if clock_ok(a)]  # those refuse work (agent/clock.py)
+    if not candidates:
+        return [], f"every online agent that fits refuses work: its clock is over {MAX_CLOCK_OFFSET_S} s off"
     by_location: dict[str, list[dict]] = defaultdict(list)
     random.shuffle(candidates)
     for agent in sorted(candidates, key=lambda a: a["current_tasks"]):
@@ -179,7 +182,8 @@ def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
         return None
     return {"missing": requested - chosen,
             "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
-                       f"{requested - chosen} offline (or not heart-beating yet) are left out"}
+                       f"{requested - chosen} are left out: offline, not heart-beating yet after an outage, "
+                       f"or refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off"}
 
 
 @observability.tracer.capture_method(capture_response=False)

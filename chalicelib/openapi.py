@@ -10,8 +10,8 @@ import copy
 from typing import Any
 
 from .config import get_settings
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION,
-                       OPTION_SPECS, TASK_STATUSES)
+from .protocol import (CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, MAX_CLOCK_OFFSET_S, MAX_LOCATION, MAX_NAME,
+                       MAX_REGION, MAX_VERSION, OPTION_SPECS, TASK_STATUSES)
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -186,6 +186,10 @@ SCHEMAS: dict[str, Any] = {
         "status": {"type": "string", "enum": ["online", "offline"]}, "last_heartbeat": NTIME,
         "version": NSTR, "capabilities": {"type": "array", "items": _ref("CheckType")},
         "current_tasks": {"type": "integer"}, "registered_at": TIME,
+        "clock_offset_ms": {"type": ["number", "null"], "description": "the agent's clock minus the API's, as it "
+                            "estimates from heartbeat replies; null: not reported"},
+        "clock_ok": {"type": "boolean", "description": f"false past {MAX_CLOCK_OFFSET_S} s: the agent refuses "
+                     "work and is not chosen"},
     }),
     "AgentList": _obj({"items": {"type": "array", "items": _ref("Agent")}, "next_cursor": {"type": "null"}}),
     "AgentStats": _obj({
@@ -207,6 +211,8 @@ SCHEMAS: dict[str, Any] = {
                         "location": {"type": "string"}, "stream": {"type": "string"}, "group": {"type": "string"}}),
     "HeartbeatRequest": {"type": "object", "additionalProperties": False, "properties": {
         "current_tasks": {"type": "integer", "minimum": 0}, "version": {"type": "string"},
+        "clock_offset_ms": {"type": "number", "minimum": -86400000, "maximum": 86400000,
+                            "description": "the agent's clock minus the API's (from server_time), in ms"},
         "capabilities": {"type": "array", "items": _ref("CheckType")}}},
     "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
     "TaskStarted": _obj({"task_id": UUID, "check_id": UUID, "check_type": _ref("CheckType"),
