@@ -49,6 +49,10 @@ class Heartbeat(threading.Thread):
         if self.failing:
             self._wake.set()
 
+    def retry_delays(self):
+        """The waits between attempts while the API does not answer."""
+        return backoff_delays(base=0.5, cap=min(RETRY_CAP_S, self.interval_s))
+
     def _wait(self, seconds: float) -> None:
         """Sleep `seconds`, or less when woken or stopped."""
         end = time.monotonic() + seconds
@@ -81,7 +85,7 @@ class Heartbeat(threading.Thread):
                     level = logging.ERROR if isinstance(exc, ApiRejected) else logging.WARNING
                     log.log(level, "heartbeat failed: %s; retrying with backoff", exc)
                 self.failing = True
-                delays = delays or backoff_delays(base=0.5, cap=min(RETRY_CAP_S, self.interval_s))
+                delays = delays or self.retry_delays()
                 wait = next(delays)
             except Exception:  # noqa: BLE001 - the heartbeat must outlive any surprise
                 log.exception("heartbeat crashed; retrying")
