@@ -82,6 +82,8 @@ export interface Agent {
   capabilities: string[] | null;
   current_tasks: number | null;
   region?: string | null;
+  clock_offset_ms?: number | null; // the agent's clock minus the API's
+  clock_ok?: boolean; // false: off by more than the bound, refusing work
 }
 
 export interface TypeStats {
