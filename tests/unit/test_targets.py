@@ -98,6 +98,18 @@ def test_checks_refuse_a_name_resolving_to_loopback_without_connecting(rebinding
 def test_check_refuses_private_literal_before_any_traffic():
     result = run_check("tcp", "0x7f.1", {"port": 80}, allow_private=False)
     assert result["error"]["kind"] == "blocked_target"
+
+
+@pytest.mark.parametrize("literal", ["０ｘ７ｆ０００００１", "[::ffff:0:127.0.0.1]", "[64:ff9b:1::7f00:1]"])
+def test_the_agent_refuses_the_forms_the_api_missed_before_any_traffic(literal, monkeypatch):
+    def no_connect(*_args, **_kwargs):
+        raise AssertionError("the check connected to a blocked address")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    for check_type in ("tcp", "http"):
+        result = run_check(check_type, literal, {}, allow_private=False)
+        assert result["error"]["kind"] == "blocked_target", result["error"]
+    assert targets.blocked_reason(targets.resolve(literal.strip("[]"), allow_private=True)[0])
     assert result["success"] is False
 
 
