@@ -15,11 +15,12 @@ UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.tes
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt
+$(VENV_STAMP): requirements.txt requirements-agent.txt requirements-dev.txt pyproject.toml
 	@echo "==> Python virtualenv ($(VENV)) with the hash-pinned requirements-dev.txt"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed as $(PYTHON)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "!! cannot create a virtualenv: apt-get install -y python3-venv"; exit 1; }
 	@$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .  # the hostchecker CLI (pyproject.toml)
 	@touch $@
 
 venv: $(VENV_STAMP) ## create .venv from the hash-pinned requirements-dev.txt (only when it changed)
@@ -35,7 +36,7 @@ lock: $(VENV_STAMP) ## rewrite requirements*.txt from requirements*.in (LOCK_FLA
 	$(LOCK) -o requirements-agent.txt -c requirements-dev.txt requirements-agent.in
 
 system-packages: $(VENV_STAMP)
-	@$(PY) -m scripts.services
+	@$(PY) -m scripts.packages
 
 $(UI_DIR)/node_modules/.installed: $(UI_DIR)/package.json $(UI_DIR)/package-lock.json
 	@echo "==> UI dependencies (npm ci)"
@@ -50,25 +51,25 @@ ui: ## build the UI, only when its sources changed
 	@if [ -f $(UI_DIR)/package.json ]; then $(MAKE) --no-print-directory $(UI_DIR)/dist/index.html; else echo "==> UI: no frontend/package.json yet; skipped"; fi
 
 run: $(VENV_STAMP) ui ## bring up the whole local stack in the foreground; Ctrl-C stops it
-	@$(PY) scripts/stack.py run
+	@$(PY) -m scripts.stack run
 
 up: $(VENV_STAMP) ui ## the same stack in the background; returns when healthy, writes .local/stack.env
-	@$(PY) scripts/stack.py up
+	@$(PY) -m scripts.stack up
 
-down: ## stop everything `make up`/`make run` started
-	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; else echo "nothing to stop"; fi
+down: ## stop everything this checkout's `make up`/`make run` started (nothing of another checkout)
+	@if [ -x $(PY) ]; then $(PY) -m scripts.stack down; else echo "nothing to stop"; fi
 
 status: ## what is running
-	@$(PY) scripts/stack.py status
+	@$(PY) -m scripts.stack status
 
 logs: ## follow the stack's logs
-	@$(PY) scripts/stack.py logs
+	@$(PY) -m scripts.stack logs
 
 migrate: $(VENV_STAMP) ## apply the database migrations to the database in DATABASE_URL
-	@$(PY) scripts/migrate.py
+	@$(PY) -m scripts.migrate
 
 deploy-local: $(VENV_STAMP) ui ## deploy the local half (S3 website, secrets, schedule) to a running LocalStack
-	@set -a; source .local/stack.env; set +a; $(PY) scripts/deploy_local.py --endpoint-url "$${LOCALSTACK_URL:-http://127.0.0.1:4566}" --stage local --ui-dir $(UI_DIR)/dist --api-url "$$API_URL"
+	@set -a; source .local/stack.env; set +a; $(PY) -m scripts.deploy_local --endpoint-url "$${LOCALSTACK_URL:-http://127.0.0.1:4566}" --stage local --ui-dir $(UI_DIR)/dist --api-url "$$API_URL"
 
 lint: $(VENV_STAMP) $(if $(wildcard $(UI_DIR)/package.json),$(UI_DIR)/node_modules/.installed) ## ruff check + ruff format --check (Python); eslint + tsc --noEmit (UI)
 	@rc=0; \
@@ -80,15 +81,15 @@ lint: $(VENV_STAMP) $(if $(wildcard $(UI_DIR)/package.json),$(UI_DIR)/node_modul
 	fi; \
 	exit $$rc
 
-test: $(VENV_STAMP) ui lint ## install what is missing, lint, then run every test: vitest, unit, integration, e2e
-	@$(PY) -m scripts.services --browser
+test: $(VENV_STAMP) ui lint ## install what is missing, lint, then run every test: vitest, unit, localcloud, integration, e2e
+	@$(PY) -m scripts.packages --browser
 	@if [ -f $(UI_DIR)/package.json ]; then echo "==> UI component tests (vitest)"; cd $(UI_DIR) && npm test --silent; fi
-	@echo "==> pytest: unit, integration, e2e"
+	@echo "==> pytest: unit, localcloud, integration, e2e"
 	@$(PY) -m pytest
 
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
 	@$(PY) -m pytest tests/unit
 
-clean: ## stop every stack and remove all local state (.local/, and PostgreSQL data kept outside it)
-	@if [ -x $(PY) ]; then $(PY) scripts/stack.py clean; fi
+clean: ## stop this checkout's stacks and remove its local state (.local/, and its PostgreSQL data kept outside it)
+	@if [ -x $(PY) ]; then $(PY) -m scripts.stack clean; fi
 	rm -rf .local

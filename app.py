@@ -219,8 +219,10 @@ def observe(event, get_response):
     observability.start_request(rid)
     try:
         try:
-            response = _general_limit(request) or get_response(request)
-            response = _reshape_chalice_errors(response)
+            refused, limit_headers = _general_limit(request)
+            response = _reshape_chalice_errors(refused or get_response(request))
+            for name, value in limit_headers.items():
+                response.headers.setdefault(name, value)
             origin = get_settings().cors_origin
         except Exception as exc:  # noqa: BLE001 - e.g. configuration unreadable; still our shape
             response, origin = _unexpected(exc), CORS.allow_origin
@@ -237,10 +239,11 @@ def observe(event, get_response):
         observability.end_request()
 
 
-def _general_limit(request) -> Response | None:
+def _general_limit(request) -> tuple[Response | None, dict[str, str]]:
+    """(the 429, or None) and the X-RateLimit-* headers every answer carries (`hostchecker limits`)."""
     path = request.context.get("path") or ""
     if request.method == "OPTIONS" or path == "/health":
-        return None
+        return None, {}
     settings = get_settings()
     agent_route = path.startswith(_AGENT_PATHS)
     bucket, limit = ("agent", settings.requests_per_minute * 10) if agent_route else \
@@ -249,9 +252,11 @@ def _general_limit(request) -> Response | None:
     decision = ratelimit.hit(bucket, ratelimit.client_ip(identity.get("sourceIp"),
                                                          request.headers.get("x-forwarded-for")), limit, 60)
     if decision.allowed:
-        return None
+        # POST /api/checks's X-RateLimit-* are the hourly check quota's (or none: quota untouched).
+        quota_route = request.method == "POST" and path == "/api/checks"
+        return None, {} if quota_route else decision.headers()
     return _error(RateLimited(f"rate limit of {limit} requests per minute reached; "
-                              f"retry in {decision.reset_s} s", headers=decision.headers()))
+                              f"retry in {decision.reset_s} s", headers=decision.headers())), {}
 
 
 def _reshape_chalice_errors(response: Response) -> Response:

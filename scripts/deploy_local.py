@@ -1,428 +1,28 @@
-#!/usr/bin/env python3
-"""Deploy the local stage's cloud parts to LocalStack through CloudFormation (infra/local.yaml).
-
-What LocalStack runs here without Docker, deployed as one stack (default ``hostchecker-local``):
-
-* an S3 website bucket for the UI (index and error document ``index.html``, public-read policy);
-* the Secrets Manager secret ``hostchecker/<stage>/app`` with SecretString
-  ``{"registration_token", "admin_token", "database_url", "redis_url"}``;
-* SSM String parameters under ``/hostchecker/<stage>/`` (``rate-limit-per-hour``,
-  ``allow-private-targets``, ``api-url``, ``secret-name``);
-* the EventBridge rule ``hostchecker-<stage>-sweeper`` declaring the sweeper schedule (no target),
-  with the rate read from app.py's ``@app.schedule`` (app_schedule()).
-
-API Gateway + Lambda, RDS and ElastiCache are NOT deployed: LocalStack cannot invoke Lambda
-functions without a Docker engine, so ``chalice local``, ``scripts/scheduler.py``, a private
-PostgreSQL and a private redis-server stand in for them.
-
-Idempotent: the same inputs a second time change nothing (CloudFormation answers "No updates are
-to be performed"), and UI files are uploaded only when their content differs (MD5 vs ETag).
-
-Python API::
-
-    from scripts import deploy_local
-    res = deploy_local.deploy(
-        endpoint_url="http://127.0.0.1:4566",
-        registration_token=..., admin_token=..., database_url=..., redis_url=...,
-        api_url="http://127.0.0.1:8000", ui_dir="frontend/dist",   # both optional
-    )
-    res.changed, res.stack_status, res.website_url, res.path_url, res.secret_arn, res.uploaded
-
-Errors the caller should report in one line are ``DeployError``.
-CLI: ``python scripts/deploy_local.py --help`` (secret values may come from the environment:
-REGISTRATION_TOKEN, ADMIN_TOKEN, DATABASE_URL, REDIS_URL).
-"""
+"""Deploy infra/local.yaml to a running LocalStack (scripts/localcloud/cloudformation.py)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import mimetypes
 import os
 import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "infra" / "local.yaml"
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
-DEFAULT_STACK = "hostchecker-local"
-DEFAULT_BUCKET = "hostchecker-local-ui"
-DEFAULT_REGION = "us-east-1"
-
-STANDINS_NOTE = (
-    "API Gateway + Lambda, EventBridge targets, RDS and ElastiCache are not in LocalStack here: "
-    "LocalStack cannot run Lambda functions without a Docker engine, so `chalice local` (API), "
-    "scripts/scheduler.py (EventBridge -> Lambda), a private PostgreSQL (RDS) and a private "
-    "redis-server (ElastiCache) stand in for them."
+from scripts.localcloud.cloudformation import (
+    DEFAULT_BUCKET,
+    DEFAULT_ENDPOINT,
+    DEFAULT_REGION,
+    DEFAULT_STACK,
+    FALLBACK_SCHEDULE,
+    STANDINS_NOTE,
+    DeployError,
+    app_schedule,
+    deploy,
 )
 
-_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
-_RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
-__all__ = ["DeployError", "DeployResult", "deploy", "website_url", "path_url", "app_schedule", "STANDINS_NOTE",
-           "main"]
-
-
-class DeployError(RuntimeError):
-    """Deployment failed; ``str()`` is a one-line, user-facing message."""
-
-
-@dataclass
-class DeployResult:
-    stack_name: str
-    stack_status: str
-    changed: bool                       # CloudFormation changed something
-    bucket: str
-    website_url: str                    # S3 website endpoint (browsers, curl): index/error documents
-    path_url: str                       # path-style object URL (any HTTP client, no DNS needed)
-    reported_website_url: str           # what LocalStack reports (needs public DNS: not offline)
-    secret_name: str
-    secret_arn: str
-    sweeper_rule_arn: str
-    uploaded: List[str] = field(default_factory=list)   # UI keys uploaded this run
-    deleted: List[str] = field(default_factory=list)    # stale UI keys removed this run
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def __getitem__(self, key: str):
-        """result["website_url"] works as well as result.website_url."""
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-
-# --------------------------------------------------------------------------- helpers
-def _port_of(endpoint_url: str) -> int:
-    p = urlsplit(endpoint_url)
-    return p.port or (443 if p.scheme == "https" else 80)
-
-
-def website_url(bucket: str = DEFAULT_BUCKET, endpoint_url: str = DEFAULT_ENDPOINT) -> str:
-    """S3 website endpoint that works offline from a browser (Chromium) and curl.
-
-    LocalStack serves websites for any ``Host: <bucket>.s3-website.<anything>``. Browsers and curl
-    resolve ``*.localhost`` to loopback themselves; ``*.localhost.localstack.cloud`` would need
-    public DNS. Python's resolver does not resolve ``*.localhost``: use path_url() there.
-    """
-    return f"http://{bucket}.s3-website.localhost:{_port_of(endpoint_url)}/"
-
-
-def path_url(bucket: str = DEFAULT_BUCKET, endpoint_url: str = DEFAULT_ENDPOINT) -> str:
-    """Path-style URL of index.html: works from any client (no DNS), without website semantics."""
-    p = urlsplit(endpoint_url)
-    return f"{p.scheme}://{p.hostname}:{_port_of(endpoint_url)}/{bucket}/index.html"
-
-
-def _json_escape(value: str) -> str:
-    """Escape for embedding inside a JSON string literal (the template builds the SecretString)."""
-    return json.dumps(str(value))[1:-1]
-
-
-def _clients(endpoint_url: str, region: str):
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:  # pragma: no cover
-        raise DeployError("boto3 is not installed in this Python; run it with .venv/bin/python")
-    kw = dict(endpoint_url=endpoint_url, region_name=region,
-              aws_access_key_id=os.environ.get("LOCALSTACK_ACCESS_KEY_ID", "test"),
-              aws_secret_access_key=os.environ.get("LOCALSTACK_SECRET_ACCESS_KEY", "test"),
-              config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                            read_timeout=60, s3={"addressing_style": "path"}))
-    return boto3.client("cloudformation", **kw), boto3.client("s3", **kw)
-
-
-def _err(e: Exception) -> str:
-    resp = getattr(e, "response", None)
-    if resp:
-        return resp.get("Error", {}).get("Message") or str(e)
-    return str(e).splitlines()[0] if str(e) else e.__class__.__name__
-
-
-def _describe(cfn, stack: str) -> Optional[dict]:
-    from botocore.exceptions import ClientError
-    try:
-        return cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    except ClientError as e:
-        if "does not exist" in _err(e):
-            return None
-        raise
-
-
-def _wait_settled(cfn, stack: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        s = _describe(cfn, stack)
-        if s is None or not s["StackStatus"].endswith("_IN_PROGRESS"):
-            return s
-        if time.monotonic() > deadline:
-            raise DeployError(f"stack {stack} still {s['StackStatus']} after {timeout:.0f}s")
-        time.sleep(0.5)  # polling interval of a bounded wait
-
-
-def _failure_reason(cfn, stack: str) -> str:
-    try:
-        for ev in cfn.describe_stack_events(StackName=stack)["StackEvents"]:
-            if ev.get("ResourceStatus", "").endswith("FAILED") and ev.get("ResourceStatusReason"):
-                return f"{ev['LogicalResourceId']}: {ev['ResourceStatusReason']}"
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
-    return "see the LocalStack log"
-
-
-def _reconcile_secret(endpoint_url: str, region: str, name: str, wanted: dict, log) -> None:
-    """LocalStack 4.14 reports UPDATE_COMPLETE for a changed SecretString but keeps the old value.
-
-    The stack stays the source of the secret's existence; its value is checked after every deploy
-    and written directly only when it differs (so a no-change run stays a no-change run).
-    """
-    import boto3
-    sm = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region,
-                      aws_access_key_id=os.environ.get("LOCALSTACK_ACCESS_KEY_ID", "test"),
-                      aws_secret_access_key=os.environ.get("LOCALSTACK_SECRET_ACCESS_KEY", "test"))
-    current = sm.get_secret_value(SecretId=name)["SecretString"]
-    try:
-        same = json.loads(current) == wanted
-    except ValueError:
-        same = False
-    if not same:
-        sm.put_secret_value(SecretId=name, SecretString=json.dumps(wanted))
-        log(f"[deploy-local] secret {name}: value updated (LocalStack does not apply SecretString updates)")
-
-
-# --------------------------------------------------------------------------- UI upload
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _content_type(name: str) -> str:
-    ctype, _ = mimetypes.guess_type(name)
-    if name.endswith(".js") or name.endswith(".mjs"):
-        ctype = "text/javascript"
-    ctype = ctype or "application/octet-stream"
-    if ctype.startswith("text/") or ctype in ("application/json", "image/svg+xml"):
-        ctype += "; charset=utf-8"
-    return ctype
-
-
-def _existing_etags(s3, bucket: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            out[obj["Key"]] = obj["ETag"].strip('"')
-    return out
-
-
-PLACEHOLDER_HTML = b"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Host Checker</title></head>
-<body><h1>Host Checker</h1>
-<p>The web UI has not been built yet (frontend/dist is missing). The API is up; build the UI and
-run <code>make deploy-local</code> again.</p></body></html>
-"""
-
-
-def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str]):
-    """Upload changed files, delete stale ones, write config.json. Returns (uploaded, deleted)."""
-    existing = _existing_etags(s3, bucket)
-    wanted: Dict[str, tuple] = {}      # key -> (md5, bytes-or-path, content type)
-    if ui_dir is not None:
-        for p in sorted(ui_dir.rglob("*")):
-            if p.is_file():
-                key = p.relative_to(ui_dir).as_posix()
-                wanted[key] = (_md5(p), p, _content_type(key))
-    if api_url is not None:
-        body = (json.dumps({"apiUrl": api_url}, indent=2) + "\n").encode()
-        wanted["config.json"] = (hashlib.md5(body).hexdigest(), body, "application/json; charset=utf-8")
-    if ui_dir is None and "index.html" not in existing:
-        wanted["index.html"] = (hashlib.md5(PLACEHOLDER_HTML).hexdigest(), PLACEHOLDER_HTML,
-                                "text/html; charset=utf-8")
-    uploaded, deleted = [], []
-    for key, (md5, src, ctype) in wanted.items():
-        if existing.get(key) == md5:
-            continue
-        body = src.read_bytes() if isinstance(src, Path) else src
-        cache = "no-cache" if key in ("index.html", "config.json") else "public, max-age=300"
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=ctype, CacheControl=cache)
-        uploaded.append(key)
-    if ui_dir is not None:
-        stale = [k for k in existing if k not in wanted and k != "config.json"]
-        for i in range(0, len(stale), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]]})
-        deleted = stale
-    return uploaded, deleted
-
-
-
-# --------------------------------------------------------------------------- the app's schedule
-FALLBACK_SCHEDULE = "rate(1 minute)"
-
-
-def app_schedule(app_py=ROOT / "app.py", prefer: str = "sweep") -> Optional[str]:
-    """The schedule expression of the sweeper as app.py declares it (``@app.schedule(...)``).
-
-    Read from the source with ``ast`` (app.py is not imported, so this has no side effects on the
-    caller's environment): ``Rate(N, unit=Rate.X)`` or a literal ``"rate(...)"``/``"cron(...)"``.
-    The first schedule whose function name contains ``prefer`` wins, else the first schedule.
-    None when app.py declares none (or in a form this cannot read).
-    """
-    import ast
-    try:
-        tree = ast.parse(Path(app_py).read_text())
-    except (OSError, SyntaxError):
-        return None
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        for dec in node.decorator_list:
-            if not (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Attribute)
-                    and dec.func.attr == "schedule" and dec.args):
-                continue
-            expr = _schedule_expression(dec.args[0])
-            if expr:
-                found.append((node.name, expr))
-    for name, expr in found:
-        if prefer in name:
-            return expr
-    return found[0][1] if found else None
-
-
-def _schedule_expression(node) -> Optional[str]:
-    import ast
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Rate":
-        args = list(node.args)
-        kw = {k.arg: k.value for k in node.keywords}
-        value = args[0] if args else kw.get("value")
-        unit = args[1] if len(args) > 1 else kw.get("unit")
-        if not (isinstance(value, ast.Constant) and isinstance(value.value, int)):
-            return None
-        unit_name = unit.attr if isinstance(unit, ast.Attribute) else getattr(unit, "value", None)
-        unit_word = {"MINUTES": "minute", "HOURS": "hour", "DAYS": "day"}.get(str(unit_name).upper())
-        if unit_word is None and isinstance(unit_name, str):
-            unit_word = unit_name.lower().rstrip("s")
-        if unit_word not in ("minute", "hour", "day"):
-            return None
-        return f"rate({value.value} {unit_word}{'' if value.value == 1 else 's'})"
-    return None
-
-
-# --------------------------------------------------------------------------- deploy
-def deploy(*, endpoint_url: str = DEFAULT_ENDPOINT, registration_token: str, admin_token: str,
-           database_url: str, redis_url: str, api_url: Optional[str] = None,
-           ui_dir=None, stack_name: str = DEFAULT_STACK, bucket: str = DEFAULT_BUCKET,
-           stage: str = "local", rate_limit_per_hour: int = 100, allow_private_targets: bool = True,
-           sweeper_schedule: Optional[str] = None, region: str = DEFAULT_REGION,
-           timeout: float = 180.0, template=TEMPLATE, log=print) -> DeployResult:
-    """Create or update the local stack; upload the UI when given. Raises DeployError.
-
-    ``sweeper_schedule`` defaults to the schedule app.py declares for its sweeper (app_schedule()).
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if not sweeper_schedule:
-        sweeper_schedule = app_schedule() or FALLBACK_SCHEDULE
-
-    for name, val in (("registration_token", registration_token), ("admin_token", admin_token),
-                      ("database_url", database_url), ("redis_url", redis_url)):
-        if not val:
-            raise DeployError(f"{name} is empty; pass it (or set {name.upper()} in the environment)")
-    ui_path = None
-    if ui_dir is not None:
-        ui_path = Path(ui_dir)
-        if not (ui_path / "index.html").is_file():
-            raise DeployError(f"--ui-dir {ui_dir} has no index.html (build the UI first)")
-
-    cfn, s3 = _clients(endpoint_url, region)
-    body = Path(template).read_text()
-    params = {
-        "Stage": stage,
-        "UiBucketName": bucket,
-        "RegistrationToken": _json_escape(registration_token),
-        "AdminToken": _json_escape(admin_token),
-        "DatabaseUrl": _json_escape(database_url),
-        "RedisUrl": _json_escape(redis_url),
-        "ApiUrl": api_url or "http://127.0.0.1:8000",
-        "RateLimitPerHour": str(int(rate_limit_per_hour)),
-        "AllowPrivateTargets": "true" if allow_private_targets else "false",
-        "SweeperSchedule": sweeper_schedule,
-    }
-    cfn_params = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
-    changed = False
-    try:
-        stack = _wait_settled(cfn, stack_name, timeout)
-        if stack is not None and stack["StackStatus"] in _RECREATE:
-            log(f"[deploy-local] stack {stack_name} is {stack['StackStatus']}; deleting and recreating")
-            for _attempt in range(3):
-                cfn.delete_stack(StackName=stack_name)
-                stack = _wait_settled(cfn, stack_name, timeout)
-                if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
-                    break
-            else:
-                raise DeployError(f"could not delete the failed stack {stack_name} ({stack['StackStatus']}); "
-                                  f"restart LocalStack (python scripts/localstack.py stop && ... start)")
-            stack = None
-        if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
-            log(f"[deploy-local] creating CloudFormation stack {stack_name} from infra/local.yaml")
-            cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=cfn_params,
-                             Tags=[{"Key": "project", "Value": "hostchecker"}])
-            changed = True
-        else:
-            try:
-                cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=cfn_params,
-                                 Tags=[{"Key": "project", "Value": "hostchecker"}])
-                log(f"[deploy-local] updating CloudFormation stack {stack_name}")
-                changed = True
-            except ClientError as e:
-                if "No updates are to be performed" not in _err(e):
-                    raise
-                log(f"[deploy-local] stack {stack_name} is up to date (no changes)")
-        stack = _wait_settled(cfn, stack_name, timeout)
-        status = stack["StackStatus"] if stack else "MISSING"
-        if status not in _OK or (changed and status == "UPDATE_ROLLBACK_COMPLETE"):
-            raise DeployError(f"stack {stack_name} ended in {status}: {_failure_reason(cfn, stack_name)}")
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        _reconcile_secret(endpoint_url, region, outputs.get("AppSecretName", f"hostchecker/{stage}/app"), {
-            "registration_token": registration_token, "admin_token": admin_token,
-            "database_url": database_url, "redis_url": redis_url}, log)
-        uploaded, deleted = sync_ui(s3, bucket, ui_path, api_url)
-    except DeployError:
-        raise
-    except ClientError as e:
-        raise DeployError(f"LocalStack refused the deployment: {_err(e)}")
-    except BotoCoreError as e:
-        raise DeployError(f"cannot reach LocalStack at {endpoint_url}: {_err(e)} "
-                          f"(start it: python scripts/localstack.py start)")
-    if uploaded or deleted:
-        log(f"[deploy-local] UI: uploaded {len(uploaded)} file(s), removed {len(deleted)} stale")
-    elif ui_path is not None or api_url is not None:
-        log("[deploy-local] UI: unchanged")
-    return DeployResult(
-        stack_name=stack_name, stack_status=status, changed=changed, bucket=bucket,
-        website_url=website_url(bucket, endpoint_url), path_url=path_url(bucket, endpoint_url),
-        reported_website_url=outputs.get("UiWebsiteUrl", ""),
-        secret_name=outputs.get("AppSecretName", f"hostchecker/{stage}/app"),
-        secret_arn=outputs.get("AppSecretArn", ""), sweeper_rule_arn=outputs.get("SweeperRuleArn", ""),
-        uploaded=uploaded, deleted=deleted,
-    )
-
-
-# --------------------------------------------------------------------------- CLI
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="scripts/deploy_local.py",
-        description="Deploy infra/local.yaml (S3 UI website, secret, SSM parameters, sweeper rule) to "
+        prog="python -m scripts.deploy_local",
+        description="Deploy infra/local.yaml (S3 UI website, secret, sweeper rule) to "
                     "LocalStack via CloudFormation. Idempotent. " + STANDINS_NOTE,
     )
     env = os.environ.get
@@ -439,13 +39,28 @@ def main(argv=None) -> int:
     p.add_argument("--redis-url", default=env("REDIS_URL"), help="default: $REDIS_URL")
     p.add_argument("--api-url", default=None,
                    help="API base URL; also written to the bucket as config.json {\"apiUrl\": ...}")
+    p.add_argument("--ws-url", default=env("WS_URL") or None,
+                   help="WebSocket URL for live results, written to config.json as wsUrl (default: $WS_URL)")
     p.add_argument("--ui-dir", default=None, help="built UI to upload (e.g. frontend/dist); only changes go up")
-    p.add_argument("--rate-limit-per-hour", type=int, default=100)
     p.add_argument("--sweeper-schedule", default=None,
                    help="schedule of the sweeper rule (default: what app.py declares with @app.schedule)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the stack")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    a = p.parse_args(argv)
+    return p
+
+
+def _report(res, stage: str, schedule: str) -> None:
+    print(f"[deploy-local] stack {res.stack_name}: {res.stack_status}"
+          f" ({'changed' if res.changed else 'no changes'})")
+    print(f"[deploy-local] secret {res.secret_name};"
+          f" EventBridge rule hostchecker-{stage}-sweeper ({schedule}, no target)")
+    print(f"[deploy-local] UI website (browser/curl): {res.website_url}")
+    print(f"[deploy-local] UI path-style (any client): {res.path_url}")
+    print(f"[deploy-local] note: {STANDINS_NOTE}")
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     missing = [n for n in ("registration_token", "admin_token", "database_url", "redis_url")
                if not getattr(a, n)]
     if missing:
@@ -454,12 +69,12 @@ def main(argv=None) -> int:
               " .local/stack.env, which `make up` writes)", file=sys.stderr)
         return 2
     log = (lambda m: print(m, file=sys.stderr)) if a.json else print
-    a.sweeper_schedule = a.sweeper_schedule or app_schedule() or FALLBACK_SCHEDULE
     try:
+        a.sweeper_schedule = a.sweeper_schedule or app_schedule() or FALLBACK_SCHEDULE
         res = deploy(endpoint_url=a.endpoint_url, registration_token=a.registration_token,
                      admin_token=a.admin_token, database_url=a.database_url, redis_url=a.redis_url,
-                     api_url=a.api_url, ui_dir=a.ui_dir, stack_name=a.stack_name, bucket=a.bucket,
-                     stage=a.stage, rate_limit_per_hour=a.rate_limit_per_hour,
+                     api_url=a.api_url, ws_url=a.ws_url, ui_dir=a.ui_dir, stack_name=a.stack_name, bucket=a.bucket,
+                     stage=a.stage,
                      sweeper_schedule=a.sweeper_schedule, region=a.region, timeout=a.timeout, log=log)
     except DeployError as e:
         print(f"deploy-local: {e}", file=sys.stderr)
@@ -468,14 +83,8 @@ def main(argv=None) -> int:
         return 130
     if a.json:
         print(json.dumps(res.as_dict(), indent=2))
-        return 0
-    print(f"[deploy-local] stack {res.stack_name}: {res.stack_status}"
-          f" ({'changed' if res.changed else 'no changes'})")
-    print(f"[deploy-local] secret {res.secret_name}; SSM parameters under /hostchecker/{a.stage}/;"
-          f" EventBridge rule hostchecker-{a.stage}-sweeper ({a.sweeper_schedule}, no target)")
-    print(f"[deploy-local] UI website (browser/curl): {res.website_url}")
-    print(f"[deploy-local] UI path-style (any client): {res.path_url}")
-    print(f"[deploy-local] note: {STANDINS_NOTE}")
+    else:
+        _report(res, a.stage, a.sweeper_schedule)
     return 0
 
 

@@ -1,19 +1,16 @@
 """Apply the numbered SQL migrations in chalicelib/migrations (idempotent).
 
-Usage: python scripts/migrate.py [DATABASE_URL]   (default: $DATABASE_URL)
+Usage: python -m scripts.migrate [DATABASE_URL]   (default: $DATABASE_URL)
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import psycopg
 
-import psycopg  # noqa: E402
-
-from chalicelib.db import migrate  # noqa: E402
+from chalicelib.db import migrate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,17 @@
 """Shared fixtures: private PostgreSQL and Redis for the tests, started by the
-project's own scripts (scripts/services.py) under `.local/test/`, on ports of
-their own so they never disturb `make run`'s stack.
+project's own local cloud (scripts/localcloud/) under `.local/test/`, on ports of
+their own so they never disturb `make run`'s stack or another checkout's tests.
+
+Ports are chosen free (procs.choose_ports), recorded in `.local/test/ports.json` and reused
+while free or while this checkout's test servers hold them; HC_TEST_PG_PORT,
+HC_TEST_REDIS_PORT and HC_TEST_API_PORT pin them instead.
 
 Fixtures:
 - `pg_url`, `redis_url` (session): the test servers, migrated.
 - `clean_state` (function): empty tables and an empty Redis before a test.
 - `settings` (function): chalicelib settings for the `test` stage, pointed at them.
-- `api_server` (session): `chalice local --stage test` on its own port (8390,
-  or a free one), for tests that need a real HTTP API. Yields its base URL.
+- `api_server` (session): `chalice local --stage test` on its own port, for tests
+  that need a real HTTP API. Yields its base URL.
 
 Each session gets a database and a Redis db of its own on the shared test
 servers, so concurrent sessions never disturb each other.
@@ -16,23 +20,30 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from scripts.services import Postgres, Redis, ServiceError, port_in_use, stop_pid, wait_for  # noqa: E402
+from scripts.localcloud.postgres import Postgres
+from scripts.localcloud.procs import ROOT, ServiceError, choose_ports, listens, stop, wait_for
+from scripts.localcloud.redis import Redis
 
 TEST_STATE = ROOT / ".local" / "test"
-PG_PORT = int(os.environ.get("HC_TEST_PG_PORT", "54330"))
-REDIS_PORT = int(os.environ.get("HC_TEST_REDIS_PORT", "63800"))
-API_PORT = int(os.environ.get("HC_TEST_API_PORT", "8390"))
+
+
+def _test_ports() -> dict[str, int]:
+    """The test servers' ports: pinned by HC_TEST_*, else recorded and reused (see the docstring)."""
+    keep = {name for name, running in (("pg", Postgres(TEST_STATE, 0).running()),
+                                       ("redis", Redis(TEST_STATE, 0).running())) if running}
+    chosen = choose_ports(TEST_STATE / "ports.json", {"pg": None, "redis": None, "api": None, "ws_management": None}, keep=keep)
+    pinned = {name: os.environ.get(f"HC_TEST_{name.upper()}_PORT") for name in ("pg", "redis", "api", "ws_management")}
+    return {name: int(pinned[name]) if pinned[name] else port for name, port in chosen.items()}
+
+
+PORTS = _test_ports()
+PG_PORT, REDIS_PORT, API_PORT = PORTS["pg"], PORTS["redis"], PORTS["api"]
 # The WebSocket emulator's management API (tests/integration/test_live_results.py starts it);
 # every process the tests start pushes live updates there.
-WS_MANAGEMENT_PORT = int(os.environ.get("HC_TEST_WS_MANAGEMENT_PORT", str(API_PORT + 2)))
+WS_MANAGEMENT_PORT = PORTS["ws_management"]
 REGISTRATION_TOKEN = "test-registration-token"
 ADMIN_TOKEN = "test-admin-token"
 
@@ -144,39 +155,6 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
     config.reset_settings()
 
 
-def _listens_on(pid: int, port: int) -> bool:
-    """Whether process `pid` itself holds a listening TCP socket on 127.0.0.1:`port`.
-
-    A bare connect to the port would also succeed when another session's server holds it
-    (two sessions both find 8390 free, the second `chalice local` fails to bind), and the tests
-    would then talk to an API over another session's database."""
-    wanted = f"0100007F:{port:04X}"
-    inodes = set()
-    for table in ("/proc/net/tcp",):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            return False
-        for line in lines:
-            fields = line.split()
-            if fields[1] == wanted and fields[3] == "0A":   # local address, state LISTEN
-                inodes.add(fields[9])
-    if not inodes:
-        return False
-    try:
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            return True
-    return False
-
-
 # Where api_server writes its output, for tests that scan it (tests/integration/test_auth_matrix.py).
 API_SERVER_LOGS: list[Path] = []
 
@@ -189,15 +167,15 @@ def api_server(pg_url, redis_url, tmp_path_factory):
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
     chalice = ROOT / ".venv" / "bin" / "chalice"
     proc = None
-    # The preferred port first; if it is taken (or taken between our look and chalice's bind),
-    # a free one. Ready means *this* process listens: see _listens_on.
-    for port in (API_PORT if not port_in_use(API_PORT) else free_port(), free_port()):
+    # The chosen port first; if it is taken between our look and chalice's bind, a free one.
+    # Ready means *this* process listens (procs.listens), never another session's server.
+    for port in (API_PORT, free_port()):
         argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
                 "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
         with open(log_path, "a") as log:
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: proc.poll() is not None or _listens_on(proc.pid, port), 30, "chalice local")
+            wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, "chalice local")
         except ServiceError:
             proc.kill()
             proc.wait()
@@ -208,5 +186,5 @@ def api_server(pg_url, redis_url, tmp_path_factory):
         pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
     url = f"http://127.0.0.1:{port}"
     yield url
-    stop_pid(proc.pid)
+    stop(proc.pid)
     proc.wait()

@@ -355,7 +355,7 @@ def _management_handler(emulator: Emulator):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.localcloud.websocket",
+        prog="python -m scripts.websocket",
         description="Local API Gateway WebSocket emulator: runs app.py's websocket handlers "
                     "in-process and serves the @connections management API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -1,5 +1,5 @@
 """The whole local stack for end-to-end tests, brought up by the project's own
-`scripts/stack.py` (what `make up` runs) under the `e2e` profile: its own
+`python -m scripts.stack` (what `make up` runs) under the `e2e` profile: its own
 ports and state in .local/e2e/, so it never touches `make run`'s stack.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ def run_stack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST"))}
     for key in ("DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN", "ADMIN_TOKEN", "ALLOW_PRIVATE_TARGETS"):
         env.pop(key, None)
-    return subprocess.run([PYTHON, "scripts/stack.py", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([PYTHON, "-m", "scripts.stack", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.stack import PROFILES, managed_pid
+from scripts.localcloud.stack import PROFILES, managed_pid
 
 SECRET_VALUES = ("DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN", "ADMIN_TOKEN")
 

@@ -1,5 +1,5 @@
 """Regional agents, emulated: each local agent sits in its own network
-namespace behind a user-space delay link (scripts/netlab.py), so the results
+namespace behind a user-space delay link (scripts/localcloud/netlab), so the results
 show the latency differences a real deployment would (issue 7)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from scripts.stack import AGENTS
+from scripts.localcloud.stack import AGENTS
 
 TOLERANCE_MS = 5.0
 

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,22 +25,21 @@ import psycopg
 import requests
 from psycopg.rows import dict_row
 
+from scripts.localcloud.procs import ServiceError, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRATION_TOKEN = "test-registration-token"
 WAIT_S = 60
 
 
 def wait_until(predicate, what: str, timeout: float = WAIT_S, interval: float = 0.05, diagnostics=None):
-    """Poll until `predicate()` is truthy; fail naming `what` (plus diagnostics) on timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            extra = f"\n{diagnostics()}" if diagnostics else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{extra}")
-        time.sleep(interval)
+    """Poll until `predicate()` is truthy (procs.wait_for, the one bounded poll); fail naming `what`
+    (plus diagnostics) on timeout."""
+    try:
+        return wait_for(predicate, timeout, what, interval=interval, max_interval=interval)
+    except ServiceError as exc:
+        extra = f"\n{diagnostics()}" if diagnostics else ""
+        raise AssertionError(f"{exc}{extra}") from None
 
 
 def free_port() -> int:

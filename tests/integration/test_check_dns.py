@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from agent.checks import run_check
-from scripts.demosite import DNSServer, default_zone
+from scripts.localcloud.demosite import DNSServer, default_zone
 
 ZONE = {
     **default_zone("example.test", "198.18.7.7"),

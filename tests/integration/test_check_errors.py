@@ -16,7 +16,7 @@ import socket
 import pytest
 
 from agent.checks import run_check
-from scripts import netlab
+from scripts.localcloud import netlab
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
@@ -26,7 +26,7 @@ UNREACHABLE = "198.18.251.1"    # the router answers ICMP host unreachable
 
 
 def build_faulty_chain():
-    chain = netlab.build_chain("hctest", 2)
+    chain = netlab.build_chain(netlab.DEFAULT_PREFIX, 2)
     try:
         router = chain.nodes[0]
         netlab.ip("route", "add", "blackhole", "198.18.250.0/24", ns=router)

@@ -9,7 +9,7 @@ import pytest
 from agent.checks import run_check
 from agent.checks.http import BODY_CAP_BYTES
 from chalicelib import targets
-from scripts.demosite import DemoSite, serve_http, server_tls_context
+from scripts.localcloud.demosite import DemoSite, serve_http, server_tls_context
 
 TTFB_TOLERANCE_MS = 20
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from agent.checks import run_check
-from scripts.demosite import serve_http
+from scripts.localcloud.demosite import serve_http
 from tests.integration.agent_harness import wait_until
 
 PHASES = ("dns", "connect", "tls", "ttfb", "download")

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from agent.checks import run_check
-from scripts.demosite import serve_http
+from scripts.localcloud.demosite import serve_http
 
 DUAL = "dual.example.test"  # resolves to ::1 first, then 127.0.0.1 (faked getaddrinfo, no network)
 

@@ -1,7 +1,7 @@
 """Name resolution where the local stack's agents run: inside a region namespace.
 
 `make run` starts each agent with `ip netns exec <region>`, so the agent
-uses the namespace's /etc/netns/<region>/resolv.conf, which scripts/netlab.py
+uses the namespace's /etc/netns/<region>/resolv.conf, which scripts/localcloud/netlab
 points at the demo namespace's DNS server. These tests start that DNS server
 (with a name whose answer is 127.0.0.1, as a rebinding attacker would serve)
 and run the checks the same way, in a `python` started by `ip netns exec`.
@@ -21,8 +21,8 @@ import pytest
 
 from agent.checks import run_check
 from chalicelib import targets
-from scripts import netlab
-from scripts.demosite import DNSServer, default_zone, serve_http
+from scripts.localcloud import netlab
+from scripts.localcloud.demosite import DNSServer, default_zone, serve_http
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
@@ -35,7 +35,7 @@ MISSING = f"missing.{NAME}"   # NXDOMAIN
 
 @pytest.fixture(scope="module")
 def region_lab():
-    lab = netlab.build_regions("hctest", {"near": 2}, demo=True)
+    lab = netlab.build_regions(netlab.DEFAULT_PREFIX, {"near": 2}, demo=True)
     servers = []
     try:
         zone = {**default_zone(NAME, lab.demo_address), REBIND: [("A", 60, "127.0.0.1")]}
@@ -121,7 +121,7 @@ def _netns_inode() -> int:
 
 
 def test_a_lookup_runs_in_the_namespace_of_the_check_that_asked(monkeypatch):
-    lab = netlab.build_regions("hctest", {"a": 1, "b": 1}, demo=False)
+    lab = netlab.build_regions(netlab.DEFAULT_PREFIX, {"a": 1, "b": 1}, demo=False)
     try:
         seen: list[tuple[str, int]] = []
 
@@ -143,7 +143,7 @@ def test_a_lookup_runs_in_the_namespace_of_the_check_that_asked(monkeypatch):
 
 
 def test_teardown_removes_the_namespaces_resolver_files():
-    lab = netlab.build_regions("hctest", {"gone": 1}, demo=True)
+    lab = netlab.build_regions(netlab.DEFAULT_PREFIX, {"gone": 1}, demo=True)
     try:
         folder = netlab.NETNS_ETC / lab.regions["gone"].namespace
         assert (folder / "resolv.conf").exists()
@@ -153,20 +153,20 @@ def test_teardown_removes_the_namespaces_resolver_files():
         lab.teardown()  # idempotent; the cleanup when an assertion above failed
 
 
-def test_cleanup_removes_resolver_files_a_killed_lab_left(tmp_path):
-    prefix = f"hcorphanr{os.getpid()}"
-    script = ("import os, sys; sys.path.insert(0, %r)\n"
-              "from scripts import netlab\n"
-              "lab = netlab.build_regions(%r, {'x': 1}, demo=True)\n"
-              "print(lab.regions['x'].namespace, flush=True)\n"
-              "os._exit(0)  # no teardown\n" % (str(ROOT), prefix))
+def test_removing_a_killed_lab_removes_its_resolver_files():
+    script = ("import json, os\n"
+              "from scripts.localcloud import netlab\n"
+              "lab = netlab.build_regions(regions={'x': 1}, demo=True)\n"
+              "print(json.dumps(lab.describe(), default=str), flush=True)\n"
+              "os._exit(0)  # no teardown\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    description = json.loads(done.stdout)
     try:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        folder = netlab.NETNS_ETC / done.stdout.strip()
+        folder = netlab.NETNS_ETC / description["regions"]["x"]["namespace"]
         assert (folder / "resolv.conf").exists()
-        netlab.cleanup(prefix)
+        netlab.remove_recorded(description)
         assert not folder.exists()
-        assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
+        assert not set(description["namespaces"]) & set(netlab.list_namespaces())
     finally:
-        netlab.cleanup(prefix)
+        netlab.remove_recorded(description)

@@ -1,4 +1,4 @@
-"""ping and traceroute through a chain of network namespaces (scripts/netlab.py).
+"""ping and traceroute through a chain of network namespaces (scripts/localcloud/netlab).
 
 The checks run on a thread switched into the chain's client namespace, so
 every packet stays inside namespaces this test builds, in 198.18.0.0/15.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.checks import capabilities, run_check
-from scripts import netlab
+from scripts.localcloud import netlab
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
@@ -27,7 +27,7 @@ RTT_TOLERANCE_MS = 5.0
 
 @pytest.fixture(scope="module")
 def chain():
-    lab = netlab.build_chain("hctest", HOPS, delay_ms=ADDED_RTT_MS)
+    lab = netlab.build_chain(netlab.DEFAULT_PREFIX, HOPS, delay_ms=ADDED_RTT_MS)
     try:
         yield lab
     finally:
@@ -36,7 +36,7 @@ def chain():
 
 @pytest.fixture(scope="module")
 def chain_with_silent_router():
-    lab = netlab.build_chain("hctest", HOPS)
+    lab = netlab.build_chain(netlab.DEFAULT_PREFIX, HOPS)
     try:
         # r1 answers nothing with ICMP errors (a global ICMP budget of zero): a silent hop.
         done = lab.run_in(lab.nodes[0], ["sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=0", "net.ipv4.icmp_msgs_burst=0"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.config import Config
 
-from scripts.localstack_session import localstack_session
+from scripts.localcloud.localstack_session import localstack_session
 
 
 @pytest.mark.parametrize("service", ["cloudformation", "s3", "secretsmanager", "ssm", "events"])

@@ -1,11 +1,11 @@
 #!/bin/bash
 # LocalStack init hook (READY stage) for Docker users: deploys the same CloudFormation stack
-# that scripts/deploy_local.py deploys in host mode (infra/local.yaml, stack hostchecker-local):
+# that python -m scripts.deploy_local deploys in host mode (infra/local.yaml, stack hostchecker-local):
 # S3 website bucket for the UI, the secret hostchecker/local/app, SSM parameters under
 # /hostchecker/local/ and the EventBridge rule of the sweeper. Idempotent.
 #
 # Mounted by localstack/docker-compose.yml; values come from the HC_* variables set there.
-# In host mode this folder is not used: scripts/deploy_local.py does the same from the host
+# In host mode this folder is not used: python -m scripts.deploy_local does the same from the host
 # (it also uploads the built UI and writes config.json).
 set -euo pipefail
 

@@ -1,13 +1,12 @@
-"""scripts/deploy_local.py against a real LocalStack (host mode, started by scripts/localstack.py
-on its own port and state folder for this test session, stopped afterwards).
+"""scripts/localcloud/cloudformation.py against a real LocalStack (host mode, started by
+scripts/localcloud/localstack.py on its own port and state folder for this session, stopped afterwards).
 
 Deploying twice with the same inputs changes nothing; the stack ends in CREATE_COMPLETE /
 UPDATE_COMPLETE; the secret, the sweeper rule and the website exist (and no SSM parameters).
-Also covers scripts/localstack.py: reuse, port in use, stop by pid file.
+Also covers the LocalStack module: reuse, port in use, stop by pid file.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -17,20 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from scripts.localcloud import cloudformation as dl
+from scripts.localcloud import localstack as ls
+from scripts.localcloud.localstack_session import localstack_session
+from scripts.localcloud.procs import pid_alive
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"hc_{name}_under_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ls = _load("localstack")
-dl = _load("deploy_local")
 
 OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 SECRETS = dict(registration_token="reg-token-1", admin_token="admin-token-1",
@@ -39,32 +32,21 @@ SECRETS = dict(registration_token="reg-token-1", admin_token="admin-token-1",
 API_URL = "http://127.0.0.1:58000"
 
 
-def _free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return s.getsockname()[1]
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port")
-
-
-def _venv_dir() -> Path:
-    return Path(os.environ.get("LOCALSTACK_VENV") or ROOT / ".local" / "localstack-venv")
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def localstack_instance(tmp_path_factory):
     state = tmp_path_factory.mktemp("localstack-state")
-    venv = _venv_dir()
+    venv = ls.venv_path()  # the machine-wide cache: shared by checkouts, like the stack's
     try:
-        ls.ensure_venv(ROOT / ".local", venv_dir=venv)
+        ls.ensure_venv()
     except ls.PythonNotFound as e:
         pytest.skip(f"LocalStack cannot run here: {e}")
-    port = _free_port(int(os.environ.get("HC_TEST_LOCALSTACK_PORT", "4599")))
+    port = _free_port()
     inst = ls.start(state, port=port, venv_dir=venv, timeout=120)
     yield inst, state, venv
     ls.stop(state)
@@ -77,10 +59,8 @@ def endpoint(localstack_instance):
 
 
 def _clients(endpoint):
-    import boto3
-    kw = dict(endpoint_url=endpoint, region_name="us-east-1",
-              aws_access_key_id="test", aws_secret_access_key="test")
-    return {n: boto3.client(n, **kw) for n in ("cloudformation", "s3", "secretsmanager", "ssm", "events")}
+    session = localstack_session(endpoint)
+    return {n: session.client(n) for n in ("cloudformation", "s3", "secretsmanager", "ssm", "events")}
 
 
 @pytest.fixture(scope="session")
@@ -176,14 +156,14 @@ def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir,
 def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, ui_dir):
     env = dict(os.environ, REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
                DATABASE_URL=SECRETS["database_url"], REDIS_URL=SECRETS["redis_url"])
-    cmd = [sys.executable, str(ROOT / "scripts" / "deploy_local.py"), "--endpoint-url", endpoint,
+    cmd = [sys.executable, "-m", "scripts.deploy_local", "--endpoint-url", endpoint,
            "--ui-dir", str(ui_dir), "--api-url", API_URL]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no changes" in r.stdout and "UI: unchanged" in r.stdout
     assert "s3-website.localhost" in r.stdout and "/hostchecker-local-ui/index.html" in r.stdout
     assert "chalice local" in r.stdout and "Docker" in r.stdout
-    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(cmd + ["--json"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["changed"] is False
 
 
@@ -202,7 +182,7 @@ def test_make_deploy_local_recipe_is_idempotent(first_two_deploys, endpoint, ui_
     changes nothing and the stack stays CREATE_COMPLETE/UPDATE_COMPLETE."""
     import shlex
     recipe = _makefile_recipe("deploy-local")
-    assert "source .local/stack.env" in recipe and "deploy_local.py" in recipe
+    assert "source .local/stack.env" in recipe and "scripts.deploy_local" in recipe
     env_file = tmp_path / "stack.env"
     values = dict(STAGE="local", API_URL=API_URL, LOCALSTACK_URL=endpoint,
                   REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
@@ -223,8 +203,8 @@ def test_make_deploy_local_recipe_is_idempotent(first_two_deploys, endpoint, ui_
 
 
 def test_app_schedule_matches_what_the_scheduler_discovers():
-    """deploy_local reads the sweeper's rate from app.py's source; the scheduler from the loaded app."""
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "scheduler.py"), "--list", "--stage", "test"],
+    """The deploy reads the sweeper's rate through the scheduler's own reader of the loaded app."""
+    r = subprocess.run([sys.executable, "-m", "scripts.scheduler", "--list", "--stage", "test"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
@@ -235,19 +215,19 @@ def test_app_schedule_matches_what_the_scheduler_discovers():
 def test_cli_errors_are_one_line(endpoint):
     env = {k: v for k, v in os.environ.items()
            if k not in ("REGISTRATION_TOKEN", "ADMIN_TOKEN", "DATABASE_URL", "REDIS_URL")}
-    script = str(ROOT / "scripts" / "deploy_local.py")
-    r = subprocess.run([sys.executable, script, "--endpoint-url", endpoint], capture_output=True, text=True,
-                       timeout=60, env=env)
+    script = "scripts.deploy_local"
+    r = subprocess.run([sys.executable, "-m", script, "--endpoint-url", endpoint], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, env=env)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing --registration-token" in r.stderr
-    dead = f"http://127.0.0.1:{_free_port(0)}"
-    r = subprocess.run([sys.executable, script, "--endpoint-url", dead, "--registration-token", "a",
+    dead = f"http://127.0.0.1:{_free_port()}"
+    r = subprocess.run([sys.executable, "-m", script, "--endpoint-url", dead, "--registration-token", "a",
                         "--admin-token", "b", "--database-url", "c", "--redis-url", "d"],
-                       capture_output=True, text=True, timeout=120, env=env)
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot reach LocalStack" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-# ----------------------------------------------------------------------------- scripts/localstack.py
+# ----------------------------------------------------------------------------- the LocalStack module
 def test_start_again_reuses_the_running_instance(localstack_instance):
     inst, state, venv = localstack_instance
     again = ls.start(state, port=inst.port, venv_dir=venv, quiet=True)
@@ -261,9 +241,9 @@ def test_port_in_use_is_a_clear_error(localstack_instance, tmp_path):
         ls.start(tmp_path / "other", port=inst.port, venv_dir=venv, quiet=True)
     msg = str(ei.value)
     assert "\n" not in msg and str(inst.port) in msg and "in use" in msg
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "localstack.py"), "--state-dir",
-                        str(tmp_path / "other"), "--venv-dir", str(venv), "start", "--no-venv",
-                        "--port", str(inst.port)], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "scripts.localstack", "--state-dir", str(tmp_path / "other"),
+                        "--venv-dir", str(venv), "start", "--no-venv", "--port", str(inst.port)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "in use" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -281,13 +261,13 @@ def test_missing_python_is_a_clear_error(monkeypatch, tmp_path):
 def test_stop_ends_only_its_own_process(localstack_instance, tmp_path):
     _, _, venv = localstack_instance
     state = tmp_path / "second"
-    inst = ls.start(state, port=_free_port(0), venv_dir=venv, quiet=True, timeout=120)
+    inst = ls.start(state, port=_free_port(), venv_dir=venv, quiet=True, timeout=120)
     try:
         assert ls.is_running(state)
         assert ls.stop(state, quiet=True) is True
     finally:
         ls.stop(state, quiet=True)   # never leave this second LocalStack behind, even on failure
     assert not ls.is_running(state)
-    assert not Path(f"/proc/{inst.pid}").exists() or not ls._proc_cmdline(inst.pid)
+    assert not pid_alive(inst.pid)
     assert ls.stop(state, quiet=True) is False      # nothing left to stop; no other process touched
     assert ls.health(inst.port) is None

@@ -17,7 +17,7 @@ The TUN devices belong to this process: they vanish when it exits, wherever
 they were moved. After setting up, it prints one line `ready` on stdout, so
 the parent can wait for that instead of sleeping.
 
-    python scripts/delaylink.py --delay-ms 20 \\
+    python -m scripts.localcloud.netlab.delaylink --delay-ms 20 \\
         --end ns1:tunA:198.18.0.1:198.18.0.2 --end ns2:tunB:198.18.0.2:198.18.0.1
 
 An end is NS:DEV:LOCAL:PEER; an empty NS (or `-`) keeps that device in the

@@ -1,8 +1,8 @@
-"""scripts/netlab.py and scripts/delaylink.py: labs build, measure and leave nothing behind."""
+"""scripts/localcloud/netlab: labs build, measure and leave nothing behind."""
 from __future__ import annotations
 
+import json
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from agent.checks import run_check
-from scripts import netlab
+from scripts.localcloud import netlab
+from scripts.localcloud.netlab import containment
+from scripts.localcloud.procs import pid_alive
 
 pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
                                 reason=f"needs network namespaces: {netlab.unavailable_reason()}")
@@ -21,23 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RTT_TOLERANCE_MS = 5.0
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is gone for our purposes
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1].split()[0] != "Z"
-
-
 def root_links() -> str:
     return netlab.sh("ip", "-o", "link", "show").stdout
 
 
 @pytest.fixture
 def regions():
-    lab = netlab.build_regions("hctest", {"near": 10, "far": 40})
+    lab = netlab.build_regions(netlab.DEFAULT_PREFIX, {"near": 10, "far": 40})
     try:
         yield lab
     finally:
@@ -45,10 +37,10 @@ def regions():
 
 
 def test_teardown_leaves_no_namespace_device_or_process():
-    chain = netlab.build_chain("hctest", 2, delay_ms=5)
+    chain = netlab.build_chain(netlab.DEFAULT_PREFIX, 2, delay_ms=5)
     star = None
     try:
-        star = netlab.build_regions("hctest", {"a": 5}, demo=True)
+        star = netlab.build_regions(netlab.DEFAULT_PREFIX, {"a": 5}, demo=True)
         # a process that never ends by itself: only the teardown can stop it
         sleeper = chain.popen_in(chain.client, [sys.executable, "-c", "import signal; signal.pause()"])
         pids = [link.proc.pid for lab in (chain, star) for link in lab.links] + [sleeper.pid]
@@ -83,13 +75,10 @@ def test_failed_build_removes_what_it_made(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(netlab.Lab, "veth", fail_second)
-    try:
-        with pytest.raises(netlab.NetlabError, match="injected"):
-            netlab.build_chain(prefix, 3)
-        assert len(calls) == 2   # the first link was made, so there was something to remove
-        assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
-    finally:
-        netlab.cleanup(prefix)
+    with pytest.raises(netlab.NetlabError, match="injected"):
+        netlab.build_chain(prefix, 3)
+    assert len(calls) == 2   # the first link was made, so there was something to remove
+    assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
 
 
 def test_parallel_labs_get_distinct_names_and_blocks():
@@ -97,7 +86,7 @@ def test_parallel_labs_get_distinct_names_and_blocks():
 
     def build():
         try:
-            labs.append(netlab.build_regions("hctest", {"x": 1}, demo=False))
+            labs.append(netlab.build_regions(netlab.DEFAULT_PREFIX, {"x": 1}, demo=False))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -116,7 +105,7 @@ def test_parallel_labs_get_distinct_names_and_blocks():
 
 
 def test_call_in_runs_inside_the_namespace():
-    lab = netlab.build_chain("hctest", 1)
+    lab = netlab.build_chain(netlab.DEFAULT_PREFIX, 1)
     try:
         def bind_client_address():
             with socket.socket() as s:
@@ -148,39 +137,36 @@ def test_regions_reach_the_host_and_the_demo_namespace_with_their_delays(regions
                 assert abs(to_demo["data"]["connect_ms"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
 
 
-def test_cleanup_removes_a_lab_whose_owner_died():
-    prefix = f"hcorphan{os.getpid()}"
-    script = (
-        "import os, sys; sys.path.insert(0, %r)\n"
-        "from scripts import netlab\n"
-        "lab = netlab.build_chain(%r, 1, delay_ms=1)\n"
-        "print(lab.links[0].proc.pid, flush=True)\n"
-        "os._exit(0)  # no teardown\n" % (str(ROOT), prefix)
-    )
+def orphan_lab(build: str) -> dict:
+    """A lab built by a child process that exits without teardown; returns the lab's description."""
+    script = ("import json, os\n"
+              "from scripts.localcloud import netlab\n"
+              f"lab = netlab.{build}\n"
+              "print(json.dumps(lab.describe(), default=str), flush=True)\n"
+              "os._exit(0)  # no teardown\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_remove_recorded_undoes_a_lab_whose_owner_died_and_nothing_else():
+    bystander = netlab.build_chain(hops=1)  # another lab (as of another checkout) must survive
+    description = orphan_lab("build_chain(hops=1, delay_ms=1)")
     try:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        link_pid = int(done.stdout.split()[0])
-        assert [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
-        removed = netlab.cleanup(prefix)
-        assert removed
-        assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
-        # the orphaned link process is not our child; wait for it to go by polling its pidfd
-        try:
-            pidfd = os.pidfd_open(link_pid)
-        except ProcessLookupError:
-            pass
-        else:
-            select.select([pidfd], [], [], 10)
-            os.close(pidfd)
-        assert not pid_alive(link_pid)
+        link_pid = description["links"][0]["pid"][0]
+        assert set(description["namespaces"]) <= set(netlab.list_namespaces())
+        assert netlab.remove_recorded(description)
+        assert not set(description["namespaces"]) & set(netlab.list_namespaces())
+        assert not pid_alive(link_pid)  # procs.stop waited for it
+        assert set(bystander.namespaces) <= set(netlab.list_namespaces())
     finally:
-        netlab.cleanup(prefix)
+        netlab.remove_recorded(description)
+        bystander.teardown()
 
 
 def test_cli_help_runs():
-    for script in ("netlab.py", "delaylink.py"):
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"],
+    for module in ("scripts.netlab", "scripts.localcloud.netlab.delaylink"):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "usage" in done.stdout
 
@@ -197,3 +183,17 @@ def test_regions_cannot_route_beyond_the_lab(regions):
     for outside in ("203.0.113.5", "10.1.2.3"):
         refused = lookup(regions.hub, outside)
         assert refused.returncode != 0 and "no route to host" in refused.stderr.lower(), refused
+
+
+def test_a_lab_holds_the_containment_route_and_its_own_routes_still_win(regions):
+    """Route lookups only: the lab's range is unreachable from the root namespace, except the
+    lab's own, more specific routes; the hold goes with the lab."""
+    def lookup(address: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "route", "get", address], capture_output=True, text=True)
+
+    assert containment.route_installed() and regions.name in containment.holders()
+    assert lookup(regions.demo_address).returncode == 0  # via the lab's hub
+    unused = "198.18.254.254"  # in the range, in no lab
+    assert "no route to host" in lookup(unused).stderr.lower()
+    regions.teardown()
+    assert regions.name not in containment.holders()

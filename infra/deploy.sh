@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Package and deploy Host Checker to AWS with CloudFormation.
 #
-# Usage: scripts/deploy.sh --stage dev|prod [options]
+# Usage: infra/deploy.sh --stage dev|prod [options]
 #
 #   --stage dev|prod        Chalice stage and stack suffix (required)
 #   --region REGION         home region (default: $AWS_REGION / $AWS_DEFAULT_REGION / eu-west-1)

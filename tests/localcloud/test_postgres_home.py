@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.services import EXTERNAL_PG_ROOT, Postgres, _postgres_user, reachable_by
+from scripts.localcloud.postgres import EXTERNAL_PG_ROOT, Postgres, _postgres_user, reachable_by
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="as a non-root user PostgreSQL runs as that user")
 

@@ -1,4 +1,4 @@
-"""scripts/scheduler.py: the local stand-in for EventBridge schedules.
+"""scripts/localcloud/scheduler.py: the local stand-in for EventBridge schedules.
 
 A fixture Chalice project declares schedules; the scheduler must find them in the app itself,
 invoke them at their declared rate (scaled by --time-scale) with EventBridge-shaped events, log
@@ -7,7 +7,6 @@ writes; every wait is a bounded wait on a condition.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,26 +14,17 @@ import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from scripts.localcloud import scheduler as sched_mod
 from tests.integration.agent_harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "scheduler.py"
+SCHEDULER = [sys.executable, "-m", "scripts.scheduler"]
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("hc_scheduler_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod      # dataclasses look the module up while it executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sched_mod = _load_module()
 
 FIXTURE_APP = textwrap.dedent("""
     import json, os, time
@@ -130,7 +120,7 @@ def test_invalid_rate_is_rejected():
 
 def test_list_reads_the_fixture_app(project):
     proj, _ = project
-    r = subprocess.run([sys.executable, str(SCRIPT), "--project-dir", str(proj), "--stage", "test", "--list"],
+    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--list"],
                        capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 0, r.stderr
     rows = {l.split("\t")[0]: l.split("\t") for l in r.stdout.splitlines()}
@@ -144,9 +134,9 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
     log = tmp_path / "scheduler.log"
     with open(log, "w") as logf:
         proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--project-dir", str(proj), "--stage", "test",
+            [*SCHEDULER, "--project-dir", str(proj), "--stage", "test",
              "--time-scale", str(scale)],
-            stdout=logf, stderr=subprocess.STDOUT, env=_env(),
+            cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=_env(),
         )
     try:
         _wait_for(lambda: len([m for m in _marks(marker) if m["name"] == "sweeper"]) >= 6, 30,
@@ -193,26 +183,25 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
 
 def test_once_runs_each_schedule_and_reports_failure(project):
     proj, marker = project
-    r = subprocess.run([sys.executable, str(SCRIPT), "--project-dir", str(proj), "--stage", "test", "--once"],
+    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once"],
                        capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 1          # 'slow' raises
     assert {m["name"] for m in _marks(marker)} == {"sweeper", "slow"}
-    r = subprocess.run([sys.executable, str(SCRIPT), "--project-dir", str(proj), "--stage", "test", "--once",
+    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once",
                         "--only", "sweeper"], capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_missing_app_is_one_clear_line(tmp_path):
-    r = subprocess.run([sys.executable, str(SCRIPT), "--project-dir", str(tmp_path)],
+    r = subprocess.run([*SCHEDULER, "--project-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=60, env=_env())
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "no app.py" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "app.py").is_file(), reason="app.py does not exist yet (backend issue)")
 def test_real_app_declares_the_sweeper_schedule():
-    r = subprocess.run([sys.executable, str(SCRIPT), "--project-dir", str(ROOT), "--list"],
+    r = subprocess.run([*SCHEDULER, "--project-dir", str(ROOT), "--list"],
                        capture_output=True, text=True, timeout=120, env=_env())
     assert r.returncode == 0, r.stderr
     rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]

@@ -10,13 +10,15 @@ import pytest
 import redis as redis_lib
 
 from chalicelib.db import migrate
-from scripts.services import Postgres, Redis, ServiceError, port_in_use
+from scripts.localcloud.postgres import Postgres
+from scripts.localcloud.procs import ServiceError, port_free
+from scripts.localcloud.redis import Redis
 
 
 def test_test_services_listen_on_their_own_ports(pg_url, redis_url):
     from tests.conftest import PG_PORT, REDIS_PORT
 
-    assert port_in_use(PG_PORT) and port_in_use(REDIS_PORT)
+    assert not port_free(PG_PORT) and not port_free(REDIS_PORT)
     with psycopg.connect(pg_url) as conn:
         port = conn.execute("SHOW port").fetchone()[0]
         listen = conn.execute("SHOW listen_addresses").fetchone()[0]
