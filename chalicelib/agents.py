@@ -14,8 +14,16 @@ from . import fanout, inputs, queue
 from .config import get_settings
 from .db import transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
-from .protocol import (CHECK_TYPES, MAX_CLOCK_OFFSET_S, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION, STREAM_GROUP,
-                       task_stream_key)
+from .protocol import (
+    CHECK_TYPES,
+    MAX_CLOCK_OFFSET_S,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_REGION,
+    MAX_VERSION,
+    STREAM_GROUP,
+    task_stream_key,
+)
 from .serialize import iso, now_iso
 
 log = logging.getLogger(__name__)

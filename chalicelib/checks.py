@@ -20,8 +20,16 @@ from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, DEADLINE_SLACK_S, MAX_CLOCK_OFFSET_S, MAX_LOCATION, OptionError,
-                       check_timeout_s, normalize_options)
+from .protocol import (
+    CHECK_STATUSES,
+    CHECK_TYPES,
+    DEADLINE_SLACK_S,
+    MAX_CLOCK_OFFSET_S,
+    MAX_LOCATION,
+    OptionError,
+    check_timeout_s,
+    normalize_options,
+)
 from .serialize import iso
 from .targets import MAX_TARGET_LENGTH, BlockedTarget, TargetError, parse_target
 

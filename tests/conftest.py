@@ -156,7 +156,7 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
 
 
 # Where api_server writes its output, for tests that scan it (tests/integration/test_auth_matrix.py).
-API_SERVER_LOGS: list[Path] = []
+API_SERVER_LOGS: list = []  # of pathlib.Path
 
 
 @pytest.fixture(scope="session")

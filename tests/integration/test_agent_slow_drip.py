@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agent_harness import (create_check, db, start_agent, wait_online,  # noqa: F401
-                                             wait_until)
+from tests.integration.agent_harness import create_check, db, start_agent, wait_online, wait_until  # noqa: F401
 from tests.integration.test_check_deadline import BODY_PREFIX, DripServer
 
 CONCURRENCY = 4
