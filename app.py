@@ -110,6 +110,9 @@ def create_check():
 
 @api("/api/checks", ["GET"])
 def list_checks():
+    # The list shows every user's targets; a stage can keep it to the admin (the UI keeps "my checks" itself).
+    if not get_settings().public_list:
+        checks.check_admin_token(_header("x-admin-token"))
     return checks.list_checks(_request().query_params)
 
 

@@ -40,6 +40,7 @@ class Settings:
     checks_per_hour: int = 100          # POST /api/checks per client IP
     requests_per_minute: int = 600      # every other route, per client IP
     retention_days: int = 30
+    public_list: bool = True            # GET /api/checks for anyone; off (admin token only) on prod
     heartbeat_ttl_s: int = HEARTBEAT_TTL_S
     max_body_bytes: int = 64 * 1024
     cors_origin: str = "*"
@@ -61,6 +62,7 @@ _ENV_MAP = {
     "checks_per_hour": "HC_CHECKS_PER_HOUR",
     "requests_per_minute": "HC_REQUESTS_PER_MINUTE",
     "retention_days": "HC_RETENTION_DAYS",
+    "public_list": "HC_PUBLIC_LIST",
     "heartbeat_ttl_s": "HC_HEARTBEAT_TTL_S",
     "max_body_bytes": "HC_MAX_BODY_BYTES",
     "cors_origin": "HC_CORS_ORIGIN",

@@ -98,7 +98,7 @@ SCHEMAS: dict[str, Any] = {
         "tasks": {"type": "array", "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")})},
         "agents": {"type": "array", "items": _ref("AgentRef")},
         "selection": _ref("Selection"),
-    }),
+    }, required=["check_id", "status", "error", "target", "check_types", "created_at", "tasks", "agents"]),
     "TaskRow": _obj({
         "task_id": UUID, "agent": _ref("AgentRef"), "check_type": _ref("CheckType"), "status": _ref("TaskStatus"),
         "success": {"type": ["boolean", "null"]}, "error": _ref("TaskError"),
@@ -190,7 +190,8 @@ SCHEMAS: dict[str, Any] = {
                             "estimates from heartbeat replies; null: not reported"},
         "clock_ok": {"type": "boolean", "description": f"false past {MAX_CLOCK_OFFSET_S} s: the agent refuses "
                      "work and is not chosen"},
-    }),
+    }, required=["id", "name", "location", "region", "status", "last_heartbeat", "version", "capabilities",
+                 "current_tasks", "registered_at"]),
     "AgentList": _obj({"items": {"type": "array", "items": _ref("Agent")}, "next_cursor": {"type": "null"}}),
     "AgentStats": _obj({
         "agent_id": UUID, "window_hours": {"type": "integer"},
@@ -285,8 +286,12 @@ PATHS: dict[str, Any] = {
                 "parameters": [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
                                _param("cursor", "query", description="next_cursor of the previous page"),
                                _param("target", "query"),
-                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)})],
-                "responses": {"200": _json("CheckList", "a page"), "400": BAD, **COMMON}},
+                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)}),
+                               {**_header("X-Admin-Token", "needed where the stage keeps the list private "
+                                          "(HC_PUBLIC_LIST=false, as on prod)"), "required": False}],
+                "responses": {"200": _json("CheckList", "a page"), "400": BAD,
+                              "401": _err("the list is private on this stage and no admin token was given"),
+                              "403": _err("wrong admin token"), **COMMON}},
     },
     "/api/checks/{check_id}": {
         "get": {"operationId": "getCheck", "summary": "A check with one row per task",
@@ -393,3 +398,17 @@ def document(app=None) -> dict[str, Any]:
         "components": {"schemas": copy.deepcopy(SCHEMAS)},
         "x-websocket": copy.deepcopy(WEBSOCKET),
     }
+
+
+def dump(document_: dict[str, Any]) -> str:
+    """The document as committed in frontend/openapi.json (stable key order, one trailing newline)."""
+    import json
+
+    return json.dumps(document_, indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m chalicelib.openapi > frontend/openapi.json`: the UI generates its types from that file.
+    import sys
+
+    sys.stdout.write(dump(document()))

@@ -1,5 +1,5 @@
 // ESLint flat config: typescript-eslint's recommended rules and the React hooks
-// rules, for the app, its tests and the Vite config. `npm run lint`; `make lint` runs it.
+// rules, for the app, its tests, the Vite config and the Node scripts. `npm run lint`; `make lint` runs it.
 import js from "@eslint/js";
 import reactHooks from "eslint-plugin-react-hooks";
 import globals from "globals";
@@ -15,5 +15,5 @@ export default tseslint.config(
       globals: { ...globals.browser },
     },
   },
-  { files: ["eslint.config.js", "vite.config.ts"], languageOptions: { globals: { ...globals.node } } },
+  { files: ["eslint.config.js", "vite.config.ts", "scripts/**/*.mjs"], languageOptions: { globals: { ...globals.node } } },
 );

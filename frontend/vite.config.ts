@@ -3,11 +3,11 @@ import { defineConfig } from "vite";
 import react from "@vitejs/plugin-react";
 import tailwindcss from "@tailwindcss/vite";
 
-// base: "./" keeps every asset path relative, so the build works from an S3
-// website bucket root, from CloudFront, or from a sub-path. index.html adds a
-// <base href> at runtime so deep links like /results/<id> still load assets.
+// base: "/": every asset is fetched from the site root (/assets/...), so a deep link such as
+// /results/<id> or /agents/<id>/x loads the same files as / does. The app is served at the root
+// of its origin (CloudFront, the S3 website, scripts/ui_server.py).
 export default defineConfig({
-  base: "./",
+  base: "/",
   plugins: [react(), tailwindcss()],
   build: {
     outDir: "dist",

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { createBrowserRouter, RouterProvider, type RouteObject } from "react-router-dom";
+import { createBrowserRouter, RouterProvider, type RouteObject } from "react-router";
 import type { ApiError } from "./api/client";
 import { Layout } from "./components/Layout";
 import Agents from "./pages/Agents";

@@ -1,8 +1,10 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import App from "./App";
-import { initConfig, routerBasename } from "./config";
+import { initConfig, restoreHashRoute, routerBasename } from "./config";
 import "./index.css";
+
+restoreHashRoute(window.location, window.history);
 
 initConfig().then(() => {
   createRoot(document.getElementById("root")!).render(

@@ -8,8 +8,3 @@ interface ImportMetaEnv {
 interface ImportMeta {
   readonly env: ImportMetaEnv;
 }
-
-interface Window {
-  /** Set by the inline script in index.html: the path the app is served under, ending in "/". */
-  __APP_BASE__?: string;
-}

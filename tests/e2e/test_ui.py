@@ -5,7 +5,7 @@ HTTP target at DEMO_HTTP_URL.
 
 Screenshots go to tests/e2e/screenshots/ (git-ignored). With
 UPDATE_DOCS_SCREENSHOT=1 one more test writes docs/results.png, the README's
-picture of the Results page:
+pictures of the Results page (docs/results.png, and at 375 px docs/results-phone.png):
 
     UPDATE_DOCS_SCREENSHOT=1 .venv/bin/python -m pytest tests/e2e/test_ui.py -k docs
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
 DOCS_SCREENSHOT = ROOT / "docs" / "results.png"
+DOCS_PHONE_SCREENSHOT = ROOT / "docs" / "results-phone.png"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -331,3 +332,88 @@ def test_docs_results_screenshot(stack, ui, page):
     expect(page.get_by_test_id("waterfall")).to_be_visible()
     DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot(page, "docs-results"), DOCS_SCREENSHOT)
+    # the same page on a phone: one card per agent
+    page.set_viewport_size({"width": 375, "height": 812})
+    try:
+        expect(page.get_by_test_id("results-view")).to_have_attribute("data-layout", "cards")
+        shutil.copyfile(shot(page, "docs-results-phone"), DOCS_PHONE_SCREENSHOT)
+    finally:
+        page.set_viewport_size(VIEWPORT)
+
+
+def run_http_check(page: Page, stack, ui: str) -> str:
+    """Submit an HTTP + ping check of the demo target and wait until it is completed; its results URL."""
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HTTP_URL"])
+    set_check_types(page, {"http", "ping"})
+    page.get_by_test_id("submit-check").click()
+    expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
+    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
+                                                                  timeout=RESULTS_TIMEOUT_MS)
+    return page.url
+
+
+def test_a_deep_link_loads_with_200_and_no_failed_requests(stack, ui, page):
+    """A shared /results/<id> link, opened cold, is answered 200 and fetches nothing that fails;
+    a nested unknown path renders NotFound (not a blank page)."""
+    check_url = run_http_check(page, stack, ui)
+    failed: list[str] = []
+    page.on("requestfailed", lambda req: failed.append(f"{req.url} ({req.failure})"))
+    page.on("response", lambda res: failed.append(f"{res.url} -> {res.status}") if res.status >= 400 else None)
+
+    fresh = page.context.new_page()
+    fresh.on("requestfailed", lambda req: failed.append(f"{req.url} ({req.failure})"))
+    fresh.on("response", lambda res: failed.append(f"{res.url} -> {res.status}") if res.status >= 400 else None)
+    try:
+        response = fresh.goto(check_url)
+        assert response is not None and response.status == 200, f"{check_url} answered {response and response.status}"
+        expect(fresh.locator('[data-testid^="result-row-"]')).to_have_count(3)
+        assert failed == [], f"failed requests on a deep link: {failed}"
+
+        fresh.goto(ui + "agents/3f2a7c1e-4b5d-4e6f-8a9b-0c1d2e3f4a5b/x")
+        expect(fresh.get_by_test_id("not-found")).to_be_visible()
+        expect(fresh.get_by_test_id("nav-agents")).to_be_visible()
+        assert not [f for f in failed if "/assets/" in f], f"assets failed under a nested path: {failed}"
+    finally:
+        fresh.close()
+
+
+def test_phone_viewport_shows_every_agents_verdict_without_horizontal_scrolling(stack, ui, page):
+    check_url = run_http_check(page, stack, ui)
+    page.set_viewport_size({"width": 375, "height": 812})
+    try:
+        page.goto(check_url)
+        expect(page.get_by_test_id("results-view")).to_have_attribute("data-layout", "cards")
+        cells = page.locator('[data-testid^="result-cell-"]')
+        expect(cells).to_have_count(6)  # three agents, http and ping
+        for i in range(cells.count()):
+            badge = cells.nth(i).get_by_test_id("status-badge")
+            expect(badge).to_be_in_viewport()
+            box = badge.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= 375, f"the page scrolls sideways at 375 px: {scroll_width} px wide"
+
+        # a detail opened on the phone fits the screen too
+        cells.first.click()
+        expect(page.get_by_test_id("cell-detail")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        shot(page, "13-phone-results")
+    finally:
+        page.set_viewport_size(VIEWPORT)
+
+
+def test_expand_all_shows_every_waterfall_on_one_scale(stack, ui, page):
+    run_http_check(page, stack, ui)
+    page.get_by_test_id("expand-all").click()
+    waterfalls = page.get_by_test_id("waterfall")
+    expect(waterfalls).to_have_count(3)
+    scales = {w.get_attribute("data-scale-ms") for w in waterfalls.all()}
+    assert len(scales) == 1, f"each waterfall has its own scale: {scales}"
+    totals = [float(w.get_attribute("data-total-ms"))
+              for w in page.locator('[data-testid^="compare-waterfall-"]').all()]
+    assert len(totals) == 3 and float(scales.pop()) == max(totals)
+    charts = page.get_by_test_id("cell-detail").get_by_test_id("rtt-chart")
+    expect(charts).to_have_count(3)
+    assert len({c.get_attribute("data-max-ms") for c in charts.all()}) == 1
+    shot(page, "14-expand-all")

@@ -284,3 +284,13 @@ def test_get_check_reports_how_its_agents_were_selected(api, agent):
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["selection"] == {"agents": None, "locations": ["Singapore"], "limit": None,
                                   "chosen": [other["agent_id"]], "requested": 1, "shortfall": None}
+
+
+def test_a_stage_without_a_public_list_lists_checks_only_for_the_admin(api, agent):
+    created = api.create_check().body["check_id"]
+    config.reset_settings(public_list=False)
+    assert api.get("/api/checks").status == 401
+    assert api.get("/api/checks", headers={"X-Admin-Token": "wrong"}).status == 403
+    reply = api.get("/api/checks", headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert reply.status == 200 and [c["check_id"] for c in reply.body["items"]] == [created]
+    assert api.get(f"/api/checks/{created}").status == 200  # a check's own link stays public

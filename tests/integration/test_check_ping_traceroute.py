@@ -63,7 +63,8 @@ def test_traceroute_reports_exactly_the_hops_built(chain):
     assert [hop["address"] for hop in data["hops"]] == chain.hop_addresses
     for hop in data["hops"]:
         assert hop["loss_pct"] == 0 and len(hop["rtts_ms"]) == 3
-        assert abs(sum(hop["rtts_ms"]) / 3 - ADDED_RTT_MS) <= RTT_TOLERANCE_MS  # every hop is behind the link
+        # every hop is behind the link; the fastest probe shows the delay, the others also the machine's load
+        assert abs(min(hop["rtts_ms"]) - ADDED_RTT_MS) <= RTT_TOLERANCE_MS
         assert "hostname" in hop
 
 
@@ -73,7 +74,7 @@ def test_ping_through_a_20ms_link_reports_the_added_rtt(chain):
     data = result["data"]
     assert data["packets_sent"] == data["packets_received"] == 5 and data["loss_pct"] == 0
     assert len(data["rtts_ms"]) == 5
-    assert abs(data["rtt_ms"]["avg"] - ADDED_RTT_MS) <= RTT_TOLERANCE_MS, data["rtt_ms"]
+    assert abs(data["rtt_ms"]["min"] - ADDED_RTT_MS) <= RTT_TOLERANCE_MS, data["rtt_ms"]  # a link never speeds up
     assert data["rtt_ms"]["min"] <= data["rtt_ms"]["avg"] <= data["rtt_ms"]["max"]
 
 

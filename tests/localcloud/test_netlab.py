@@ -120,6 +120,9 @@ def test_call_in_runs_inside_the_namespace():
 
 
 def test_regions_reach_the_host_and_the_demo_namespace_with_their_delays(regions):
+    """Each path crosses its region's delay link. A delay link can only hold a packet back, never
+    deliver it early, so the fastest of a few samples sits just above the configured delay; the
+    slower ones only show how busy the machine is (scheduling), which is not what this test is about."""
     with socket.create_server((regions.host_address, 0)) as api:  # what `make run` binds the API to
         api_port = api.getsockname()[1]
         demo = regions.call_in(regions.demo, socket.create_server, (regions.demo_address, 0))
@@ -127,14 +130,15 @@ def test_regions_reach_the_host_and_the_demo_namespace_with_their_delays(regions
             for region in regions.regions.values():
                 ping = regions.call_in(region.namespace, run_check, "ping", regions.demo_address,
                                        {"count": 4, "interval": 0.2}, allow_private=True)
-                to_api = regions.call_in(region.namespace, run_check, "tcp", regions.host_address,
-                                         {"port": api_port}, allow_private=True)
-                to_demo = regions.call_in(region.namespace, run_check, "tcp", regions.demo_address,
-                                          {"port": demo.getsockname()[1]}, allow_private=True)
-                assert ping["success"] and to_api["success"] and to_demo["success"]
-                assert abs(ping["data"]["rtt_ms"]["avg"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
-                assert abs(to_api["data"]["connect_ms"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
-                assert abs(to_demo["data"]["connect_ms"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
+                assert ping["success"], ping
+                assert abs(ping["data"]["rtt_ms"]["min"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
+                for address, port in ((regions.host_address, api_port),
+                                      (regions.demo_address, demo.getsockname()[1])):
+                    connects = [regions.call_in(region.namespace, run_check, "tcp", address, {"port": port},
+                                                allow_private=True) for _ in range(3)]
+                    assert all(c["success"] for c in connects), connects
+                    fastest = min(c["data"]["connect_ms"] for c in connects)
+                    assert abs(fastest - region.delay_ms) <= RTT_TOLERANCE_MS, (region, address, connects)
 
 
 def orphan_lab(build: str) -> dict:

@@ -59,6 +59,19 @@ def test_local_stage_falls_back_to_the_environment_when_localstack_is_not_runnin
     assert settings.registration_token == "from-env" and settings.config_source == "environment"
 
 
+def test_the_public_check_list_is_a_stage_setting_off_on_prod(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("HC_PUBLIC_LIST", raising=False)
+    assert config.reset_settings().public_list is True
+    monkeypatch.setenv("HC_PUBLIC_LIST", "false")
+    assert config.reset_settings().public_list is False
+    monkeypatch.undo()
+    config.reset_settings()
+    stages = json.loads((Path(__file__).resolve().parents[2] / ".chalice" / "config.json").read_text())["stages"]
+    assert stages["prod"]["environment_variables"]["HC_PUBLIC_LIST"] == "false"
+
+
 class _SlowSecretsManager:
     """A Secrets Manager endpoint (the AWS API, stood in) that holds GetSecretValue until released,
     so the test can look at what other threads see while the settings are being built."""

@@ -1,4 +1,4 @@
-import { NavLink, Outlet } from "react-router-dom";
+import { NavLink, Outlet } from "react-router";
 import { apiDisplayUrl } from "../api/client";
 import { useApiUnreachable } from "../hooks/useReachability";
 

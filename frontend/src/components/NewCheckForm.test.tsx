@@ -5,6 +5,7 @@ import { ApiError } from "../api/client";
 import * as endpoints from "../api/endpoints";
 import { renderRoute } from "../test/utils";
 import { NewCheckForm } from "./NewCheckForm";
+import { myChecks } from "../lib/myChecks";
 
 vi.mock("../api/endpoints", () => ({
   createCheck: vi.fn(),
@@ -182,5 +183,17 @@ describe("NewCheckForm", () => {
     await user.type(screen.getByTestId("target-input"), "example.com");
     await user.click(screen.getByTestId("submit-check"));
     await waitFor(() => expect(screen.getByTestId("form-error")).toHaveTextContent(/could not be reached/i));
+  });
+});
+
+describe("NewCheckForm and my checks", () => {
+  it("remembers a created check in this browser", async () => {
+    const user = userEvent.setup();
+    createCheck.mockResolvedValue({ check_id: "mine1", status: "pending" });
+    renderForm();
+    await user.type(screen.getByTestId("target-input"), "example.com");
+    await user.click(screen.getByTestId("submit-check"));
+    await screen.findByTestId("results-route");
+    expect(myChecks()[0]).toMatchObject({ id: "mine1", target: "example.com" });
   });
 });

@@ -45,7 +45,7 @@ function cell(agentId: string, type: string) {
 
 describe("ResultsTable", () => {
   it("shows one row per agent, sorted by name, with online state", () => {
-    render(<ResultsTable check={full} agents={[{ ...fra, status: "online", last_heartbeat: null, version: null, capabilities: null, current_tasks: 0 }]} />);
+    render(<ResultsTable check={full} agents={[{ ...fra, status: "online", last_heartbeat: null, version: null, capabilities: [], current_tasks: 0 }]} />);
     const rows = screen.getAllByTestId(/^result-row-/);
     expect(rows.map((r) => r.getAttribute("data-agent-name"))).toEqual(["Frankfurt", "Singapore", "Virginia"]);
     expect(within(rows[0]).getByTestId("online-dot")).toHaveAttribute("data-status", "online");

@@ -3,7 +3,8 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import type { ReactNode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as endpoints from "../api/endpoints";
-import { applyLiveMessage, backoffMs, configureLive, socketUrl } from "../lib/liveCheck";
+import type { CheckType } from "../api/types";
+import { applyLiveMessage, backoffMs, configureLive, parseLiveMessage, socketUrl } from "../lib/liveCheck";
 import { MockWebSocket } from "../test/mockWebSocket";
 import { check, result } from "../test/utils";
 import { useCheck } from "./useCheck";
@@ -16,7 +17,7 @@ function wrapper() {
   return ({ children }: { children: ReactNode }) => <QueryClientProvider client={client}>{children}</QueryClientProvider>;
 }
 
-const pending = (task_id: string, check_type = "http") =>
+const pending = (task_id: string, check_type: CheckType = "http") =>
   result({ task_id, check_type, status: "pending", success: null, data: null, duration_ms: null });
 
 const running = () =>
@@ -82,6 +83,20 @@ describe("useCheck over the socket", () => {
     await waitFor(() => expect(hook.current.data?.status).toBe("completed"));
     expect(hook.current.data?.summary).toEqual(summary);
     expect(MockWebSocket.instances).toHaveLength(1);
+  });
+
+  it("ignores a frame that is not JSON or of an unknown kind and stays live", async () => {
+    getCheck.mockResolvedValue(running());
+    const { result: hook } = renderHook(() => useCheck("c1"), { wrapper: wrapper() });
+    const ws = MockWebSocket.last();
+    act(() => {
+      ws.open();
+      ws.receive({ type: "snapshot", check: running() });
+      ws.receiveRaw("not json");
+      ws.receiveRaw('{"type":"heartbeat"}');
+    });
+    await waitFor(() => expect(hook.current.mode).toBe("live"));
+    expect(hook.current.data?.results.map((r) => r.status)).toEqual(["pending", "pending"]);
   });
 
   it("polls when the socket cannot open and reconnects with backoff; the new snapshot replaces the state", async () => {
@@ -159,6 +174,18 @@ describe("live messages", () => {
 
   it("ignores a result before any snapshot", () => {
     expect(applyLiveMessage(undefined, { type: "result", result: result({ check_type: "http" }) })).toBeUndefined();
+  });
+
+  it("reads a known message and drops one that is not JSON or of an unknown kind", () => {
+    expect(parseLiveMessage('{"type":"error","code":4404,"message":"no such check"}')).toEqual({
+      type: "error",
+      code: 4404,
+      message: "no such check",
+    });
+    expect(parseLiveMessage("not json")).toBeNull();
+    expect(parseLiveMessage('{"type":"heartbeat"}')).toBeNull();
+    expect(parseLiveMessage("[1]")).toBeNull();
+    expect(parseLiveMessage("null")).toBeNull();
   });
 
   it("backs off up to 30 s", () => {

@@ -4,7 +4,7 @@ import { getCheck } from "../api/endpoints";
 import type { ApiError } from "../api/client";
 import type { Check } from "../api/types";
 import { isTerminalCheck } from "../lib/format";
-import { applyLiveMessage, connectLive, liveBaseUrl, type LiveMode } from "../lib/liveCheck";
+import { applyLiveMessage, connectLive, liveBaseUrl, socketUrl, type LiveMode } from "../lib/liveCheck";
 
 export const POLL_INTERVAL_MS = 2000;
 
@@ -19,7 +19,11 @@ export const checkQueryKey = (id: string) => ["check", id] as const;
 export function useCheck(id: string) {
   const queryClient = useQueryClient();
   const wsUrl = liveBaseUrl();
-  const [mode, setMode] = useState<LiveMode>("polling");
+  // The mode the socket last reported, with the socket it is about: a new id (or no socket)
+  // starts out polling without an effect having to reset it.
+  const socket = id && wsUrl ? socketUrl(wsUrl, id) : null;
+  const [reported, setReported] = useState<{ socket: string; mode: LiveMode } | null>(null);
+  const mode: LiveMode = socket && reported?.socket === socket ? reported.mode : "polling";
   // When the socket last changed the cached check: a GET that started before it answers
   // with older state, and must not overwrite what was pushed since.
   const liveAt = useRef(0);
@@ -27,11 +31,11 @@ export function useCheck(id: string) {
   useEffect(() => {
     if (!id || !wsUrl) return;
     const key = checkQueryKey(id);
-    setMode("polling");
+    const about = socketUrl(wsUrl, id);
     return connectLive({
       url: wsUrl,
       checkId: id,
-      onMode: setMode,
+      onMode: (next) => setReported({ socket: about, mode: next }),
       onMessage: (msg) => {
         liveAt.current = performance.now();
         queryClient.setQueryData<Check>(key, (old) => applyLiveMessage(old, msg));

@@ -13,7 +13,7 @@ describe("fieldKeyFor", () => {
     ["options/http/expected_status", "options.http.expected_status"],
     ["options.ping.count", "options.ping.count"],
     ["options.http.verify_tls", "options.http.verify_tls"],
-    ["options.http.timeout", "options.http"],
+    ["options.http.bogus", "options.http"],
     ["options.http", "options.http"],
     ["options", "options"],
     ["agents[0]", "agents"],

@@ -1,23 +1,12 @@
 import type { FieldDetail } from "../api/types";
+import { fieldPath, OPTION_FIELDS } from "./optionFields";
 
-/** The fields the new-check form can show an error next to. */
-export const OPTION_FIELDS = [
-  "options.http.method",
-  "options.http.expected_status",
-  "options.http.verify_tls",
-  "options.http.follow_redirects",
-  "options.ping.count",
-  "options.dns.record_type",
-  "options.dns.resolver",
-  "options.dns.port",
-  "options.dns.protocol",
-  "options.tcp.port",
-  "options.traceroute.max_hops",
-] as const;
+/** The option fields the new-check form can show an error next to (options.http.method, ...). */
+const OPTION_PATHS = OPTION_FIELDS.map(fieldPath);
 
 export const TOP_FIELDS = ["target", "checks", "agents", "locations", "limit"] as const;
 
-const KNOWN = new Set<string>([...TOP_FIELDS, ...OPTION_FIELDS]);
+const KNOWN = new Set<string>([...TOP_FIELDS, ...OPTION_PATHS]);
 
 /**
  * Which form field an API error detail belongs to, or null for the form as a whole.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { result } from "../test/utils";
-import { computeSummary, describeOptions, summaryMedian, failureKinds, formatMs, formatWait, headline, outcomeOf, relativeTime, shortError, summaryLine } from "./format";
+import type { CheckType } from "../api/types";
+import { computeSummary, describeAssumed, describeOptions, summaryMedian, failureKinds, formatMs, formatWait, headline, outcomeOf, relativeTime, shortError, summaryLine } from "./format";
 
 describe("summaryLine", () => {
   it("all OK", () => {
@@ -62,7 +63,7 @@ describe("headline", () => {
     ["traceroute", { hops: [{}, {}, {}], reached: true }, "3 hops"],
     ["traceroute", { hops: [{}], reached: false }, "1 hop (not reached)"],
   ])("%s %j", (type, data, text) => {
-    expect(headline(result({ check_type: type, data }))).toBe(text);
+    expect(headline(result({ check_type: type as CheckType, data }))).toBe(text);
   });
 });
 
@@ -126,6 +127,21 @@ describe("describeOptions", () => {
       "DNS A @ 198.19.1.6:5353 TCP",
     ]);
     expect(describeOptions(["http"], null)).toEqual([]);
+  });
+
+  it("names a timeout or IP version that is not the default (the 1 s timeout that failed a check)", () => {
+    const options = { http: { timeout: 1, ip_version: 6, max_redirects: 10 }, tcp: { port: 8443, timeout: 10, ip_version: null } };
+    expect(describeOptions(["http", "tcp"], options)).toEqual(["HTTP timeout 1 s, IPv6 only", "TCP port 8443"]);
+  });
+});
+
+describe("describeAssumed", () => {
+  it("says the scheme and port a bare host was given", () => {
+    expect(describeAssumed({ http: { scheme: "https", port: 443 }, tcp: { port: 443 } })).toEqual([
+      "HTTP assumed https, port 443",
+      "TCP assumed port 443",
+    ]);
+    expect(describeAssumed(null)).toEqual([]);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { TaskResult, TypeSummary } from "../api/types";
+import { OPTION_SPECS } from "../api/spec";
 import { checkLabel } from "./checkTypes";
 
 export function isNum(v: unknown): v is number {
@@ -130,6 +131,7 @@ export function headline(r: TaskResult): string {
     }
     case "dns": {
       const answers: Array<{ value?: unknown }> = Array.isArray(d.answers) ? d.answers : [];
+      if (answers.length === 0 && typeof d.note === "string" && /^no PTR record/i.test(d.note)) return "no PTR record";
       if (answers.length === 0) return d.rcode ? `0 answers (${d.rcode})` : "0 answers";
       const values = answers
         .slice(0, 2)
@@ -241,10 +243,49 @@ export function verdictOf(s: TypeSummary): Verdict {
   return "partial";
 }
 
+/** An option value in one spelling, so [200, 399], "200-399" and "200 - 399" compare equal. */
+function optionText(key: string, v: unknown): string {
+  if (key === "expected_status" && Array.isArray(v)) return v[0] === v[1] ? String(v[0]) : `${v[0]}-${v[1]}`;
+  if (key === "expected_status" && typeof v === "string") return v.replace(/\s+/g, "");
+  return v === null || v === undefined ? "" : String(v);
+}
+
+/** One option that differs from its default, as the options line says it. */
+function describeOption(type: string, key: string, v: unknown): string | null {
+  const text = optionText(key, v);
+  switch (key) {
+    case "method":
+    case "record_type":
+      return text;
+    case "expected_status":
+      return `expect ${text}`;
+    case "follow_redirects":
+      return v === false ? "no redirects followed" : "redirects followed";
+    case "verify_tls":
+      return v === false ? "TLS not verified" : "TLS verified";
+    case "timeout":
+      return `timeout ${text} s`;
+    case "ip_version":
+      return text ? `IPv${text} only` : null;
+    case "count":
+      return `${text} packets`;
+    case "max_hops":
+      return `max ${text} hops`;
+    case "protocol":
+      return text.toUpperCase();
+    case "port":
+      return type === "dns" ? null : `port ${text}`; // dns: said with the resolver below
+    case "resolver":
+      return null;
+    default:
+      return `${key.replace(/_/g, " ")} ${text}`;
+  }
+}
+
 /**
  * The options a check ran with that a reader of its results should know, per type
- * ("DNS MX @ 192.0.2.53:5353 tcp", "HTTP TLS not verified"); defaults are left out,
- * except the DNS record type, which always says what was asked.
+ * ("DNS MX @ 192.0.2.53:5353 TCP", "HTTP TLS not verified, timeout 1 s"): every option that
+ * differs from the default the OpenAPI document publishes, and always the DNS record type.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function describeOptions(types: string[], options: Record<string, any> | null | undefined): string[] {
@@ -252,29 +293,50 @@ export function describeOptions(types: string[], options: Record<string, any> | 
   for (const t of types) {
     const o = options?.[t];
     if (!o || typeof o !== "object") continue;
+    const specs = (OPTION_SPECS as unknown as Record<string, Record<string, { default?: unknown }>>)[t] ?? {};
     const parts: string[] = [];
-    if (t === "http") {
-      if (o.method && o.method !== "GET") parts.push(String(o.method));
-      const es = o.expected_status;
-      const esText = Array.isArray(es) ? (es[0] === es[1] ? String(es[0]) : `${es[0]}-${es[1]}`) : es != null ? String(es) : "";
-      if (esText && esText !== "200-399") parts.push(`expect ${esText}`);
-      if (o.follow_redirects === false) parts.push("no redirects followed");
-      if (o.verify_tls === false) parts.push("TLS not verified");
-    } else if (t === "ping") {
-      if (isNum(o.count) && o.count !== 4) parts.push(`${o.count} packets`);
-    } else if (t === "dns") {
-      if (o.record_type) parts.push(String(o.record_type));
-      if (o.resolver) {
-        const port = isNum(o.port) && o.port !== 53 ? `:${o.port}` : "";
-        parts.push(`@ ${o.resolver}${port}`);
-      } else if (isNum(o.port) && o.port !== 53) parts.push(`port ${o.port}`);
-      if (o.protocol && o.protocol !== "udp") parts.push(String(o.protocol).toUpperCase());
-    } else if (t === "tcp") {
-      if (isNum(o.port)) parts.push(`port ${o.port}`);
-    } else if (t === "traceroute") {
-      if (isNum(o.max_hops) && o.max_hops !== 30) parts.push(`max ${o.max_hops} hops`);
+    for (const [key, v] of Object.entries(o)) {
+      const isDefault = optionText(key, v) === optionText(key, specs[key]?.default ?? null);
+      if (isDefault && !(t === "dns" && key === "record_type")) continue;
+      const said = describeOption(t, key, v);
+      if (said) parts.push(said);
+    }
+    if (t === "dns") {
+      const port = isNum(o.port) && o.port !== specs.port?.default ? `:${o.port}` : "";
+      if (o.resolver) parts.splice(1, 0, `@ ${o.resolver}${port}`);
+      else if (port) parts.splice(1, 0, `port ${o.port}`);
     }
     if (parts.length) out.push(`${checkLabel(t)} ${parts.join(t === "dns" ? " " : ", ")}`);
   }
   return out;
+}
+
+/** What a check assumed because neither target nor options said: "HTTP assumed https, port 443". */
+export function describeAssumed(assumed: Record<string, Record<string, unknown> | undefined> | null | undefined): string[] {
+  const out: string[] = [];
+  for (const [t, a] of Object.entries(assumed ?? {})) {
+    if (!a || typeof a !== "object") continue;
+    const parts = Object.entries(a)
+      .filter(([, v]) => v !== null && v !== undefined && typeof v !== "object")
+      .map(([k, v]) => (k === "scheme" || k === "record_type" ? String(v) : `${k.replace(/_/g, " ")} ${v}`));
+    if (parts.length) out.push(`${checkLabel(t)} assumed ${parts.join(", ")}`);
+  }
+  return out;
+}
+
+/** A whole check's verdict for a list row, from its per-type summary: all failed is red, not "completed". */
+export function checkVerdict(c: {
+  status: string;
+  summary?: Record<string, TypeSummary> | null;
+}): { verdict: Verdict; label: string } {
+  if (c.status === "failed") return { verdict: "failed", label: "could not run" };
+  const all = Object.values(c.summary ?? {}).reduce(
+    (a, s) => ({ ok: a.ok + s.ok, failed: a.failed + s.failed, pending: a.pending + s.pending, total: a.total + s.total }),
+    { ok: 0, failed: 0, pending: 0, total: 0 },
+  );
+  if (all.total === 0) return c.status === "completed" ? { verdict: "failed", label: "no results" } : { verdict: "pending", label: "pending" };
+  if (all.pending > 0) return { verdict: "pending", label: all.ok + all.failed > 0 ? `running ${all.ok + all.failed}/${all.total}` : "pending" };
+  if (all.failed === 0) return { verdict: "ok", label: "OK" };
+  if (all.ok === 0) return { verdict: "failed", label: "failed" };
+  return { verdict: "partial", label: `${all.ok}/${all.total} OK` };
 }

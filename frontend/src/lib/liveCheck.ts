@@ -1,4 +1,4 @@
-import type { Check, TaskResult, TypeSummary } from "../api/types";
+import type { AgentRef, Check, CheckStatus, TaskResult, TaskStatus, TypeSummary } from "../api/types";
 import { computeSummary } from "./format";
 
 /**
@@ -10,12 +10,31 @@ import { computeSummary } from "./format";
 
 export type LiveMode = "live" | "polling";
 
+/** The server's messages (openapi.json `x-websocket.server_messages`), in the API's own types. */
 export type LiveMessage =
   | { type: "snapshot"; check: Check }
   | { type: "result"; result: TaskResult }
-  | { type: "task"; task_id: string; status: string; agent: TaskResult["agent"] }
-  | { type: "status"; status: string; summary: Record<string, TypeSummary>; completed_at: string | null }
+  | { type: "task"; task_id: string; status: TaskStatus; agent: AgentRef }
+  | { type: "status"; status: CheckStatus; summary: Record<string, TypeSummary> | null; completed_at: string | null }
   | { type: "error"; code: number; message: string };
+
+const LIVE_TYPES: ReadonlySet<string> = new Set<LiveMessage["type"]>(["snapshot", "result", "task", "status", "error"]);
+
+/**
+ * One frame as a message, or null when it is not JSON or of a kind this UI does not know (a newer
+ * server may add kinds; ignoring them keeps the socket useful). The fields are trusted as the
+ * API's, as an HTTP answer's are.
+ */
+export function parseLiveMessage(raw: unknown): LiveMessage | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(String(raw));
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || !("type" in value)) return null;
+  return typeof value.type === "string" && LIVE_TYPES.has(value.type) ? (value as LiveMessage) : null;
+}
 
 let liveUrl: string | null = null;
 
@@ -103,12 +122,8 @@ export function connectLive(opts: LiveOptions): () => void {
   };
 
   const onMessage = (raw: unknown) => {
-    let msg: LiveMessage;
-    try {
-      msg = JSON.parse(String(raw));
-    } catch {
-      return;
-    }
+    const msg = parseLiveMessage(raw);
+    if (!msg) return;
     if (msg.type === "snapshot") {
       attempt = 0;
       opts.onMode("live");

@@ -1,3 +1,5 @@
+import { REQUEST_LIMITS } from "../api/spec";
+
 export type TargetKind = "hostname" | "ipv4" | "ipv6" | "url";
 
 export type TargetValidation =
@@ -57,7 +59,8 @@ export function validateTarget(raw: string): TargetValidation {
   const s = raw.trim();
   if (!s) return { ok: false, message: "Enter a hostname, IP address or URL" };
   if (/\s/.test(s)) return { ok: false, message: "A target cannot contain spaces" };
-  if (s.length > 2048) return { ok: false, message: "Target is too long" };
+  if (s.length > REQUEST_LIMITS.targetMaxLength)
+    return { ok: false, message: `Target is too long (at most ${REQUEST_LIMITS.targetMaxLength} characters)` };
 
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s);
   if (scheme) {

@@ -1,7 +1,8 @@
 import { NewCheckForm } from "../components/NewCheckForm";
-import { RecentChecks } from "../components/RecentChecks";
+import { MyChecks, RecentChecks } from "../components/RecentChecks";
 import { Card } from "../components/States";
 import { useTitle } from "../hooks/useTitle";
+import { appConfig } from "../config";
 
 export default function Dashboard() {
   useTitle(null);
@@ -16,9 +17,14 @@ export default function Dashboard() {
       <Card testId="new-check">
         <NewCheckForm />
       </Card>
-      <Card title="Recent checks" testId="recent-checks-card">
-        <RecentChecks />
+      <Card title="Your checks" testId="my-checks-card">
+        <MyChecks />
       </Card>
+      {appConfig().publicList && (
+        <Card title="Everyone's recent checks" testId="recent-checks-card">
+          <RecentChecks />
+        </Card>
+      )}
     </div>
   );
 }

@@ -1,4 +1,4 @@
-import { Link } from "react-router-dom";
+import { Link } from "react-router";
 import { Empty } from "../components/States";
 
 export default function NotFound() {

@@ -117,6 +117,37 @@ describe("Results page", () => {
     expect(rerunRequest(picked).agents).toEqual(["a1", "a2"]);
   });
 
+  it("counts down a 429 on Run again, as the form does", async () => {
+    const user = userEvent.setup();
+    getCheck.mockResolvedValue(check({ results: [result({ check_type: "http", data: HTTP_DATA })] }));
+    createCheck.mockRejectedValue(new ApiError({ status: 429, code: "rate_limited", message: "Too many", retryAfter: 30 }));
+    renderResults();
+    await user.click(await screen.findByTestId("run-again"));
+    expect(await screen.findByTestId("rate-limit-error")).toHaveTextContent(/run another check in/);
+    expect(screen.getByTestId("run-again")).toBeDisabled();
+    expect(screen.queryByTestId("run-again-error")).not.toBeInTheDocument();
+  });
+
+  it("offers the API request as curl, the JSON and a CSV, and what the check assumed", async () => {
+    getCheck.mockResolvedValue(
+      check({
+        target: "straße.de",
+        target_info: { host: "xn--strae-oqa.de", host_unicode: "straße.de", is_ip: false, scheme: null, port: null },
+        assumed: { http: { scheme: "https", port: 443 } },
+        options: { http: { timeout: 1, method: "GET" } },
+        results: [result({ check_type: "http", data: HTTP_DATA })],
+      }),
+    );
+    renderResults();
+    expect(await screen.findByTestId("json-link")).toHaveAttribute("href", expect.stringMatching(/\/api\/checks\/c1$/));
+    expect(screen.getByTestId("copy-curl")).toBeInTheDocument();
+    expect(screen.getByTestId("download-csv")).toBeInTheDocument();
+    expect(screen.getByTestId("check-options")).toHaveTextContent("HTTP timeout 1 s");
+    expect(screen.getByTestId("check-assumed")).toHaveTextContent("HTTP assumed https, port 443");
+    expect(screen.getByTestId("target-alabel")).toHaveTextContent("straße.de is checked as xn--strae-oqa.de");
+    expect(screen.getByTestId("compare-card")).toBeInTheDocument();
+  });
+
   it("shows 'not found' for an unknown id", async () => {
     getCheck.mockRejectedValue(new ApiError({ status: 404, message: "no such check" }));
     renderResults("nope");

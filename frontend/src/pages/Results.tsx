@@ -1,20 +1,20 @@
 import { useState } from "react";
-import { useMutation } from "@tanstack/react-query";
-import { Link, useNavigate, useParams } from "react-router-dom";
-import { createCheck } from "../api/endpoints";
-import type { ApiError } from "../api/client";
-import type { Check, CreateCheckRequest, CreateCheckResponse } from "../api/types";
-import { RateLimitNotice, retryAt } from "../components/NewCheckForm";
+import { Link, useParams } from "react-router";
+import type { Check, CreateCheckRequest } from "../api/types";
+import { RateLimitNotice } from "../components/RateLimitNotice";
+import { CompareCharts } from "../components/CompareCharts";
+import { ExportBar } from "../components/ExportBar";
 import { ResultsTable } from "../components/ResultsTable";
 import { Card, Empty, ErrorState, Loading } from "../components/States";
 import { StatusBadge } from "../components/StatusBadge";
 import { SummaryLines } from "../components/SummaryLines";
 import { useAgents } from "../hooks/useAgents";
 import { useCheck } from "../hooks/useCheck";
+import { useCreateCheck } from "../hooks/useCreateCheck";
 import { useNow } from "../hooks/useNow";
 import { useTitle } from "../hooks/useTitle";
 import { checkLabel } from "../lib/checkTypes";
-import { describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
+import { describeAssumed, describeOptions, formatDateTime, isTerminalCheck, relativeTime } from "../lib/format";
 
 export function rerunRequest(check: Check): CreateCheckRequest {
   const req: CreateCheckRequest = { target: check.target, checks: [...(check.check_types ?? [])] };
@@ -75,20 +75,11 @@ function CopyLink() {
 
 export default function Results() {
   const { id = "" } = useParams();
-  const navigate = useNavigate();
   const now = useNow(1000);
   const checkQ = useCheck(id);
   useTitle(checkQ.data ? `${checkQ.data.target} (${checkQ.data.status})` : "Results");
   const agentsQ = useAgents(10000);
-  const [rateLimit, setRateLimit] = useState<{ until: number; known: boolean } | null>(null);
-
-  const rerun = useMutation<CreateCheckResponse, ApiError, CreateCheckRequest>({
-    mutationFn: (body) => createCheck(body),
-    onSuccess: (res) => navigate(`/results/${encodeURIComponent(res.check_id)}`),
-    onError: (err) => {
-      if (err.status === 429) setRateLimit(retryAt(err));
-    },
-  });
+  const rerun = useCreateCheck();
 
   if (checkQ.isPending) return <Loading label="Loading check…" testId="results-loading" />;
   // With data in hand a failed refresh keeps the last results on screen (see below).
@@ -111,8 +102,8 @@ export default function Results() {
 
   const check = checkQ.data!;
   const terminal = isTerminalCheck(check.status);
-  const rateLimited = rateLimit !== null && rateLimit.until > now;
   const optionNotes = describeOptions(check.check_types ?? [], check.options);
+  const assumedNotes = describeAssumed(check.assumed);
 
   return (
     <div className="space-y-5" data-testid="results-page" data-check-status={check.status}>
@@ -135,27 +126,38 @@ export default function Results() {
                 <span data-testid="polling-indicator">· polling every 2 s</span>
               ))}
           </div>
+          {check.target_info && check.target_info.host !== check.target_info.host_unicode && (
+            <div className="text-xs text-slate-500" data-testid="target-alabel">
+              {check.target_info.host_unicode} is checked as <span className="font-mono">{check.target_info.host}</span>
+            </div>
+          )}
           {optionNotes.length > 0 && (
             <div className="mt-1 text-xs text-slate-500" data-testid="check-options">
               {optionNotes.join(" · ")}
             </div>
           )}
+          {assumedNotes.length > 0 && (
+            <div className="mt-1 text-xs text-slate-500" data-testid="check-assumed">
+              {assumedNotes.join(" · ")}
+            </div>
+          )}
         </div>
         <div className="flex flex-wrap items-center gap-2">
           <CopyLink />
+          <ExportBar check={check} request={rerunRequest(check)} />
           <button
             type="button"
             data-testid="run-again"
-            disabled={rerun.isPending || rateLimited}
-            onClick={() => rerun.mutate(rerunRequest(check))}
+            disabled={rerun.blocked}
+            onClick={() => rerun.create(rerunRequest(check))}
             className="rounded-md bg-teal-700 px-3 py-1 text-xs font-semibold text-white hover:bg-teal-800 disabled:opacity-50"
           >
             {rerun.isPending ? "Starting…" : "Run again"}
           </button>
         </div>
       </div>
-      {rateLimited && rateLimit && <RateLimitNotice limit={rateLimit} />}
-      {rerun.isError && rerun.error.status !== 429 && (
+      {rerun.rateLimit && <RateLimitNotice limit={rerun.rateLimit} />}
+      {rerun.error && (
         <ErrorState error={rerun.error} title="Could not start the check again" testId="run-again-error" />
       )}
       {checkQ.isError && (
@@ -175,7 +177,7 @@ export default function Results() {
               This check could not run
               {check.error ? (
                 <>
-                  : <span className="font-mono">{typeof check.error === "string" ? check.error : check.error.message}</span>
+                  : <span className="font-mono">{check.error}</span>
                 </>
               ) : (
                 ": no eligible agent"
@@ -196,6 +198,12 @@ export default function Results() {
           </>
         )}
       </Card>
+
+      {(check.results ?? []).some((r) => r.data && (r.check_type === "http" || r.check_type === "ping")) && (
+        <Card title="Compare agents" testId="compare-card">
+          <CompareCharts check={check} />
+        </Card>
+      )}
     </div>
   );
 }

@@ -1,3 +1,5 @@
+import type { LiveMessage } from "../lib/liveCheck";
+
 /** A stand-in for the browser's WebSocket class: tests open, push messages and close it. */
 export class MockWebSocket {
   static instances: MockWebSocket[] = [];
@@ -34,8 +36,12 @@ export class MockWebSocket {
     this.onopen?.(new Event("open"));
   }
 
-  receive(message: unknown) {
-    this.onmessage?.(new MessageEvent("message", { data: JSON.stringify(message) }));
+  receive(message: LiveMessage) {
+    this.receiveRaw(JSON.stringify(message));
+  }
+
+  receiveRaw(data: string) {
+    this.onmessage?.(new MessageEvent("message", { data }));
   }
 
   drop(code = 1006) {

@@ -1,8 +1,15 @@
 import type { ReactNode } from "react";
 import type { TaskResult } from "../../api/types";
 import { formatBytes, formatDateTime, formatMs, formatPct, isNum } from "../../lib/format";
+import { HopTimeline, hopsOf } from "./HopTimeline";
 import { RttChart } from "./RttChart";
 import { Waterfall } from "./Waterfall";
+
+/** The page-wide scales (ms) every agent's chart is drawn to, so their lengths compare. */
+export interface Scales {
+  http?: number;
+  ping?: number;
+}
 
 function Section({ title, children, testId }: { title: string; children: ReactNode; testId?: string }) {
   return (
@@ -41,8 +48,9 @@ function show(v: unknown): ReactNode {
 const th = "px-2 py-1 text-left text-xs font-semibold text-slate-500";
 const td = "px-2 py-1 align-top font-mono text-xs text-slate-800";
 
-export function HttpDetail({ r }: { r: TaskResult }) {
+export function HttpDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
   const d = r.data ?? {};
+  const hops = hopsOf(d);
   const redirects: Array<{ url: string; status_code: number }> = Array.isArray(d.redirects) ? d.redirects : [];
   const tls = d.tls && typeof d.tls === "object" ? d.tls : null;
   const headers: Record<string, unknown> = d.headers && typeof d.headers === "object" ? d.headers : {};
@@ -50,15 +58,21 @@ export function HttpDetail({ r }: { r: TaskResult }) {
   return (
     <div className="grid gap-5 lg:grid-cols-2">
       <Section title="Timing" testId="http-timing">
-        <Waterfall timings={d.timings_ms} />
+        <Waterfall timings={d.timings_ms} scale={scales?.http} hopCount={hops.length} />
       </Section>
+      {hops.length > 1 && (
+        <Section title={`Per request (${hops.length})`} testId="http-hops">
+          <HopTimeline hops={hops} />
+        </Section>
+      )}
       <Section title="Response">
         <KV
           rows={[
             ["Status", d.status_code != null ? `${d.status_code} ${d.reason ?? ""}`.trim() : "—"],
             ["HTTP version", show(d.http_version)],
             ["Final URL", show(d.final_url)],
-            ["Address", show(d.address ?? d.resolved_address)],
+            ["Address", show(d.address ?? r.address ?? d.resolved_address)],
+            ...(d.host_unicode && d.host && d.host_unicode !== d.host ? ([["Host", `${d.host_unicode} (${d.host})`]] as [string, ReactNode][]) : []),
             ["Body", formatBytes(d.body_bytes)],
           ]}
         />
@@ -124,7 +138,7 @@ export function HttpDetail({ r }: { r: TaskResult }) {
         {Object.keys(headers).length === 0 ? (
           <p className="text-sm text-slate-500">No headers recorded.</p>
         ) : (
-          <table className="w-full">
+          <table className="w-full min-w-0">
             <tbody>
               {Object.entries(headers).map(([k, v]) => (
                 <tr key={k} className="border-t border-slate-100">
@@ -140,13 +154,13 @@ export function HttpDetail({ r }: { r: TaskResult }) {
   );
 }
 
-export function PingDetail({ r }: { r: TaskResult }) {
+export function PingDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
   const d = r.data ?? {};
   const rtt = d.rtt_ms ?? {};
   return (
     <div className="grid gap-5 lg:grid-cols-[2fr_1fr]">
       <Section title="RTT per packet" testId="ping-chart">
-        <RttChart rtts={d.rtts_ms} />
+        <RttChart rtts={d.rtts_ms} max={scales?.ping} />
       </Section>
       <Section title="Statistics">
         <KV
@@ -176,13 +190,14 @@ export function DnsDetail({ r }: { r: TaskResult }) {
           ["Resolver", show(d.resolver)],
           ["Rcode", show(d.rcode)],
           ["Query time", formatMs(d.query_time_ms)],
+          ...(d.note ? ([["Note", <span data-testid="dns-note">{String(d.note)}</span>]] as [string, ReactNode][]) : []),
         ]}
       />
       <Section title={`Answers (${answers.length})`} testId="dns-answers">
         {answers.length === 0 ? (
           <p className="text-sm text-slate-500">No answers.</p>
         ) : (
-          <table className="w-full">
+          <table className="w-full min-w-0">
             <thead>
               <tr>
                 <th className={th}>Name</th>
@@ -263,14 +278,14 @@ export function TracerouteDetail({ r }: { r: TaskResult }) {
   );
 }
 
-export function ResultDetail({ r }: { r: TaskResult }) {
+export function ResultDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
   const body = (() => {
     if (!r.data) return null;
     switch (r.check_type) {
       case "http":
-        return <HttpDetail r={r} />;
+        return <HttpDetail r={r} scales={scales} />;
       case "ping":
-        return <PingDetail r={r} />;
+        return <PingDetail r={r} scales={scales} />;
       case "dns":
         return <DnsDetail r={r} />;
       case "tcp":

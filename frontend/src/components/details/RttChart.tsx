@@ -1,10 +1,13 @@
 import { formatMs, isNum } from "../../lib/format";
 
-/** One bar per packet; lost packets (null) are drawn as a red ×. */
-export function RttChart({ rtts }: { rtts: Array<number | null> | null | undefined }) {
+/**
+ * One bar per packet; lost packets (null) are drawn as a red ×. `max` (ms at the top of the axis)
+ * is shared by every agent's chart on the page, so their heights compare; it defaults to this chart's own.
+ */
+export function RttChart({ rtts, max: sharedMax }: { rtts: Array<number | null> | null | undefined; max?: number }) {
   const values = Array.isArray(rtts) ? rtts : [];
   if (values.length === 0) return <p className="text-sm text-slate-500">No per-packet times were reported.</p>;
-  const max = Math.max(1, ...values.filter(isNum));
+  const max = Math.max(1, sharedMax ?? 0, ...values.filter(isNum));
   const W = 480;
   const H = 140;
   const pad = { l: 44, r: 8, t: 10, b: 22 };
@@ -16,6 +19,7 @@ export function RttChart({ rtts }: { rtts: Array<number | null> | null | undefin
   return (
     <svg
       data-testid="rtt-chart"
+      data-max-ms={max}
       viewBox={`0 0 ${W} ${H}`}
       className="h-auto w-full max-w-xl"
       role="img"

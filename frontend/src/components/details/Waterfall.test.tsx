@@ -1,6 +1,6 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { Waterfall, waterfallSegments } from "./Waterfall";
+import { Waterfall, WaterfallBar, waterfallSegments } from "./Waterfall";
 
 describe("waterfallSegments", () => {
   it("lays phase durations end to end", () => {
@@ -45,5 +45,41 @@ describe("Waterfall", () => {
   it("says so when there are no timings", () => {
     render(<Waterfall timings={null} />);
     expect(screen.getByText(/no timings/i)).toBeInTheDocument();
+  });
+});
+
+describe("the waterfall accounts for the total", () => {
+  it("adds a labelled remainder where the phases do not cover the total", () => {
+    // the case: phases summing to 123 ms against a total of 207 ms
+    const t = { dns: 3, connect: 20, tls: 60, ttfb: 30, download: 10, total: 207 };
+    const { segments, total } = waterfallSegments(t);
+    expect(total).toBe(207);
+    expect(segments.at(-1)).toEqual({ phase: "other", start: 123, duration: 84 });
+    render(<Waterfall timings={t} />);
+    expect(screen.getByTestId("waterfall-row-other")).toHaveTextContent("Between phases");
+    expect(screen.getByTestId("waterfall-row-other")).toHaveTextContent("84 ms");
+    const other = screen.getByTestId("waterfall-bar-other");
+    // the last bar ends at the end of the track
+    expect(parseFloat(other.style.left) + parseFloat(other.style.width)).toBeCloseTo(100, 5);
+  });
+
+  it("leaves rounding out", () => {
+    expect(waterfallSegments({ dns: 10, connect: 10, tls: null, ttfb: 30, download: 49.9, total: 100 }).segments.map((s) => s.phase)).not.toContain("other");
+  });
+
+  it("draws to a shared scale, so a short total is a short bar", () => {
+    render(<Waterfall timings={{ dns: 6, connect: 10, tls: null, ttfb: 10, download: 0, total: 26 }} scale={260} />);
+    expect(screen.getByTestId("waterfall")).toHaveAttribute("data-scale-ms", "260");
+    const ttfb = screen.getByTestId("waterfall-bar-ttfb");
+    expect(parseFloat(ttfb.style.left) + parseFloat(ttfb.style.width)).toBeCloseTo(10, 5);
+  });
+
+  it("stacks one agent's phases in a single bar for comparing", () => {
+    render(<WaterfallBar timings={{ dns: 10, connect: 10, tls: 0, ttfb: 20, download: 10, total: 50 }} scale={100} testId="bar" />);
+    const bar = screen.getByTestId("bar");
+    expect(bar).toHaveAttribute("data-total-ms", "50");
+    const download = bar.querySelector('[data-phase="download"]') as HTMLElement;
+    expect(download.style.left).toBe("40%");
+    expect(download.style.width).toBe("10%");
   });
 });
