@@ -10,7 +10,7 @@ import os
 
 from chalice import Chalice, CORSConfig, Rate, Response
 
-from chalicelib import agents, checks, health, live, observability, openapi, ratelimit, sweeper, tasks
+from chalicelib import agents, checks, fleet, health, live, metrics, observability, openapi, ratelimit, sweeper, tasks
 from chalicelib.config import get_settings
 from chalicelib.db import DatabaseUnavailable
 from chalicelib.errors import ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
@@ -152,9 +152,16 @@ def get_agent(agent_id):
     return agents.get_agent(agent_id)
 
 
+@api("/api/agents/{agent_id}", ["DELETE"])
+def retire_agent(agent_id):
+    checks.check_admin_token(_header("x-admin-token"))
+    fleet.retire(agent_id)
+    return Response(body="", status_code=204, headers={})
+
+
 @api("/api/agents/{agent_id}/stats", ["GET"])
 def agent_stats(agent_id):
-    return agents.stats(agent_id, _request().query_params)
+    return fleet.stats(agent_id, _request().query_params)
 
 
 # ---- tasks
@@ -180,6 +187,16 @@ def post_result(task_id):
 def health_check():
     status, body = health.report()
     return Response(body=body, status_code=status, headers=dict(JSON))
+
+
+@api("/metrics", ["GET"])
+def prometheus_metrics():
+    """Prometheus text format; the admin token, or a client inside HC_METRICS_CIDRS."""
+    source_ip = ((_request().context or {}).get("identity") or {}).get("sourceIp") or ""
+    if not metrics.scrape_allowed(source_ip, get_settings().metrics_cidrs):  # the peer, never X-Forwarded-For
+        checks.check_admin_token(_header("x-admin-token"))
+    body, content_type = metrics.render()
+    return Response(body=body.decode(), status_code=200, headers={"Content-Type": content_type})
 
 
 @api("/api/openapi.json", ["GET"])
@@ -210,7 +227,13 @@ for _depth in range(1, 9):
               content_types=CONTENT_TYPES)(_catch_all(_depth))
 
 
-# ---- middleware: correlation id, per-IP limit, CORS, error shape for Chalice's own answers
+# ---- middleware: cold start metric, correlation id, per-IP limit, CORS, error shape
+
+@app.middleware("all")
+def cold_start(event, get_response):
+    """Every handler runs under Powertools' handler decorator, for its ColdStart metric."""
+    return observability.with_cold_start(get_response, event, getattr(app, "lambda_context", None))
+
 
 _AGENT_PATHS = ("/api/tasks/", "/api/agents/heartbeat", "/api/agents/register")
 

@@ -98,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     queue = TaskQueue(config.redis_url, state.agent_id, consumer=config.name)
     runner = Runner(config, api, queue, Spool(config.spool_dir), run_check, capabilities, state.agent_id)
     runner_box.append(runner)
+    if config.metrics_address:
+        from agent.metrics import serve
+
+        try:
+            serve(runner.metrics, config.metrics_address)
+        except OSError as exc:
+            return _fail(f"configuration error: HC_METRICS_ADDRESS / --metrics-address "
+                         f"{config.metrics_address[0]}:{config.metrics_address[1]} cannot be served: {exc.strerror}", 2)
+        log.info("metrics served", extra={"fields": {
+            "url": f"http://{config.metrics_address[0]}:{config.metrics_address[1]}/metrics"}})
     if stop.is_set():
         return 0
 

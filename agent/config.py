@@ -45,6 +45,7 @@ class AgentConfig:
     heartbeat_interval_s: float
     log_format: str
     version: str = VERSION
+    metrics_address: tuple[str, int] | None = None   # serve Prometheus /metrics here; None: off
 
     @property
     def spool_dir(self) -> Path:
@@ -72,6 +73,8 @@ _SETTINGS = [
     ("heartbeat_interval_s", "HC_HEARTBEAT_INTERVAL_S", "--heartbeat-interval",
      f"seconds between heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL_S:g})"),
     ("log_format", "HC_LOG_FORMAT", "--log-format", "text or json (default text)"),
+    ("metrics_address", "HC_METRICS_ADDRESS", "--metrics-address",
+     "host:port to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: off)"),
 ]
 
 
@@ -131,6 +134,17 @@ def _number(attr: str, value: str | None, default, kind, low, high):
     if not low <= number <= high:
         raise ConfigError(f"{_flag(attr)} must be between {low:g} and {high:g}, got {value!r}")
     return number
+
+
+def _address(attr: str, value: str | None) -> tuple[str, int] | None:
+    """host:port ([v6]:port for IPv6), or None when unset."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{_flag(attr)} must be host:port, e.g. 127.0.0.1:9464, got {value!r}")
+    return host, int(port)
 
 
 def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AgentConfig:
@@ -193,4 +207,5 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         grace_period_s=grace,
         heartbeat_interval_s=heartbeat,
         log_format=log_format,
+        metrics_address=_address("metrics_address", raw["metrics_address"]),
     )

@@ -28,7 +28,8 @@ _STOP_POLL_S = 0.25
 class Heartbeat(threading.Thread):
     def __init__(self, api: ApiClient, interval_s: float, version: str, capabilities: list[str],
                  current_tasks: Callable[[], int], stop: threading.Event,
-                 on_recovery: Callable[[], None] | None = None):
+                 on_recovery: Callable[[], None] | None = None,
+                 on_accepted: Callable[[], None] | None = None):
         super().__init__(name="heartbeat", daemon=True)
         self.api = api
         self.interval_s = interval_s
@@ -37,6 +38,7 @@ class Heartbeat(threading.Thread):
         self.current_tasks = current_tasks
         self.stop = stop
         self.on_recovery = on_recovery  # the API answers again: e.g. wake the spool delivery
+        self.on_accepted = on_accepted  # every accepted heartbeat (the metrics' heartbeat age)
         self.sent = 0           # successful heartbeats, for tests and logs
         self.sent_event = threading.Event()
         self.failing = False
@@ -68,6 +70,8 @@ class Heartbeat(threading.Thread):
         self.clock.add_sample(sent, time.time(), reply.get("server_time"))
         self.sent += 1
         self.sent_event.set()
+        if self.on_accepted is not None:
+            self.on_accepted()
 
     def run(self) -> None:
         delays = None

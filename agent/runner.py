@@ -38,6 +38,7 @@ from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, b
 from agent.config import AgentConfig
 from agent.heartbeat import Heartbeat
 from agent.logs import event
+from agent.metrics import AgentMetrics
 from agent.queue import QueueUnavailable, TaskQueue
 from agent.spool import Spool, SpooledResult
 from chalicelib.protocol import TaskMessage, check_timeout_s, error, result_envelope
@@ -92,8 +93,11 @@ class Runner:
         self._known_entries: set[str] = set()     # entry ids in flight
         self._extra_entries: dict[str, list[str]] = {}  # task_id in spool -> duplicate entry ids
         self._pending_acks: list[str] = []        # acks Redis could not take yet
+        self.metrics = AgentMetrics()
+        self.metrics.watch(self.current_tasks, lambda: len(self.spool), config.concurrency)
         self.heartbeat = Heartbeat(api, config.heartbeat_interval_s, config.version, capabilities,
-                                   self.current_tasks, self._done, on_recovery=self._spool_wake.set)
+                                   self.current_tasks, self._done, on_recovery=self._spool_wake.set,
+                                   on_accepted=self.metrics.heartbeat_accepted)
         self._spool_thread = threading.Thread(target=self._deliver_spool_loop, name="spool", daemon=True)
 
     # -- bookkeeping -------------------------------------------------------------
@@ -151,6 +155,7 @@ class Runner:
                 if need_setup:
                     self.queue.ensure_group()
                     moved = self.queue.claim_all_pending()
+                    self.metrics.reclaims.inc(moved)
                     backlog_after = "0-0"
                     need_setup = False
                     if moved:
@@ -270,7 +275,9 @@ class Runner:
             # The task is ours (it is on our stream); run it and spool the result if need be.
             event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))
 
+        began = time.monotonic()
         result = self._run_check(run)
+        self.metrics.probe(msg.check_type, result, time.monotonic() - began)
         self._deliver(run, result, "ran")
 
     def _run_check(self, run: TaskRun) -> dict:
@@ -348,6 +355,7 @@ class Runner:
             self._spool(run, result, how, str(exc))
         else:
             self._ack(run.entry_ids)
+            self.metrics.delivered.labels("direct").inc()
             outcome = f"{how}_delivered"
             if reply.get("duplicate"):
                 outcome += "_duplicate"
@@ -356,6 +364,7 @@ class Runner:
     def _spool(self, run: TaskRun, result: dict, how: str, reason: str) -> None:
         self.spool.put(SpooledResult(task_id=run.msg.task_id, result=result, entry_ids=list(run.entry_ids),
                                      check_type=run.msg.check_type))
+        self.metrics.retried.inc()
         self._log_task(run, result, f"{how}_spooled", logging.WARNING, reason=reason[:200])
         self._spool_wake.set()
 
@@ -390,11 +399,14 @@ class Runner:
                 reply = self.api.post_result(task_id, entry.result)
                 outcome = "spool_delivered" + ("_duplicate" if reply.get("duplicate") else "")
                 level = logging.INFO
+                self.metrics.delivered.labels("spool").inc()
             except ApiUnauthorized:
+                self.metrics.retried.inc()
                 return False
             except ApiRejected as exc:
                 outcome, level = f"spool_rejected_{exc.status}", logging.ERROR
             except ApiUnavailable:
+                self.metrics.retried.inc()
                 return False
             with self._lock:
                 extra = self._extra_entries.pop(task_id, [])

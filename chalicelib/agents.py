@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from . import fanout, inputs, queue
+from . import fanout, inputs, metrics, queue
 from .config import get_settings
 from .db import transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -28,7 +28,6 @@ from .serialize import iso, now_iso
 
 log = logging.getLogger(__name__)
 
-STATS_MAX_HOURS = 24 * 30
 
 # THE definition of "online", for agents aliased `a`: a heartbeat within the TTL
 # (`%(ttl)s`, heartbeat_ttl_s()). Every reader, the fan-out, the sweeper (which sets
@@ -114,7 +113,7 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             row = conn.execute(
                 """UPDATE agents SET api_token_hash = %s, location = %s, region = %s, version = %s,
                                      capabilities = %s, status = 'online', last_heartbeat = now()
-                   WHERE name = %s RETURNING id""",
+                   WHERE name = %s AND retired_at IS NULL RETURNING id""",
                 (token_hash, location, region, version, capabilities, name),
             ).fetchone()
             if row is None:  # deleted between the two statements
@@ -160,14 +159,15 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
                                  version = COALESCE(%s, version),
                                  capabilities = COALESCE(%s, capabilities),
                                  clock_offset_ms = COALESCE(%s, clock_offset_ms)
-               WHERE api_token_hash = %s RETURNING id""",
+               WHERE api_token_hash = %s RETURNING id, name""",
             (current, version, capabilities, offset, hash_token(token)),
         ).fetchone()
     if row is None:
         raise Unauthorized("agent token is not valid")
     agent_id = str(row["id"])
     try:
-        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, heartbeat_ttl_s())
+        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, heartbeat_ttl_s(),
+                            metrics=metrics.heartbeat(row["name"]))
         fanout.dispatch_for_agent(agent_id)  # Redis answers: deliver what it missed while down
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
@@ -176,7 +176,8 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
 
 def list_agents() -> dict[str, Any]:
     with transaction() as conn:
-        rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a ORDER BY a.location, a.name",
+        rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.retired_at IS NULL "
+                            "ORDER BY a.location, a.name",
                             {"ttl": heartbeat_ttl_s()}).fetchall()
     return {"items": [view(r) for r in rows], "next_cursor": None}
 
@@ -184,7 +185,8 @@ def list_agents() -> dict[str, Any]:
 def get_agent(agent_id: str) -> dict[str, Any]:
     agent_id = inputs.uuid_or_404(agent_id, "agent")
     with transaction() as conn:
-        row = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s",
+        row = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s "
+                           "AND a.retired_at IS NULL",
                            {"ttl": heartbeat_ttl_s(), "id": agent_id}).fetchone()
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
@@ -215,35 +217,3 @@ def count_online(conn) -> int:
     return conn.execute(f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}",
                         {"ttl": heartbeat_ttl_s()}).fetchone()["n"]
 
-
-def stats(agent_id: str, params: dict | None) -> dict[str, Any]:
-    agent_id = inputs.uuid_or_404(agent_id, "agent")
-    hours = inputs.query_int(params, "hours", 24, 1, STATS_MAX_HOURS)
-    with transaction() as conn:
-        if conn.execute("SELECT 1 FROM agents WHERE id = %s", (agent_id,)).fetchone() is None:
-            raise NotFound(f"agent {agent_id} not found")
-        rows = conn.execute(
-            """SELECT check_type, count(*) AS count,
-                      avg(CASE WHEN success THEN 1.0 ELSE 0.0 END) AS success_rate,
-                      avg(duration_ms) AS avg_ms,
-                      percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
-               FROM check_results
-               WHERE agent_id = %s AND created_at > now() - make_interval(hours => %s)
-               GROUP BY check_type""",
-            (agent_id, hours),
-        ).fetchall()
-    by_type = {r["check_type"]: r for r in rows}
-    out = {}
-    for check_type in CHECK_TYPES:
-        r = by_type.get(check_type)
-        out[check_type] = {
-            "count": r["count"] if r else 0,
-            "success_rate": _round(r["success_rate"], 4) if r else None,
-            "avg_ms": _round(r["avg_ms"]) if r else None,
-            "p95_ms": _round(r["p95_ms"]) if r else None,
-        }
-    return {"agent_id": agent_id, "window_hours": hours, "stats": out}
-
-
-def _round(value, digits: int = 3):
-    return None if value is None else round(float(value), digits)

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, observability, queue, targets, transitions, views
+from . import inputs, metrics, observability, queue, targets, transitions, views
 from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
@@ -228,8 +228,9 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                    RETURNING id, check_id, agent_id, check_type, deadline_at, created_at""",
                 (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs],
                  timeouts)).fetchall()
-    push_tasks({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks)
-    observability.count("ChecksCreated")
+    counted = metrics.checks_created(req.check_types)
+    push_tasks(({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks), counted)
+    metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
     if status == "failed":
         observability.count("ChecksWithoutAgents")
     log.info("check created", extra={"check_id": check_id, "tasks": len(tasks), "status": status})

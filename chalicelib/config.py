@@ -47,6 +47,7 @@ class Settings:
     secret_name: str = ""
     aws_endpoint_url: str = ""          # LocalStack on the local stage; one place only
     ws_management_url: str = ""         # the WebSocket API's @connections endpoint (https://.../stage)
+    metrics_cidrs: str = ""             # comma-separated CIDRs that may scrape GET /metrics without a token
     config_source: str = "environment"
     version: str = VERSION
     extra: dict = field(default_factory=dict, compare=False)
@@ -69,6 +70,7 @@ _ENV_MAP = {
     "secret_name": "HC_SECRET_NAME",
     "aws_endpoint_url": "AWS_ENDPOINT_URL",
     "ws_management_url": "HC_WS_MANAGEMENT_URL",
+    "metrics_cidrs": "HC_METRICS_CIDRS",
 }
 _SECRET_KEYS = ("registration_token", "admin_token", "database_url", "redis_url")
 

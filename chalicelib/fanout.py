@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from . import queue
 from .db import run_transaction, transaction
+from .metrics import Batch
 from .protocol import DEADLINE_SLACK_S, TaskMessage, check_timeout_s
 from .serialize import epoch_ms, iso
 
@@ -42,8 +43,9 @@ def task_message(row: dict[str, Any]) -> TaskMessage:
                        deadline_ms=epoch_ms(row["deadline_at"]), created_at=iso(row["created_at"]))
 
 
-def push_tasks(rows: Iterable[dict[str, Any]]) -> int:
-    """Push the tasks of `rows` in one Redis round trip and store each one's stream entry id.
+def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> int:
+    """Push the tasks of `rows` in one Redis round trip and store each one's stream entry id;
+    `metrics` (what the caller counts) rides in that round trip.
 
     Rows need id, check_id, agent_id, check_type, target, options, deadline_at and
     created_at. Redis being down pushes nothing (logged): the tasks stay `pending` in
@@ -53,7 +55,7 @@ def push_tasks(rows: Iterable[dict[str, Any]]) -> int:
     if not messages:
         return 0
     try:
-        ids = queue.enqueue(messages)
+        ids = queue.enqueue(messages, metrics)
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("enqueue of %d task(s) failed; the sweeper will push them again: %s", len(messages), exc)
         return 0

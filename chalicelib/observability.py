@@ -2,8 +2,10 @@
 
 - Logger: JSON lines; every line of a request carries `correlation_id`, the
   API Gateway request id (a fresh id under `chalice local`, which has none).
-- Metrics: CloudWatch EMF, flushed at the end of each request and each sweep
-  (ChecksCreated, TasksCompleted, ResultsLate, AgentsOnline, ...).
+- Metrics: CloudWatch EMF, flushed at the end of each request and each sweep. The
+  events GET /metrics counts (chalicelib/metrics.py) go out under the same names
+  (hostchecker_checks_total, hostchecker_tasks_total, ...); `with_cold_start` adds
+  Powertools' ColdStart metric; a few operational ones (AgentsOnline, LivePush*) too.
 - Tracer: X-Ray, disabled locally by POWERTOOLS_TRACE_DISABLED.
 
 Nothing here connects anywhere; EMF is just structured stdout.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -49,6 +52,20 @@ def flush() -> None:
             metrics.flush_metrics()
         except Exception:  # a metrics problem must never fail a request
             logger.exception("metrics flush failed")
+
+
+# with_cold_start flushes after every handler; most requests count nothing, which is no news.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def with_cold_start(handler, event, context):
+    """Run `handler(event)` under Powertools' own handler decorator, which emits its
+    `ColdStart` metric (dimension function_name) on an instance's first invocation and
+    flushes the metrics gathered when the handler returns."""
+    if context is None:  # a handler called directly (tests): no Lambda instance to speak of
+        return handler(event)
+    decorated = metrics.log_metrics(capture_cold_start_metric=True)(lambda e, _ctx: handler(e))
+    return decorated(event, context)
 
 
 def request_id(context: dict | None, headers) -> str:

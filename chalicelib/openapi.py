@@ -196,7 +196,18 @@ SCHEMAS: dict[str, Any] = {
     "AgentStats": _obj({
         "agent_id": UUID, "window_hours": {"type": "integer"},
         "stats": {"type": "object", "additionalProperties": _obj({
-            "count": {"type": "integer"}, "success_rate": NNUM, "avg_ms": NNUM, "p95_ms": NNUM})},
+            "count": {"type": "integer", "description": "tasks of this type that reached a terminal state"},
+            "ok": {"type": "integer"},
+            "target_failures": {"type": "integer", "description": "the target refused, timed out, did not "
+                                "resolve, ... (every error kind but internal and agent_offline)"},
+            "agent_failures": {"type": "integer", "description": "internal or agent_offline, or no result "
+                               "before the deadline"},
+            "success_rate": NNUM, "agent_failure_rate": NNUM,
+            "failures_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "avg_ms": {**NNUM, "description": "task duration"}, "p95_ms": {**NNUM, "description": "task duration"},
+            "latency_avg_ms": {**NNUM, "description": "headline latency of successful results: HTTP total, "
+                               "ping average RTT, TCP connect, DNS query time, traceroute RTT to the target"},
+            "latency_p50_ms": NNUM, "latency_p95_ms": NNUM})},
     }),
     "RegisterRequest": {
         "type": "object", "required": ["name", "location"], "additionalProperties": False,
@@ -324,6 +335,12 @@ PATHS: dict[str, Any] = {
     "/api/agents/{agent_id}": {
         "get": {"operationId": "getAgent", "summary": "One agent", "parameters": [_param("agent_id", schema=UUID)],
                 "responses": {"200": _json("Agent", "the agent"), "404": _err("no such agent"), **COMMON}},
+        "delete": {"operationId": "retireAgent", "summary": "Retire an agent (admin)",
+                   "description": "Its stream, heartbeat and token go and its open tasks fail (agent_offline); "
+                                  "its past results stay, and its name is free for a new registration.",
+                   "parameters": [_param("agent_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
+                   "responses": {"204": {"description": "retired"}, "401": _err("no admin token"),
+                                 "403": _err("wrong admin token"), "404": _err("no such agent"), **COMMON}},
     },
     "/api/agents/{agent_id}/stats": {
         "get": {"operationId": "agentStats", "summary": "Per check type over a window",
@@ -354,6 +371,19 @@ PATHS: dict[str, Any] = {
     "/health": {
         "get": {"operationId": "health", "summary": "Dependencies and active agents",
                 "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down")}},
+    },
+    "/metrics": {
+        "get": {"operationId": "metrics", "summary": "Prometheus metrics (text exposition format)",
+                "description": "Counters and histograms kept in Redis, so they add up across Lambda "
+                               "instances, plus gauges read at scrape time. Refused (401/403) unless the "
+                               "request carries X-Admin-Token or comes from an address inside "
+                               "HC_METRICS_CIDRS (default: none). See docs/api.md, \"Metrics\".",
+                "parameters": [{**_header("X-Admin-Token", "the admin token; not needed inside HC_METRICS_CIDRS"),
+                                "required": False}],
+                "responses": {"200": {"description": "hostchecker_* metrics",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "401": _err("no admin token, and not inside HC_METRICS_CIDRS"),
+                              "403": _err("wrong admin token"), **COMMON}},
     },
     "/api/openapi.json": {
         "get": {"operationId": "openapi", "summary": "This document",

@@ -230,3 +230,35 @@ def result_envelope(success: bool, duration_ms: float, address: str | None,
         "data": data or {},
         "error": err,
     }
+
+
+# ---- the latency a result is compared by (GET /metrics, the agent's metrics, agent stats)
+
+_LATENCY_PATHS = {
+    "http": ("timings_ms", "total"),
+    "ping": ("rtt_ms", "avg"),
+    "tcp": ("connect_ms",),
+    "dns": ("query_time_ms",),
+}
+
+
+def headline_latency_ms(check_type: str, data: Any) -> float | None:
+    """The latency users compare, from the result's data only (never the task's duration:
+    a ping task lasts its packet interval, not its RTT). Traceroute: the mean RTT of the
+    last hop when the target was reached."""
+    if not isinstance(data, dict):
+        return None
+    if check_type == "traceroute":
+        hops = data.get("hops") or []
+        if not data.get("reached") or not hops or not isinstance(hops[-1], dict):
+            return None
+        rtts = [v for v in hops[-1].get("rtts_ms") or [] if _is_number(v)]
+        return sum(rtts) / len(rtts) if rtts else None
+    value: Any = data
+    for key in _LATENCY_PATHS.get(check_type, ()):
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if _is_number(value) else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import redis
 
 from .config import get_settings
+from .metrics import Batch
 from .protocol import STREAM_GROUP, TaskMessage, check_channel, heartbeat_key, task_stream_key
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,12 @@ def ensure_group(agent_id: str) -> None:
             raise
 
 
-def enqueue(messages: list[TaskMessage]) -> dict[str, str]:
+def enqueue(messages: list[TaskMessage], metrics: Batch | None = None) -> dict[str, str]:
     """Push tasks onto their agents' streams in ONE round trip.
 
     The pipeline first (re)creates each agent's group (BUSYGROUP is expected and
-    ignored), then XADDs every task. Returns {task_id: stream entry id}.
+    ignored), then XADDs every task; `metrics` (what the caller counts) rides at its end.
+    Returns {task_id: stream entry id}.
     """
     if not messages:
         return {}
@@ -79,12 +81,14 @@ def enqueue(messages: list[TaskMessage]) -> dict[str, str]:
         pipe.xgroup_create(task_stream_key(agent_id), STREAM_GROUP, id="0", mkstream=True)
     for message in messages:
         pipe.xadd(task_stream_key(message.agent_id), message.to_fields())
+    if metrics:
+        metrics.add_to(pipe)
     results = pipe.execute(raise_on_error=False)
     for result in results[: len(agents)]:
         if isinstance(result, Exception) and not _is_busygroup(result):
             raise result
     ids: dict[str, str] = {}
-    for message, result in zip(messages, results[len(agents):]):
+    for message, result in zip(messages, results[len(agents):len(agents) + len(messages)], strict=True):
         if isinstance(result, Exception):
             log.warning("enqueue of task %s failed: %s", message.task_id, result)
             continue
@@ -126,8 +130,12 @@ def trim_streams(agent_ids: Iterable[str], older_than_ms: int) -> int:
     return sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
 
 
-def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int) -> None:
-    get_redis().setex(heartbeat_key(agent_id), ttl_s, json.dumps(payload, separators=(",", ":")))
+def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int, metrics: Batch | None = None) -> None:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.setex(heartbeat_key(agent_id), ttl_s, json.dumps(payload, separators=(",", ":")))
+    if metrics:
+        metrics.add_to(pipe)
+    pipe.execute()
 
 
 def heartbeats_present(agent_ids: list[str]) -> set[str]:
@@ -138,10 +146,15 @@ def heartbeats_present(agent_ids: list[str]) -> set[str]:
     return {agent_id for agent_id, value in zip(agent_ids, values) if value is not None}
 
 
-def publish(check_id: str, event: dict[str, Any]) -> None:
-    """Publish a task/check event on `hc:check:{id}`. Best effort: Redis being down never fails a write."""
+def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:
+    """Publish a task/check event on `hc:check:{id}`, with `metrics` in the same round trip.
+    Best effort: Redis being down never fails a write."""
     try:
-        get_redis().publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
+        if metrics:
+            metrics.add_to(pipe)
+        pipe.execute()
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("publish on %s failed: %s", check_channel(check_id), exc)
     # The WebSocket subscribers (chalicelib/live.py); imported here, as live imports this module.

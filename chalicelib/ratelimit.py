@@ -11,16 +11,19 @@ import math
 import time
 from dataclasses import dataclass
 
+from . import metrics
 from .queue import QueueUnavailable, RedisError, get_redis
 
 log = logging.getLogger(__name__)
 
 clock = time.time  # replaced in tests
 
-# INCR and set the expiry in one atomic step; returns the count after this hit.
+# INCR and set the expiry in one atomic step; returns the count after this hit. A refused
+# hit is counted in the metrics hash (KEYS[2]) by the same call (chalicelib/metrics.py).
 _LUA = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end
 return n
 """
 _script = None
@@ -55,10 +58,13 @@ def hit(bucket: str, client: str, limit: int, window_s: int) -> Decision:
         r = get_redis()
         if _script is None or _script.registered_client is not r:
             _script = r.register_script(_LUA)
-        count = int(_script(keys=[key], args=[window_s + 1]))
+        count = int(_script(keys=[key, metrics.KEY],
+                            args=[window_s + 1, limit, metrics.counter_field("rate_limited_total", (bucket,))]))
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("rate limit %s not enforced, Redis unavailable: %s", bucket, exc)
         return Decision(True, limit, limit, reset_s)
+    if count > limit:
+        metrics.Batch().inc("rate_limited_total", (bucket,)).emit()
     return Decision(count <= limit, limit, max(0, limit - count), reset_s)
 
 

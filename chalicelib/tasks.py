@@ -117,7 +117,6 @@ def accept_result(token: str | None, task_id: str, body: dict[str, Any]) -> dict
     completed = outcome["completed_check"]
     views.publish_check_changes([task_id], [views.StatusChange.of(completed)] if completed else [],
                                 late=outcome["late"])
-    observability.count("ResultsLate" if outcome["late"] else "TasksCompleted")
     return {"task_id": task_id, "status": outcome["status"], "late": outcome["late"], "duplicate": False}
 
 

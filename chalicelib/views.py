@@ -11,7 +11,7 @@ import statistics
 from datetime import datetime
 from typing import Any, Iterable, NamedTuple
 
-from . import queue
+from . import metrics, queue
 from .db import transaction
 from .protocol import OPEN_TASK_STATUSES
 from .serialize import iso
@@ -162,10 +162,11 @@ class StatusChange(NamedTuple):
         return cls(str(row["id"]), row["status"], row["completed_at"])
 
 
-def publish_event(check_id: str, event: dict[str, Any]) -> None:
+def publish_event(check_id: str, event: dict[str, Any], counted: metrics.Batch | None = None) -> None:
     """The one exit for events about a check (DESIGN §4 `hc:check:{id}`): every task change,
-    result and status change passes here, so a live-update push hooks in at this one place."""
-    queue.publish(check_id, event)
+    result and status change passes here, so a live-update push hooks in at this one place;
+    `counted` (chalicelib/metrics.py) rides in the PUBLISH's round trip."""
+    queue.publish(check_id, event, counted)
 
 
 def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[StatusChange] = (),
@@ -179,7 +180,11 @@ def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[Statu
             rows = task_rows(conn, task_ids=task_ids)
         for row in rows:
             check_id = str(row["check_id"])
-            publish_event(check_id, {"type": "task", "check_id": check_id, "task": task_view(row), **extra})
+            view = task_view(row)
+            # Called once per transition (the compare-and-set statements return each row once), so
+            # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
+            publish_event(check_id, {"type": "task", "check_id": check_id, "task": view, **extra},
+                          metrics.task_event(view, late=bool(extra.get("late"))))
     for change in statuses:
         publish_event(change.check_id, {"type": "check", "check_id": change.check_id, "status": change.status,
                                         "completed_at": iso(change.completed_at)})

@@ -106,8 +106,8 @@ def test_agent_stats_per_type_over_the_window(api, db):
     api.result(agent, tasks["ping"], success=False, duration_ms=10)
     check2 = api.create_check(checks=["http"]).body
     api.result(agent, check2["tasks"][0]["task_id"], duration_ms=60)
-    # A result outside the window does not count.
-    db.execute("UPDATE check_results SET created_at = now() - interval '2 hours' WHERE task_id = %s",
+    # A task that finished outside the window does not count.
+    db.execute("UPDATE check_tasks SET completed_at = now() - interval '2 hours' WHERE id = %s",
                (tasks["ping"],))
     reply = api.get(f"/api/agents/{agent['agent_id']}/stats?hours=1")
     assert reply.status == 200 and reply.body["window_hours"] == 1

@@ -29,6 +29,8 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
         content = response.get("content")
         if content is None:
             assert not reply.raw, f"{method} {template} {reply.status} should have no body"
+        elif "application/json" not in content:  # GET /metrics: Prometheus text
+            assert reply.headers["Content-Type"].split(";")[0] in content, f"{method} {template} {reply.status}"
         else:
             schema = dict(content["application/json"]["schema"], components=doc["components"])
             errors = sorted(Draft202012Validator(schema).iter_errors(reply.body), key=str)
@@ -102,6 +104,16 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
                                                 headers={"X-Admin-Token": ADMIN_TOKEN}))
     check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}",
                                                 headers={"X-Admin-Token": ADMIN_TOKEN}))
+    spare = api.register("spare-1")
+    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}"))
+    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}", headers={"X-Admin-Token": "no"}))
+    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}",
+                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
+    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}",
+                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
+    check("GET", "/metrics", api.get("/metrics"))
+    check("GET", "/metrics", api.get("/metrics", headers={"X-Admin-Token": "no"}))
+    check("GET", "/metrics", api.get("/metrics", headers={"X-Admin-Token": ADMIN_TOKEN}))
     check("GET", "/health", api.get("/health"))
     check("GET", "/api/openapi.json", api.get("/api/openapi.json"))
 

@@ -36,6 +36,14 @@ def test_defaults_from_environment(tmp_path):
     assert cfg.state_file == tmp_path / "state.json"
     assert cfg.spool_dir == tmp_path / "spool"
     assert cfg.region is None and cfg.registration_token is None
+    assert cfg.metrics_address is None  # no /metrics unless asked for
+
+
+def test_metrics_address_from_flag_or_environment(tmp_path):
+    env = dict(GOOD_ENV, HC_STATE_DIR=str(tmp_path), HC_METRICS_ADDRESS="0.0.0.0:9100")
+    assert load_config([], env).metrics_address == ("0.0.0.0", 9100)
+    assert load_config(["--metrics-address", "127.0.0.1:9464"], env).metrics_address == ("127.0.0.1", 9464)
+    assert load_config(["--metrics-address", "[::1]:9464"], env).metrics_address == ("::1", 9464)
 
 
 def test_flags_override_environment(tmp_path):
@@ -61,6 +69,9 @@ def test_flags_override_environment(tmp_path):
     ({"HC_ALLOW_PRIVATE_TARGETS": "maybe"}, "HC_ALLOW_PRIVATE_TARGETS"),
     ({"HC_GRACE_PERIOD_S": "-1"}, "HC_GRACE_PERIOD_S"),
     ({"HC_LOG_FORMAT": "xml"}, "HC_LOG_FORMAT"),
+    ({"HC_METRICS_ADDRESS": "9464"}, "HC_METRICS_ADDRESS"),
+    ({"HC_METRICS_ADDRESS": "127.0.0.1:http"}, "HC_METRICS_ADDRESS"),
+    ({"HC_METRICS_ADDRESS": "127.0.0.1:70000"}, "HC_METRICS_ADDRESS"),
 ])
 def test_bad_setting_names_the_variable(env_change, field):
     env = dict(GOOD_ENV)

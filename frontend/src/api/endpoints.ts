@@ -36,6 +36,11 @@ export async function getAgentStats(id: string): Promise<AgentStats> {
   return res.data;
 }
 
+/** DELETE /api/agents/{id}: retire an agent (admin token). */
+export async function retireAgent(id: string, adminToken: string): Promise<void> {
+  await http.delete(`/api/agents/${encodeURIComponent(id)}`, { headers: { "X-Admin-Token": adminToken } });
+}
+
 function normalisePage<T>(data: Page<T> | T[] | null | undefined): Page<T> {
   if (Array.isArray(data)) return { items: data, next_cursor: null };
   return { items: data?.items ?? [], next_cursor: data?.next_cursor ?? null };

@@ -98,7 +98,11 @@ export interface paths {
         get: operations["getAgent"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Retire an agent (admin)
+         * @description Its stream, heartbeat and token go and its open tasks fail (agent_offline); its past results stay, and its name is free for a new registration.
+         */
+        delete: operations["retireAgent"];
         options?: never;
         head?: never;
         patch?: never;
@@ -181,6 +185,26 @@ export interface paths {
         };
         /** Dependencies and active agents */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Counters and histograms kept in Redis, so they add up across Lambda instances, plus gauges read at scrape time. Refused (401/403) unless the request carries X-Admin-Token or comes from an address inside HC_METRICS_CIDRS (default: none). See docs/api.md, "Metrics".
+         */
+        get: operations["metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -534,10 +558,26 @@ export interface components {
             window_hours: number;
             stats: {
                 [key: string]: {
+                    /** @description tasks of this type that reached a terminal state */
                     count: number;
+                    ok: number;
+                    /** @description the target refused, timed out, did not resolve, ... (every error kind but internal and agent_offline) */
+                    target_failures: number;
+                    /** @description internal or agent_offline, or no result before the deadline */
+                    agent_failures: number;
                     success_rate: number | null;
+                    agent_failure_rate: number | null;
+                    failures_by_kind: {
+                        [key: string]: number;
+                    };
+                    /** @description task duration */
                     avg_ms: number | null;
+                    /** @description task duration */
                     p95_ms: number | null;
+                    /** @description headline latency of successful results: HTTP total, ping average RTT, TCP connect, DNS query time, traceroute RTT to the target */
+                    latency_avg_ms: number | null;
+                    latency_p50_ms: number | null;
+                    latency_p95_ms: number | null;
                 };
             };
         };
@@ -1207,6 +1247,84 @@ export interface operations {
             };
         };
     };
+    retireAgent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the admin token */
+                "X-Admin-Token": string;
+            };
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description retired */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no admin token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description wrong admin token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such agent */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests from this address */
+            429: {
+                headers: {
+                    /** @description requests allowed in the window */
+                    "X-RateLimit-Limit"?: string;
+                    /** @description requests left in the window */
+                    "X-RateLimit-Remaining"?: string;
+                    /** @description seconds until the window resets */
+                    "X-RateLimit-Reset"?: string;
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a dependency is down */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     agentStats: {
         parameters: {
             query?: {
@@ -1543,6 +1661,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description the admin token; not needed inside HC_METRICS_CIDRS */
+                "X-Admin-Token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description hostchecker_* metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description no admin token, and not inside HC_METRICS_CIDRS */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description wrong admin token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests from this address */
+            429: {
+                headers: {
+                    /** @description requests allowed in the window */
+                    "X-RateLimit-Limit"?: string;
+                    /** @description requests left in the window */
+                    "X-RateLimit-Remaining"?: string;
+                    /** @description seconds until the window resets */
+                    "X-RateLimit-Reset"?: string;
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a dependency is down */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };

@@ -45,9 +45,24 @@ export type Check = Loose<
 /** An item of GET /api/checks. Only check_id/target/status/created_at are relied on. */
 export type CheckListItem = Loose<S["CheckListItem"], "check_types" | "error" | "task_count" | "summary" | "completed_at">;
 
-export type Agent = Loose<S["Agent"], "region" | "registered_at">;
-export type AgentStats = S["AgentStats"];
-export type TypeStats = AgentStats["stats"][string];
+/** `capabilities` stays open: an agent newer than this UI may advertise a type it does not know yet. */
+export type Agent = Loose<Omit<S["Agent"], "capabilities">, "region" | "registered_at"> & {
+  capabilities: string[] | null;
+};
+type StatsRow = S["AgentStats"]["stats"][string];
+/** Per type; the split of failures and the headline latency are newer than count/success/duration. */
+export type TypeStats = Loose<
+  StatsRow,
+  | "ok"
+  | "target_failures"
+  | "agent_failures"
+  | "agent_failure_rate"
+  | "failures_by_kind"
+  | "latency_avg_ms"
+  | "latency_p50_ms"
+  | "latency_p95_ms"
+>;
+export type AgentStats = Omit<S["AgentStats"], "stats"> & { stats: Record<string, TypeStats> };
 
 export interface Page<T> {
   items: T[];

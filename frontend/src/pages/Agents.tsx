@@ -1,4 +1,5 @@
 import type { Agent } from "../api/types";
+import { RetireAgent } from "../components/RetireAgent";
 import { Empty, ErrorState, Loading } from "../components/States";
 import { StatusBadge } from "../components/StatusBadge";
 import { useAgentStats, useAgents } from "../hooks/useAgents";
@@ -25,8 +26,19 @@ function AgentStatsTable({ id }: { id: string }) {
           <tr className="text-left text-slate-500">
             <th className="py-1 pr-2 font-semibold">Type</th>
             <th className="py-1 pr-2 text-right font-semibold">Checks</th>
-            <th className="py-1 pr-2 text-right font-semibold">Success</th>
-            <th className="py-1 pr-2 text-right font-semibold">Avg</th>
+            <th className="py-1 pr-2 text-right font-semibold" title="successful results">OK</th>
+            <th className="py-1 pr-2 text-right font-semibold" title="the target refused, timed out, did not resolve…">
+              Target fail
+            </th>
+            <th className="py-1 pr-2 text-right font-semibold" title="internal errors, agent offline, no result in time">
+              Agent fail
+            </th>
+            <th
+              className="py-1 pr-2 text-right font-semibold"
+              title="headline latency of successful results: HTTP total, ping average RTT, TCP connect, DNS query time, traceroute RTT to the target"
+            >
+              Latency
+            </th>
             <th className="py-1 text-right font-semibold">p95</th>
           </tr>
         </thead>
@@ -35,16 +47,38 @@ function AgentStatsTable({ id }: { id: string }) {
             <tr key={type} className="border-t border-slate-100" data-testid={`agent-stats-${type}`}>
               <td className="py-1 pr-2 font-sans">{checkLabel(type)}</td>
               <td className="py-1 pr-2 text-right">{s.count}</td>
-              <td className="py-1 pr-2 text-right">{formatRate(s.success_rate)}</td>
-              <td className="py-1 pr-2 text-right">{formatMs(s.avg_ms)}</td>
-              <td className="py-1 text-right">{formatMs(s.p95_ms)}</td>
+              <td className="py-1 pr-2 text-right" data-testid="agent-stats-success">
+                {formatRate(s.success_rate)}
+              </td>
+              <td className="py-1 pr-2 text-right" data-testid="agent-stats-target-failures" title={failureKinds(s.failures_by_kind)}>
+                {s.target_failures ?? "—"}
+              </td>
+              <td
+                className={`py-1 pr-2 text-right ${s.agent_failures ? "font-semibold text-red-700" : ""}`}
+                data-testid="agent-stats-agent-failures"
+              >
+                {s.agent_failures ?? "—"}
+              </td>
+              <td className="py-1 pr-2 text-right" data-testid="agent-stats-latency">
+                {formatMs(s.latency_avg_ms ?? null)}
+              </td>
+              <td className="py-1 text-right" data-testid="agent-stats-latency-p95">
+                {formatMs(s.latency_p95_ms ?? null)}
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
-      <p className="mt-1 text-[11px] text-slate-400">last {q.data.window_hours} h</p>
+      <p className="mt-1 text-[11px] text-slate-400">
+        last {q.data.window_hours} h · latency is the measured value (ping RTT, HTTP total…), not the task duration
+      </p>
     </div>
   );
+}
+
+function failureKinds(kinds: Record<string, number> | undefined): string | undefined {
+  const entries = Object.entries(kinds ?? {});
+  return entries.length ? entries.map(([k, n]) => `${k}: ${n}`).join(", ") : undefined;
 }
 
 function AgentCard({ agent, now }: { agent: Agent; now: number }) {
@@ -101,6 +135,7 @@ function AgentCard({ agent, now }: { agent: Agent; now: number }) {
       <div className="border-t border-slate-100 pt-2">
         <AgentStatsTable id={agent.id} />
       </div>
+      <RetireAgent agent={agent} />
     </article>
   );
 }
