@@ -3,6 +3,7 @@
 Only declarations live here: each handler parses the request, calls a service in
 chalicelib/, and the `api` wrapper maps errors to the one error shape.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,10 +28,15 @@ log = observability.logger
 # loaded; actual responses use settings.cors_origin (see the middleware).
 CORS = CORSConfig(
     allow_origin=os.environ.get("HC_CORS_ORIGIN") or "*",
-    allow_headers=["Content-Type", "X-Agent-Token", "X-Registration-Token", "X-Admin-Token",
-                   "X-Request-Id"],
-    expose_headers=["Location", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                    "X-RateLimit-Reset", "X-Request-Id"],
+    allow_headers=["Content-Type", "X-Agent-Token", "X-Registration-Token", "X-Admin-Token", "X-Request-Id"],
+    expose_headers=[
+        "Location",
+        "Retry-After",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "X-Request-Id",
+    ],
     max_age=600,
 )
 app.api.cors = CORS
@@ -47,6 +53,7 @@ def _error(exc: ApiError) -> Response:
 
 def api(path: str, methods: list[str]):
     """Register a route whose errors come out in the one error shape, never as a traceback."""
+
     def register(view):
         @functools.wraps(view)
         def handler(*args, **kwargs):
@@ -56,8 +63,10 @@ def api(path: str, methods: list[str]):
                 return _error(exc)
             except Exception as exc:  # noqa: BLE001 - the boundary: map, log, never leak
                 return _unexpected(exc)
+
         app.route(path, methods=methods, content_types=CONTENT_TYPES)(handler)
         return view
+
     return register
 
 
@@ -70,9 +79,15 @@ def _unexpected(exc: Exception) -> Response:
         body, status = error_body("service_unavailable", "the queue is unavailable; retry shortly"), 503
     else:
         log.exception("unhandled error")
-        body, status = error_body("internal_error", "an internal error occurred; the request id "
-                                  "in X-Request-Id identifies it in our logs"), 500
-    return Response(body=body, status_code=status, headers={**JSON, "Retry-After": "5"} if status == 503 else dict(JSON))
+        body, status = (
+            error_body(
+                "internal_error", "an internal error occurred; the request id in X-Request-Id identifies it in our logs"
+            ),
+            500,
+        )
+    return Response(
+        body=body, status_code=status, headers={**JSON, "Retry-After": "5"} if status == 503 else dict(JSON)
+    )
 
 
 def _request():
@@ -94,6 +109,7 @@ def _client_ip() -> str:
 
 # ---- checks
 
+
 @api("/api/checks", ["POST"])
 def create_check():
     req = checks.parse_request(_body())
@@ -101,11 +117,16 @@ def create_check():
     settings = get_settings()
     decision = ratelimit.hit("checks", _client_ip(), settings.checks_per_hour, 3600)
     if not decision.allowed:
-        raise RateLimited(f"rate limit of {decision.limit} checks per hour reached; "
-                          f"retry in {decision.reset_s} s", headers=decision.headers())
+        raise RateLimited(
+            f"rate limit of {decision.limit} checks per hour reached; retry in {decision.reset_s} s",
+            headers=decision.headers(),
+        )
     result = checks.create(req, _client_ip())
-    return Response(body=result, status_code=202,
-                    headers={**JSON, "Location": f"/api/checks/{result['check_id']}", **decision.headers()})
+    return Response(
+        body=result,
+        status_code=202,
+        headers={**JSON, "Location": f"/api/checks/{result['check_id']}", **decision.headers()},
+    )
 
 
 @api("/api/checks", ["GET"])
@@ -129,6 +150,7 @@ def delete_check(check_id):
 
 
 # ---- agents
+
 
 @api("/api/agents/register", ["POST"])
 def register_agent():
@@ -166,6 +188,7 @@ def agent_stats(agent_id):
 
 # ---- tasks
 
+
 @api("/api/tasks/{task_id}", ["GET"])
 def get_task(task_id):
     return tasks.get_task(task_id)
@@ -182,6 +205,7 @@ def post_result(task_id):
 
 
 # ---- service
+
 
 @api("/health", ["GET"])
 def health_check():
@@ -211,23 +235,27 @@ _ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _not_found():
-    return _error(NotFound(f"no route for {_request().method} {_request().context.get('path', '')}",
-                           code="route_not_found"))
+    return _error(
+        NotFound(f"no route for {_request().method} {_request().context.get('path', '')}", code="route_not_found")
+    )
 
 
 def _catch_all(depth: int):
     def view(**_params):
         return _not_found()
+
     view.__name__ = f"route_not_found_{depth}"
     return view
 
 
 for _depth in range(1, 9):
-    app.route("".join(f"/{{p{i}}}" for i in range(1, _depth + 1)), methods=_ANY,
-              content_types=CONTENT_TYPES)(_catch_all(_depth))
+    app.route("".join(f"/{{p{i}}}" for i in range(1, _depth + 1)), methods=_ANY, content_types=CONTENT_TYPES)(
+        _catch_all(_depth)
+    )
 
 
 # ---- middleware: cold start metric, correlation id, per-IP limit, CORS, error shape
+
 
 @app.middleware("all")
 def cold_start(event, get_response):
@@ -258,8 +286,10 @@ def observe(event, get_response):
             response.headers.setdefault(name, value)
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["X-Request-Id"] = rid
-        log.info("request", extra={"method": request.method, "path": request.context.get("path"),
-                                   "status": response.status_code})
+        log.info(
+            "request",
+            extra={"method": request.method, "path": request.context.get("path"), "status": response.status_code},
+        )
         return response
     finally:
         observability.end_request()
@@ -272,17 +302,23 @@ def _general_limit(request) -> tuple[Response | None, dict[str, str]]:
         return None, {}
     settings = get_settings()
     agent_route = path.startswith(_AGENT_PATHS)
-    bucket, limit = ("agent", settings.requests_per_minute * 10) if agent_route else \
-        ("api", settings.requests_per_minute)
+    bucket, limit = (
+        ("agent", settings.requests_per_minute * 10) if agent_route else ("api", settings.requests_per_minute)
+    )
     identity = (request.context or {}).get("identity") or {}
-    decision = ratelimit.hit(bucket, ratelimit.client_ip(identity.get("sourceIp"),
-                                                         request.headers.get("x-forwarded-for")), limit, 60)
+    decision = ratelimit.hit(
+        bucket, ratelimit.client_ip(identity.get("sourceIp"), request.headers.get("x-forwarded-for")), limit, 60
+    )
     if decision.allowed:
         # POST /api/checks's X-RateLimit-* are the hourly check quota's (or none: quota untouched).
         quota_route = request.method == "POST" and path == "/api/checks"
         return None, {} if quota_route else decision.headers()
-    return _error(RateLimited(f"rate limit of {limit} requests per minute reached; "
-                              f"retry in {decision.reset_s} s", headers=decision.headers())), {}
+    return _error(
+        RateLimited(
+            f"rate limit of {limit} requests per minute reached; retry in {decision.reset_s} s",
+            headers=decision.headers(),
+        )
+    ), {}
 
 
 def _reshape_chalice_errors(response: Response) -> Response:
@@ -291,16 +327,19 @@ def _reshape_chalice_errors(response: Response) -> Response:
     if response.status_code < 400 or not isinstance(body, dict) or "Code" not in body:
         return response
     if response.status_code == 405:
-        exc = MethodNotAllowed(f"{app.current_request.method} is not allowed here; "
-                               f"allowed: {response.headers.get('Allow', '')}")
+        exc = MethodNotAllowed(
+            f"{app.current_request.method} is not allowed here; allowed: {response.headers.get('Allow', '')}"
+        )
         return Response(body=exc.body(), status_code=405, headers={**JSON, **response.headers})
     code = {400: "bad_request", 415: "unsupported_media_type"}.get(response.status_code, "internal_error")
     message = body.get("Message") if response.status_code < 500 else "an internal error occurred"
-    return Response(body=error_body(code, message), status_code=response.status_code,
-                    headers={**response.headers, **JSON})
+    return Response(
+        body=error_body(code, message), status_code=response.status_code, headers={**response.headers, **JSON}
+    )
 
 
 # ---- live results (API Gateway WebSocket; chalicelib/live.py has the protocol)
+
 
 @app.on_ws_connect()
 def ws_connect(event):
@@ -334,10 +373,12 @@ def ws_disconnect(event):
 
 # ---- schedules
 
+
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep(event):
-    observability.start_request(getattr(event, "context", None) and
-                                getattr(event.context, "aws_request_id", None) or "sweep")
+    observability.start_request(
+        getattr(event, "context", None) and getattr(event.context, "aws_request_id", None) or "sweep"
+    )
     try:
         return sweeper.run()
     finally:
@@ -345,6 +386,7 @@ def sweep(event):
 
 
 # ---- one-off functions
+
 
 @app.lambda_function(name="migrate")
 def migrate(event, context):

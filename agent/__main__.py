@@ -3,6 +3,7 @@
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for a setting the
 operator must fix (one line on stderr, no traceback), 1 for anything else.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
     except OSError as exc:
-        return _fail(f"configuration error: HC_STATE_DIR / --state-dir {config.state_dir} is not usable: "
-                     f"{exc.strerror}", 2)
+        return _fail(
+            f"configuration error: HC_STATE_DIR / --state-dir {config.state_dir} is not usable: {exc.strerror}", 2
+        )
 
     try:
         from agent import checks
@@ -82,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    api = ApiClient(config.api_url, registration_token=config.registration_token,
-                    user_agent=f"host-checker-agent/{config.version}")
+    api = ApiClient(
+        config.api_url, registration_token=config.registration_token, user_agent=f"host-checker-agent/{config.version}"
+    )
     identity = Identity(config, api, capabilities, stop)
     api.reauthenticate = identity.reauthenticate
     try:
@@ -104,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             serve(runner.metrics, config.metrics_address)
         except OSError as exc:
-            return _fail(f"configuration error: HC_METRICS_ADDRESS / --metrics-address "
-                         f"{config.metrics_address[0]}:{config.metrics_address[1]} cannot be served: {exc.strerror}", 2)
-        log.info("metrics served", extra={"fields": {
-            "url": f"http://{config.metrics_address[0]}:{config.metrics_address[1]}/metrics"}})
+            return _fail(
+                f"configuration error: HC_METRICS_ADDRESS / --metrics-address "
+                f"{config.metrics_address[0]}:{config.metrics_address[1]} cannot be served: {exc.strerror}",
+                2,
+            )
+        log.info(
+            "metrics served",
+            extra={"fields": {"url": f"http://{config.metrics_address[0]}:{config.metrics_address[1]}/metrics"}},
+        )
     if stop.is_set():
         return 0
 
@@ -120,10 +128,20 @@ def main(argv: list[str] | None = None) -> int:
         runner.request_stop()
 
     threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
-    log.info("agent starting", extra={"fields": {
-        "agent_id": state.agent_id, "name": config.name, "version": config.version,
-        "capabilities": ",".join(capabilities), "concurrency": config.concurrency,
-        "state_dir": str(config.state_dir), "allow_private_targets": config.allow_private_targets}})
+    log.info(
+        "agent starting",
+        extra={
+            "fields": {
+                "agent_id": state.agent_id,
+                "name": config.name,
+                "version": config.version,
+                "capabilities": ",".join(capabilities),
+                "concurrency": config.concurrency,
+                "state_dir": str(config.state_dir),
+                "allow_private_targets": config.allow_private_targets,
+            }
+        },
+    )
     try:
         code = runner.run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us

@@ -8,6 +8,7 @@ the status code:
   asks its `reauthenticate` hook for a new one once and repeats the call.
 - `ApiRejected`: any other 4xx. The request will never be accepted as is.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,8 +61,14 @@ def backoff_delays(base: float = 0.5, cap: float = 30.0):
         delay = min(cap, delay * 2)
 
 
-def with_retries(call: Callable[[], Any], attempts: int, stop: threading.Event | None = None,
-                 base: float = 0.25, cap: float = 5.0, what: str = "request"):
+def with_retries(
+    call: Callable[[], Any],
+    attempts: int,
+    stop: threading.Event | None = None,
+    base: float = 0.25,
+    cap: float = 5.0,
+    what: str = "request",
+):
     """Run `call`, retrying ApiUnavailable up to `attempts` times in all.
 
     Raises the last ApiUnavailable when attempts run out (or `stop` is set);
@@ -86,8 +93,13 @@ def with_retries(call: Callable[[], Any], attempts: int, stop: threading.Event |
 class ApiClient:
     """Thread-safe: each thread gets its own requests.Session (and connection pool)."""
 
-    def __init__(self, base_url: str, token: str | None = None, registration_token: str | None = None,
-                 user_agent: str = "host-checker-agent"):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        registration_token: str | None = None,
+        user_agent: str = "host-checker-agent",
+    ):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.registration_token = registration_token
@@ -106,8 +118,14 @@ class ApiClient:
             self._local.session = session
         return session
 
-    def _request(self, method: str, path: str, body: dict | None, headers: dict[str, str],
-                 timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> dict:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        headers: dict[str, str],
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+    ) -> dict:
         url = f"{self.base_url}{path}"
         try:
             resp = self._session().request(method, url, json=body, headers=headers, timeout=timeout)
@@ -116,7 +134,9 @@ class ApiClient:
         except requests.ConnectionError:
             raise ApiUnavailable(None, "unreachable", f"{method} {path}: cannot connect") from None
         except requests.RequestException as exc:
-            raise ApiUnavailable(None, "request_failed", f"{method} {path}: {type(exc).__name__}: {exc}"[:300]) from None
+            raise ApiUnavailable(
+                None, "request_failed", f"{method} {path}: {type(exc).__name__}: {exc}"[:300]
+            ) from None
         if resp.status_code < 500 and self.on_answer is not None:
             self.on_answer()
         try:
@@ -151,19 +171,21 @@ class ApiClient:
 
     # -- the agent's endpoints -------------------------------------------------
 
-    def register(self, name: str, location: str, region: str | None, version: str,
-                 capabilities: list[str], replace: bool = False) -> dict:
-        body: dict[str, Any] = {"name": name, "location": location, "version": version,
-                                "capabilities": capabilities}
+    def register(
+        self, name: str, location: str, region: str | None, version: str, capabilities: list[str], replace: bool = False
+    ) -> dict:
+        body: dict[str, Any] = {"name": name, "location": location, "version": version, "capabilities": capabilities}
         if region:
             body["region"] = region
         if replace:
             body["replace"] = True
-        return self._request("POST", "/api/agents/register", body,
-                             {"X-Registration-Token": self.registration_token or ""})
+        return self._request(
+            "POST", "/api/agents/register", body, {"X-Registration-Token": self.registration_token or ""}
+        )
 
-    def heartbeat(self, current_tasks: int, version: str, capabilities: list[str],
-                  clock_offset_ms: float | None = None) -> dict:
+    def heartbeat(
+        self, current_tasks: int, version: str, capabilities: list[str], clock_offset_ms: float | None = None
+    ) -> dict:
         body: dict[str, Any] = {"current_tasks": current_tasks, "version": version, "capabilities": capabilities}
         if clock_offset_ms is not None:
             body["clock_offset_ms"] = clock_offset_ms

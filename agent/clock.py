@@ -13,6 +13,7 @@ agent refuses work (and says so, loudly, in its log and to the API, which stops
 choosing it): its TLS verdicts (validity dates, `days_left`) and timestamps use
 the local clock and would be wrong.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,9 +71,16 @@ class ClockOffset:
     def _log_refusal_change(self) -> None:
         refusing = self.refusing()
         if refusing and not self._refusing:
-            log.error("the local clock is %.1f s off the API's (bound %d s): refusing work until it is fixed "
-                      "(check NTP / chrony)", (self.offset_ms or 0) / 1000, MAX_CLOCK_OFFSET_S)
+            log.error(
+                "the local clock is %.1f s off the API's (bound %d s): refusing work until it is fixed "
+                "(check NTP / chrony)",
+                (self.offset_ms or 0) / 1000,
+                MAX_CLOCK_OFFSET_S,
+            )
         elif self._refusing and not refusing:
-            log.warning("the local clock is within %d s of the API's again (%.1f s off): taking work",
-                        MAX_CLOCK_OFFSET_S, (self.offset_ms or 0) / 1000)
+            log.warning(
+                "the local clock is within %d s of the API's again (%.1f s off): taking work",
+                MAX_CLOCK_OFFSET_S,
+                (self.offset_ms or 0) / 1000,
+            )
         self._refusing = refusing

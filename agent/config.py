@@ -5,6 +5,7 @@ and a matching flag; the flag wins. A bad or missing setting raises
 `ConfigError` with one line that names the variable and the flag, and
 `python -m agent` turns that into that line on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ class AgentConfig:
     heartbeat_interval_s: float
     log_format: str
     version: str = VERSION
-    metrics_address: tuple[str, int] | None = None   # serve Prometheus /metrics here; None: off
+    metrics_address: tuple[str, int] | None = None  # serve Prometheus /metrics here; None: off
 
     @property
     def spool_dir(self) -> Path:
@@ -55,26 +56,60 @@ class AgentConfig:
 # (attribute, environment variable, flag, help). One table, so --help, the
 # environment and the error messages cannot drift apart.
 _SETTINGS = [
-    ("api_url", "HC_API_URL", "--api-url", "base URL of the Host Checker API (its routes are under /api/), e.g. http://127.0.0.1:8000 (required)"),
-    ("redis_url", "HC_REDIS_URL", "--redis-url", "Redis URL holding the task streams, redis:// or rediss:// (required)"),
+    (
+        "api_url",
+        "HC_API_URL",
+        "--api-url",
+        "base URL of the Host Checker API (its routes are under /api/), e.g. http://127.0.0.1:8000 (required)",
+    ),
+    (
+        "redis_url",
+        "HC_REDIS_URL",
+        "--redis-url",
+        "Redis URL holding the task streams, redis:// or rediss:// (required)",
+    ),
     ("name", "HC_AGENT_NAME", "--name", "unique agent name, also the stream consumer name (required)"),
     ("location", "HC_AGENT_LOCATION", "--location", "human-readable location, e.g. 'Frankfurt, DE' (required)"),
     ("region", "HC_AGENT_REGION", "--region", "region code, e.g. eu-central-1 (optional)"),
     ("concurrency", "HC_CONCURRENCY", "--concurrency", f"checks run at once (default {DEFAULT_CONCURRENCY})"),
-    ("registration_token", "HC_REGISTRATION_TOKEN", "--registration-token",
-     "token for first registration and for re-registering when the stored token is rejected"),
-    ("state_dir", "HC_STATE_DIR", "--state-dir",
-     "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hostchecker-agent as root)"),
+    (
+        "registration_token",
+        "HC_REGISTRATION_TOKEN",
+        "--registration-token",
+        "token for first registration and for re-registering when the stored token is rejected",
+    ),
+    (
+        "state_dir",
+        "HC_STATE_DIR",
+        "--state-dir",
+        "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hostchecker-agent as root)",
+    ),
     ("state_file", "HC_STATE_FILE", "--state-file", "state file (default STATE_DIR/state.json)"),
-    ("allow_private_targets", "HC_ALLOW_PRIVATE_TARGETS", "--allow-private-targets",
-     "true to allow loopback/private targets (local stacks and tests only; default false)"),
-    ("grace_period_s", "HC_GRACE_PERIOD_S", "--grace-period",
-     f"seconds to finish running checks on SIGTERM/SIGINT (default {DEFAULT_GRACE_PERIOD_S:g})"),
-    ("heartbeat_interval_s", "HC_HEARTBEAT_INTERVAL_S", "--heartbeat-interval",
-     f"seconds between heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL_S:g})"),
+    (
+        "allow_private_targets",
+        "HC_ALLOW_PRIVATE_TARGETS",
+        "--allow-private-targets",
+        "true to allow loopback/private targets (local stacks and tests only; default false)",
+    ),
+    (
+        "grace_period_s",
+        "HC_GRACE_PERIOD_S",
+        "--grace-period",
+        f"seconds to finish running checks on SIGTERM/SIGINT (default {DEFAULT_GRACE_PERIOD_S:g})",
+    ),
+    (
+        "heartbeat_interval_s",
+        "HC_HEARTBEAT_INTERVAL_S",
+        "--heartbeat-interval",
+        f"seconds between heartbeats (default {DEFAULT_HEARTBEAT_INTERVAL_S:g})",
+    ),
     ("log_format", "HC_LOG_FORMAT", "--log-format", "text or json (default text)"),
-    ("metrics_address", "HC_METRICS_ADDRESS", "--metrics-address",
-     "host:port to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: off)"),
+    (
+        "metrics_address",
+        "HC_METRICS_ADDRESS",
+        "--metrics-address",
+        "host:port to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: off)",
+    ),
 ]
 
 
@@ -82,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m agent",
         description="Host Checker agent: takes tasks from its own Redis stream, runs the checks "
-                    "and reports the results to the API. Every flag has an environment variable; "
-                    "the flag wins.",
+        "and reports the results to the API. Every flag has an environment variable; "
+        "the flag wins.",
     )
     for attr, env, flag, help_text in _SETTINGS:
         parser.add_argument(flag, dest=attr, default=None, metavar=env, help=f"{help_text} [env {env}]")
@@ -130,7 +165,9 @@ def _number(attr: str, value: str | None, default, kind, low, high):
     try:
         number = kind(value)
     except ValueError:
-        raise ConfigError(f"{_flag(attr)} must be a{'n integer' if kind is int else ' number'}, got {value!r}") from None
+        raise ConfigError(
+            f"{_flag(attr)} must be a{'n integer' if kind is int else ' number'}, got {value!r}"
+        ) from None
     if not low <= number <= high:
         raise ConfigError(f"{_flag(attr)} must be between {low:g} and {high:g}, got {value!r}")
     return number
@@ -155,8 +192,10 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     """
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    raw = {attr: getattr(args, attr) if getattr(args, attr) is not None else env.get(envname)
-           for attr, envname, _, _ in _SETTINGS}
+    raw = {
+        attr: getattr(args, attr) if getattr(args, attr) is not None else env.get(envname)
+        for attr, envname, _, _ in _SETTINGS
+    }
     raw = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
 
     api_url = _url("api_url", raw["api_url"], ("http", "https")).rstrip("/")
@@ -167,8 +206,10 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     if not name:
         raise ConfigError(f"{_flag('name')} is required")
     if not _NAME.match(name):
-        raise ConfigError(f"{_flag('name')} must be 1-{MAX_NAME} letters, digits, spaces, '.', '_' or '-', "
-                          f"starting with a letter or digit, got {name!r}")
+        raise ConfigError(
+            f"{_flag('name')} must be 1-{MAX_NAME} letters, digits, spaces, '.', '_' or '-', "
+            f"starting with a letter or digit, got {name!r}"
+        )
     location = raw["location"]
     if not location:
         raise ConfigError(f"{_flag('location')} is required")
@@ -178,12 +219,15 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         raise ConfigError(f"{_flag('region')} must be at most {MAX_REGION} characters")
     concurrency = _number("concurrency", raw["concurrency"], DEFAULT_CONCURRENCY, int, 1, 1024)
     grace = _number("grace_period_s", raw["grace_period_s"], DEFAULT_GRACE_PERIOD_S, float, 0, 3600)
-    heartbeat = _number("heartbeat_interval_s", raw["heartbeat_interval_s"], DEFAULT_HEARTBEAT_INTERVAL_S,
-                        float, 0.1, 25)
+    heartbeat = _number(
+        "heartbeat_interval_s", raw["heartbeat_interval_s"], DEFAULT_HEARTBEAT_INTERVAL_S, float, 0.1, 25
+    )
 
     allow = (raw["allow_private_targets"] or "").lower()
     if allow not in _TRUE | _FALSE:
-        raise ConfigError(f"{_flag('allow_private_targets')} must be true or false, got {raw['allow_private_targets']!r}")
+        raise ConfigError(
+            f"{_flag('allow_private_targets')} must be true or false, got {raw['allow_private_targets']!r}"
+        )
     log_format = (raw["log_format"] or "text").lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"{_flag('log_format')} must be text or json, got {raw['log_format']!r}")

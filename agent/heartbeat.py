@@ -7,6 +7,7 @@ or an agent alive all along is past the API's 30 s TTL and looks offline),
 and it never gives up while the agent runs. Any other call that reaches the
 API (a result, a start) wakes it at once too (`ApiClient.on_answer`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,17 @@ _STOP_POLL_S = 0.25
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, api: ApiClient, interval_s: float, version: str, capabilities: list[str],
-                 current_tasks: Callable[[], int], stop: threading.Event,
-                 on_recovery: Callable[[], None] | None = None,
-                 on_accepted: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        api: ApiClient,
+        interval_s: float,
+        version: str,
+        capabilities: list[str],
+        current_tasks: Callable[[], int],
+        stop: threading.Event,
+        on_recovery: Callable[[], None] | None = None,
+        on_accepted: Callable[[], None] | None = None,
+    ):
         super().__init__(name="heartbeat", daemon=True)
         self.api = api
         self.interval_s = interval_s
@@ -39,7 +47,7 @@ class Heartbeat(threading.Thread):
         self.stop = stop
         self.on_recovery = on_recovery  # the API answers again: e.g. wake the spool delivery
         self.on_accepted = on_accepted  # every accepted heartbeat (the metrics' heartbeat age)
-        self.sent = 0           # successful heartbeats, for tests and logs
+        self.sent = 0  # successful heartbeats, for tests and logs
         self.sent_event = threading.Event()
         self.failing = False
         self.clock = ClockOffset()  # from each reply's server_time; reported in the next heartbeat

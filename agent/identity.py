@@ -8,6 +8,7 @@
   register again with `replace: true`, which keeps the agent id and issues a
   new token.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,9 +48,15 @@ class Identity:
                 raise IdentityError(
                     f"state file {cfg.state_file} belongs to agent {state.name!r} at {state.api_url}, "
                     f"not {cfg.name!r} at {cfg.api_url}; set HC_REGISTRATION_TOKEN to register anew "
-                    f"or point HC_STATE_FILE elsewhere")
-            log.warning("state file %s is for %r at %s; registering %r anew",
-                        cfg.state_file, state.name, state.api_url, cfg.name)
+                    f"or point HC_STATE_FILE elsewhere"
+                )
+            log.warning(
+                "state file %s is for %r at %s; registering %r anew",
+                cfg.state_file,
+                state.name,
+                state.api_url,
+                cfg.name,
+            )
             state = None
         if state is not None:
             self._adopt(state)
@@ -58,7 +65,8 @@ class Identity:
         if not cfg.registration_token:
             raise IdentityError(
                 f"no state file at {cfg.state_file}, and HC_REGISTRATION_TOKEN / --registration-token "
-                f"is not set: the first start needs it to register")
+                f"is not set: the first start needs it to register"
+            )
         return self._register(replace=False)
 
     def _adopt(self, state: AgentState) -> None:
@@ -73,8 +81,9 @@ class Identity:
             if self.stop.is_set():
                 raise Stopped("stop requested while registering")
             try:
-                doc = self.api.register(cfg.name, cfg.location, cfg.region, cfg.version,
-                                        self.capabilities, replace=replace)
+                doc = self.api.register(
+                    cfg.name, cfg.location, cfg.region, cfg.version, self.capabilities, replace=replace
+                )
                 break
             except ApiUnavailable as exc:
                 if not waiting_logged:
@@ -82,8 +91,9 @@ class Identity:
                     waiting_logged = True
                 self.stop.wait(max(next(delays), exc.retry_after or 0))
             except ApiUnauthorized as exc:
-                raise IdentityError(f"the API rejected the registration token ({exc.status} {exc.code}): "
-                                    f"check HC_REGISTRATION_TOKEN") from None
+                raise IdentityError(
+                    f"the API rejected the registration token ({exc.status} {exc.code}): check HC_REGISTRATION_TOKEN"
+                ) from None
             except ApiRejected as exc:
                 if exc.status == 409 and not replace:
                     # Our state file was lost but the name is ours: take it over (same agent id).
@@ -91,23 +101,39 @@ class Identity:
                     replace = True
                     continue
                 if exc.status == 403:
-                    raise IdentityError(f"the API rejected the registration token ({exc.status} {exc.code}): "
-                                        f"check HC_REGISTRATION_TOKEN") from None
-                raise IdentityError(f"the API refused the registration: {exc.status} {exc.code}: "
-                                    f"{exc.message}") from None
+                    raise IdentityError(
+                        f"the API rejected the registration token ({exc.status} {exc.code}): "
+                        f"check HC_REGISTRATION_TOKEN"
+                    ) from None
+                raise IdentityError(
+                    f"the API refused the registration: {exc.status} {exc.code}: {exc.message}"
+                ) from None
         try:
-            state = AgentState(agent_id=str(doc["agent_id"]), api_token=str(doc["api_token"]),
-                               name=cfg.name, api_url=cfg.api_url)
+            state = AgentState(
+                agent_id=str(doc["agent_id"]), api_token=str(doc["api_token"]), name=cfg.name, api_url=cfg.api_url
+            )
         except KeyError as exc:
             raise IdentityError(f"the API's registration answer lacks {exc.args[0]!r}") from None
         save_state(cfg.state_file, state)
         if self.state is not None and self.state.agent_id != state.agent_id:
-            log.error("re-registration gave a new agent id %s (was %s); restarting to follow it",
-                      state.agent_id, self.state.agent_id)
+            log.error(
+                "re-registration gave a new agent id %s (was %s); restarting to follow it",
+                state.agent_id,
+                self.state.agent_id,
+            )
             self.agent_id_changed.set()
         self._adopt(state)
-        log.info("registered", extra={"fields": {"agent_id": state.agent_id, "name": state.name,
-                                                 "replace": replace, "state_file": str(cfg.state_file)}})
+        log.info(
+            "registered",
+            extra={
+                "fields": {
+                    "agent_id": state.agent_id,
+                    "name": state.name,
+                    "replace": replace,
+                    "state_file": str(cfg.state_file),
+                }
+            },
+        )
         return state
 
     def reauthenticate(self, failed_token: str | None) -> str | None:
@@ -116,8 +142,10 @@ class Identity:
             if self.api.token and self.api.token != failed_token:
                 return self.api.token  # another thread already re-registered
             if not self.config.registration_token:
-                log.error("the API rejected this agent's token and no registration token is set; "
-                          "set HC_REGISTRATION_TOKEN or re-provision the agent")
+                log.error(
+                    "the API rejected this agent's token and no registration token is set; "
+                    "set HC_REGISTRATION_TOKEN or re-provision the agent"
+                )
                 return None
             log.warning("the API rejected this agent's token; re-registering with replace")
             try:

@@ -4,6 +4,7 @@ Structured fields travel in `extra={"fields": {...}}`; `event()` is the short
 way to log one. Task lines carry task, type, outcome and duration_ms so an
 operator can grep a task id across agents and the API.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,12 @@ class TextFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
-               "msg": record.getMessage()}
+        doc = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         doc.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             exc = record.exc_info[1]

@@ -8,6 +8,7 @@ agent name, stable across restarts.
 Redis failures surface as `QueueUnavailable`; the runner backs off and calls
 again (redis-py reconnects on the next command).
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,13 @@ from chalicelib.protocol import STREAM_GROUP, task_stream_key
 log = logging.getLogger("agent.queue")
 
 BLOCK_MS = 1000  # short, so a stop request is noticed within a second
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError,
-               redis.exceptions.ReadOnlyError, OSError)
+_REDIS_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+)
 
 
 class QueueUnavailable(RuntimeError):
@@ -34,8 +40,10 @@ class TaskQueue:
         self.consumer = consumer
         self.block_ms = block_ms
         self._redis = redis.Redis.from_url(
-            redis_url, decode_responses=True,
-            socket_connect_timeout=5, socket_timeout=block_ms / 1000 + 10,
+            redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=block_ms / 1000 + 10,
             health_check_interval=30,
         )
 
@@ -76,10 +84,11 @@ class TaskQueue:
         moved, start = 0, "0-0"
         while True:
             # Not justid: with it, redis-py drops the cursor. The reply is [cursor, entries, ...].
-            reply = self._with_group(self._redis.xautoclaim, self.key, self.group, self.consumer,
-                                     min_idle_time=0, start_id=start, count=100)
+            reply = self._with_group(
+                self._redis.xautoclaim, self.key, self.group, self.consumer, min_idle_time=0, start_id=start, count=100
+            )
             start, claimed = reply[0], reply[1]
-            moved += len(claimed)   # (Redis 7 drops entries deleted from the stream by itself)
+            moved += len(claimed)  # (Redis 7 drops entries deleted from the stream by itself)
             if start in ("0-0", b"0-0"):
                 return moved
 
@@ -88,14 +97,14 @@ class TaskQueue:
 
         Fields are None for an entry deleted from the stream since it was taken.
         """
-        reply = self._with_group(self._redis.xreadgroup, self.group, self.consumer,
-                                 {self.key: after_id}, count=count)
+        reply = self._with_group(self._redis.xreadgroup, self.group, self.consumer, {self.key: after_id}, count=count)
         return list(reply[0][1]) if reply else []
 
     def read_new(self, count: int) -> list[tuple[str, dict | None]]:
         """Entries never delivered to anyone, waiting up to block_ms for one."""
-        reply = self._with_group(self._redis.xreadgroup, self.group, self.consumer,
-                                 {self.key: ">"}, count=count, block=self.block_ms)
+        reply = self._with_group(
+            self._redis.xreadgroup, self.group, self.consumer, {self.key: ">"}, count=count, block=self.block_ms
+        )
         return list(reply[0][1]) if reply else []
 
     def ack(self, *entry_ids: str) -> int:

@@ -25,6 +25,7 @@ Threads, not asyncio: the checks are synchronous (`agent.checks.run_check`),
 and a daemon thread per check lets the runner abandon one that overstays its
 timeout without blocking the others or the shutdown.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,16 @@ class TaskRun:
 
 
 class Runner:
-    def __init__(self, config: AgentConfig, api: ApiClient, queue: TaskQueue, spool: Spool,
-                 run_check: RunCheck, capabilities: list[str], agent_id: str):
+    def __init__(
+        self,
+        config: AgentConfig,
+        api: ApiClient,
+        queue: TaskQueue,
+        spool: Spool,
+        run_check: RunCheck,
+        capabilities: list[str],
+        agent_id: str,
+    ):
         self.config = config
         self.api = api
         self.queue = queue
@@ -84,20 +93,27 @@ class Runner:
         self.capabilities = capabilities
         self.agent_id = agent_id
 
-        self.stop = threading.Event()          # stop taking tasks (first signal)
-        self.abort = threading.Event()         # give up on running checks (grace over / second signal)
+        self.stop = threading.Event()  # stop taking tasks (first signal)
+        self.abort = threading.Event()  # give up on running checks (grace over / second signal)
         self._done = threading.Event()
         self._spool_wake = threading.Event()
         self._lock = threading.Condition()
-        self._inflight: dict[str, TaskRun] = {}   # task_id -> run
-        self._known_entries: set[str] = set()     # entry ids in flight
+        self._inflight: dict[str, TaskRun] = {}  # task_id -> run
+        self._known_entries: set[str] = set()  # entry ids in flight
         self._extra_entries: dict[str, list[str]] = {}  # task_id in spool -> duplicate entry ids
-        self._pending_acks: list[str] = []        # acks Redis could not take yet
+        self._pending_acks: list[str] = []  # acks Redis could not take yet
         self.metrics = AgentMetrics()
         self.metrics.watch(self.current_tasks, lambda: len(self.spool), config.concurrency)
-        self.heartbeat = Heartbeat(api, config.heartbeat_interval_s, config.version, capabilities,
-                                   self.current_tasks, self._done, on_recovery=self._spool_wake.set,
-                                   on_accepted=self.metrics.heartbeat_accepted)
+        self.heartbeat = Heartbeat(
+            api,
+            config.heartbeat_interval_s,
+            config.version,
+            capabilities,
+            self.current_tasks,
+            self._done,
+            on_recovery=self._spool_wake.set,
+            on_accepted=self.metrics.heartbeat_accepted,
+        )
         self._spool_thread = threading.Thread(target=self._deliver_spool_loop, name="spool", daemon=True)
 
     # -- bookkeeping -------------------------------------------------------------
@@ -149,7 +165,7 @@ class Runner:
     def _read_loop(self) -> None:
         delays = None
         need_setup = True
-        backlog_after: str | None = None   # reading our own pending entries from here
+        backlog_after: str | None = None  # reading our own pending entries from here
         while not self.stop.is_set():
             try:
                 if need_setup:
@@ -190,7 +206,7 @@ class Runner:
                 if delays is None:
                     log.warning("redis unavailable (%s); reconnecting with backoff", exc)
                     delays = backoff_delays(base=0.5, cap=10.0)
-                need_setup = True   # Redis may have restarted empty: group, pending list
+                need_setup = True  # Redis may have restarted empty: group, pending list
                 self.stop.wait(next(delays))
             except Exception:  # noqa: BLE001 - e.g. a Redis error reply: log, back off, carry on
                 log.exception("reading the task stream failed; retrying")
@@ -210,8 +226,14 @@ class Runner:
                 raise ValueError("task_id and check_type are required")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # Nothing to report to: without a task id the API cannot take a result.
-            event(log, logging.ERROR, "malformed task message; acknowledging", entry=entry_id,
-                  reason=str(exc)[:200], raw=json.dumps(fields, default=str)[:300])
+            event(
+                log,
+                logging.ERROR,
+                "malformed task message; acknowledging",
+                entry=entry_id,
+                reason=str(exc)[:200],
+                raw=json.dumps(fields, default=str)[:300],
+            )
             self._ack([entry_id])
             return
         with self._lock:
@@ -222,7 +244,7 @@ class Runner:
                 run.entry_ids.append(entry_id)
                 self._known_entries.add(entry_id)
                 return
-            if msg.task_id in self.spool:   # already ran; its result waits in the spool
+            if msg.task_id in self.spool:  # already ran; its result waits in the spool
                 self._extra_entries.setdefault(msg.task_id, []).append(entry_id)
                 self._known_entries.add(entry_id)
                 return
@@ -250,8 +272,13 @@ class Runner:
         server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
         if deadline_ms and server_now >= deadline_ms:
             late_s = (server_now - deadline_ms) / 1000
-            result = result_envelope(False, 0, None, {}, error(
-                "timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"))
+            result = result_envelope(
+                False,
+                0,
+                None,
+                {},
+                error("timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"),
+            )
             self._deliver(run, result, "expired")
             return
 
@@ -262,14 +289,22 @@ class Runner:
             event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))
         except ApiRejected as exc:
             if exc.status == 409:
-                outcome = "already_finished"   # answered before (e.g. reclaimed after a crash) or overdue
+                outcome = "already_finished"  # answered before (e.g. reclaimed after a crash) or overdue
                 level = logging.INFO
             else:
-                outcome = f"rejected_{exc.status}"   # not ours / unknown: it will never be accepted
+                outcome = f"rejected_{exc.status}"  # not ours / unknown: it will never be accepted
                 level = logging.ERROR
             self._ack(run.entry_ids)
-            event(log, level, "task not run", task=msg.task_id, type=msg.check_type, outcome=outcome,
-                  reason=exc.message[:200], reclaimed=run.reclaimed or None)
+            event(
+                log,
+                level,
+                "task not run",
+                task=msg.task_id,
+                type=msg.check_type,
+                outcome=outcome,
+                reason=exc.message[:200],
+                reclaimed=run.reclaimed or None,
+            )
             return
         except ApiUnavailable as exc:
             # The task is ours (it is on our stream); run it and spool the result if need be.
@@ -291,8 +326,9 @@ class Runner:
 
         def target():
             try:
-                box["result"] = self.run_check(msg.check_type, msg.target, msg.options or {},
-                                               allow_private=self.config.allow_private_targets)
+                box["result"] = self.run_check(
+                    msg.check_type, msg.target, msg.options or {}, allow_private=self.config.allow_private_targets
+                )
             except BaseException as exc:  # noqa: BLE001 - the interface says never raises; be sure
                 box["exc"] = exc
             finally:
@@ -307,12 +343,16 @@ class Runner:
         if "exc" in box:
             exc = box["exc"]
             log.error("check raised", exc_info=exc, extra={"fields": {"task": msg.task_id}})
-            return result_envelope(False, elapsed_ms, None, {}, error("internal", f"check crashed: {type(exc).__name__}"))
+            return result_envelope(
+                False, elapsed_ms, None, {}, error("internal", f"check crashed: {type(exc).__name__}")
+            )
         if self.abort.is_set():
-            return result_envelope(False, elapsed_ms, None, {}, error(
-                "agent_offline", "the agent shut down before the check finished"))
-        return result_envelope(False, elapsed_ms, None, {}, error(
-            "timeout", f"check did not finish within {hard_limit:.0f} s"))
+            return result_envelope(
+                False, elapsed_ms, None, {}, error("agent_offline", "the agent shut down before the check finished")
+            )
+        return result_envelope(
+            False, elapsed_ms, None, {}, error("timeout", f"check did not finish within {hard_limit:.0f} s")
+        )
 
     @staticmethod
     def _validated(result, elapsed_ms: float) -> dict:
@@ -330,22 +370,39 @@ class Runner:
         duration = result.get("duration_ms")
         address = result.get("address")
         data = result.get("data")
-        return result_envelope(success, duration if isinstance(duration, (int, float)) and duration >= 0 else elapsed_ms,
-                               str(address)[:255] if address else None, data if isinstance(data, dict) else {}, err)
+        return result_envelope(
+            success,
+            duration if isinstance(duration, (int, float)) and duration >= 0 else elapsed_ms,
+            str(address)[:255] if address else None,
+            data if isinstance(data, dict) else {},
+            err,
+        )
 
     # -- results -----------------------------------------------------------------
 
     def _log_task(self, run: TaskRun, result: dict, outcome: str, level: int = logging.INFO, **extra) -> None:
         err = result.get("error") or {}
-        event(log, level, "task done", task=run.msg.task_id, type=run.msg.check_type, outcome=outcome,
-              success=result.get("success"), error=err.get("kind"), duration_ms=result.get("duration_ms"),
-              target=run.msg.target, reclaimed=run.reclaimed or None, **extra)
+        event(
+            log,
+            level,
+            "task done",
+            task=run.msg.task_id,
+            type=run.msg.check_type,
+            outcome=outcome,
+            success=result.get("success"),
+            error=err.get("kind"),
+            duration_ms=result.get("duration_ms"),
+            target=run.msg.target,
+            reclaimed=run.reclaimed or None,
+            **extra,
+        )
 
     def _deliver(self, run: TaskRun, result: dict, how: str) -> None:
         task_id = run.msg.task_id
         try:
-            reply = with_retries(lambda: self.api.post_result(task_id, result), RESULT_ATTEMPTS,
-                                 what=f"result {task_id}")
+            reply = with_retries(
+                lambda: self.api.post_result(task_id, result), RESULT_ATTEMPTS, what=f"result {task_id}"
+            )
         except ApiUnauthorized as exc:
             self._spool(run, result, how, str(exc))
         except ApiRejected as exc:
@@ -362,8 +419,11 @@ class Runner:
             self._log_task(run, result, outcome, late=reply.get("late") or None)
 
     def _spool(self, run: TaskRun, result: dict, how: str, reason: str) -> None:
-        self.spool.put(SpooledResult(task_id=run.msg.task_id, result=result, entry_ids=list(run.entry_ids),
-                                     check_type=run.msg.check_type))
+        self.spool.put(
+            SpooledResult(
+                task_id=run.msg.task_id, result=result, entry_ids=list(run.entry_ids), check_type=run.msg.check_type
+            )
+        )
         self.metrics.retried.inc()
         self._log_task(run, result, f"{how}_spooled", logging.WARNING, reason=reason[:200])
         self._spool_wake.set()
@@ -414,10 +474,18 @@ class Runner:
             self._ack(entry.entry_ids + extra)
             self.spool.remove(task_id)
             err = entry.result.get("error") or {}
-            event(log, level, "task done", task=task_id, type=entry.check_type, outcome=outcome,
-                  success=entry.result.get("success"), error=err.get("kind"),
-                  duration_ms=entry.result.get("duration_ms"),
-                  spooled_s=round((now_ms() - entry.spooled_at_ms) / 1000, 1) if entry.spooled_at_ms else None)
+            event(
+                log,
+                level,
+                "task done",
+                task=task_id,
+                type=entry.check_type,
+                outcome=outcome,
+                success=entry.result.get("success"),
+                error=err.get("kind"),
+                duration_ms=entry.result.get("duration_ms"),
+                spooled_s=round((now_ms() - entry.spooled_at_ms) / 1000, 1) if entry.spooled_at_ms else None,
+            )
         return len(self.spool) == 0
 
     # -- shutdown ----------------------------------------------------------------
@@ -453,8 +521,12 @@ class Runner:
         running = self.current_tasks()
         event(log, logging.INFO, "stopping: no new tasks", running=running, grace_s=self.config.grace_period_s)
         if not self._wait_idle(self.config.grace_period_s):
-            event(log, logging.WARNING, "grace period over; failing the checks still running",
-                  running=self.current_tasks())
+            event(
+                log,
+                logging.WARNING,
+                "grace period over; failing the checks still running",
+                running=self.current_tasks(),
+            )
             self._abort_running()
             self._wait_idle(FINAL_DELIVERY_S + RESULT_ATTEMPTS * 5)
         self._flush_pending_acks()

@@ -15,6 +15,7 @@ result endpoint is idempotent, so it is still stored exactly once.
 One file per result rather than an append-only log: delivery order does not
 matter, removal is a single unlink, and there is nothing to compact.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,4 +116,3 @@ class Spool:
     def task_ids(self) -> list[str]:
         with self._lock:
             return sorted(self._task_ids)
-

@@ -5,6 +5,7 @@ re-registering. The file is written atomically (temporary file in the same
 folder, fsync, rename, fsync of the folder) with mode 0600 from the start, so
 the token is never readable by others, not even for a moment.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ def write_private_file(path: Path, payload: bytes) -> None:
         os.fchmod(fd, 0o600)  # the umask can only remove bits; be explicit anyway
         view = memoryview(payload)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

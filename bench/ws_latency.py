@@ -10,6 +10,7 @@ only, subscribes to each check, and reports every task's result itself, timing:
 - `answered`: the POST's answer -> the message (negative: the push beat the answer, since the
   API pushes before it answers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,9 +85,17 @@ def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tup
     for task in check["tasks"]:
         headers = {"X-Agent-Token": tokens[task["agent_id"]]}
         sent = time.perf_counter()
-        reply = http.post(f"{env['API_URL']}/api/tasks/{task['task_id']}/result", headers=headers, timeout=10,
-                          json={"success": True, "duration_ms": 1.0, "address": "127.0.0.1",
-                                "data": {"address": "127.0.0.1", "port": 80, "connect_ms": 1.0}})
+        reply = http.post(
+            f"{env['API_URL']}/api/tasks/{task['task_id']}/result",
+            headers=headers,
+            timeout=10,
+            json={
+                "success": True,
+                "duration_ms": 1.0,
+                "address": "127.0.0.1",
+                "data": {"address": "127.0.0.1", "port": 80, "connect_ms": 1.0},
+            },
+        )
         reply.raise_for_status()
         timings[task["task_id"]] = (sent, time.perf_counter())
     receiver.join(timeout=10)
@@ -100,9 +109,12 @@ def register(http: requests.Session, env: dict, n: int) -> list[dict]:
     run = uuid.uuid4().hex[:6]
     agents = []
     for i in range(n):
-        r = http.post(f"{env['API_URL']}/api/agents/register", timeout=10,
-                      json={"name": f"bench-ws-{run}-{i}", "location": f"Bench {i}", "capabilities": ["tcp"]},
-                      headers={"X-Registration-Token": env["REGISTRATION_TOKEN"]})
+        r = http.post(
+            f"{env['API_URL']}/api/agents/register",
+            timeout=10,
+            json={"name": f"bench-ws-{run}-{i}", "location": f"Bench {i}", "capabilities": ["tcp"]},
+            headers={"X-Registration-Token": env["REGISTRATION_TOKEN"]},
+        )
         r.raise_for_status()
         agents.append(r.json())
     return agents
@@ -124,12 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         samples = [s for _ in range(args.checks) for s in run_check(http, env, agents)]
     finally:
         for agent in agents:
-            http.delete(f"{env['API_URL']}/api/agents/{agent['agent_id']}", timeout=10,
-                        headers={"X-Admin-Token": env.get("ADMIN_TOKEN", "")})
+            http.delete(
+                f"{env['API_URL']}/api/agents/{agent['agent_id']}",
+                timeout=10,
+                headers={"X-Admin-Token": env.get("ADMIN_TOKEN", "")},
+            )
     for name, index in (("sent", 0), ("answered", 1)):
         values = [s[index] * 1000 for s in samples]
-        print(f"result {name} -> update received: n={len(values)} p50={percentile(values, 50):.1f} ms "
-              f"p95={percentile(values, 95):.1f} ms mean={statistics.mean(values):.1f} ms")
+        print(
+            f"result {name} -> update received: n={len(values)} p50={percentile(values, 50):.1f} ms "
+            f"p95={percentile(values, 95):.1f} ms mean={statistics.mean(values):.1f} ms"
+        )
     return 0
 
 

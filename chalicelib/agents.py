@@ -1,4 +1,5 @@
 """Agents: registration, token authentication, heartbeats, listing and stats."""
+
 from __future__ import annotations
 
 import hashlib
@@ -88,8 +89,9 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     location = inputs.string(body, "location", required=True, max_len=MAX_LOCATION)
     region = inputs.string(body, "region", max_len=MAX_REGION)
     version = inputs.string(body, "version", max_len=MAX_VERSION)
-    capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES),
-                                      choices=CHECK_TYPES) or list(CHECK_TYPES)
+    capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES), choices=CHECK_TYPES) or list(
+        CHECK_TYPES
+    )
     replace = inputs.boolean(body, "replace", default=False)
 
     token = secrets.token_urlsafe(32)  # 256 random bits; only the hash is stored
@@ -107,9 +109,12 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
                 ).fetchone()
         except psycopg.errors.UniqueViolation:
             if not replace:
-                raise Conflict(f"an agent named {name!r} is already registered; "
-                               "send \"replace\": true to take it over with a new token",
-                               field="name", code="agent_exists")
+                raise Conflict(
+                    f"an agent named {name!r} is already registered; "
+                    'send "replace": true to take it over with a new token',
+                    field="name",
+                    code="agent_exists",
+                )
             row = conn.execute(
                 """UPDATE agents SET api_token_hash = %s, location = %s, region = %s, version = %s,
                                      capabilities = %s, status = 'online', last_heartbeat = now()
@@ -128,8 +133,12 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         log.warning("agent %s registered, but Redis is unavailable: %s", agent_id, exc)
     log.info("agent registered", extra={"agent_id": agent_id, "agent_name": name, "replaced": status == 200})
     return status, {
-        "agent_id": agent_id, "api_token": token, "name": name, "location": location,
-        "stream": task_stream_key(agent_id), "group": STREAM_GROUP,
+        "agent_id": agent_id,
+        "api_token": token,
+        "name": name,
+        "location": location,
+        "stream": task_stream_key(agent_id),
+        "group": STREAM_GROUP,
     }
 
 
@@ -138,8 +147,9 @@ def authenticate(token: str | None) -> dict[str, Any]:
     if not token:
         raise Unauthorized("X-Agent-Token header is required")
     with transaction() as conn:
-        row = conn.execute("SELECT id, name, location FROM agents WHERE api_token_hash = %s",
-                           (hash_token(token),)).fetchone()
+        row = conn.execute(
+            "SELECT id, name, location FROM agents WHERE api_token_hash = %s", (hash_token(token),)
+        ).fetchone()
     if row is None:
         raise Unauthorized("agent token is not valid")
     return row
@@ -166,8 +176,12 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
         raise Unauthorized("agent token is not valid")
     agent_id = str(row["id"])
     try:
-        queue.set_heartbeat(agent_id, {"current_tasks": current, "version": version}, heartbeat_ttl_s(),
-                            metrics=metrics.heartbeat(row["name"]))
+        queue.set_heartbeat(
+            agent_id,
+            {"current_tasks": current, "version": version},
+            heartbeat_ttl_s(),
+            metrics=metrics.heartbeat(row["name"]),
+        )
         fanout.dispatch_for_agent(agent_id)  # Redis answers: deliver what it missed while down
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
@@ -176,18 +190,20 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
 
 def list_agents() -> dict[str, Any]:
     with transaction() as conn:
-        rows = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.retired_at IS NULL "
-                            "ORDER BY a.location, a.name",
-                            {"ttl": heartbeat_ttl_s()}).fetchall()
+        rows = conn.execute(
+            f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.retired_at IS NULL ORDER BY a.location, a.name",
+            {"ttl": heartbeat_ttl_s()},
+        ).fetchall()
     return {"items": [view(r) for r in rows], "next_cursor": None}
 
 
 def get_agent(agent_id: str) -> dict[str, Any]:
     agent_id = inputs.uuid_or_404(agent_id, "agent")
     with transaction() as conn:
-        row = conn.execute(f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s "
-                           "AND a.retired_at IS NULL",
-                           {"ttl": heartbeat_ttl_s(), "id": agent_id}).fetchone()
+        row = conn.execute(
+            f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.id = %(id)s AND a.retired_at IS NULL",
+            {"ttl": heartbeat_ttl_s(), "id": agent_id},
+        ).fetchone()
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     return view(row)
@@ -214,6 +230,6 @@ _FAN_OUT_CANDIDATES = f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.status = '
 
 
 def count_online(conn) -> int:
-    return conn.execute(f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}",
-                        {"ttl": heartbeat_ttl_s()}).fetchone()["n"]
-
+    return conn.execute(
+        f"SELECT count(*) AS n FROM agents a WHERE {ONLINE_SQL}", {"ttl": heartbeat_ttl_s()}
+    ).fetchone()["n"]

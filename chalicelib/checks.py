@@ -1,4 +1,5 @@
 """Checks: create (validate, choose agents, store, fan out), read, list, delete."""
+
 from __future__ import annotations
 
 import base64
@@ -68,8 +69,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     except TargetError as exc:
         raise ValidationFailed(exc.message, field=exc.field)
 
-    check_types = inputs.string_list(body, "checks", max_items=len(CHECK_TYPES), max_len=32,
-                                     choices=CHECK_TYPES, required=True)
+    check_types = inputs.string_list(
+        body, "checks", max_items=len(CHECK_TYPES), max_len=32, choices=CHECK_TYPES, required=True
+    )
     if not check_types:
         raise ValidationFailed("checks must name at least one check type", field="checks")
 
@@ -80,14 +82,19 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
         raise ValidationFailed("options must be an object keyed by check type", field="options")
     for key in given:
         if key not in check_types:
-            raise ValidationFailed(f"options for {key!r}, which is not one of the requested checks",
-                                   field=f"options.{key}")
+            raise ValidationFailed(
+                f"options for {key!r}, which is not one of the requested checks", field=f"options.{key}"
+            )
     options = {}
     for check_type in check_types:
         try:
-            options[check_type] = targets.apply_assumptions(check_type, target, given.get(check_type),
-                                                    normalize_options(check_type, given.get(check_type)),
-                                                    get_settings().allow_private_targets)
+            options[check_type] = targets.apply_assumptions(
+                check_type,
+                target,
+                given.get(check_type),
+                normalize_options(check_type, given.get(check_type)),
+                get_settings().allow_private_targets,
+            )
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field)
         except BlockedTarget as exc:
@@ -99,8 +106,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
         agent_ids = [inputs.uuid_field(a, f"agents[{i}]") for i, a in enumerate(raw)]
     locations = inputs.string_list(body, "locations", max_items=MAX_LOCATIONS, max_len=MAX_LOCATION)
     limit = inputs.integer(body, "limit", low=1, high=MAX_AGENTS_PER_CHECK)
-    return CheckRequest(target=target.raw, check_types=check_types, options=options,
-                        agents=agent_ids, locations=locations, limit=limit)
+    return CheckRequest(
+        target=target.raw, check_types=check_types, options=options, agents=agent_ids, locations=locations, limit=limit
+    )
 
 
 def check_selection(req: CheckRequest) -> None:
@@ -110,21 +118,28 @@ def check_selection(req: CheckRequest) -> None:
         return
     with transaction() as conn:
         if req.agents:
-            known = {str(r["id"]) for r in conn.execute(
-                "SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()}
+            known = {
+                str(r["id"])
+                for r in conn.execute("SELECT id FROM agents WHERE id = ANY(%s::uuid[])", (req.agents,)).fetchall()
+            }
             for i, agent_id in enumerate(req.agents):
                 if agent_id not in known:
                     raise ValidationFailed(f"agents[{i}]: no agent with id {agent_id}", field=f"agents[{i}]")
         if req.locations:
             wanted = [loc.lower() for loc in req.locations]
-            known = {r["name"] for r in conn.execute(
-                """SELECT lower(location) AS name FROM agents WHERE lower(location) = ANY(%s)
+            known = {
+                r["name"]
+                for r in conn.execute(
+                    """SELECT lower(location) AS name FROM agents WHERE lower(location) = ANY(%s)
                    UNION SELECT lower(region) FROM agents WHERE lower(region) = ANY(%s)""",
-                (wanted, wanted)).fetchall()}
+                    (wanted, wanted),
+                ).fetchall()
+            }
             for i, location in enumerate(req.locations):
                 if location.lower() not in known:
-                    raise ValidationFailed(f"locations[{i}]: no agent has the location or region {location!r}",
-                                           field=f"locations[{i}]")
+                    raise ValidationFailed(
+                        f"locations[{i}]: no agent has the location or region {location!r}", field=f"locations[{i}]"
+                    )
 
 
 def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
@@ -143,9 +158,11 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
             return [], "none of the selected agents is online"
     if req.locations:
         wanted_locations = {loc.lower() for loc in req.locations}
-        candidates = [a for a in candidates
-                      if a["location"].lower() in wanted_locations
-                      or (a["region"] or "").lower() in wanted_locations]
+        candidates = [
+            a
+            for a in candidates
+            if a["location"].lower() in wanted_locations or (a["region"] or "").lower() in wanted_locations
+        ]
         if not candidates:
             return [], f"no online agent in {', '.join(req.locations)}"
     candidates = [a for a in candidates if set(a["capabilities"] or ()) & set(req.check_types)]
@@ -179,7 +196,8 @@ def _requested_count(conn, req: CheckRequest) -> int:
         """SELECT count(*) AS n FROM agents
            WHERE capabilities && %s::text[]
              AND (%s::text[] IS NULL OR lower(location) = ANY(%s::text[]) OR lower(region) = ANY(%s::text[]))""",
-        (req.check_types, wanted, wanted, wanted)).fetchone()["n"]
+        (req.check_types, wanted, wanted, wanted),
+    ).fetchone()["n"]
     return min(n, req.limit or MAX_AGENTS_PER_CHECK)
 
 
@@ -188,10 +206,12 @@ def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
     e.g. in the seconds after an outage, before their next heartbeat) says how many fewer."""
     if chosen >= requested:
         return None
-    return {"missing": requested - chosen,
-            "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
-                       f"{requested - chosen} are left out: offline, not heart-beating yet after an outage, "
-                       f"or refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off"}
+    return {
+        "missing": requested - chosen,
+        "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
+        f"{requested - chosen} are left out: offline, not heart-beating yet after an outage, "
+        f"or refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off",
+    }
 
 
 @observability.tracer.capture_method(capture_response=False)
@@ -213,8 +233,18 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                                    client_ip, completed_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
                RETURNING created_at""",
-            (check_id, req.target, req.check_types, Jsonb(req.options), Jsonb(selection), status,
-             error, client_ip, status == "failed")).fetchone()
+            (
+                check_id,
+                req.target,
+                req.check_types,
+                Jsonb(req.options),
+                Jsonb(selection),
+                status,
+                error,
+                client_ip,
+                status == "failed",
+            ),
+        ).fetchone()
         tasks = []
         if pairs:
             task_ids = [str(uuid.uuid4()) for _ in pairs]
@@ -226,8 +256,8 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
                         WITH ORDINALITY AS v(id, agent_id, check_type, timeout, n)
                    ORDER BY v.n
                    RETURNING id, check_id, agent_id, check_type, deadline_at, created_at""",
-                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs],
-                 timeouts)).fetchall()
+                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs], timeouts),
+            ).fetchall()
     counted = metrics.checks_created(req.check_types)
     push_tasks(({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks), counted)
     metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
@@ -241,8 +271,9 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
         "target": req.target,
         "check_types": req.check_types,
         "created_at": iso(check["created_at"]),
-        "tasks": [{"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]}
-                  for t in tasks],
+        "tasks": [
+            {"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]} for t in tasks
+        ],
         "agents": [{"id": str(a["id"]), "name": a["name"], "location": a["location"]} for a in agents],
         "selection": _selection_view(selection),
     }
@@ -266,16 +297,22 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-_CHECK_COLUMNS = ("id, target, check_types, options, agent_selection, status, error, created_at, "
-                  "started_at, completed_at")
+_CHECK_COLUMNS = (
+    "id, target, check_types, options, agent_selection, status, error, created_at, started_at, completed_at"
+)
 
 
 def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
     """How the agents were asked for (so "run again" can ask the same way) and which were chosen."""
     stored = stored or {}
-    return {"agents": stored.get("agents"), "locations": stored.get("locations"),
-            "limit": stored.get("limit"), "chosen": stored.get("chosen") or [],
-            "requested": stored.get("requested"), "shortfall": stored.get("shortfall")}
+    return {
+        "agents": stored.get("agents"),
+        "locations": stored.get("locations"),
+        "limit": stored.get("limit"),
+        "chosen": stored.get("chosen") or [],
+        "requested": stored.get("requested"),
+        "shortfall": stored.get("shortfall"),
+    }
 
 
 def get(check_id: str, settle: bool = True) -> dict[str, Any]:
@@ -284,10 +321,13 @@ def get(check_id: str, settle: bool = True) -> dict[str, Any]:
     check_id = inputs.uuid_or_404(check_id, "check")
     for attempt in (1, 2):
         with transaction() as conn:
-            check = conn.execute(f"SELECT {_CHECK_COLUMNS}, "
-                                 "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
-                                 f"  AND t.status IN ('pending','in_progress') AND {EFFECTIVE_DEADLINE_SQL} <= now())"
-                                 " AS overdue FROM checks WHERE id = %s", (check_id,)).fetchone()
+            check = conn.execute(
+                f"SELECT {_CHECK_COLUMNS}, "
+                "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
+                f"  AND t.status IN ('pending','in_progress') AND {EFFECTIVE_DEADLINE_SQL} <= now())"
+                " AS overdue FROM checks WHERE id = %s",
+                (check_id,),
+            ).fetchone()
             if check is None:
                 raise NotFound(f"check {check_id} not found")
             rows = views.task_rows(conn, check_id=check_id)
@@ -330,21 +370,32 @@ def list_checks(params: dict | None) -> dict[str, Any]:
         created_at, cid = _decode_cursor(params["cursor"])
         where.append("(c.created_at, c.id) < (%s::timestamptz, %s::uuid)")
         args += [created_at, cid]
-    sql = ("SELECT c.id, c.target, c.check_types, c.status, c.error, c.created_at, c.completed_at, "
-           "(SELECT count(*) FROM check_tasks t WHERE t.check_id = c.id) AS task_count FROM checks c"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s")
+    sql = (
+        "SELECT c.id, c.target, c.check_types, c.status, c.error, c.created_at, c.completed_at, "
+        "(SELECT count(*) FROM check_tasks t WHERE t.check_id = c.id) AS task_count FROM checks c"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY c.created_at DESC, c.id DESC LIMIT %s"
+    )
     with transaction() as conn:
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         summaries = views.summaries(conn, [(str(r["id"]), list(r["check_types"])) for r in rows])
     return {
-        "items": [{"check_id": str(r["id"]), "target": r["target"], "check_types": list(r["check_types"]),
-                   "status": r["status"], "error": r["error"], "task_count": r["task_count"],
-                   "summary": summaries[str(r["id"])],
-                   "created_at": iso(r["created_at"]), "completed_at": iso(r["completed_at"])}
-                  for r in rows],
+        "items": [
+            {
+                "check_id": str(r["id"]),
+                "target": r["target"],
+                "check_types": list(r["check_types"]),
+                "status": r["status"],
+                "error": r["error"],
+                "task_count": r["task_count"],
+                "summary": summaries[str(r["id"])],
+                "created_at": iso(r["created_at"]),
+                "completed_at": iso(r["completed_at"]),
+            }
+            for r in rows
+        ],
         "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
     }
 
@@ -360,8 +411,11 @@ def check_admin_token(given: str | None) -> None:
 def delete(check_id: str) -> None:
     check_id = inputs.uuid_or_404(check_id, "check")
     with transaction() as conn:
-        entries = conn.execute("SELECT agent_id, stream_id FROM check_tasks WHERE check_id = %s "
-                               "AND status = 'pending' AND stream_id IS NOT NULL", (check_id,)).fetchall()
+        entries = conn.execute(
+            "SELECT agent_id, stream_id FROM check_tasks WHERE check_id = %s "
+            "AND status = 'pending' AND stream_id IS NOT NULL",
+            (check_id,),
+        ).fetchall()
         row = conn.execute("DELETE FROM checks WHERE id = %s RETURNING id", (check_id,)).fetchone()
     if row is None:
         raise NotFound(f"check {check_id} not found")

@@ -9,6 +9,7 @@ Sources, in order of precedence:
 On the `local` stage an unreachable LocalStack is not fatal: the environment
 is used, and that is logged once. On `dev`/`prod` a missing secret is fatal.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,17 +38,17 @@ class Settings:
     registration_token: str = ""
     admin_token: str = ""
     allow_private_targets: bool = False
-    checks_per_hour: int = 100          # POST /api/checks per client IP
-    requests_per_minute: int = 600      # every other route, per client IP
+    checks_per_hour: int = 100  # POST /api/checks per client IP
+    requests_per_minute: int = 600  # every other route, per client IP
     retention_days: int = 30
-    public_list: bool = True            # GET /api/checks for anyone; off (admin token only) on prod
+    public_list: bool = True  # GET /api/checks for anyone; off (admin token only) on prod
     heartbeat_ttl_s: int = HEARTBEAT_TTL_S
     max_body_bytes: int = 64 * 1024
     cors_origin: str = "*"
     secret_name: str = ""
-    aws_endpoint_url: str = ""          # LocalStack on the local stage; one place only
-    ws_management_url: str = ""         # the WebSocket API's @connections endpoint (https://.../stage)
-    metrics_cidrs: str = ""             # comma-separated CIDRs that may scrape GET /metrics without a token
+    aws_endpoint_url: str = ""  # LocalStack on the local stage; one place only
+    ws_management_url: str = ""  # the WebSocket API's @connections endpoint (https://.../stage)
+    metrics_cidrs: str = ""  # comma-separated CIDRs that may scrape GET /metrics without a token
     config_source: str = "environment"
     version: str = VERSION
     extra: dict = field(default_factory=dict, compare=False)
@@ -124,8 +125,9 @@ def _apply_secret(settings: Settings) -> Settings:
         secret = provider.get(settings.secret_name, transform="json", max_age=300)
     except Exception as exc:  # LocalStack down, secret missing, no credentials
         if settings.stage in ("local", "test"):
-            log.warning("config: secret %s unavailable (%s); using the environment",
-                        settings.secret_name, type(exc).__name__)
+            log.warning(
+                "config: secret %s unavailable (%s); using the environment", settings.secret_name, type(exc).__name__
+            )
             return settings
         raise RuntimeError(f"configuration error: cannot read secret {settings.secret_name}: {exc}")
     updates = {k: secret[k] for k in _SECRET_KEYS if isinstance(secret, dict) and secret.get(k)}
@@ -165,8 +167,10 @@ def _refuse_unsafe(settings: Settings) -> Settings:
     """Settings that must never run: refused when they are first read, logged as critical,
     so every request fails (a 500, no traceback) rather than serve with the guard off."""
     if settings.stage in STRICT_STAGES and settings.allow_private_targets:
-        message = (f"configuration error: ALLOW_PRIVATE_TARGETS is true on the {settings.stage!r} stage, "
-                   "where private targets are never allowed; unset it")
+        message = (
+            f"configuration error: ALLOW_PRIVATE_TARGETS is true on the {settings.stage!r} stage, "
+            "where private targets are never allowed; unset it"
+        )
         log.critical(message)
         raise RuntimeError(message)
     return settings

@@ -1,6 +1,7 @@
 """PostgreSQL access: one lazily created pool, reused across warm invocations,
 and the numbered migrations.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,11 @@ def get_pool() -> ConnectionPool:
                     _pool.close()
                 _pool_url = url
                 _pool = ConnectionPool(
-                    url, min_size=0, max_size=8, open=True, timeout=5,
+                    url,
+                    min_size=0,
+                    max_size=8,
+                    open=True,
+                    timeout=5,
                     kwargs={"row_factory": dict_row, "connect_timeout": 3},
                     check=ConnectionPool.check_connection,
                 )
@@ -103,8 +108,7 @@ def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | No
             # TransactionRollback (40000).
             if not (exc.sqlstate or "").startswith("40") or attempt > ROLLBACK_RETRIES:
                 raise
-            log.warning("transaction rolled back (%s, SQLSTATE %s); running it again",
-                        type(exc).__name__, exc.sqlstate)
+            log.warning("transaction rolled back (%s, SQLSTATE %s); running it again", type(exc).__name__, exc.sqlstate)
     raise AssertionError("unreachable")
 
 

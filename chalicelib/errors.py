@@ -4,6 +4,7 @@ Every error the API returns is `{"error": {"code", "message", "details": [{"fiel
 Services raise these; app.py turns them into responses. Anything else is our
 fault: it is logged with the correlation id and becomes a bare 500.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,10 +14,16 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, field: str | None = None,
-                 details: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.details = list(details or [])

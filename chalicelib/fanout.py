@@ -6,6 +6,7 @@ heartbeat (every few seconds, and at once after an outage) and from the sweeper.
 task's deadline counts from the push that delivers it; one never pushed within
 `DISPATCH_WINDOW_S` of its creation fails `not_dispatched` (transitions).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,16 +32,25 @@ REDISPATCH_BATCH = 1000
 
 # The SQL for the moment a task `t` is overdue: its deadline, or for one still waiting
 # for its first push (pending, no stream entry), the end of the dispatch window.
-EFFECTIVE_DEADLINE_SQL = (f"GREATEST(t.deadline_at, CASE WHEN t.status = 'pending' AND t.stream_id IS NULL "
-                          f"THEN t.created_at + make_interval(secs => {DISPATCH_WINDOW_S}) END)")
+EFFECTIVE_DEADLINE_SQL = (
+    f"GREATEST(t.deadline_at, CASE WHEN t.status = 'pending' AND t.stream_id IS NULL "
+    f"THEN t.created_at + make_interval(secs => {DISPATCH_WINDOW_S}) END)"
+)
 
 
 def task_message(row: dict[str, Any]) -> TaskMessage:
     """The stream message (DESIGN §4) of a task row carrying its check's target and the options
     of its type."""
-    return TaskMessage(task_id=str(row["id"]), check_id=str(row["check_id"]), agent_id=str(row["agent_id"]),
-                       check_type=row["check_type"], target=row["target"], options=row["options"] or {},
-                       deadline_ms=epoch_ms(row["deadline_at"]), created_at=iso(row["created_at"]))
+    return TaskMessage(
+        task_id=str(row["id"]),
+        check_id=str(row["check_id"]),
+        agent_id=str(row["agent_id"]),
+        check_type=row["check_type"],
+        target=row["target"],
+        options=row["options"] or {},
+        deadline_ms=epoch_ms(row["deadline_at"]),
+        created_at=iso(row["created_at"]),
+    )
 
 
 def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> int:
@@ -64,7 +74,8 @@ def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> 
             conn.execute(
                 """UPDATE check_tasks t SET stream_id = v.sid, enqueued_at = now()
                    FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",
-                (list(ids), list(ids.values())))
+                (list(ids), list(ids.values())),
+            )
     return len(ids)
 
 
@@ -83,7 +94,8 @@ def undispatched_tasks(conn, agent_id: str) -> list[dict[str, Any]]:
               AND {EFFECTIVE_DEADLINE_SQL} > now()
               AND COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s)
             ORDER BY t.created_at LIMIT %s""",
-        (agent_id, PUSH_GRACE_S, REDISPATCH_BATCH)).fetchall()
+        (agent_id, PUSH_GRACE_S, REDISPATCH_BATCH),
+    ).fetchall()
 
 
 def redispatch(rows: list[dict[str, Any]]) -> int:
@@ -102,16 +114,19 @@ def redispatch(rows: list[dict[str, Any]]) -> int:
 
 def _claim(conn, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """{task id: its new deadline} for the rows this caller claimed."""
-    return {str(r["id"]): r["deadline_at"] for r in conn.execute(
-        f"""UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL,
+    return {
+        str(r["id"]): r["deadline_at"]
+        for r in conn.execute(
+            f"""UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL,
                    deadline_at = GREATEST(t.deadline_at, LEAST(
                        clock_timestamp() + make_interval(secs => v.span),
                        t.created_at + make_interval(secs => v.span + {DISPATCH_WINDOW_S})))
             FROM unnest(%s::uuid[], %s::timestamptz[], %s::float8[]) AS v(id, seen, span)
             WHERE t.id = v.id AND t.status = 'pending' AND t.enqueued_at IS NOT DISTINCT FROM v.seen
             RETURNING t.id, t.deadline_at""",
-        ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows],
-         [task_span_s(r) for r in rows])).fetchall()}
+            ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows], [task_span_s(r) for r in rows]),
+        ).fetchall()
+    }
 
 
 def dispatch_for_agent(agent_id: str) -> int:

@@ -1,4 +1,5 @@
 """GET /health: what the dependencies really say."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -2,6 +2,7 @@
 
 Every problem becomes a 400 that names the field, never a 500.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ def parse_json_body(raw: bytes | str | None, max_bytes: int, required: bool = Tr
         return {}
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > max_bytes:
-        raise BadRequest(f"body is {size} bytes; the limit is {max_bytes}", field="body",
-                         code="body_too_large")
+        raise BadRequest(f"body is {size} bytes; the limit is {max_bytes}", field="body", code="body_too_large")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -70,8 +70,10 @@ def _reject_unstorable_strings(doc: dict) -> None:
             for key, item in value.items():
                 field = f"{path}.{key}" if path else key
                 if _UNSTORABLE.search(key):
-                    raise ValidationFailed(f"a key in {path or 'body'} contains a NUL or unpaired "
-                                           "surrogate character", field=path or "body")
+                    raise ValidationFailed(
+                        f"a key in {path or 'body'} contains a NUL or unpaired surrogate character",
+                        field=path or "body",
+                    )
                 stack.append((field, item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
@@ -102,8 +104,16 @@ def reject_unknown(body: dict, allowed: tuple[str, ...], prefix: str = "") -> No
         raise ValidationFailed(f"unknown field (known: {', '.join(allowed)})", field=prefix + unknown[0])
 
 
-def string(body: dict, name: str, *, required: bool = False, max_len: int = 255,
-           min_len: int = 0, default: Any = None, field: str | None = None) -> str | None:
+def string(
+    body: dict,
+    name: str,
+    *,
+    required: bool = False,
+    max_len: int = 255,
+    min_len: int = 0,
+    default: Any = None,
+    field: str | None = None,
+) -> str | None:
     field = field or name
     value = _given(body, name, field, required)
     if value is _MISSING:
@@ -120,8 +130,16 @@ def string(body: dict, name: str, *, required: bool = False, max_len: int = 255,
     return value
 
 
-def integer(body: dict, name: str, *, required: bool = False, low: int | None = None,
-            high: int | None = None, default: Any = None, field: str | None = None) -> int | None:
+def integer(
+    body: dict,
+    name: str,
+    *,
+    required: bool = False,
+    low: int | None = None,
+    high: int | None = None,
+    default: Any = None,
+    field: str | None = None,
+) -> int | None:
     field = field or name
     value = _given(body, name, field, required)
     if value is _MISSING:
@@ -132,8 +150,16 @@ def integer(body: dict, name: str, *, required: bool = False, low: int | None = 
     return value
 
 
-def number(body: dict, name: str, *, required: bool = False, low: float | None = None,
-           high: float | None = None, default: Any = None, field: str | None = None) -> float | None:
+def number(
+    body: dict,
+    name: str,
+    *,
+    required: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    default: Any = None,
+    field: str | None = None,
+) -> float | None:
     field = field or name
     value = _given(body, name, field, required)
     if value is _MISSING:
@@ -152,8 +178,9 @@ def number(body: dict, name: str, *, required: bool = False, low: float | None =
     return value
 
 
-def boolean(body: dict, name: str, *, required: bool = False, default: Any = None,
-            field: str | None = None) -> bool | None:
+def boolean(
+    body: dict, name: str, *, required: bool = False, default: Any = None, field: str | None = None
+) -> bool | None:
     field = field or name
     value = _given(body, name, field, required)
     if value is _MISSING:
@@ -163,9 +190,16 @@ def boolean(body: dict, name: str, *, required: bool = False, default: Any = Non
     return value
 
 
-def string_list(body: dict, name: str, *, max_items: int, max_len: int = 255,
-                choices: tuple[str, ...] | None = None, required: bool = False,
-                field: str | None = None) -> list[str] | None:
+def string_list(
+    body: dict,
+    name: str,
+    *,
+    max_items: int,
+    max_len: int = 255,
+    choices: tuple[str, ...] | None = None,
+    required: bool = False,
+    field: str | None = None,
+) -> list[str] | None:
     field = field or name
     value = _given(body, name, field, required)
     if value is _MISSING:

@@ -22,6 +22,7 @@ endpoint that timed out is left alone for PAUSE_S by this process, so an outage 
 management API costs one timeout per warm Lambda instance, not one per result (clients
 reconnect or poll, and the next snapshot has everything).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,19 +43,19 @@ from .errors import NotFound
 
 log = logging.getLogger(__name__)
 
-TTL_S = 2 * 3600 + 300          # API Gateway's connection limit is 2 h
-LOCK_TIMEOUT_S = 10             # a crashed holder frees the lock after this
-LOCK_WAIT_S = 2.0               # a push waits at most this long for a connection's lock
-PUSH_BUDGET_S = 2.0             # all pushes of one event together
+TTL_S = 2 * 3600 + 300  # API Gateway's connection limit is 2 h
+LOCK_TIMEOUT_S = 10  # a crashed holder frees the lock after this
+LOCK_WAIT_S = 2.0  # a push waits at most this long for a connection's lock
+PUSH_BUDGET_S = 2.0  # all pushes of one event together
 CONNECT_TIMEOUT_S = 0.5
 READ_TIMEOUT_S = 1.0
-PAUSE_S = 30                    # after a timeout, this process stops pushing to that endpoint
+PAUSE_S = 30  # after a timeout, this process stops pushing to that endpoint
 TERMINAL_TASK = ("completed", "failed")
 TERMINAL_CHECK = ("completed", "failed")
-STATUS_MARK = "status"          # in the sent set: the final status went out
+STATUS_MARK = "status"  # in the sent set: the final status went out
 
 CLOSE_NORMAL = 1000
-CLOSE_UNAVAILABLE = 1011        # the snapshot could not be read: the client polls and reconnects
+CLOSE_UNAVAILABLE = 1011  # the snapshot could not be read: the client polls and reconnects
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 # The emulator closes with this code when a DeleteConnection carries it; API Gateway closes
@@ -89,7 +90,7 @@ _client = None
 _client_url: str | None = None
 _client_lock = threading.Lock()
 _close_code = threading.local()
-_paused_until: dict[str, float] = {}   # management URL -> monotonic time pushes resume
+_paused_until: dict[str, float] = {}  # management URL -> monotonic time pushes resume
 
 
 def management_url(event_context: dict | None = None) -> str:
@@ -115,21 +116,25 @@ def _management_client(url: str):
                 from botocore import UNSIGNED
                 from botocore.config import Config
 
-                config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
-                                retries={"total_max_attempts": 1},
-                                # the local emulator is plain http and checks no signature
-                                **({"signature_version": UNSIGNED} if url.startswith("http://") else {}))
+                config = Config(
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    read_timeout=READ_TIMEOUT_S,
+                    retries={"total_max_attempts": 1},
+                    # the local emulator is plain http and checks no signature
+                    **({"signature_version": UNSIGNED} if url.startswith("http://") else {}),
+                )
                 client = boto3_client("apigatewaymanagementapi", endpoint_url=url, config=config)
-                client.meta.events.register("before-send.apigatewaymanagementapi.DeleteConnection",
-                                            _add_close_code)
+                client.meta.events.register("before-send.apigatewaymanagementapi.DeleteConnection", _add_close_code)
                 _client, _client_url = client, url
     return _client
 
 
 def _is_gone(exc: Exception) -> bool:
     response = getattr(exc, "response", None) or {}
-    return (response.get("Error", {}).get("Code") == "GoneException"
-            or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 410)
+    return (
+        response.get("Error", {}).get("Code") == "GoneException"
+        or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 410
+    )
 
 
 def post(url: str, connection_id: str, message: dict[str, Any]) -> None:
@@ -155,6 +160,7 @@ def close(url: str, connection_id: str, code: int = CLOSE_NORMAL) -> None:
 
 
 # ---- subscriptions
+
 
 def parse_check_id(query: dict[str, str] | None) -> tuple[str | None, str | None]:
     """(check id, None) or (None, why it is refused)."""
@@ -201,8 +207,9 @@ def _forget(check_id: str | None, connection_id: str) -> None:
 
 @contextmanager
 def _connection_lock(connection_id: str, wait_s: float) -> Iterator[bool]:
-    lock = queue.get_redis().lock(lock_key(connection_id), timeout=LOCK_TIMEOUT_S, sleep=0.005,
-                                  blocking_timeout=max(wait_s, 0.0))
+    lock = queue.get_redis().lock(
+        lock_key(connection_id), timeout=LOCK_TIMEOUT_S, sleep=0.005, blocking_timeout=max(wait_s, 0.0)
+    )
     held = lock.acquire()
     try:
         yield held
@@ -228,6 +235,7 @@ def _mark_sent(connection_id: str, *keys: str) -> list[str]:
 
 # ---- messages (the protocol; docs/api.md)
 
+
 def result_message(row: dict[str, Any]) -> dict[str, Any]:
     return {"type": "result", "result": row}
 
@@ -237,8 +245,12 @@ def task_message(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def status_message(view: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "status", "status": view["status"], "summary": view["summary"],
-            "completed_at": view["completed_at"]}
+    return {
+        "type": "status",
+        "status": view["status"],
+        "summary": view["summary"],
+        "completed_at": view["completed_at"],
+    }
 
 
 def error_message(code: int, message: str) -> dict[str, Any]:
@@ -247,13 +259,19 @@ def error_message(code: int, message: str) -> dict[str, Any]:
 
 # ---- the first message: snapshot (and, for a finished check, the status at once)
 
+
 def message(connection_id: str, body: str | None, event_context: dict | None = None) -> None:
     """A client message. The first one asks for the snapshot; later ones are ignored."""
     url = management_url(event_context)
     state = queue.get_redis().hgetall(conn_key(connection_id))
     if not state:
-        _refuse(url, connection_id, None, CLOSE_BAD_REQUEST,
-                "this connection has no subscription; connect to WS_URL?check_id=<check id>")
+        _refuse(
+            url,
+            connection_id,
+            None,
+            CLOSE_BAD_REQUEST,
+            "this connection has no subscription; connect to WS_URL?check_id=<check id>",
+        )
     elif state.get("problem"):
         _refuse(url, connection_id, None, CLOSE_BAD_REQUEST, state["problem"])
     elif state.get("ready") != "1":
@@ -261,8 +279,13 @@ def message(connection_id: str, body: str | None, event_context: dict | None = N
             _send_snapshot(url, connection_id, state["check_id"])
         except Exception as exc:  # noqa: BLE001 - database down: say so rather than leave it silent
             log.warning("live: snapshot for %s failed: %s", connection_id, exc)
-            _refuse(url, connection_id, state["check_id"], CLOSE_UNAVAILABLE,
-                    "live updates are unavailable right now; poll GET /api/checks/{id}")
+            _refuse(
+                url,
+                connection_id,
+                state["check_id"],
+                CLOSE_UNAVAILABLE,
+                "live updates are unavailable right now; poll GET /api/checks/{id}",
+            )
 
 
 def _refuse(url: str, connection_id: str, check_id: str | None, code: int, reason: str) -> None:
@@ -311,6 +334,7 @@ def _catch_up(url: str, connection_id: str, check_id: str) -> None:
 
 # ---- fan-out of published events (called from queue.publish)
 
+
 def on_event(check_id: str, event: dict[str, Any]) -> None:
     """Push one published event to the check's subscribers. Never raises; bounded in time."""
     url = get_settings().ws_management_url
@@ -348,8 +372,7 @@ def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[s
     for connection_id in connections:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            log.warning("live: push budget spent; %d connection(s) of check %s skipped",
-                        len(connections), check_id)
+            log.warning("live: push budget spent; %d connection(s) of check %s skipped", len(connections), check_id)
             observability.count("LivePushSkipped")
             return
         try:

@@ -10,6 +10,7 @@
 
 Nothing here connects anywhere; EMF is just structured stdout.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,14 +4,25 @@ Written by hand next to the code it describes; tests/unit/test_openapi.py
 checks that every route of app.py is here (and nothing else), and
 tests/integration/test_api_contract.py validates real responses against it.
 """
+
 from __future__ import annotations
 
 import copy
 from typing import Any
 
 from .config import get_settings
-from .protocol import (CHECK_STATUSES, CHECK_TYPES, ERROR_KINDS, MAX_CLOCK_OFFSET_S, MAX_LOCATION, MAX_NAME,
-                       MAX_REGION, MAX_VERSION, OPTION_SPECS, TASK_STATUSES)
+from .protocol import (
+    CHECK_STATUSES,
+    CHECK_TYPES,
+    ERROR_KINDS,
+    MAX_CLOCK_OFFSET_S,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_REGION,
+    MAX_VERSION,
+    OPTION_SPECS,
+    TASK_STATUSES,
+)
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -31,8 +42,10 @@ def _obj(props: dict, required: list[str] | None = None, extra: bool = True) -> 
     return schema
 
 
-_IP_VERSION_NOTE = ("4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first "
-                    "address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)")
+_IP_VERSION_NOTE = (
+    "4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first "
+    "address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)"
+)
 OPTION_NOTES = {
     **{(t, "ip_version"): _IP_VERSION_NOTE for t in CHECK_TYPES},
     ("dns", "record_type"): "an IP target is always a PTR lookup (stored as PTR); another type for it is a 400",
@@ -46,7 +59,9 @@ def _option_schema(check_type: str) -> dict:
     props = {}
     for name, spec in OPTION_SPECS[check_type].items():
         kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
-        types = sorted({{int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}[k] for k in kinds})
+        types = sorted(
+            {{int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}[k] for k in kinds}
+        )
         if spec.nullable:
             types.append("null")
         prop: dict[str, Any] = {"type": types if len(types) > 1 else types[0]}
@@ -63,63 +78,126 @@ def _option_schema(check_type: str) -> dict:
 
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "details": {"type": "array", "items": _obj({"field": {"type": "string"}, "message": {"type": "string"}})},
-    })}),
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {
+                        "type": "array",
+                        "items": _obj({"field": {"type": "string"}, "message": {"type": "string"}}),
+                    },
+                }
+            )
+        }
+    ),
     "ErrorKind": {"type": "string", "enum": list(ERROR_KINDS)},
-    "TaskError": {"type": ["object", "null"], "properties": {"kind": _ref("ErrorKind"), "message": {"type": "string"}},
-                  "required": ["kind", "message"]},
+    "TaskError": {
+        "type": ["object", "null"],
+        "properties": {"kind": _ref("ErrorKind"), "message": {"type": "string"}},
+        "required": ["kind", "message"],
+    },
     "CheckType": {"type": "string", "enum": list(CHECK_TYPES)},
     "CheckStatus": {"type": "string", "enum": list(CHECK_STATUSES)},
     "TaskStatus": {"type": "string", "enum": list(TASK_STATUSES)},
     "AgentRef": _obj({"id": UUID, "name": {"type": "string"}, "location": {"type": "string"}}),
     "CheckRequest": {
-        "type": "object", "required": ["target", "checks"], "additionalProperties": False,
+        "type": "object",
+        "required": ["target", "checks"],
+        "additionalProperties": False,
         "properties": {
-            "target": {"type": "string", "maxLength": 2048,
-                       "description": "hostname, IP literal or http(s) URL; private and reserved literals are refused"},
+            "target": {
+                "type": "string",
+                "maxLength": 2048,
+                "description": "hostname, IP literal or http(s) URL; private and reserved literals are refused",
+            },
             "checks": {"type": "array", "items": _ref("CheckType"), "minItems": 1, "maxItems": len(CHECK_TYPES)},
-            "options": {"type": "object", "properties": {t: _option_schema(t) for t in CHECK_TYPES},
-                        "additionalProperties": False},
-            "agents": {"type": "array", "items": UUID, "maxItems": 100,
-                       "description": "agent ids; one that names no registered agent is a 400"},
-            "locations": {"type": "array", "items": {"type": "string", "maxLength": MAX_LOCATION}, "maxItems": 20,
-                          "description": "agent locations or regions (case-insensitive); one that no registered "
-                                         "agent has is a 400"},
+            "options": {
+                "type": "object",
+                "properties": {t: _option_schema(t) for t in CHECK_TYPES},
+                "additionalProperties": False,
+            },
+            "agents": {
+                "type": "array",
+                "items": UUID,
+                "maxItems": 100,
+                "description": "agent ids; one that names no registered agent is a 400",
+            },
+            "locations": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": MAX_LOCATION},
+                "maxItems": 20,
+                "description": "agent locations or regions (case-insensitive); one that no registered "
+                "agent has is a 400",
+            },
             "limit": {"type": "integer", "minimum": 1, "maximum": 100},
         },
     },
-    "CheckCreated": _obj({
-        "check_id": UUID, "status": _ref("CheckStatus"), "error": NSTR,
-        "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
-        "created_at": TIME,
-        "tasks": {"type": "array", "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")})},
-        "agents": {"type": "array", "items": _ref("AgentRef")},
-        "selection": _ref("Selection"),
-    }, required=["check_id", "status", "error", "target", "check_types", "created_at", "tasks", "agents"]),
-    "TaskRow": _obj({
-        "task_id": UUID, "agent": _ref("AgentRef"), "check_type": _ref("CheckType"), "status": _ref("TaskStatus"),
-        "success": {"type": ["boolean", "null"]}, "error": _ref("TaskError"),
-        "data": {"type": ["object", "null"], "description": "see ResultData (all types), HttpData, DnsData"},
-        "duration_ms": NNUM, "address": NSTR, "late": {"type": "boolean"}, "attempts": {"type": "integer"},
-        "started_at": NTIME, "completed_at": NTIME,
-    }),
-    "Selection": _obj({
-        "agents": {"type": ["array", "null"], "items": UUID},
-        "locations": {"type": ["array", "null"], "items": {"type": "string"}},
-        "limit": {"type": ["integer", "null"]},
-        "chosen": {"type": "array", "items": UUID},
-        "requested": {"type": ["integer", "null"],
-                      "description": "agents asked for, online or not (null: a check created before this was kept)"},
-        "shortfall": {"type": ["object", "null"], "description": "set when fewer agents were chosen than asked for",
-                      "properties": {"missing": {"type": "integer"}, "message": {"type": "string"}}},
-    }, required=["agents", "locations", "limit", "chosen"]),
-    "TypeSummary": _obj({"ok": {"type": "integer"}, "failed": {"type": "integer"}, "pending": {"type": "integer"},
-                         "total": {"type": "integer"}, "median_ms": NNUM}),
+    "CheckCreated": _obj(
+        {
+            "check_id": UUID,
+            "status": _ref("CheckStatus"),
+            "error": NSTR,
+            "target": {"type": "string"},
+            "check_types": {"type": "array", "items": _ref("CheckType")},
+            "created_at": TIME,
+            "tasks": {
+                "type": "array",
+                "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")}),
+            },
+            "agents": {"type": "array", "items": _ref("AgentRef")},
+            "selection": _ref("Selection"),
+        },
+        required=["check_id", "status", "error", "target", "check_types", "created_at", "tasks", "agents"],
+    ),
+    "TaskRow": _obj(
+        {
+            "task_id": UUID,
+            "agent": _ref("AgentRef"),
+            "check_type": _ref("CheckType"),
+            "status": _ref("TaskStatus"),
+            "success": {"type": ["boolean", "null"]},
+            "error": _ref("TaskError"),
+            "data": {"type": ["object", "null"], "description": "see ResultData (all types), HttpData, DnsData"},
+            "duration_ms": NNUM,
+            "address": NSTR,
+            "late": {"type": "boolean"},
+            "attempts": {"type": "integer"},
+            "started_at": NTIME,
+            "completed_at": NTIME,
+        }
+    ),
+    "Selection": _obj(
+        {
+            "agents": {"type": ["array", "null"], "items": UUID},
+            "locations": {"type": ["array", "null"], "items": {"type": "string"}},
+            "limit": {"type": ["integer", "null"]},
+            "chosen": {"type": "array", "items": UUID},
+            "requested": {
+                "type": ["integer", "null"],
+                "description": "agents asked for, online or not (null: a check created before this was kept)",
+            },
+            "shortfall": {
+                "type": ["object", "null"],
+                "description": "set when fewer agents were chosen than asked for",
+                "properties": {"missing": {"type": "integer"}, "message": {"type": "string"}},
+            },
+        },
+        required=["agents", "locations", "limit", "chosen"],
+    ),
+    "TypeSummary": _obj(
+        {
+            "ok": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "pending": {"type": "integer"},
+            "total": {"type": "integer"},
+            "median_ms": NNUM,
+        }
+    ),
     "TargetInfo": {
-        "type": ["object", "null"], "required": ["host", "host_unicode", "is_ip", "scheme", "port"],
+        "type": ["object", "null"],
+        "required": ["host", "host_unicode", "is_ip", "scheme", "port"],
         "description": "the target as the checks use it: host in A-label form (IDNA 2008) and for reading",
         "properties": {
             "host": {"type": "string", "description": "A-label form (xn--strae-oqa.de), or the IP literal"},
@@ -130,122 +208,292 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Assumed": {
-        "type": "object", "description": "per check type, the values chosen because neither the target nor the "
+        "type": "object",
+        "description": "per check type, the values chosen because neither the target nor the "
         "options said: http {scheme, port}, tcp {port} (a bare host is https on 443 for both), dns "
         "{record_type: PTR} for an IP target. Types that assumed nothing are left out.",
         "additionalProperties": {"type": "object"},
     },
     "ResultData": {
-        "type": "object", "description": "every result's data carries these, besides its type's own fields",
+        "type": "object",
+        "description": "every result's data carries these, besides its type's own fields",
         "properties": {
             "host": {"type": "string", "description": "the A-label form the check used"},
             "host_unicode": {"type": "string"},
-            "ip_version": {"type": ["integer", "null"], "enum": [4, 6, None],
-                           "description": "of the address the check talked to (dns: the resolver)"},
+            "ip_version": {
+                "type": ["integer", "null"],
+                "enum": [4, 6, None],
+                "description": "of the address the check talked to (dns: the resolver)",
+            },
             "assumed": {"type": "object", "description": "as Check.assumed, for this result's type"},
         },
     },
     "HttpData": {
-        "type": "object", "description": "http data beyond DESIGN §6. timings_ms is the sum over hops; each hop's "
+        "type": "object",
+        "description": "http data beyond DESIGN §6. timings_ms is the sum over hops; each hop's "
         "total is its wall time (>= the sum of its phases). tls.verified is null when verify_tls is off.",
         "properties": {
-            "scheme": {"type": "string", "enum": ["http", "https"]}, "port": {"type": "integer"},
-            "hops": {"type": "array", "description": "every request in order: the redirects, then the last one",
-                     "items": _obj({"url": {"type": "string"}, "status_code": {"type": ["integer", "null"]},
-                                    "address": NSTR, "ip_version": {"type": ["integer", "null"]},
-                                    "timings_ms": {"type": "object"}})},
+            "scheme": {"type": "string", "enum": ["http", "https"]},
+            "port": {"type": "integer"},
+            "hops": {
+                "type": "array",
+                "description": "every request in order: the redirects, then the last one",
+                "items": _obj(
+                    {
+                        "url": {"type": "string"},
+                        "status_code": {"type": ["integer", "null"]},
+                        "address": NSTR,
+                        "ip_version": {"type": ["integer", "null"]},
+                        "timings_ms": {"type": "object"},
+                    }
+                ),
+            },
         },
     },
     "DnsData": {
-        "type": "object", "description": "dns data beyond DESIGN §6",
-        "properties": {"note": {"type": ["string", "null"], "description": "e.g. 'no PTR record for <ip> "
-                                "(NXDOMAIN ...)', a successful result with no answers"}},
+        "type": "object",
+        "description": "dns data beyond DESIGN §6",
+        "properties": {
+            "note": {
+                "type": ["string", "null"],
+                "description": "e.g. 'no PTR record for <ip> (NXDOMAIN ...)', a successful result with no answers",
+            }
+        },
     },
-    "Check": _obj({
-        "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
-        "options": {"type": "object", "description": "every option of every type, defaults included "
-                    "(so the timeout and ip_version are always there)"},
-        "target_info": _ref("TargetInfo"), "assumed": _ref("Assumed"),
-        "selection": _ref("Selection"), "status": _ref("CheckStatus"),
-        "error": NSTR, "created_at": TIME, "started_at": NTIME, "completed_at": NTIME,
-        "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
-        "results": {"type": "array", "items": _ref("TaskRow")},
-    }),
-    "CheckListItem": _obj({
-        "check_id": UUID, "target": {"type": "string"}, "check_types": {"type": "array", "items": _ref("CheckType")},
-        "status": _ref("CheckStatus"), "error": NSTR, "task_count": {"type": "integer"},
-        "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
-        "created_at": TIME, "completed_at": NTIME,
-    }),
+    "Check": _obj(
+        {
+            "check_id": UUID,
+            "target": {"type": "string"},
+            "check_types": {"type": "array", "items": _ref("CheckType")},
+            "options": {
+                "type": "object",
+                "description": "every option of every type, defaults included "
+                "(so the timeout and ip_version are always there)",
+            },
+            "target_info": _ref("TargetInfo"),
+            "assumed": _ref("Assumed"),
+            "selection": _ref("Selection"),
+            "status": _ref("CheckStatus"),
+            "error": NSTR,
+            "created_at": TIME,
+            "started_at": NTIME,
+            "completed_at": NTIME,
+            "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
+            "results": {"type": "array", "items": _ref("TaskRow")},
+        }
+    ),
+    "CheckListItem": _obj(
+        {
+            "check_id": UUID,
+            "target": {"type": "string"},
+            "check_types": {"type": "array", "items": _ref("CheckType")},
+            "status": _ref("CheckStatus"),
+            "error": NSTR,
+            "task_count": {"type": "integer"},
+            "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
+            "created_at": TIME,
+            "completed_at": NTIME,
+        }
+    ),
     "CheckList": _obj({"items": {"type": "array", "items": _ref("CheckListItem")}, "next_cursor": NSTR}),
-    "Task": {"allOf": [_ref("TaskRow"), _obj({
-        "check_id": UUID, "target": {"type": "string"}, "options": {"type": "object"},
-        "created_at": TIME, "deadline_at": TIME})]},
-    "Agent": _obj({
-        "id": UUID, "name": {"type": "string"}, "location": {"type": "string"}, "region": NSTR,
-        "status": {"type": "string", "enum": ["online", "offline"]}, "last_heartbeat": NTIME,
-        "version": NSTR, "capabilities": {"type": "array", "items": _ref("CheckType")},
-        "current_tasks": {"type": "integer"}, "registered_at": TIME,
-        "clock_offset_ms": {"type": ["number", "null"], "description": "the agent's clock minus the API's, as it "
-                            "estimates from heartbeat replies; null: not reported"},
-        "clock_ok": {"type": "boolean", "description": f"false past {MAX_CLOCK_OFFSET_S} s: the agent refuses "
-                     "work and is not chosen"},
-    }, required=["id", "name", "location", "region", "status", "last_heartbeat", "version", "capabilities",
-                 "current_tasks", "registered_at"]),
+    "Task": {
+        "allOf": [
+            _ref("TaskRow"),
+            _obj(
+                {
+                    "check_id": UUID,
+                    "target": {"type": "string"},
+                    "options": {"type": "object"},
+                    "created_at": TIME,
+                    "deadline_at": TIME,
+                }
+            ),
+        ]
+    },
+    "Agent": _obj(
+        {
+            "id": UUID,
+            "name": {"type": "string"},
+            "location": {"type": "string"},
+            "region": NSTR,
+            "status": {"type": "string", "enum": ["online", "offline"]},
+            "last_heartbeat": NTIME,
+            "version": NSTR,
+            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "current_tasks": {"type": "integer"},
+            "registered_at": TIME,
+            "clock_offset_ms": {
+                "type": ["number", "null"],
+                "description": "the agent's clock minus the API's, as it "
+                "estimates from heartbeat replies; null: not reported",
+            },
+            "clock_ok": {
+                "type": "boolean",
+                "description": f"false past {MAX_CLOCK_OFFSET_S} s: the agent refuses work and is not chosen",
+            },
+        },
+        required=[
+            "id",
+            "name",
+            "location",
+            "region",
+            "status",
+            "last_heartbeat",
+            "version",
+            "capabilities",
+            "current_tasks",
+            "registered_at",
+        ],
+    ),
     "AgentList": _obj({"items": {"type": "array", "items": _ref("Agent")}, "next_cursor": {"type": "null"}}),
-    "AgentStats": _obj({
-        "agent_id": UUID, "window_hours": {"type": "integer"},
-        "stats": {"type": "object", "additionalProperties": _obj({
-            "count": {"type": "integer", "description": "tasks of this type that reached a terminal state"},
-            "ok": {"type": "integer"},
-            "target_failures": {"type": "integer", "description": "the target refused, timed out, did not "
-                                "resolve, ... (every error kind but internal and agent_offline)"},
-            "agent_failures": {"type": "integer", "description": "internal or agent_offline, or no result "
-                               "before the deadline"},
-            "success_rate": NNUM, "agent_failure_rate": NNUM,
-            "failures_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "avg_ms": {**NNUM, "description": "task duration"}, "p95_ms": {**NNUM, "description": "task duration"},
-            "latency_avg_ms": {**NNUM, "description": "headline latency of successful results: HTTP total, "
-                               "ping average RTT, TCP connect, DNS query time, traceroute RTT to the target"},
-            "latency_p50_ms": NNUM, "latency_p95_ms": NNUM})},
-    }),
+    "AgentStats": _obj(
+        {
+            "agent_id": UUID,
+            "window_hours": {"type": "integer"},
+            "stats": {
+                "type": "object",
+                "additionalProperties": _obj(
+                    {
+                        "count": {"type": "integer", "description": "tasks of this type that reached a terminal state"},
+                        "ok": {"type": "integer"},
+                        "target_failures": {
+                            "type": "integer",
+                            "description": "the target refused, timed out, did not "
+                            "resolve, ... (every error kind but internal and agent_offline)",
+                        },
+                        "agent_failures": {
+                            "type": "integer",
+                            "description": "internal or agent_offline, or no result before the deadline",
+                        },
+                        "success_rate": NNUM,
+                        "agent_failure_rate": NNUM,
+                        "failures_by_kind": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "avg_ms": {**NNUM, "description": "task duration"},
+                        "p95_ms": {**NNUM, "description": "task duration"},
+                        "latency_avg_ms": {
+                            **NNUM,
+                            "description": "headline latency of successful results: HTTP total, "
+                            "ping average RTT, TCP connect, DNS query time, traceroute RTT to the target",
+                        },
+                        "latency_p50_ms": NNUM,
+                        "latency_p95_ms": NNUM,
+                    }
+                ),
+            },
+        }
+    ),
     "RegisterRequest": {
-        "type": "object", "required": ["name", "location"], "additionalProperties": False,
+        "type": "object",
+        "required": ["name", "location"],
+        "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "maxLength": MAX_NAME},
             "location": {"type": "string", "maxLength": MAX_LOCATION},
-            "region": {"type": "string", "maxLength": MAX_REGION}, "version": {"type": "string", "maxLength": MAX_VERSION},
+            "region": {"type": "string", "maxLength": MAX_REGION},
+            "version": {"type": "string", "maxLength": MAX_VERSION},
             "capabilities": {"type": "array", "items": _ref("CheckType")},
-            "replace": {"type": "boolean", "description": "take over an existing agent of this name, rotating its token"},
+            "replace": {
+                "type": "boolean",
+                "description": "take over an existing agent of this name, rotating its token",
+            },
         },
     },
-    "Registered": _obj({"agent_id": UUID, "api_token": {"type": "string"}, "name": {"type": "string"},
-                        "location": {"type": "string"}, "stream": {"type": "string"}, "group": {"type": "string"}}),
-    "HeartbeatRequest": {"type": "object", "additionalProperties": False, "properties": {
-        "current_tasks": {"type": "integer", "minimum": 0}, "version": {"type": "string"},
-        "clock_offset_ms": {"type": "number", "minimum": -86400000, "maximum": 86400000,
-                            "description": "the agent's clock minus the API's (from server_time), in ms"},
-        "capabilities": {"type": "array", "items": _ref("CheckType")}}},
-    "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
-    "TaskStarted": _obj({"task_id": UUID, "check_id": UUID, "check_type": _ref("CheckType"),
-                         "status": {"const": "in_progress"}, "attempts": {"type": "integer"},
-                         "deadline_ms": {"type": "integer"}, "deadline_at": TIME}),
-    "StoredResult": _obj({"success": {"type": "boolean"}, "duration_ms": NNUM, "address": NSTR,
-                          "data": {"type": "object"}, "error": _ref("TaskError"), "late": {"type": "boolean"}}),
-    "TaskFinished": {"allOf": [_ref("Error"), _obj({"task": _obj({
-        "task_id": UUID, "status": _ref("TaskStatus"), "error": _ref("TaskError"),
-        "result": {"oneOf": [_ref("StoredResult"), {"type": "null"}]}})})]},
-    "ResultRequest": {
-        "type": "object", "required": ["success"], "additionalProperties": False,
-        "properties": {"success": {"type": "boolean"}, "duration_ms": {"type": ["number", "null"], "minimum": 0},
-                       "address": NSTR, "data": {"type": ["object", "null"]}, "error": _ref("TaskError")},
+    "Registered": _obj(
+        {
+            "agent_id": UUID,
+            "api_token": {"type": "string"},
+            "name": {"type": "string"},
+            "location": {"type": "string"},
+            "stream": {"type": "string"},
+            "group": {"type": "string"},
+        }
+    ),
+    "HeartbeatRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "current_tasks": {"type": "integer", "minimum": 0},
+            "version": {"type": "string"},
+            "clock_offset_ms": {
+                "type": "number",
+                "minimum": -86400000,
+                "maximum": 86400000,
+                "description": "the agent's clock minus the API's (from server_time), in ms",
+            },
+            "capabilities": {"type": "array", "items": _ref("CheckType")},
+        },
     },
-    "ResultAccepted": {"type": "object", "required": ["task_id", "status", "late", "duplicate"], "properties": {
-        "task_id": UUID, "status": _ref("TaskStatus"), "late": {"type": "boolean"}, "duplicate": {"type": "boolean"},
-        "result": _ref("StoredResult")}},
-    "Health": _obj({"status": {"enum": ["ok", "degraded"]}, "database": {"enum": ["up", "down"]},
-                    "redis": {"enum": ["up", "down"]}, "active_agents": {"type": ["integer", "null"]},
-                    "version": {"type": "string"}}),
+    "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
+    "TaskStarted": _obj(
+        {
+            "task_id": UUID,
+            "check_id": UUID,
+            "check_type": _ref("CheckType"),
+            "status": {"const": "in_progress"},
+            "attempts": {"type": "integer"},
+            "deadline_ms": {"type": "integer"},
+            "deadline_at": TIME,
+        }
+    ),
+    "StoredResult": _obj(
+        {
+            "success": {"type": "boolean"},
+            "duration_ms": NNUM,
+            "address": NSTR,
+            "data": {"type": "object"},
+            "error": _ref("TaskError"),
+            "late": {"type": "boolean"},
+        }
+    ),
+    "TaskFinished": {
+        "allOf": [
+            _ref("Error"),
+            _obj(
+                {
+                    "task": _obj(
+                        {
+                            "task_id": UUID,
+                            "status": _ref("TaskStatus"),
+                            "error": _ref("TaskError"),
+                            "result": {"oneOf": [_ref("StoredResult"), {"type": "null"}]},
+                        }
+                    )
+                }
+            ),
+        ]
+    },
+    "ResultRequest": {
+        "type": "object",
+        "required": ["success"],
+        "additionalProperties": False,
+        "properties": {
+            "success": {"type": "boolean"},
+            "duration_ms": {"type": ["number", "null"], "minimum": 0},
+            "address": NSTR,
+            "data": {"type": ["object", "null"]},
+            "error": _ref("TaskError"),
+        },
+    },
+    "ResultAccepted": {
+        "type": "object",
+        "required": ["task_id", "status", "late", "duplicate"],
+        "properties": {
+            "task_id": UUID,
+            "status": _ref("TaskStatus"),
+            "late": {"type": "boolean"},
+            "duplicate": {"type": "boolean"},
+            "result": _ref("StoredResult"),
+        },
+    },
+    "Health": _obj(
+        {
+            "status": {"enum": ["ok", "degraded"]},
+            "database": {"enum": ["up", "down"]},
+            "redis": {"enum": ["up", "down"]},
+            "active_agents": {"type": ["integer", "null"]},
+            "version": {"type": "string"},
+        }
+    ),
 }
 
 
@@ -260,19 +508,29 @@ def _err(description: str, headers: dict | None = None) -> dict:
     return _json("Error", description, headers)
 
 
-RATE_HEADERS = {name: {"schema": {"type": "string"}, "description": d} for name, d in (
-    ("X-RateLimit-Limit", "requests allowed in the window"),
-    ("X-RateLimit-Remaining", "requests left in the window"),
-    ("X-RateLimit-Reset", "seconds until the window resets"),
-)}
+RATE_HEADERS = {
+    name: {"schema": {"type": "string"}, "description": d}
+    for name, d in (
+        ("X-RateLimit-Limit", "requests allowed in the window"),
+        ("X-RateLimit-Remaining", "requests left in the window"),
+        ("X-RateLimit-Reset", "seconds until the window resets"),
+    )
+}
 RETRY = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
-COMMON = {"429": _err("too many requests from this address", {**RATE_HEADERS, **RETRY}),
-          "503": _err("a dependency is down", RETRY)}
+COMMON = {
+    "429": _err("too many requests from this address", {**RATE_HEADERS, **RETRY}),
+    "503": _err("a dependency is down", RETRY),
+}
 
 
 def _param(name: str, where: str = "path", schema: dict | None = None, description: str = "") -> dict:
-    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "string"},
-            "description": description}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema or {"type": "string"},
+        "description": description,
+    }
 
 
 def _header(name: str, description: str) -> dict:
@@ -287,108 +545,213 @@ AGENT_TOKEN = _header("X-Agent-Token", "the token from registration")
 BAD = _err("bad input; details name the field")
 PATHS: dict[str, Any] = {
     "/api/checks": {
-        "post": {"operationId": "createCheck", "summary": "Run a check from many agents",
-                 "requestBody": _body("CheckRequest"),
-                 "responses": {"202": _json("CheckCreated", "accepted; poll Location. With no eligible agent the "
-                                            "check is stored as failed and status/error say why",
-                                            {"Location": {"schema": {"type": "string"}}, **RATE_HEADERS}),
-                               "400": BAD, **COMMON}},
-        "get": {"operationId": "listChecks", "summary": "Checks, newest first (keyset pagination)",
-                "parameters": [_param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
-                               _param("cursor", "query", description="next_cursor of the previous page"),
-                               _param("target", "query"),
-                               _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)}),
-                               {**_header("X-Admin-Token", "needed where the stage keeps the list private "
-                                          "(HC_PUBLIC_LIST=false, as on prod)"), "required": False}],
-                "responses": {"200": _json("CheckList", "a page"), "400": BAD,
-                              "401": _err("the list is private on this stage and no admin token was given"),
-                              "403": _err("wrong admin token"), **COMMON}},
+        "post": {
+            "operationId": "createCheck",
+            "summary": "Run a check from many agents",
+            "requestBody": _body("CheckRequest"),
+            "responses": {
+                "202": _json(
+                    "CheckCreated",
+                    "accepted; poll Location. With no eligible agent the "
+                    "check is stored as failed and status/error say why",
+                    {"Location": {"schema": {"type": "string"}}, **RATE_HEADERS},
+                ),
+                "400": BAD,
+                **COMMON,
+            },
+        },
+        "get": {
+            "operationId": "listChecks",
+            "summary": "Checks, newest first (keyset pagination)",
+            "parameters": [
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100}),
+                _param("cursor", "query", description="next_cursor of the previous page"),
+                _param("target", "query"),
+                _param("status", "query", {"type": "string", "enum": list(CHECK_STATUSES)}),
+                {
+                    **_header(
+                        "X-Admin-Token",
+                        "needed where the stage keeps the list private (HC_PUBLIC_LIST=false, as on prod)",
+                    ),
+                    "required": False,
+                },
+            ],
+            "responses": {
+                "200": _json("CheckList", "a page"),
+                "400": BAD,
+                "401": _err("the list is private on this stage and no admin token was given"),
+                "403": _err("wrong admin token"),
+                **COMMON,
+            },
+        },
     },
     "/api/checks/{check_id}": {
-        "get": {"operationId": "getCheck", "summary": "A check with one row per task",
-                "parameters": [_param("check_id", schema=UUID)],
-                "responses": {"200": _json("Check", "the check"), "404": _err("no such check"), **COMMON}},
-        "delete": {"operationId": "deleteCheck", "summary": "Delete a check (admin)",
-                   "parameters": [_param("check_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
-                   "responses": {"204": {"description": "deleted"}, "401": _err("no admin token"),
-                                 "403": _err("wrong admin token"), "404": _err("no such check"), **COMMON}},
+        "get": {
+            "operationId": "getCheck",
+            "summary": "A check with one row per task",
+            "parameters": [_param("check_id", schema=UUID)],
+            "responses": {"200": _json("Check", "the check"), "404": _err("no such check"), **COMMON},
+        },
+        "delete": {
+            "operationId": "deleteCheck",
+            "summary": "Delete a check (admin)",
+            "parameters": [_param("check_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
+            "responses": {
+                "204": {"description": "deleted"},
+                "401": _err("no admin token"),
+                "403": _err("wrong admin token"),
+                "404": _err("no such check"),
+                **COMMON,
+            },
+        },
     },
     "/api/agents/register": {
-        "post": {"operationId": "registerAgent", "summary": "Register an agent; the token is shown only here",
-                 "parameters": [_header("X-Registration-Token", "the stage's registration token")],
-                 "requestBody": _body("RegisterRequest"),
-                 "responses": {"201": _json("Registered", "registered"),
-                               "200": _json("Registered", "replaced (replace: true); a new token"),
-                               "400": BAD, "401": _err("no registration token"),
-                               "403": _err("wrong registration token"), "409": _err("name taken"), **COMMON}},
+        "post": {
+            "operationId": "registerAgent",
+            "summary": "Register an agent; the token is shown only here",
+            "parameters": [_header("X-Registration-Token", "the stage's registration token")],
+            "requestBody": _body("RegisterRequest"),
+            "responses": {
+                "201": _json("Registered", "registered"),
+                "200": _json("Registered", "replaced (replace: true); a new token"),
+                "400": BAD,
+                "401": _err("no registration token"),
+                "403": _err("wrong registration token"),
+                "409": _err("name taken"),
+                **COMMON,
+            },
+        },
     },
     "/api/agents/heartbeat": {
-        "post": {"operationId": "agentHeartbeat", "summary": "An agent is alive",
-                 "parameters": [AGENT_TOKEN], "requestBody": _body("HeartbeatRequest"),
-                 "responses": {"200": _json("HeartbeatReply", "recorded"), "400": BAD,
-                               "401": _err("missing or unknown token"), **COMMON}},
+        "post": {
+            "operationId": "agentHeartbeat",
+            "summary": "An agent is alive",
+            "parameters": [AGENT_TOKEN],
+            "requestBody": _body("HeartbeatRequest"),
+            "responses": {
+                "200": _json("HeartbeatReply", "recorded"),
+                "400": BAD,
+                "401": _err("missing or unknown token"),
+                **COMMON,
+            },
+        },
     },
     "/api/agents": {
-        "get": {"operationId": "listAgents", "summary": "Agents with their effective status",
-                "responses": {"200": _json("AgentList", "all agents"), **COMMON}},
+        "get": {
+            "operationId": "listAgents",
+            "summary": "Agents with their effective status",
+            "responses": {"200": _json("AgentList", "all agents"), **COMMON},
+        },
     },
     "/api/agents/{agent_id}": {
-        "get": {"operationId": "getAgent", "summary": "One agent", "parameters": [_param("agent_id", schema=UUID)],
-                "responses": {"200": _json("Agent", "the agent"), "404": _err("no such agent"), **COMMON}},
-        "delete": {"operationId": "retireAgent", "summary": "Retire an agent (admin)",
-                   "description": "Its stream, heartbeat and token go and its open tasks fail (agent_offline); "
-                                  "its past results stay, and its name is free for a new registration.",
-                   "parameters": [_param("agent_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
-                   "responses": {"204": {"description": "retired"}, "401": _err("no admin token"),
-                                 "403": _err("wrong admin token"), "404": _err("no such agent"), **COMMON}},
+        "get": {
+            "operationId": "getAgent",
+            "summary": "One agent",
+            "parameters": [_param("agent_id", schema=UUID)],
+            "responses": {"200": _json("Agent", "the agent"), "404": _err("no such agent"), **COMMON},
+        },
+        "delete": {
+            "operationId": "retireAgent",
+            "summary": "Retire an agent (admin)",
+            "description": "Its stream, heartbeat and token go and its open tasks fail (agent_offline); "
+            "its past results stay, and its name is free for a new registration.",
+            "parameters": [_param("agent_id", schema=UUID), _header("X-Admin-Token", "the admin token")],
+            "responses": {
+                "204": {"description": "retired"},
+                "401": _err("no admin token"),
+                "403": _err("wrong admin token"),
+                "404": _err("no such agent"),
+                **COMMON,
+            },
+        },
     },
     "/api/agents/{agent_id}/stats": {
-        "get": {"operationId": "agentStats", "summary": "Per check type over a window",
-                "parameters": [_param("agent_id", schema=UUID),
-                               _param("hours", "query", {"type": "integer", "minimum": 1, "maximum": 720})],
-                "responses": {"200": _json("AgentStats", "stats"), "400": BAD, "404": _err("no such agent"),
-                              **COMMON}},
+        "get": {
+            "operationId": "agentStats",
+            "summary": "Per check type over a window",
+            "parameters": [
+                _param("agent_id", schema=UUID),
+                _param("hours", "query", {"type": "integer", "minimum": 1, "maximum": 720}),
+            ],
+            "responses": {"200": _json("AgentStats", "stats"), "400": BAD, "404": _err("no such agent"), **COMMON},
+        },
     },
     "/api/tasks/{task_id}": {
-        "get": {"operationId": "getTask", "summary": "One task", "parameters": [_param("task_id", schema=UUID)],
-                "responses": {"200": _json("Task", "the task"), "404": _err("no such task"), **COMMON}},
+        "get": {
+            "operationId": "getTask",
+            "summary": "One task",
+            "parameters": [_param("task_id", schema=UUID)],
+            "responses": {"200": _json("Task", "the task"), "404": _err("no such task"), **COMMON},
+        },
     },
     "/api/tasks/{task_id}/start": {
-        "post": {"operationId": "startTask", "summary": "The task's agent starts it (again after a restart)",
-                 "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN],
-                 "responses": {"200": _json("TaskStarted", "started"), "401": _err("missing or unknown token"),
-                               "403": _err("another agent's task"), "404": _err("no such task"),
-                               "409": _json("TaskFinished", "already terminal (code task_finished); acknowledge it"),
-                               **COMMON}},
+        "post": {
+            "operationId": "startTask",
+            "summary": "The task's agent starts it (again after a restart)",
+            "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN],
+            "responses": {
+                "200": _json("TaskStarted", "started"),
+                "401": _err("missing or unknown token"),
+                "403": _err("another agent's task"),
+                "404": _err("no such task"),
+                "409": _json("TaskFinished", "already terminal (code task_finished); acknowledge it"),
+                **COMMON,
+            },
+        },
     },
     "/api/tasks/{task_id}/result": {
-        "post": {"operationId": "postResult", "summary": "The task's result; idempotent",
-                 "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN], "requestBody": _body("ResultRequest"),
-                 "responses": {"200": _json("ResultAccepted", "stored, or already stored (duplicate: true)"),
-                               "400": BAD, "401": _err("missing or unknown token"),
-                               "403": _err("another agent's task"), "404": _err("no such task"), **COMMON}},
+        "post": {
+            "operationId": "postResult",
+            "summary": "The task's result; idempotent",
+            "parameters": [_param("task_id", schema=UUID), AGENT_TOKEN],
+            "requestBody": _body("ResultRequest"),
+            "responses": {
+                "200": _json("ResultAccepted", "stored, or already stored (duplicate: true)"),
+                "400": BAD,
+                "401": _err("missing or unknown token"),
+                "403": _err("another agent's task"),
+                "404": _err("no such task"),
+                **COMMON,
+            },
+        },
     },
     "/health": {
-        "get": {"operationId": "health", "summary": "Dependencies and active agents",
-                "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down")}},
+        "get": {
+            "operationId": "health",
+            "summary": "Dependencies and active agents",
+            "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down")},
+        },
     },
     "/metrics": {
-        "get": {"operationId": "metrics", "summary": "Prometheus metrics (text exposition format)",
-                "description": "Counters and histograms kept in Redis, so they add up across Lambda "
-                               "instances, plus gauges read at scrape time. Refused (401/403) unless the "
-                               "request carries X-Admin-Token or comes from an address inside "
-                               "HC_METRICS_CIDRS (default: none). See docs/api.md, \"Metrics\".",
-                "parameters": [{**_header("X-Admin-Token", "the admin token; not needed inside HC_METRICS_CIDRS"),
-                                "required": False}],
-                "responses": {"200": {"description": "hostchecker_* metrics",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "401": _err("no admin token, and not inside HC_METRICS_CIDRS"),
-                              "403": _err("wrong admin token"), **COMMON}},
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics (text exposition format)",
+            "description": "Counters and histograms kept in Redis, so they add up across Lambda "
+            "instances, plus gauges read at scrape time. Refused (401/403) unless the "
+            "request carries X-Admin-Token or comes from an address inside "
+            'HC_METRICS_CIDRS (default: none). See docs/api.md, "Metrics".',
+            "parameters": [
+                {**_header("X-Admin-Token", "the admin token; not needed inside HC_METRICS_CIDRS"), "required": False}
+            ],
+            "responses": {
+                "200": {
+                    "description": "hostchecker_* metrics",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": _err("no admin token, and not inside HC_METRICS_CIDRS"),
+                "403": _err("wrong admin token"),
+                **COMMON,
+            },
+        },
     },
     "/api/openapi.json": {
-        "get": {"operationId": "openapi", "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1",
-                                      "content": {"application/json": {"schema": {"type": "object"}}}}}},
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+            },
+        },
     },
 }
 
@@ -397,32 +760,43 @@ PATHS: dict[str, Any] = {
 # (docs/api.md, "Live results"); chalicelib/live.py is the implementation.
 WEBSOCKET = {
     "summary": "Live results of one check (API Gateway WebSocket API; the local stack's emulator)",
-    "urls": ["{WS_URL}?check_id={check_id}",
-             "ws://{local emulator}/api/ws/checks/{check_id} (the local emulator only, mapped to the same)"],
-    "handshake": "after the socket opens, send one message ({\"action\": \"subscribe\"}); the snapshot "
-                 "answers it (API Gateway cannot send during $connect)",
+    "urls": [
+        "{WS_URL}?check_id={check_id}",
+        "ws://{local emulator}/api/ws/checks/{check_id} (the local emulator only, mapped to the same)",
+    ],
+    "handshake": 'after the socket opens, send one message ({"action": "subscribe"}); the snapshot '
+    "answers it (API Gateway cannot send during $connect)",
     "server_messages": {
         "snapshot": {"type": "snapshot", "check": "the body of GET /api/checks/{id}"},
         "result": {"type": "result", "result": "one row of results, once per task that reached a terminal state"},
         "task": {"type": "task", "task_id": "uuid", "status": "in_progress", "agent": "{id, name, location}"},
-        "status": {"type": "status", "status": "completed | failed", "summary": "as in GET",
-                   "completed_at": "ISO 8601"},
+        "status": {
+            "type": "status",
+            "status": "completed | failed",
+            "summary": "as in GET",
+            "completed_at": "ISO 8601",
+        },
         "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},
     },
     "order": "snapshot first; result and task as they happen (drop a result whose task_id the snapshot "
-             "already shows finished); status last, then the server closes with 1000",
-    "close_codes": {"1000": "the check finished (after status)",
-                    "4400": "check_id missing or not a UUID (emulator; on AWS the error message says it)",
-                    "4404": "no such check (emulator; on AWS the error message says it)"},
+    "already shows finished); status last, then the server closes with 1000",
+    "close_codes": {
+        "1000": "the check finished (after status)",
+        "4400": "check_id missing or not a UUID (emulator; on AWS the error message says it)",
+        "4404": "no such check (emulator; on AWS the error message says it)",
+    },
 }
 
 
 def document(app=None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Host Checker API", "version": get_settings().version,
-                 "description": "Check a host from agents in many places. Errors are "
-                                "{error: {code, message, details: [{field, message}]}}."},
+        "info": {
+            "title": "Host Checker API",
+            "version": get_settings().version,
+            "description": "Check a host from agents in many places. Errors are "
+            "{error: {code, message, details: [{field, message}]}}.",
+        },
         "servers": [{"url": "/"}],
         "paths": copy.deepcopy(PATHS),
         "components": {"schemas": copy.deepcopy(SCHEMAS)},

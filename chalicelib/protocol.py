@@ -3,6 +3,7 @@
 Check types, their options with defaults and bounds, error kinds, the task
 message and the result envelope. Pure standard library: the agent imports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,16 @@ VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
 
 CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
 ERROR_KINDS = (
-    "dns_failure", "timeout", "refused", "unreachable", "tls_error",
-    "blocked_target", "http_error", "internal", "agent_offline", "not_dispatched",
+    "dns_failure",
+    "timeout",
+    "refused",
+    "unreachable",
+    "tls_error",
+    "blocked_target",
+    "http_error",
+    "internal",
+    "agent_offline",
+    "not_dispatched",
 )
 TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
 OPEN_TASK_STATUSES = ("pending", "in_progress")
@@ -31,8 +40,8 @@ MAX_REGION = 64
 MAX_VERSION = 32
 
 # Redis keys (DESIGN §4). Everything in Redis can be rebuilt from PostgreSQL.
-STREAM_GROUP = "agent"          # the consumer group every agent's stream carries
-HEARTBEAT_TTL_S = 30            # an agent is online while its last heartbeat is younger (the default)
+STREAM_GROUP = "agent"  # the consumer group every agent's stream carries
+HEARTBEAT_TTL_S = 30  # an agent is online while its last heartbeat is younger (the default)
 
 
 def task_stream_key(agent_id: str) -> str:
@@ -220,8 +229,9 @@ def error(kind: str, message: str) -> dict[str, str]:
     return {"kind": kind, "message": message[:1000]}
 
 
-def result_envelope(success: bool, duration_ms: float, address: str | None,
-                    data: dict | None = None, err: dict | None = None) -> dict[str, Any]:
+def result_envelope(
+    success: bool, duration_ms: float, address: str | None, data: dict | None = None, err: dict | None = None
+) -> dict[str, Any]:
     """The body an agent posts to /api/tasks/{id}/result."""
     return {
         "success": bool(success),

@@ -3,6 +3,7 @@
 Everything here can be rebuilt from PostgreSQL. The client is created lazily
 and reused across warm invocations; nothing connects at import time.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,12 @@ def get_redis() -> redis.Redis:
                 if not url:
                     raise QueueUnavailable("REDIS_URL is not configured")
                 _client = redis.Redis.from_url(
-                    url, decode_responses=True, socket_timeout=5, socket_connect_timeout=3,
-                    health_check_interval=30, retry_on_timeout=False,
+                    url,
+                    decode_responses=True,
+                    socket_timeout=5,
+                    socket_connect_timeout=3,
+                    health_check_interval=30,
+                    retry_on_timeout=False,
                 )
                 _client_url = url
     return _client
@@ -88,7 +93,7 @@ def enqueue(messages: list[TaskMessage], metrics: Batch | None = None) -> dict[s
         if isinstance(result, Exception) and not _is_busygroup(result):
             raise result
     ids: dict[str, str] = {}
-    for message, result in zip(messages, results[len(agents):len(agents) + len(messages)], strict=True):
+    for message, result in zip(messages, results[len(agents) : len(agents) + len(messages)], strict=True):
         if isinstance(result, Exception):
             log.warning("enqueue of task %s failed: %s", message.task_id, result)
             continue
@@ -104,8 +109,9 @@ def missing_entries(entries: list[tuple[str, str]]) -> set[str]:
     for agent_id, stream_id in entries:
         pipe.xrange(task_stream_key(agent_id), min=stream_id, max=stream_id, count=1)
     results = pipe.execute(raise_on_error=False)
-    return {stream_id for (_, stream_id), found in zip(entries, results)
-            if not isinstance(found, Exception) and not found}
+    return {
+        stream_id for (_, stream_id), found in zip(entries, results) if not isinstance(found, Exception) and not found
+    }
 
 
 def delete_entries(entries: Iterable[tuple[str, str]]) -> None:

@@ -4,6 +4,7 @@ The window key carries the window's number (`hc:rl:{bucket}:{ip}:{n}`), so a new
 window is a new key; `clock` can be replaced in tests to move between windows
 without sleeping.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,7 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset_s: int        # seconds until the window resets
+    reset_s: int  # seconds until the window resets
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -58,8 +59,12 @@ def hit(bucket: str, client: str, limit: int, window_s: int) -> Decision:
         r = get_redis()
         if _script is None or _script.registered_client is not r:
             _script = r.register_script(_LUA)
-        count = int(_script(keys=[key, metrics.KEY],
-                            args=[window_s + 1, limit, metrics.counter_field("rate_limited_total", (bucket,))]))
+        count = int(
+            _script(
+                keys=[key, metrics.KEY],
+                args=[window_s + 1, limit, metrics.counter_field("rate_limited_total", (bucket,))],
+            )
+        )
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("rate limit %s not enforced, Redis unavailable: %s", bucket, exc)
         return Decision(True, limit, limit, reset_s)

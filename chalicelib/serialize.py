@@ -1,4 +1,5 @@
 """JSON-ready values for responses and published events."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

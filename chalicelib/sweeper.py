@@ -3,6 +3,7 @@
 Each step is a compare-and-set statement (see transitions), so two sweeps at
 once, or one that crashed half way, leave nothing half done or done twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,7 +43,8 @@ def reenqueue_lost_tasks() -> int:
                   AND (t.stream_id IS NOT NULL
                        OR COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s))
                 ORDER BY t.created_at LIMIT %s""",
-            (PUSH_GRACE_S, REDISPATCH_BATCH)).fetchall()
+            (PUSH_GRACE_S, REDISPATCH_BATCH),
+        ).fetchall()
     if not rows:
         return 0
     with_ids = [(str(r["agent_id"]), r["stream_id"]) for r in rows if r["stream_id"]]
@@ -58,7 +60,9 @@ def delete_expired() -> int:
             """DELETE FROM checks WHERE id IN (
                    SELECT id FROM checks WHERE created_at < now() - make_interval(days => %s)
                    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING id""", (days, RETENTION_BATCH)).fetchall()
+               RETURNING id""",
+            (days, RETENTION_BATCH),
+        ).fetchall()
     return len(rows)
 
 

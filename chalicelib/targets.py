@@ -15,6 +15,7 @@ browsers and curl resolve them: `Straße.de` is `straße.de` is
 taken as DNS labels (letters, digits, '-' and '_' for SRV-style names), so an
 A-label the user typed is used as given and only decoded for display.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -272,7 +273,7 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
             end = host.find("]")
             if end < 0:
                 raise TargetError("unbalanced '[' in IPv6 target")
-            rest, host = host[end + 1:], host[: end + 1]
+            rest, host = host[end + 1 :], host[: end + 1]
             if rest:
                 if not rest.startswith(":") or not rest[1:].isdigit():
                     raise TargetError("expected [IPv6]:port")
@@ -297,8 +298,7 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
     name = _check_hostname(host)
     if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
         raise BlockedTarget(f"{name} is a local name; probing it is not allowed")
-    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False,
-                  host_unicode=to_unicode(name))
+    return Target(raw=text, host=name, scheme=scheme, port=port, path=path, is_ip=False, host_unicode=to_unicode(name))
 
 
 def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
@@ -326,6 +326,7 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
             f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); probing it is not allowed"
         )
     return allowed
+
 
 # --- What a check assumes when the target leaves something open ---------------
 # Made explicit, in one home for these decisions, used by the API (so the stored options and
@@ -400,8 +401,9 @@ def _ip_version_of(literal: str) -> int | None:
         return None
 
 
-def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | None,
-                      options: dict[str, Any], allow_private: bool = False) -> dict[str, Any]:
+def apply_assumptions(
+    check_type: str, target: Target, given: dict[str, Any] | None, options: dict[str, Any], allow_private: bool = False
+) -> dict[str, Any]:
     """The options to store for `check_type`, with the assumptions written in; raises OptionError,
     or BlockedTarget (field `options.dns.resolver`) for a resolver the policy refuses.
 
@@ -414,9 +416,11 @@ def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | N
         if target.is_ip:
             asked = given.get("record_type")
             if asked is not None and str(asked).upper() != "PTR":
-                raise OptionError(f"{prefix}.record_type",
-                                  f"the target {target.host} is an IP address, which is looked up by its PTR record; "
-                                  f"use record_type PTR (or leave it out), or give a hostname for {str(asked).upper()}")
+                raise OptionError(
+                    f"{prefix}.record_type",
+                    f"the target {target.host} is an IP address, which is looked up by its PTR record; "
+                    f"use record_type PTR (or leave it out), or give a hostname for {str(asked).upper()}",
+                )
             out["record_type"] = "PTR"
         if out.get("resolver"):
             out["resolver"] = _resolver(out["resolver"], f"{prefix}.resolver", allow_private)
@@ -427,8 +431,9 @@ def apply_assumptions(check_type: str, target: Target, given: dict[str, Any] | N
     have = _ip_version_of(peer) if peer else None
     if wanted and have and wanted != have:
         what = "the resolver" if check_type == "dns" else "the target"
-        raise OptionError(f"{prefix}.ip_version",
-                          f"ip_version {wanted} does not fit {what} {peer}, an IPv{have} address")
+        raise OptionError(
+            f"{prefix}.ip_version", f"ip_version {wanted} does not fit {what} {peer}, an IPv{have} address"
+        )
     return out
 
 
@@ -464,7 +469,12 @@ def target_view(raw: str, check_types: list[str], options: dict[str, Any] | None
         target = parse_target(raw, allow_private=True)  # it passed the policy when the check was created
     except TargetError:
         return {"target_info": None, "assumed": {}}
-    info = {"host": target.host, "host_unicode": target.host_unicode, "is_ip": target.is_ip,
-            "scheme": target.scheme, "port": target.port}
+    info = {
+        "host": target.host,
+        "host_unicode": target.host_unicode,
+        "is_ip": target.is_ip,
+        "scheme": target.scheme,
+        "port": target.port,
+    }
     assumed = {t: assumed_for(t, target, (options or {}).get(t) or {}) for t in check_types}
     return {"target_info": info, "assumed": {t: a for t, a in assumed.items() if a}}

@@ -4,6 +4,7 @@
 idempotently, moves the task and its check on, and publishes the change on
 `hc:check:{id}` (where a live-update layer listens).
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,9 @@ MAX_ERROR_MESSAGE = 2000
 def _task_for_agent(conn, task_id: str, agent: dict, lock: bool = False) -> dict[str, Any]:
     row = conn.execute(
         "SELECT id, check_id, agent_id, check_type, status, attempts, deadline_at, error "
-        "FROM check_tasks WHERE id = %s" + (" FOR UPDATE" if lock else ""), (task_id,)).fetchone()
+        "FROM check_tasks WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        (task_id,),
+    ).fetchone()
     if row is None:
         raise NotFound(f"task {task_id} not found")
     if row["agent_id"] != agent["id"]:
@@ -36,8 +39,9 @@ def _task_for_agent(conn, task_id: str, agent: dict, lock: bool = False) -> dict
 
 
 def _stored_result(conn, task_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT success, duration_ms, address, data, error, late FROM check_results "
-                       "WHERE task_id = %s", (task_id,)).fetchone()
+    row = conn.execute(
+        "SELECT success, duration_ms, address, data, error, late FROM check_results WHERE task_id = %s", (task_id,)
+    ).fetchone()
     return dict(row) if row else None
 
 
@@ -56,15 +60,23 @@ def start(token: str | None, task_id: str) -> dict[str, Any]:
         with transaction() as conn:
             task = _task_for_agent(conn, task_id, agent)
             stored = _stored_result(conn, task_id)
-        raise Conflict(f"task {task_id} is already {task['status']}; acknowledge it and move on",
-                       code="task_finished",
-                       extra={"task": {"task_id": task_id, "status": task["status"],
-                                       "error": task["error"], "result": stored}})
-    views.publish_check_changes([task_id], [views.StatusChange(str(row["check_id"]), "in_progress")]
-                                if started_check else [])
-    return {"task_id": task_id, "check_id": str(row["check_id"]), "check_type": row["check_type"],
-            "status": row["status"], "attempts": row["attempts"],
-            "deadline_ms": epoch_ms(row["deadline_at"]), "deadline_at": iso(row["deadline_at"])}
+        raise Conflict(
+            f"task {task_id} is already {task['status']}; acknowledge it and move on",
+            code="task_finished",
+            extra={"task": {"task_id": task_id, "status": task["status"], "error": task["error"], "result": stored}},
+        )
+    views.publish_check_changes(
+        [task_id], [views.StatusChange(str(row["check_id"]), "in_progress")] if started_check else []
+    )
+    return {
+        "task_id": task_id,
+        "check_id": str(row["check_id"]),
+        "check_type": row["check_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "deadline_ms": epoch_ms(row["deadline_at"]),
+        "deadline_at": iso(row["deadline_at"]),
+    }
 
 
 def _start_task(conn, task_id: str, agent: dict) -> dict[str, Any] | None:
@@ -75,7 +87,8 @@ def _start_task(conn, task_id: str, agent: dict) -> dict[str, Any] | None:
                                   started_at = COALESCE(started_at, now())
            WHERE id = %s AND status IN ('pending', 'in_progress') AND deadline_at > now()
            RETURNING id, check_id, check_type, status, attempts, deadline_at""",
-        (task_id,)).fetchone()
+        (task_id,),
+    ).fetchone()
 
 
 def parse_result(body: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +125,17 @@ def accept_result(token: str | None, task_id: str, body: dict[str, Any]) -> dict
     result = parse_result(body)
     outcome = run_transaction(lambda conn: _store_result(conn, task_id, agent, result))
     if outcome["duplicate"]:
-        return {"task_id": task_id, "status": outcome["status"], "late": outcome["late"],
-                "duplicate": True, "result": outcome["result"]}
+        return {
+            "task_id": task_id,
+            "status": outcome["status"],
+            "late": outcome["late"],
+            "duplicate": True,
+            "result": outcome["result"],
+        }
     completed = outcome["completed_check"]
-    views.publish_check_changes([task_id], [views.StatusChange.of(completed)] if completed else [],
-                                late=outcome["late"])
+    views.publish_check_changes(
+        [task_id], [views.StatusChange.of(completed)] if completed else [], late=outcome["late"]
+    )
     return {"task_id": task_id, "status": outcome["status"], "late": outcome["late"], "duplicate": False}
 
 
@@ -125,32 +144,54 @@ def _store_result(conn, task_id: str, agent: dict, result: dict[str, Any]) -> di
     and its check on. Returns {status, late, duplicate, result, completed_check}."""
     task = _task_for_agent(conn, task_id, agent)
     # Lock order: check row, then task row (see transitions).
-    check = conn.execute("SELECT id, status FROM checks WHERE id = %s FOR UPDATE",
-                         (task["check_id"],)).fetchone()
+    check = conn.execute("SELECT id, status FROM checks WHERE id = %s FOR UPDATE", (task["check_id"],)).fetchone()
     task = _task_for_agent(conn, task_id, agent, lock=True)
     stored = _stored_result(conn, task_id)
     if stored is not None:
-        return {"status": task["status"], "late": stored["late"], "duplicate": True, "result": stored,
-                "completed_check": None}
+        return {
+            "status": task["status"],
+            "late": stored["late"],
+            "duplicate": True,
+            "result": stored,
+            "completed_check": None,
+        }
     late = task["status"] == "failed"
     conn.execute(
         """INSERT INTO check_results (task_id, check_id, agent_id, check_type, success, duration_ms,
                                       address, data, error, late)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (task_id) DO NOTHING""",
-        (task_id, task["check_id"], agent["id"], task["check_type"], result["success"],
-         result["duration_ms"], result["address"], Jsonb(result["data"]),
-         Jsonb(result["error"]) if result["error"] else None, late))
+        (
+            task_id,
+            task["check_id"],
+            agent["id"],
+            task["check_type"],
+            result["success"],
+            result["duration_ms"],
+            result["address"],
+            Jsonb(result["data"]),
+            Jsonb(result["error"]) if result["error"] else None,
+            late,
+        ),
+    )
     if late:
         return {"status": task["status"], "late": True, "duplicate": False, "result": None, "completed_check": None}
-    conn.execute("""UPDATE check_tasks SET status = 'completed', completed_at = now(),
+    conn.execute(
+        """UPDATE check_tasks SET status = 'completed', completed_at = now(),
                            started_at = COALESCE(started_at, now())
-                    WHERE id = %s AND status IN ('pending', 'in_progress')""", (task_id,))
+                    WHERE id = %s AND status IN ('pending', 'in_progress')""",
+        (task_id,),
+    )
     if check["status"] == "pending":
         transitions.start_check(conn, str(check["id"]))
     done = transitions.complete_checks(conn, check_id=str(check["id"]))
-    return {"status": "completed", "late": False, "duplicate": False, "result": None,
-            "completed_check": done[0] if done else None}
+    return {
+        "status": "completed",
+        "late": False,
+        "duplicate": False,
+        "result": None,
+        "completed_check": done[0] if done else None,
+    }
 
 
 def get_task(task_id: str) -> dict[str, Any]:
@@ -161,10 +202,18 @@ def get_task(task_id: str) -> dict[str, Any]:
             raise NotFound(f"task {task_id} not found")
         extra = conn.execute(
             "SELECT t.deadline_at, t.created_at, c.target, c.options -> t.check_type AS options "
-            "FROM check_tasks t JOIN checks c ON c.id = t.check_id WHERE t.id = %s", (task_id,)).fetchone()
+            "FROM check_tasks t JOIN checks c ON c.id = t.check_id WHERE t.id = %s",
+            (task_id,),
+        ).fetchone()
     row = rows[0]
     view = views.task_view(row)
-    view.update({"check_id": str(row["check_id"]), "target": extra["target"],
-                 "options": extra["options"] or {}, "created_at": iso(extra["created_at"]),
-                 "deadline_at": iso(extra["deadline_at"])})
+    view.update(
+        {
+            "check_id": str(row["check_id"]),
+            "target": extra["target"],
+            "options": extra["options"] or {},
+            "created_at": iso(extra["created_at"]),
+            "deadline_at": iso(extra["deadline_at"]),
+        }
+    )
     return view

@@ -9,6 +9,7 @@ Lock order, to keep concurrent writers free of deadlocks: a transaction that
 touches both takes the check row first, then its tasks. The statements here that
 update tasks without holding the check row run in their own transactions.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -70,8 +71,11 @@ def complete_checks(conn, *, check_id: str | None = None) -> list[dict]:
 
 def start_check(conn, check_id: str) -> bool:
     """pending -> in_progress when its first task starts."""
-    row = conn.execute("UPDATE checks SET status = 'in_progress', started_at = now() "
-                       "WHERE id = %s AND status = 'pending' RETURNING id", (check_id,)).fetchone()
+    row = conn.execute(
+        "UPDATE checks SET status = 'in_progress', started_at = now() "
+        "WHERE id = %s AND status = 'pending' RETURNING id",
+        (check_id,),
+    ).fetchone()
     return row is not None
 
 
@@ -98,7 +102,8 @@ def finalise_overdue(*, check_id: str | None = None, task_id: str | None = None)
     if check_id is None and task_id is None:
         completed = run_transaction(complete_checks)
     else:
-        completed = run_transaction(lambda conn: [row for cid in check_ids
-                                                  for row in complete_checks(conn, check_id=cid)])
+        completed = run_transaction(
+            lambda conn: [row for cid in check_ids for row in complete_checks(conn, check_id=cid)]
+        )
     publish_check_changes([str(r["id"]) for r in failed], [StatusChange.of(r) for r in completed])
     return len(failed), len(completed)

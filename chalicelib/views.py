@@ -5,6 +5,7 @@ GET /api/checks/{id}, GET /api/checks, GET /api/tasks/{id} and the published
 events show, so a live update and a re-read never disagree. The state changes
 themselves live in `transitions`.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -106,8 +107,7 @@ def summarise(check_types: list[str], rows: list[dict[str, Any]]) -> dict[str, A
 
 # The same summary for a page of checks in one grouped query: only each successful
 # result's headline value (picked out by _HEADLINE_PATHS) and duration leave the database.
-_HEADLINE_SQL = ("CASE t.check_type "
-                 + " ".join("WHEN %s THEN %s::text[]" for _ in _HEADLINE_PATHS) + " END")
+_HEADLINE_SQL = "CASE t.check_type " + " ".join("WHEN %s THEN %s::text[]" for _ in _HEADLINE_PATHS) + " END"
 _SUMMARIES = f"""
 SELECT t.check_id, t.check_type, count(*) AS total,
        count(*) FILTER (WHERE t.status = 'completed' AND r.success) AS ok,
@@ -133,16 +133,16 @@ def summaries(conn, checks: list[tuple[str, list[str]]]) -> dict[str, dict[str, 
             if r is None:
                 out[check_id][check_type] = _type_summary(0, 0, 0, [])
                 continue
-            latencies = [v for value, duration in (r["latencies"] or [])
-                         if (v := _number_or(value, duration)) is not None]
+            latencies = [
+                v for value, duration in (r["latencies"] or []) if (v := _number_or(value, duration)) is not None
+            ]
             out[check_id][check_type] = _type_summary(r["ok"], r["pending"], r["total"], latencies)
     return out
 
 
 def task_rows(conn, *, check_id: str | None = None, task_ids: Iterable[str] | None = None) -> list[dict]:
     if task_ids is not None:
-        return conn.execute(TASK_ROWS + " WHERE t.id = ANY(%s::uuid[])" + TASK_ORDER,
-                            (list(task_ids),)).fetchall()
+        return conn.execute(TASK_ROWS + " WHERE t.id = ANY(%s::uuid[])" + TASK_ORDER, (list(task_ids),)).fetchall()
     return conn.execute(TASK_ROWS + " WHERE t.check_id = %s" + TASK_ORDER, (check_id,)).fetchall()
 
 
@@ -169,8 +169,7 @@ def publish_event(check_id: str, event: dict[str, Any], counted: metrics.Batch |
     queue.publish(check_id, event, counted)
 
 
-def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[StatusChange] = (),
-                          **extra: Any) -> None:
+def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[StatusChange] = (), **extra: Any) -> None:
     """Publish what a change did to its checks: the current row of each task in `task_ids`
     (with `extra`, e.g. `late`), then each check's new status, in that order, so a listener
     sees the last result before the check's verdict."""
@@ -183,11 +182,21 @@ def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[Statu
             view = task_view(row)
             # Called once per transition (the compare-and-set statements return each row once), so
             # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
-            publish_event(check_id, {"type": "task", "check_id": check_id, "task": view, **extra},
-                          metrics.task_event(view, late=bool(extra.get("late"))))
+            publish_event(
+                check_id,
+                {"type": "task", "check_id": check_id, "task": view, **extra},
+                metrics.task_event(view, late=bool(extra.get("late"))),
+            )
     for change in statuses:
-        publish_event(change.check_id, {"type": "check", "check_id": change.check_id, "status": change.status,
-                                        "completed_at": iso(change.completed_at)})
+        publish_event(
+            change.check_id,
+            {
+                "type": "check",
+                "check_id": change.check_id,
+                "status": change.status,
+                "completed_at": iso(change.completed_at),
+            },
+        )
 
 
 def publish_deleted(check_id: str) -> None:

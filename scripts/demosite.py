@@ -1,4 +1,5 @@
 """Serve the demo target site (HTTP, HTTPS, DNS) until SIGTERM (scripts/localcloud/demosite.py)."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """LocalStack on the host, by hand (scripts/localcloud/localstack.py): ensure-venv, start, stop, status."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,15 @@ from scripts.localcloud.procs import ROOT
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.localstack",
-                                description="Run LocalStack 4.14.0 on the host (no Docker), Python 3.13 venv.")
-    p.add_argument("--state-dir", default=str(ROOT / ".local" / "manual"),
-                   help="state folder; the instance's data goes to <state>/localstack/ (default: .local/manual)")
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.localstack",
+        description="Run LocalStack 4.14.0 on the host (no Docker), Python 3.13 venv.",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=str(ROOT / ".local" / "manual"),
+        help="state folder; the instance's data goes to <state>/localstack/ (default: .local/manual)",
+    )
     p.add_argument("--venv-dir", default=None, help="use this venv instead of the shared cache")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("ensure-venv", help="create the venv (skipped when up to date)")

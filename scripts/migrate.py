@@ -2,6 +2,7 @@
 
 Usage: python -m scripts.migrate [DATABASE_URL]   (default: $DATABASE_URL)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,12 @@ from chalicelib.db import migrate
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("database_url", nargs="?", default=os.environ.get("DATABASE_URL"),
-                        help="PostgreSQL URL (default: $DATABASE_URL)")
+    parser.add_argument(
+        "database_url",
+        nargs="?",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL URL (default: $DATABASE_URL)",
+    )
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("no database URL: pass one or set DATABASE_URL")

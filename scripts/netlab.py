@@ -1,4 +1,5 @@
 """Build test networks of namespaces in 198.18.0.0/15 (scripts/localcloud/netlab/)."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ def _parse_regions(text: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build test networks of namespaces in 198.18.0.0/15.",
-                                     epilog="The lab stays up until Ctrl-C / SIGTERM, then is torn down.")
+    parser = argparse.ArgumentParser(
+        description="Build test networks of namespaces in 198.18.0.0/15.",
+        epilog="The lab stays up until Ctrl-C / SIGTERM, then is torn down.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     chain = sub.add_parser("chain", help="client -> routers -> target")
     chain.add_argument("--prefix", default=DEFAULT_PREFIX)
@@ -31,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     chain.add_argument("--delay-ms", type=float, default=0.0, help="round-trip time added on the client's link")
     regions = sub.add_parser("regions", help="regional namespaces behind delay links, a hub and a demo namespace")
     regions.add_argument("--prefix", default=DEFAULT_PREFIX)
-    regions.add_argument("--regions", type=_parse_regions, default="frankfurt=10,virginia=40,singapore=120",
-                         help="NAME=MS,... (added round-trip ms per region)")
+    regions.add_argument(
+        "--regions",
+        type=_parse_regions,
+        default="frankfurt=10,virginia=40,singapore=120",
+        help="NAME=MS,... (added round-trip ms per region)",
+    )
     regions.add_argument("--no-demo", action="store_true")
     for p in (chain, regions):
         p.add_argument("--ready-file", help="write the lab's description (JSON) here once it is up")
@@ -48,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         for item in remove_recorded(json.loads(Path(args.ready_file).read_text())):
             print(f"removed {item}")
         return 0
-    lab = (build_chain(args.prefix, args.hops, args.delay_ms) if args.command == "chain"
-           else build_regions(args.prefix, args.regions, demo=not args.no_demo))
+    lab = (
+        build_chain(args.prefix, args.hops, args.delay_ms)
+        if args.command == "chain"
+        else build_regions(args.prefix, args.regions, demo=not args.no_demo)
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,4 +1,5 @@
 """Install the system packages the local cloud needs (scripts/localcloud/packages.py)."""
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@
 
 Every step prints progress; a failed step says what failed and how to fix it, and exits non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,18 +48,25 @@ def follow_logs(profile) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("command", choices=["up", "run", "down", "status", "logs", "clean"])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="run")
     parser.add_argument("--without-localstack", action="store_true", help="do not start LocalStack")
     parser.add_argument("--without-agents", action="store_true", help="do not start the three agents")
-    parser.add_argument("--without-netns", action="store_true",
-                        help="run the agents and the demo site on loopback, without regional delay links")
+    parser.add_argument(
+        "--without-netns",
+        action="store_true",
+        help="run the agents and the demo site on loopback, without regional delay links",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
-    kwargs = {"with_localstack": not args.without_localstack, "with_agents": not args.without_agents,
-              "with_netns": not args.without_netns}
+    kwargs = {
+        "with_localstack": not args.without_localstack,
+        "with_agents": not args.without_agents,
+        "with_netns": not args.without_netns,
+    }
     commands = {
         "up": lambda: print_screen(up(profile, **kwargs)) if profile.name == "run" else up(profile, **kwargs),
         "run": lambda: run_foreground(profile, **kwargs),

@@ -1,4 +1,5 @@
 """Serve the built UI locally (scripts/localcloud/ui_server.py), when LocalStack's S3 website is not there."""
+
 from __future__ import annotations
 
 import argparse

@@ -16,6 +16,7 @@ Fixtures:
 Each session gets a database and a Redis db of its own on the shared test
 servers, so concurrent sessions never disturb each other.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,14 @@ TEST_STATE = ROOT / ".local" / "test"
 
 def _test_ports() -> dict[str, int]:
     """The test servers' ports: pinned by HC_TEST_*, else recorded and reused (see the docstring)."""
-    keep = {name for name, running in (("pg", Postgres(TEST_STATE, 0).running()),
-                                       ("redis", Redis(TEST_STATE, 0).running())) if running}
-    chosen = choose_ports(TEST_STATE / "ports.json", {"pg": None, "redis": None, "api": None, "ws_management": None}, keep=keep)
+    keep = {
+        name
+        for name, running in (("pg", Postgres(TEST_STATE, 0).running()), ("redis", Redis(TEST_STATE, 0).running()))
+        if running
+    }
+    chosen = choose_ports(
+        TEST_STATE / "ports.json", {"pg": None, "redis": None, "api": None, "ws_management": None}, keep=keep
+    )
     pinned = {name: os.environ.get(f"HC_TEST_{name.upper()}_PORT") for name in ("pg", "redis", "api", "ws_management")}
     return {name: int(pinned[name]) if pinned[name] else port for name, port in chosen.items()}
 
@@ -170,8 +176,17 @@ def api_server(pg_url, redis_url, tmp_path_factory):
     # The chosen port first; if it is taken between our look and chalice's bind, a free one.
     # Ready means *this* process listens (procs.listens), never another session's server.
     for port in (API_PORT, free_port()):
-        argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test",
-                "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"]
+        argv = [
+            str(chalice) if chalice.exists() else "chalice",
+            "local",
+            "--stage",
+            "test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-autoreload",
+        ]
         with open(log_path, "a") as log:
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -13,6 +13,7 @@ the address it talked to (the envelope's `address`; for dns the resolver), and
 `assumed`: the values it chose because neither target nor options said
 (chalicelib/targets.py), e.g. `{"scheme": "https", "port": 443}`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -53,8 +54,14 @@ def run_check(check_type: str, target: str, options: dict | None, *, allow_priva
             raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
         opts = _normalize(check_type, options)
         parsed = targets.parse_target(target, allow_private)
-        ctx = CheckContext(check_type, parsed, opts, allow_private, started=started,
-                           timeout_s=float(protocol.check_timeout_s(check_type, opts)))
+        ctx = CheckContext(
+            check_type,
+            parsed,
+            opts,
+            allow_private,
+            started=started,
+            timeout_s=float(protocol.check_timeout_s(check_type, opts)),
+        )
         module = importlib.import_module(_MODULES[check_type])
         envelope = module.run(ctx)
     except Exception as exc:  # noqa: BLE001 - the contract is: never raise
@@ -66,8 +73,9 @@ def run_check(check_type: str, target: str, options: dict | None, *, allow_priva
             ctx.release()
     if ctx is not None and ctx.expired and not envelope["success"]:
         # Whatever the reaper's shutdown made the I/O raise, the cause is the deadline.
-        envelope["error"] = protocol.error("timeout", f"{check_type} check timed out after {ctx.timeout_s:g} s "
-                                                      f"({envelope['error']['message'][:200]})")
+        envelope["error"] = protocol.error(
+            "timeout", f"{check_type} check timed out after {ctx.timeout_s:g} s ({envelope['error']['message'][:200]})"
+        )
     if parsed is not None:
         _describe(envelope, check_type, parsed, opts)
     return envelope
@@ -86,7 +94,7 @@ _capabilities: list[str] | None = None
 
 
 def icmp_mode() -> str | None:
-    """"raw", "unprivileged" or None: which ICMP sockets this process may open.
+    """ "raw", "unprivileged" or None: which ICMP sockets this process may open.
 
     Opening the socket is the whole probe; nothing is sent.
     """

@@ -8,6 +8,7 @@ details, an rcode), it raises `CheckFailure(kind, message, data=..., address=...
 any other exception is classified by `classify()`. `run_check` in
 `agent/checks/__init__.py` is the only place that catches them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -182,8 +183,9 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     version = ctx.options.get("ip_version")
     if _is_ip_literal(host):
         if version and ip_version_of(host) != version:
-            raise CheckFailure("internal", f"{host} is an IPv{ip_version_of(host)} address; ip_version {version} "
-                                           "cannot apply to it")
+            raise CheckFailure(
+                "internal", f"{host} is an IPv{ip_version_of(host)} address; ip_version {version} cannot apply to it"
+            )
         return targets.resolve(host, ctx.allow_private)  # no lookup: answer on this thread
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -201,8 +203,10 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
         raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s")
     error = box.get("error")
     if version and isinstance(error, socket.gaierror):
-        raise CheckFailure("dns_failure", f"{host} does not resolve to an IPv{version} address "
-                                          f"(ip_version {version}): {error.strerror or error}") from error
+        raise CheckFailure(
+            "dns_failure",
+            f"{host} does not resolve to an IPv{version} address (ip_version {version}): {error.strerror or error}",
+        ) from error
     if error is not None:
         raise error
     return box["value"]
@@ -256,8 +260,14 @@ def connect_checked(ctx: CheckContext, addresses: list[str], port: int) -> tuple
     raise first_error
 
 
-_UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
-                       errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+_UNREACHABLE_ERRNOS = {
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+    errno.ENETDOWN,
+    errno.EADDRNOTAVAIL,
+    errno.EAFNOSUPPORT,
+}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
@@ -310,7 +320,10 @@ def _classify_icmp(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, mod.ICMPSocketError) and isinstance(exc.__context__, OSError):
         return classify(exc.__context__)  # icmplib wraps e.g. ENETUNREACH in a string
     if isinstance(exc, mod.SocketPermissionError):
-        return "internal", "ICMP sockets are not permitted for this process (needs CAP_NET_RAW or net.ipv4.ping_group_range)"
+        return (
+            "internal",
+            "ICMP sockets are not permitted for this process (needs CAP_NET_RAW or net.ipv4.ping_group_range)",
+        )
     if isinstance(exc, mod.NameLookupError):
         return "dns_failure", str(exc)
     if isinstance(exc, mod.TimeoutExceeded):

@@ -29,6 +29,7 @@
   hosted zones): this keeps a public service from mapping the agent's network.
   Other record types are shown as answered.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -54,12 +55,14 @@ def _records(rrsets) -> list[dict]:
     out = []
     for rrset in rrsets:
         for rdata in rrset:
-            out.append({
-                "name": rrset.name.to_text(),
-                "type": dns.rdatatype.to_text(rrset.rdtype),
-                "ttl": rrset.ttl,
-                "value": rdata.to_text(),
-            })
+            out.append(
+                {
+                    "name": rrset.name.to_text(),
+                    "type": dns.rdatatype.to_text(rrset.rdtype),
+                    "ttl": rrset.ttl,
+                    "value": rdata.to_text(),
+                }
+            )
     return out
 
 
@@ -150,9 +153,18 @@ def run(ctx: CheckContext) -> dict:
     port = int(opts["port"])
     query = dns.message.make_query(qname, dns.rdatatype.from_text(record_type))
     data = {
-        "query": qname.to_text(), "record_type": record_type, "resolver": servers[0], "port": port,
-        "protocol": opts["protocol"], "rcode": None, "answers": [], "authority": [],
-        "query_time_ms": None, "truncated_retried": False, "ip_version": ip_version_of(servers[0]), "note": note,
+        "query": qname.to_text(),
+        "record_type": record_type,
+        "resolver": servers[0],
+        "port": port,
+        "protocol": opts["protocol"],
+        "rcode": None,
+        "answers": [],
+        "authority": [],
+        "query_time_ms": None,
+        "truncated_retried": False,
+        "ip_version": ip_version_of(servers[0]),
+        "note": note,
     }
 
     response = last_error = None
@@ -164,8 +176,9 @@ def run(ctx: CheckContext) -> dict:
                 response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
             else:
                 with _connected_udp_socket(server, port) as udp_sock:
-                    response, used_tcp = dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining(),
-                                                                     udp_sock=udp_sock)
+                    response, used_tcp = dns.query.udp_with_fallback(
+                        query, server, port=port, timeout=ctx.remaining(), udp_sock=udp_sock
+                    )
                 data["truncated_retried"] = used_tcp
             data["query_time_ms"] = ms_since(started)
             break
@@ -178,10 +191,14 @@ def run(ctx: CheckContext) -> dict:
                 break
     if response is None:
         if isinstance(last_error, dns.exception.Timeout):
-            raise CheckFailure("timeout", f"no answer from {data['resolver']} port {port} within {ctx.timeout_s:g} s",
-                               data=data)
-        raise CheckFailure("unreachable" if not isinstance(last_error, ConnectionRefusedError) else "refused",
-                           f"resolver {data['resolver']} port {port}: {last_error}", data=data)
+            raise CheckFailure(
+                "timeout", f"no answer from {data['resolver']} port {port} within {ctx.timeout_s:g} s", data=data
+            )
+        raise CheckFailure(
+            "unreachable" if not isinstance(last_error, ConnectionRefusedError) else "refused",
+            f"resolver {data['resolver']} port {port}: {last_error}",
+            data=data,
+        )
 
     rcode = dns.rcode.to_text(response.rcode())
     data["rcode"] = rcode
@@ -190,8 +207,12 @@ def run(ctx: CheckContext) -> dict:
     data["authoritative"] = bool(response.flags & dns.flags.AA)
     blocked = withhold_blocked(data["answers"], ctx.allow_private)
     if blocked:
-        raise CheckFailure("blocked_target", f"{qname} {record_type}: the answer holds an address in a blocked range "
-                           f"({blocked}); such answers are withheld unless private targets are allowed", data=data)
+        raise CheckFailure(
+            "blocked_target",
+            f"{qname} {record_type}: the answer holds an address in a blocked range "
+            f"({blocked}); such answers are withheld unless private targets are allowed",
+            data=data,
+        )
     address = next((a["value"] for a in data["answers"] if a["type"] in ("A", "AAAA")), None)
     if t.is_ip:
         address = t.host  # a reverse lookup is about this address
@@ -200,9 +221,11 @@ def run(ctx: CheckContext) -> dict:
         data["note"] = f"{note}; {no_ptr}" if note else no_ptr
         return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
     if rcode != "NOERROR":
-        raise CheckFailure("dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}",
-                           data=data, address=address)
+        raise CheckFailure(
+            "dns_failure", f"{qname} {record_type}: {rcode} from {data['resolver']}", data=data, address=address
+        )
     if not data["answers"]:
-        raise CheckFailure("dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)",
-                           data=data, address=address)
+        raise CheckFailure(
+            "dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)", data=data, address=address
+        )
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)

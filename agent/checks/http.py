@@ -56,6 +56,7 @@ read the certificate) put two connections into one hop's `total`.
 Certificates are parsed with `cryptography` (the stdlib returns nothing for
 a certificate that did not verify).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -72,16 +73,36 @@ from cryptography.hazmat.primitives import hashes
 
 from chalicelib import protocol, targets
 
-from .base import (USER_AGENT, CheckContext, CheckFailure, classify, connect_checked, ip_version_of, ms_since,
-                   resolve_checked)
+from .base import (
+    USER_AGENT,
+    CheckContext,
+    CheckFailure,
+    classify,
+    connect_checked,
+    ip_version_of,
+    ms_since,
+    resolve_checked,
+)
 
 BODY_CAP_BYTES = 1 << 20
 READ_CHUNK = 64 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 REPORTED_HEADERS = (
-    "server", "content-type", "content-length", "content-encoding", "transfer-encoding",
-    "location", "cache-control", "date", "last-modified", "etag", "expires",
-    "strict-transport-security", "alt-svc", "via", "x-powered-by",
+    "server",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "location",
+    "cache-control",
+    "date",
+    "last-modified",
+    "etag",
+    "expires",
+    "strict-transport-security",
+    "alt-svc",
+    "via",
+    "x-powered-by",
 )
 PHASES = ("dns", "connect", "tls", "ttfb", "download", "total")
 
@@ -161,39 +182,60 @@ def run(ctx: CheckContext) -> dict:
                 message = f"timed out after {ctx.timeout_s:g} s waiting for {err.phase}"
             elif kind not in ("blocked_target", "dns_failure"):
                 message = f"{message} (during {err.phase})"
-            raise CheckFailure(kind, f"{url}: {message}", data=data_for(err.hop),
-                               address=err.hop.get("address")) from err.cause
+            raise CheckFailure(
+                kind, f"{url}: {message}", data=data_for(err.hop), address=err.hop.get("address")
+            ) from err.cause
         hops.append(hop)
         status = hop["status_code"]
         location = hop["headers"].get("location")
         if not (opts["follow_redirects"] and status in REDIRECT_STATUSES and location):
             break
-        redirects.append({"url": url, "status_code": status, "location": location,
-                          "timings_ms": hop["timings"]})
+        redirects.append({"url": url, "status_code": status, "location": location, "timings_ms": hop["timings"]})
         if len(redirects) > opts["max_redirects"]:
-            raise CheckFailure("http_error", f"stopped after {opts['max_redirects']} redirects (max_redirects)",
-                               data=data_for(hop), address=hop["address"])
+            raise CheckFailure(
+                "http_error",
+                f"stopped after {opts['max_redirects']} redirects (max_redirects)",
+                data=data_for(hop),
+                address=hop["address"],
+            )
         next_url = urljoin(url, location)
         try:
             targets.parse_target(next_url, ctx.allow_private)  # literal check before any lookup
         except targets.BlockedTarget as exc:
-            raise CheckFailure("blocked_target", f"redirect to {next_url} refused: {exc.message}",
-                               data=data_for(hop), address=hop["address"]) from exc
+            raise CheckFailure(
+                "blocked_target",
+                f"redirect to {next_url} refused: {exc.message}",
+                data=data_for(hop),
+                address=hop["address"],
+            ) from exc
         except targets.TargetError as exc:
-            raise CheckFailure("http_error", f"redirect to an unusable URL {next_url!r}: {exc.message}",
-                               data=data_for(hop), address=hop["address"]) from exc
+            raise CheckFailure(
+                "http_error",
+                f"redirect to an unusable URL {next_url!r}: {exc.message}",
+                data=data_for(hop),
+                address=hop["address"],
+            ) from exc
         url = next_url
 
     data = data_for(hop)
     if not low <= status <= high:
-        raise CheckFailure("http_error", f"status {status} {hop['reason']} is outside the expected {low}-{high}",
-                           data=data, address=hop["address"])
+        raise CheckFailure(
+            "http_error",
+            f"status {status} {hop['reason']} is outside the expected {low}-{high}",
+            data=data,
+            address=hop["address"],
+        )
     return protocol.result_envelope(True, ctx.elapsed_ms(), hop["address"], data)
 
 
 def _hop_view(hop: dict) -> dict:
-    return {"url": hop["url"], "status_code": hop.get("status_code"), "address": hop.get("address"),
-            "ip_version": ip_version_of(hop.get("address")), "timings_ms": hop["timings"]}
+    return {
+        "url": hop["url"],
+        "status_code": hop.get("status_code"),
+        "address": hop.get("address"),
+        "ip_version": ip_version_of(hop.get("address")),
+        "timings_ms": hop["timings"],
+    }
 
 
 def _sum_timings(hops: list[dict]) -> dict:
@@ -259,7 +301,9 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
         response.begin()
         hop["status_code"] = response.status
         hop["reason"] = response.reason
-        hop["http_version"] = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(response.version, str(response.version))
+        hop["http_version"] = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(
+            response.version, str(response.version)
+        )
         hop["headers"] = {name: response.headers[name] for name in REPORTED_HEADERS if name in response.headers}
 
         body_bytes, truncated = 0, False
@@ -363,8 +407,15 @@ def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool | None, verify_error:
         "alpn": tls_sock.selected_alpn_protocol(),
         "verified": verified,
         "verify_error": verify_error,
-        "subject": None, "issuer": None, "not_before": None, "not_after": None,
-        "days_left": None, "san": [], "serial": None, "fingerprint_sha256": None, "chain_length": 0,
+        "subject": None,
+        "issuer": None,
+        "not_before": None,
+        "not_after": None,
+        "days_left": None,
+        "san": [],
+        "serial": None,
+        "fingerprint_sha256": None,
+        "chain_length": 0,
     }
     chain = peer_chain(tls_sock)
     info["chain_length"] = len(chain)
@@ -374,7 +425,9 @@ def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool | None, verify_error:
     not_after = cert.not_valid_after_utc
     try:
         san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        san = san_ext.get_values_for_type(x509.DNSName) + [str(ip) for ip in san_ext.get_values_for_type(x509.IPAddress)]
+        san = san_ext.get_values_for_type(x509.DNSName) + [
+            str(ip) for ip in san_ext.get_values_for_type(x509.IPAddress)
+        ]
     except x509.ExtensionNotFound:
         san = []
     info.update(

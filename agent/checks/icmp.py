@@ -7,6 +7,7 @@ reuses sequence numbers across TTLs (a late reply gets credited to the wrong
 hop). Here every probe has a unique (id, sequence) and the check's deadline
 bounds every wait.
 """
+
 from __future__ import annotations
 
 from icmplib import ICMPv4Socket, ICMPv6Socket
@@ -20,8 +21,10 @@ ACCEPTED_TYPES = {4: (0, 3, 11), 6: (129, 1, 3)}
 ECHO_REPLY = {4: 0, 6: 129}
 TIME_EXCEEDED = {4: 11, 6: 3}
 
-NO_ICMP = ("ICMP is not available to this agent: raw sockets need root or CAP_NET_RAW, "
-           "and unprivileged ICMP is off (net.ipv4.ping_group_range)")
+NO_ICMP = (
+    "ICMP is not available to this agent: raw sockets need root or CAP_NET_RAW, "
+    "and unprivileged ICMP is off (net.ipv4.ping_group_range)"
+)
 
 
 def open_socket(address: str, *, raw_only: bool = False):
@@ -31,8 +34,9 @@ def open_socket(address: str, *, raw_only: bool = False):
         return cls(privileged=True)
     except SocketPermissionError:
         if raw_only:
-            raise CheckFailure("internal", "traceroute needs raw ICMP sockets (root or CAP_NET_RAW); "
-                                           "this agent has none") from None
+            raise CheckFailure(
+                "internal", "traceroute needs raw ICMP sockets (root or CAP_NET_RAW); this agent has none"
+            ) from None
     try:
         return cls(privileged=False)
     except SocketPermissionError:

@@ -8,6 +8,7 @@ allows them; neither gives `kind: internal`.
 
 rtt_ms.stddev is the population standard deviation, as ping's "mdev".
 """
+
 from __future__ import annotations
 
 import statistics
@@ -38,8 +39,9 @@ def run(ctx: CheckContext) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. ENETUNREACH on send
         kind, message = classify(exc)
-        raise CheckFailure(kind, f"{address}: {message}", address=address,
-                           data={"address": address, "packets_sent": len(requests)}) from exc
+        raise CheckFailure(
+            kind, f"{address}: {message}", address=address, data={"address": address, "packets_sent": len(requests)}
+        ) from exc
     return _result(ctx, sock, address, timeout, requests, rtts, unreachable)
 
 
@@ -92,17 +94,23 @@ def _result(ctx, sock, address, timeout, requests, rtts, unreachable) -> dict:
         "packets_received": len(values),
         "loss_pct": round(100.0 * (sent - len(values)) / sent, 1) if sent else 100.0,
         "rtt_ms": {
-            "min": min(values), "avg": round(statistics.fmean(values), 3), "max": max(values),
+            "min": min(values),
+            "avg": round(statistics.fmean(values), 3),
+            "max": max(values),
             "stddev": round(statistics.pstdev(values), 3),
-        } if values else {"min": None, "avg": None, "max": None, "stddev": None},
+        }
+        if values
+        else {"min": None, "avg": None, "max": None, "stddev": None},
         "rtts_ms": values,
         "icmp_errors": sorted(set(unreachable.values())),
         "mode": "raw" if sock.is_privileged else "unprivileged",
     }
     if not values:
         if unreachable:
-            raise CheckFailure("unreachable", f"{address} is unreachable: {data['icmp_errors'][0]}",
-                               data=data, address=address)
-        raise CheckFailure("timeout", f"no reply from {address} to {sent} packets within {timeout:g} s",
-                           data=data, address=address)
+            raise CheckFailure(
+                "unreachable", f"{address} is unreachable: {data['icmp_errors'][0]}", data=data, address=address
+            )
+        raise CheckFailure(
+            "timeout", f"no reply from {address} to {sent} packets within {timeout:g} s", data=data, address=address
+        )
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)

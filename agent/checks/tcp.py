@@ -6,6 +6,7 @@ else 443 for a bare host, as the http check assumes https for it
 the address the policy approved after resolution (options.ip_version picks
 the family); the socket is closed straight after the handshake.
 """
+
 from __future__ import annotations
 
 import time

@@ -9,6 +9,7 @@ Reverse names are looked up afterwards, in parallel, with a short timeout.
 Needs raw ICMP sockets: an unprivileged ICMP socket does not receive the
 routers' Time Exceeded messages.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,8 +42,9 @@ def run(ctx: CheckContext) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. ENETUNREACH on send
         kind, message = classify(exc)
-        raise CheckFailure(kind, f"{address}: {message}", address=address,
-                           data={"address": address, "reached": False, "hops": hops}) from exc
+        raise CheckFailure(
+            kind, f"{address}: {message}", address=address, data={"address": address, "reached": False, "hops": hops}
+        ) from exc
     return _result(ctx, address, hops, reached, stop_reason, max_hops, probes)
 
 
@@ -72,8 +74,12 @@ def _trace(ctx, sock, address, family, ident, max_hops, probes, hops) -> tuple[b
                     reply = sock.receive(None, timeout=left)
                 except TimeoutExceeded:
                     break
-                if (reply.id == ident and reply.sequence in requests and reply.sequence not in answers
-                        and reply.type in icmp.ACCEPTED_TYPES[family]):
+                if (
+                    reply.id == ident
+                    and reply.sequence in requests
+                    and reply.sequence not in answers
+                    and reply.type in icmp.ACCEPTED_TYPES[family]
+                ):
                     rtt = round((reply.time - requests[reply.sequence].time) * 1000, 3)
                     answers[reply.sequence] = (reply.source, rtt, reply.type)
             hop = _hop(ttl, probes, [answers[s] for s in sorted(answers)])
@@ -94,11 +100,19 @@ def _result(ctx, address, hops, reached, stop_reason, max_hops, probes) -> dict:
     if reached:
         return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
     if stop_reason == "unreachable":
-        raise CheckFailure("unreachable", f"{hops[-1]['address']} reports {address} unreachable at hop {len(hops)}",
-                           data=data, address=address)
+        raise CheckFailure(
+            "unreachable",
+            f"{hops[-1]['address']} reports {address} unreachable at hop {len(hops)}",
+            data=data,
+            address=address,
+        )
     if stop_reason == "timeout":
-        raise CheckFailure("timeout", f"trace to {address} timed out after {len(hops)} hops ({ctx.timeout_s:g} s)",
-                           data=data, address=address)
+        raise CheckFailure(
+            "timeout",
+            f"trace to {address} timed out after {len(hops)} hops ({ctx.timeout_s:g} s)",
+            data=data,
+            address=address,
+        )
     raise CheckFailure("unreachable", f"{address} not reached within {max_hops} hops", data=data, address=address)
 
 

@@ -18,6 +18,7 @@ to be performed"), and UI files are uploaded only when their content differs (MD
 ``deploy(...)`` returns a ``DeployResult``; errors the caller should report in one line are
 ``DeployError``. CLI: ``python -m scripts.deploy_local --help``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,6 +50,7 @@ STANDINS_NOTE = (
 _OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 _RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 
+
 class DeployError(RuntimeError):
     """Deployment failed; ``str()`` is a one-line, user-facing message."""
 
@@ -57,16 +59,16 @@ class DeployError(RuntimeError):
 class DeployResult:
     stack_name: str
     stack_status: str
-    changed: bool                       # CloudFormation changed something
+    changed: bool  # CloudFormation changed something
     bucket: str
-    website_url: str                    # S3 website endpoint (browsers, curl): index/error documents
-    path_url: str                       # path-style object URL (any HTTP client, no DNS needed)
-    reported_website_url: str           # what LocalStack reports (needs public DNS: not offline)
+    website_url: str  # S3 website endpoint (browsers, curl): index/error documents
+    path_url: str  # path-style object URL (any HTTP client, no DNS needed)
+    reported_website_url: str  # what LocalStack reports (needs public DNS: not offline)
     secret_name: str
     secret_arn: str
     sweeper_rule_arn: str
-    uploaded: List[str] = field(default_factory=list)   # UI keys uploaded this run
-    deleted: List[str] = field(default_factory=list)    # stale UI keys removed this run
+    uploaded: List[str] = field(default_factory=list)  # UI keys uploaded this run
+    deleted: List[str] = field(default_factory=list)  # stale UI keys removed this run
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -117,8 +119,12 @@ def _session(endpoint_url: str, region: str):
 def _clients(endpoint_url: str, region: str):
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
-                    read_timeout=60, s3={"addressing_style": "path"})
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        s3={"addressing_style": "path"},
+    )
     session = _session(endpoint_url, region)
     return session.client("cloudformation", config=config), session.client("s3", config=config)
 
@@ -132,6 +138,7 @@ def _err(e: Exception) -> str:
 
 def _describe(cfn, stack: str) -> Optional[dict]:
     from botocore.exceptions import ClientError
+
     try:
         return cfn.describe_stacks(StackName=stack)["Stacks"][0]
     except ClientError as e:
@@ -142,6 +149,7 @@ def _describe(cfn, stack: str) -> Optional[dict]:
 
 def _wait_settled(cfn, stack: str, timeout: float) -> Optional[dict]:
     """The stack once no operation is in progress (None: it does not exist)."""
+
     def settled():
         s = _describe(cfn, stack)
         return {"stack": s} if s is None or not s["StackStatus"].endswith("_IN_PROGRESS") else None
@@ -223,7 +231,7 @@ def ui_config(api_url: str, ws_url: Optional[str] = None) -> bytes:
 def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str], ws_url: Optional[str] = None):
     """Upload changed files, delete stale ones, write config.json. Returns (uploaded, deleted)."""
     existing = _existing_etags(s3, bucket)
-    wanted: Dict[str, tuple] = {}      # key -> (md5, bytes-or-path, content type)
+    wanted: Dict[str, tuple] = {}  # key -> (md5, bytes-or-path, content type)
     if ui_dir is not None:
         for p in sorted(ui_dir.rglob("*")):
             if p.is_file():
@@ -233,8 +241,7 @@ def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str], ws_
         body = ui_config(api_url, ws_url)
         wanted["config.json"] = (hashlib.md5(body).hexdigest(), body, "application/json; charset=utf-8")
     if ui_dir is None and "index.html" not in existing:
-        wanted["index.html"] = (hashlib.md5(PLACEHOLDER_HTML).hexdigest(), PLACEHOLDER_HTML,
-                                "text/html; charset=utf-8")
+        wanted["index.html"] = (hashlib.md5(PLACEHOLDER_HTML).hexdigest(), PLACEHOLDER_HTML, "text/html; charset=utf-8")
     uploaded, deleted = [], []
     for key, (md5, src, ctype) in wanted.items():
         if existing.get(key) == md5:
@@ -246,10 +253,9 @@ def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str], ws_
     if ui_dir is not None:
         stale = [k for k in existing if k not in wanted and k != "config.json"]
         for i in range(0, len(stale), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]]})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[i : i + 1000]]})
         deleted = stale
     return uploaded, deleted
-
 
 
 # --------------------------------------------------------------------------- the app's schedule
@@ -310,8 +316,10 @@ def _clear_failed(cfn, stack_name: str, timeout: float, log) -> Optional[dict]:
         stack = _wait_settled(cfn, stack_name, timeout)
         if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
             return None
-    raise DeployError(f"could not delete the failed stack {stack_name} ({stack['StackStatus']}); "
-                      f"restart LocalStack (make down && make up)")
+    raise DeployError(
+        f"could not delete the failed stack {stack_name} ({stack['StackStatus']}); "
+        f"restart LocalStack (make down && make up)"
+    )
 
 
 def _create_or_update(cfn, stack_name: str, exists: bool, body: str, params: list, log) -> bool:
@@ -341,23 +349,41 @@ def _settled_outputs(cfn, stack_name: str, changed: bool, timeout: float) -> tup
     return status, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def deploy(*, endpoint_url: str = DEFAULT_ENDPOINT, registration_token: str, admin_token: str,
-           database_url: str, redis_url: str, api_url: Optional[str] = None, ws_url: Optional[str] = None,
-           ui_dir=None, stack_name: str = DEFAULT_STACK, bucket: str = DEFAULT_BUCKET,
-           stage: str = "local",
-           sweeper_schedule: Optional[str] = None, region: str = DEFAULT_REGION,
-           timeout: float = 180.0, template=TEMPLATE, log=print) -> DeployResult:
+def deploy(
+    *,
+    endpoint_url: str = DEFAULT_ENDPOINT,
+    registration_token: str,
+    admin_token: str,
+    database_url: str,
+    redis_url: str,
+    api_url: Optional[str] = None,
+    ws_url: Optional[str] = None,
+    ui_dir=None,
+    stack_name: str = DEFAULT_STACK,
+    bucket: str = DEFAULT_BUCKET,
+    stage: str = "local",
+    sweeper_schedule: Optional[str] = None,
+    region: str = DEFAULT_REGION,
+    timeout: float = 180.0,
+    template=TEMPLATE,
+    log=print,
+) -> DeployResult:
     """Create or update the local stack; upload the UI when given. Raises DeployError.
 
     ``sweeper_schedule`` defaults to the schedule the app declares for its sweeper (app_schedule()).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    secrets = {"registration_token": registration_token, "admin_token": admin_token,
-               "database_url": database_url, "redis_url": redis_url}
+    secrets = {
+        "registration_token": registration_token,
+        "admin_token": admin_token,
+        "database_url": database_url,
+        "redis_url": redis_url,
+    }
     ui_path = _check_inputs(secrets, ui_dir)
-    params = _parameters(secrets, stage=stage, bucket=bucket,
-                         sweeper_schedule=sweeper_schedule or app_schedule() or FALLBACK_SCHEDULE)
+    params = _parameters(
+        secrets, stage=stage, bucket=bucket, sweeper_schedule=sweeper_schedule or app_schedule() or FALLBACK_SCHEDULE
+    )
     cfn, s3 = _clients(endpoint_url, region)
     try:
         existing = _clear_failed(cfn, stack_name, timeout, log)
@@ -375,9 +401,16 @@ def deploy(*, endpoint_url: str = DEFAULT_ENDPOINT, registration_token: str, adm
     elif ui_path is not None or api_url is not None:
         log("[deploy-local] UI: unchanged")
     return DeployResult(
-        stack_name=stack_name, stack_status=status, changed=changed, bucket=bucket,
-        website_url=website_url(bucket, endpoint_url), path_url=path_url(bucket, endpoint_url),
-        reported_website_url=outputs.get("UiWebsiteUrl", ""), secret_name=secret_name,
-        secret_arn=outputs.get("AppSecretArn", ""), sweeper_rule_arn=outputs.get("SweeperRuleArn", ""),
-        uploaded=uploaded, deleted=deleted,
+        stack_name=stack_name,
+        stack_status=status,
+        changed=changed,
+        bucket=bucket,
+        website_url=website_url(bucket, endpoint_url),
+        path_url=path_url(bucket, endpoint_url),
+        reported_website_url=outputs.get("UiWebsiteUrl", ""),
+        secret_name=secret_name,
+        secret_arn=outputs.get("AppSecretArn", ""),
+        sweeper_rule_arn=outputs.get("SweeperRuleArn", ""),
+        uploaded=uploaded,
+        deleted=deleted,
     )

@@ -17,6 +17,7 @@ HTTP paths (on both HTTP and HTTPS):
 DNS: the zone given, with CNAME chasing inside it, NXDOMAIN for other names,
 over UDP and TCP.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -140,8 +141,12 @@ def self_signed_certificate(names: list[str], days: int = 90) -> tuple[bytes, by
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Host Checker demo")])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Host Checker demo"),
+        ]
+    )
     alt = []
     for name in names:
         try:
@@ -150,15 +155,20 @@ def self_signed_certificate(names: list[str], days: int = 90) -> tuple[bytes, by
             alt.append(x509.DNSName(name))
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -181,14 +191,19 @@ def serve_http(host: str, port: int = 0, tls: ssl.SSLContext | None = None) -> _
 
 # --- DNS ---------------------------------------------------------------------
 
+
 def default_zone(name: str, address: str) -> dict[str, list[tuple[str, int, str]]]:
     """{owner name: [(type, ttl, value)]} for a demo domain."""
     name = name.rstrip(".") + "."
     return {
-        name: [("A", 300, address), ("AAAA", 300, "2001:db8::10"),
-               ("MX", 300, f"10 mail.{name}"), ("TXT", 300, '"v=spf1 -all"'),
-               ("NS", 300, f"ns.{name}"),
-               ("SOA", 300, f"ns.{name} hostmaster.{name} 1 3600 600 86400 60")],
+        name: [
+            ("A", 300, address),
+            ("AAAA", 300, "2001:db8::10"),
+            ("MX", 300, f"10 mail.{name}"),
+            ("TXT", 300, '"v=spf1 -all"'),
+            ("NS", 300, f"ns.{name}"),
+            ("SOA", 300, f"ns.{name} hostmaster.{name} 1 3600 600 86400 60"),
+        ],
         f"www.{name}": [("CNAME", 300, name)],
         f"mail.{name}": [("A", 300, address)],
         f"ns.{name}": [("A", 300, address)],
@@ -310,8 +325,14 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
 class DemoSite:
     """HTTP, HTTPS and DNS for `name` on `address`; ports 0 pick free ones."""
 
-    def __init__(self, address: str, name: str = "demo.hostchecker.test",
-                 http_port: int = 0, https_port: int = 0, dns_port: int = 0):
+    def __init__(
+        self,
+        address: str,
+        name: str = "demo.hostchecker.test",
+        http_port: int = 0,
+        https_port: int = 0,
+        dns_port: int = 0,
+    ):
         self.address, self.name = address, name
         self.ports = {"http": http_port, "https": https_port, "dns": dns_port}
         self.servers: list = []
@@ -336,5 +357,9 @@ class DemoSite:
         self.servers = []
 
     def describe(self) -> dict:
-        return {"address": self.address, "name": self.name, "ports": self.ports,
-                "urls": [f"http://{self.address}:{self.ports['http']}/", f"https://{self.address}:{self.ports['https']}/"]}
+        return {
+            "address": self.address,
+            "name": self.name,
+            "ports": self.ports,
+            "urls": [f"http://{self.address}:{self.ports['http']}/", f"https://{self.address}:{self.ports['https']}/"],
+        }

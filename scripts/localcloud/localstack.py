@@ -18,6 +18,7 @@ Every failure the caller should survive is a ``LocalStackError`` (subclasses
 ``PythonNotFound``, ``PortInUse``, ``StartFailed``) whose ``str()`` is one line.
 The stack goes on without LocalStack when it catches one.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -90,7 +91,10 @@ def _python_version(exe: str) -> Optional[tuple]:
     try:
         out = subprocess.run(
             [exe, "-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=20, env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -113,8 +117,7 @@ def find_python() -> str:
     if env:
         candidates.append(env)
     pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.13*", "bin", "python3.13")),
-                         reverse=True)
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", "3.13*", "bin", "python3.13")), reverse=True)
     for name in ("python3.13",):
         found = shutil.which(name)
         if found:
@@ -162,8 +165,12 @@ def _venv_python(venv: Path) -> Path:
 def _venv_current(venv: Path, wanted: str) -> bool:
     stamp = venv / STAMP_NAME
     py = _venv_python(venv)
-    return (py.exists() and stamp.exists() and stamp.read_text().strip() == wanted
-            and (_python_version(str(py)) or (0, 0))[:2] == MIN_PYTHON)
+    return (
+        py.exists()
+        and stamp.exists()
+        and stamp.read_text().strip() == wanted
+        and (_python_version(str(py)) or (0, 0))[:2] == MIN_PYTHON
+    )
 
 
 def _run_or_fail(argv: list[str], what: str, env: dict | None = None) -> None:
@@ -181,13 +188,17 @@ def _create_venv(venv: Path, requirements: Path, log) -> None:
     _run_or_fail([base, "-m", "venv", str(venv)], f"could not create the LocalStack venv at {venv}")
     env = _clean_env(venv)
     py = str(_venv_python(venv))
-    _run_or_fail([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)],
-                 f"pip could not install LocalStack's requirements into {venv}", env)
+    _run_or_fail(
+        [py, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(requirements)],
+        f"pip could not install LocalStack's requirements into {venv}",
+        env,
+    )
     _run_or_fail([py, "-c", "import localstack.runtime.main"], "LocalStack installed but does not import", env)
 
 
-def ensure_venv(*, venv_dir=None, requirements=REQUIREMENTS, quiet: bool = False,
-                log: Optional[Callable[[str], None]] = None) -> Path:
+def ensure_venv(
+    *, venv_dir=None, requirements=REQUIREMENTS, quiet: bool = False, log: Optional[Callable[[str], None]] = None
+) -> Path:
     """The LocalStack venv's python; created once per set of pins (under a lock, for parallel checkouts).
 
     Raises PythonNotFound (no 3.13) or StartFailed (pip failed), both one-line LocalStackErrors.
@@ -208,8 +219,11 @@ def ensure_venv(*, venv_dir=None, requirements=REQUIREMENTS, quiet: bool = False
 
 
 def _clean_env(venv: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYENV_VERSION", "__PYVENV_LAUNCHER__")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYENV_VERSION", "__PYVENV_LAUNCHER__")
+    }
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -270,19 +284,21 @@ def _tail(path: Path, n: int = 1) -> str:
 def _runtime_env(venv: Path, inst_dir: Path, host: str, port: int, extra_env: Optional[dict]) -> dict:
     """LocalStack's settings: everything under the instance folder, no traffic beyond loopback."""
     env = _clean_env(venv)
-    env.update({
-        "GATEWAY_LISTEN": f"{host}:{port}",
-        "DNS_ADDRESS": "0",                      # no DNS server on :53
-        "LOCALSTACK_VOLUME_DIR": str(inst_dir / "volume"),
-        "FILESYSTEM_ROOT": str(inst_dir / "filesystem"),
-        "LOCALSTACK_HOST": f"localhost.localstack.cloud:{port}",
-        "SKIP_SSL_CERT_DOWNLOAD": "1",
-        "DISABLE_EVENTS": "1",                   # no analytics
-        "LOCALSTACK_TELEMETRY_DISABLED": "1",
-        "DO_NOT_TRACK": "1",
-        "EAGER_SERVICE_LOADING": "0",
-        "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1"),
-    })
+    env.update(
+        {
+            "GATEWAY_LISTEN": f"{host}:{port}",
+            "DNS_ADDRESS": "0",  # no DNS server on :53
+            "LOCALSTACK_VOLUME_DIR": str(inst_dir / "volume"),
+            "FILESYSTEM_ROOT": str(inst_dir / "filesystem"),
+            "LOCALSTACK_HOST": f"localhost.localstack.cloud:{port}",
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "DISABLE_EVENTS": "1",  # no analytics
+            "LOCALSTACK_TELEMETRY_DISABLED": "1",
+            "DO_NOT_TRACK": "1",
+            "EAGER_SERVICE_LOADING": "0",
+            "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        }
+    )
     env.update(extra_env or {})
     return env
 
@@ -301,24 +317,37 @@ def _reuse(state_dir, port: int, host: str, log_path: Path, quiet: bool, log) ->
 def _wait_ready(proc, state_dir, port: int, host: str, log_path: Path, timeout: float) -> None:
     def ready():
         if proc.poll() is not None:
-            raise StartFailed(f"LocalStack exited with code {proc.returncode} during start-up "
-                              f"(last log line: {_tail(log_path) or 'none'}; full log: {log_path})")
+            raise StartFailed(
+                f"LocalStack exited with code {proc.returncode} during start-up "
+                f"(last log line: {_tail(log_path) or 'none'}; full log: {log_path})"
+            )
         return _ready(port, host)
 
     try:
         wait_for(ready, timeout, "LocalStack", interval=0.1, max_interval=1.0)
     except ServiceError:
         stop(state_dir, quiet=True)
-        raise StartFailed(f"LocalStack was not ready after {timeout:.0f}s "
-                          f"(last log line: {_tail(log_path) or 'none'}; full log: {log_path})") from None
+        raise StartFailed(
+            f"LocalStack was not ready after {timeout:.0f}s "
+            f"(last log line: {_tail(log_path) or 'none'}; full log: {log_path})"
+        ) from None
     except StartFailed:
         _pid_file(state_dir).path.unlink(missing_ok=True)
         raise
 
 
-def start(state_dir, port: int = DEFAULT_PORT, log_path=None, *, venv_dir=None, host: str = DEFAULT_HOST,
-          timeout: float = 90.0, quiet: bool = False, extra_env: Optional[dict] = None,
-          log: Optional[Callable[[str], None]] = None) -> Instance:
+def start(
+    state_dir,
+    port: int = DEFAULT_PORT,
+    log_path=None,
+    *,
+    venv_dir=None,
+    host: str = DEFAULT_HOST,
+    timeout: float = 90.0,
+    quiet: bool = False,
+    extra_env: Optional[dict] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> Instance:
     """Start LocalStack in the background and return once it is ready (bounded by ``timeout``).
 
     Idempotent: a healthy instance recorded under ``state_dir`` on this port is reused. The venv
@@ -339,8 +368,13 @@ def start(state_dir, port: int = DEFAULT_PORT, log_path=None, *, venv_dir=None, 
         raise StartFailed(f"LocalStack venv missing at {venv}; run: python -m scripts.localstack ensure-venv")
     _say(f"starting on {endpoint_url(port, host)} (log: {log_path})", quiet, log)
     try:
-        proc = spawn([str(py), "-m", "localstack.runtime.main"], _runtime_env(venv, inst_dir, host, port, extra_env),
-                     log_path, _pid_file(state_dir), cwd=inst_dir)
+        proc = spawn(
+            [str(py), "-m", "localstack.runtime.main"],
+            _runtime_env(venv, inst_dir, host, port, extra_env),
+            log_path,
+            _pid_file(state_dir),
+            cwd=inst_dir,
+        )
     except OSError as e:
         raise StartFailed(f"could not run {py}: {e.strerror}") from None
     _wait_ready(proc, state_dir, port, host, log_path, timeout)
@@ -358,8 +392,7 @@ def pid(state_dir) -> Optional[int]:
     return _pid_file(state_dir).alive()
 
 
-def stop(state_dir, *, timeout: float = 20.0, quiet: bool = False,
-         log: Optional[Callable[[str], None]] = None) -> bool:
+def stop(state_dir, *, timeout: float = 20.0, quiet: bool = False, log: Optional[Callable[[str], None]] = None) -> bool:
     """Stop the LocalStack started by start() for this state_dir (pid file only). True if one was stopped."""
     pid_file = _pid_file(state_dir)
     record = pid_file.read()

@@ -1,5 +1,6 @@
 """The system packages the local cloud needs (PostgreSQL, redis-server, iproute2, Chromium for the
 browser tests), installed with apt as root, or named in one line otherwise."""
+
 from __future__ import annotations
 
 import os
@@ -39,5 +40,3 @@ def ensure_system_packages(need_browser: bool = False, log=print) -> None:
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise ServiceError(f"{' '.join(argv)} failed: {' | '.join(tail)}")
-
-

@@ -4,6 +4,7 @@ It lives under its own state folder (e.g. `.local/run/` or `.local/test/`) on it
 own port, bound to a loopback address. Nothing here touches a system instance:
 the server is started from the data folder we own and stopped by its pid file.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,11 @@ def _postgres_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam("postgres")
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        "postgres"], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+            check=True,
+            capture_output=True,
+        )
         return pwd.getpwnam("postgres")
 
 
@@ -155,22 +159,48 @@ class Postgres:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.data_dir, 0o700)
             self._chown(self.data_dir)
-            self._run([str(bindir / "initdb"), "-D", str(self.data_dir), "-U", DB_USER,
-                       "--auth=trust", "--encoding=UTF8", "--no-instructions"])
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    DB_USER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            )
         self.log_path.touch()
         self._chown(self.log_path)
-        options = (f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories="
-                   f"{self.data_dir} -c fsync=on -c max_connections=200")
-        self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path),
-                   "-o", options, "-w", "-t", "30", "start"])
+        options = (
+            f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories="
+            f"{self.data_dir} -c fsync=on -c max_connections=200"
+        )
+        self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ]
+        )
         self._ensure_database()
         log(f"  postgres up on {self.host}:{self.port}")
 
     def _ensure_database(self) -> None:
         import psycopg
 
-        with psycopg.connect(f"postgresql://{DB_USER}@{self.host}:{self.port}/postgres",
-                             autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            f"postgresql://{DB_USER}@{self.host}:{self.port}/postgres", autocommit=True, connect_timeout=5
+        ) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
@@ -183,5 +213,3 @@ class Postgres:
         self._run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
         if pid:
             stop(pid)
-
-

@@ -10,6 +10,7 @@
   `choose_ports(...)`: free ports for a profile, recorded and reused when still free.
 - `listens(pid, port)`: whether *this* process listens on the port (readiness of what we started).
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,12 +38,13 @@ def checkout_id(root: Path = ROOT) -> str:
 
 # --- process identity --------------------------------------------------------
 
+
 def _stat_fields(pid: int) -> list[str] | None:
     """/proc/<pid>/stat after the command name (which may hold spaces and parentheses)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode(errors="replace")
-        return data[data.rindex(")") + 2:].split()
+        return data[data.rindex(")") + 2 :].split()
     except (OSError, ValueError):
         return None
 
@@ -97,13 +99,22 @@ class PidFile:
 
 # --- start, wait, stop -------------------------------------------------------
 
-def spawn(argv: list[str], env: dict[str, str], log_path: Path, pid_file: PidFile | None = None,
-          cwd: Path = ROOT) -> subprocess.Popen:
+
+def spawn(
+    argv: list[str], env: dict[str, str], log_path: Path, pid_file: PidFile | None = None, cwd: Path = ROOT
+) -> subprocess.Popen:
     """Start `argv` in a session of its own (so `stop(group=True)` reaches its children)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     if pid_file is not None:
         pid_file.write(proc.pid)
     return proc
@@ -157,6 +168,7 @@ def stop(*pids: int | tuple[int, int | None], grace: float = 10.0, group: bool =
 
 
 # --- ports -------------------------------------------------------------------
+
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether a server could listen on host:port now (the probe binds, as the server will)."""
@@ -217,8 +229,9 @@ def _claim(mine: Path, ports: list[int]) -> None:
         pass  # no shared claims (e.g. not writable): the bind probe alone decides
 
 
-def choose_ports(record: Path, preferred: dict[str, int | None], keep: set[str] = frozenset(),
-                 host: str = "127.0.0.1") -> dict[str, int]:
+def choose_ports(
+    record: Path, preferred: dict[str, int | None], keep: set[str] = frozenset(), host: str = "127.0.0.1"
+) -> dict[str, int]:
     """A port per name, written to `record` (JSON) and reused next time.
 
     `keep`: names whose recorded port is held by our own running server (reused as is).

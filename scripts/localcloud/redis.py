@@ -3,6 +3,7 @@
 It lives under its own state folder on its own port, with AUTH when it listens off
 loopback, and is stopped by the pid file it writes.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,7 @@ class Redis:
     port: int
     host: str = "127.0.0.1"
     extra_binds: tuple[str, ...] = ()  # e.g. the address the agents' namespaces reach
-    password: str = ""                  # AUTH, as ElastiCache has; needed off loopback
+    password: str = ""  # AUTH, as ElastiCache has; needed off loopback
 
     @property
     def dir(self) -> Path:
@@ -65,17 +66,30 @@ class Redis:
             log("  redis runs with other settings; restarting it")
             self.stop()
         require_free_port(self.port, "Redis", self.host)
-        conf.write_text("\n".join([
-            f"port {self.port}", bind_line, "protected-mode yes", "daemonize yes",
-            f"pidfile {self.pid_path}", f"logfile {self.log_path}", f"dir {self.dir}",
-            "appendonly yes", "appendfsync everysec", 'save ""',
-            *([f"requirepass {self.password}"] if self.password else []), "",
-        ]))
+        conf.write_text(
+            "\n".join(
+                [
+                    f"port {self.port}",
+                    bind_line,
+                    "protected-mode yes",
+                    "daemonize yes",
+                    f"pidfile {self.pid_path}",
+                    f"logfile {self.log_path}",
+                    f"dir {self.dir}",
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    'save ""',
+                    *([f"requirepass {self.password}"] if self.password else []),
+                    "",
+                ]
+            )
+        )
         os.chmod(conf, 0o600)
         proc = subprocess.run(["redis-server", str(conf)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ServiceError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()} "
-                               f"(log: {self.log_path})")
+            raise ServiceError(
+                f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()} (log: {self.log_path})"
+            )
         wait_for(lambda: self.running() and self._ping(), 15, f"redis on port {self.port}")
         log(f"  redis up on {self.host}:{self.port}")
 
@@ -91,5 +105,3 @@ class Redis:
         pid = self.pid()
         if pid:
             stop(pid)
-
-

@@ -29,6 +29,7 @@ Python API: ``load_app(project_dir, stage)``, ``discover(app)``, ``make_event(..
 deploy), read by ``discover`` in a child process, so there is one reader of ``@app.schedule``.
 CLI: ``python -m scripts.scheduler --help``.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -72,7 +73,7 @@ _LOG_LOCK = threading.Lock()
 def log_line(msg: str, stream=None) -> None:
     line = f"{_iso(_utcnow())} scheduler {msg}\n"
     out = stream or sys.stdout
-    with _LOG_LOCK:   # one whole line at a time, whatever thread logs
+    with _LOG_LOCK:  # one whole line at a time, whatever thread logs
         out.write(line)
         out.flush()
 
@@ -87,7 +88,7 @@ def rate_seconds(expr: Any) -> Optional[float]:
     """Period in seconds of a rate expression, or None for cron(...). Raises ValueError if invalid."""
     value = getattr(expr, "value", None)
     unit = getattr(expr, "unit", None)
-    if value is not None and unit is not None:          # chalice.app.Rate
+    if value is not None and unit is not None:  # chalice.app.Rate
         secs = _UNIT_SECONDS.get(str(unit).lower())
         if secs is None or int(value) <= 0:
             raise ValueError(f"unsupported rate {value} {unit}")
@@ -104,11 +105,11 @@ def rate_seconds(expr: Any) -> Optional[float]:
 # --------------------------------------------------------------------------- discovery
 @dataclass
 class Schedule:
-    name: str                  # chalice handler name (the function name unless name= was given)
-    expression: str            # 'rate(1 minute)'
+    name: str  # chalice handler name (the function name unless name= was given)
+    expression: str  # 'rate(1 minute)'
     period_s: Optional[float]  # None for cron(...)
     handler: Callable[..., Any]  # chalice's wrapped EventSourceHandler: handler(event_dict, context)
-    handler_string: str        # 'app.sweeper'
+    handler_string: str  # 'app.sweeper'
     description: str = ""
 
 
@@ -120,6 +121,7 @@ def _resolve_handler(app, cfg) -> Callable[..., Any]:
     mod = sys.modules.get(module_name)
     if mod is None:
         import importlib
+
         mod = importlib.import_module(module_name)
     return getattr(mod, attr)
 
@@ -127,18 +129,21 @@ def _resolve_handler(app, cfg) -> Callable[..., Any]:
 def discover(app) -> List[Schedule]:
     """Every @app.schedule of a Chalice app (blueprints included), from ``app.event_sources``."""
     from chalice.app import ScheduledEventConfig
+
     out = []
     for cfg in getattr(app, "event_sources", []):
         if not isinstance(cfg, ScheduledEventConfig):
             continue
-        out.append(Schedule(
-            name=cfg.name,
-            expression=expression_string(cfg.schedule_expression),
-            period_s=rate_seconds(cfg.schedule_expression),
-            handler=_resolve_handler(app, cfg),
-            handler_string=cfg.handler_string,
-            description=getattr(cfg, "description", "") or "",
-        ))
+        out.append(
+            Schedule(
+                name=cfg.name,
+                expression=expression_string(cfg.schedule_expression),
+                period_s=rate_seconds(cfg.schedule_expression),
+                handler=_resolve_handler(app, cfg),
+                handler_string=cfg.handler_string,
+                description=getattr(cfg, "description", "") or "",
+            )
+        )
     return out
 
 
@@ -155,18 +160,22 @@ def load_app(project_dir=ROOT, stage: str = "local"):
     try:
         if os.path.isfile(os.path.join(project_dir, ".chalice", "config.json")):
             from chalice.cli.factory import CLIFactory
+
             factory = CLIFactory(project_dir, environ=os.environ)
             config = factory.create_config_obj(chalice_stage_name=stage)
             return config.chalice_app, config
         if project_dir not in sys.path:
             sys.path.insert(0, project_dir)
         import importlib
+
         return importlib.import_module("app").app, None
     except SchedulerError:
         raise
     except Exception as e:  # noqa: BLE001 - turned into one line for the user
-        raise SchedulerError(f"cannot load the Chalice app from {project_dir}/app.py: "
-                             f"{e.__class__.__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+        raise SchedulerError(
+            f"cannot load the Chalice app from {project_dir}/app.py: "
+            f"{e.__class__.__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        )
 
 
 # --------------------------------------------------------------------------- events
@@ -174,8 +183,9 @@ def rule_name(app_name: str, stage: str, schedule_name: str) -> str:
     return f"{app_name}-{stage}-{schedule_name}"
 
 
-def make_event(rule_arn: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT,
-               when: Optional[_dt.datetime] = None) -> dict:
+def make_event(
+    rule_arn: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, when: Optional[_dt.datetime] = None
+) -> dict:
     """An EventBridge 'Scheduled Event', as delivered to a Lambda target."""
     return {
         "version": "0",
@@ -192,17 +202,27 @@ def make_event(rule_arn: str, region: str = DEFAULT_REGION, account: str = DEFAU
 
 def _make_context(function_name: str, memory_mb: int, timeout_s: int):
     from chalice.local import LambdaContext
-    ctx = LambdaContext(function_name=function_name, memory_size=memory_mb,
-                        max_runtime_ms=int(timeout_s * 1000))
+
+    ctx = LambdaContext(function_name=function_name, memory_size=memory_mb, max_runtime_ms=int(timeout_s * 1000))
     ctx.invoked_function_arn = f"arn:aws:lambda:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:function:{function_name}"
     return ctx
 
 
 # --------------------------------------------------------------------------- scheduler
 class Scheduler:
-    def __init__(self, app, schedules: List[Schedule], *, stage: str = "local", time_scale: float = 1.0,
-                 region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, run_at_start: bool = False,
-                 config=None, show_traceback: bool = False):
+    def __init__(
+        self,
+        app,
+        schedules: List[Schedule],
+        *,
+        stage: str = "local",
+        time_scale: float = 1.0,
+        region: str = DEFAULT_REGION,
+        account: str = DEFAULT_ACCOUNT,
+        run_at_start: bool = False,
+        config=None,
+        show_traceback: bool = False,
+    ):
         if time_scale <= 0:
             raise SchedulerError("--time-scale must be > 0")
         self.app = app
@@ -270,19 +290,22 @@ class Scheduler:
             if now > due:
                 missed = int((now - due) // period) + 1
                 due += missed * period
-                log_line(f"skip {sched.name} {sched.expression}: run overran its period, "
-                     f"{missed} tick(s) skipped")
+                log_line(f"skip {sched.name} {sched.expression}: run overran its period, {missed} tick(s) skipped")
 
     def start(self) -> None:
         runnable = [s for s in self.schedules if s.period_s]
         for s in self.schedules:
             if not s.period_s:
-                log_line(f"warning: {s.name} {s.expression} is a cron schedule; the local scheduler only "
-                     f"emulates rate(...) schedules, so it will not run")
+                log_line(
+                    f"warning: {s.name} {s.expression} is a cron schedule; the local scheduler only "
+                    f"emulates rate(...) schedules, so it will not run"
+                )
         for s in runnable:
             scaled = s.period_s / self.time_scale
-            log_line(f"schedule {s.name} {s.expression} -> {s.handler_string}, every {scaled:g}s"
-                 + (f" (time scale {self.time_scale:g})" if self.time_scale != 1 else ""))
+            log_line(
+                f"schedule {s.name} {s.expression} -> {s.handler_string}, every {scaled:g}s"
+                + (f" (time scale {self.time_scale:g})" if self.time_scale != 1 else "")
+            )
             t = threading.Thread(target=self._loop, args=(s,), name=f"schedule-{s.name}", daemon=True)
             self._threads.append(t)
             t.start()
@@ -304,8 +327,13 @@ def declared(project_dir=ROOT, stage: str = "local") -> List[tuple]:
     """
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "scripts.scheduler", "--list", "--project-dir", str(project_dir),
-                           "--stage", stage], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.scheduler", "--list", "--project-dir", str(project_dir), "--stage", stage],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         raise SchedulerError(done.stderr.strip() or f"scheduler --list exited {done.returncode}")
     return [tuple(line.split("\t")[:2]) for line in done.stdout.splitlines() if line.strip()]

@@ -10,6 +10,7 @@ by owning everything they start: ports are chosen free at start (recorded in the
 ports.json and in stack.env, reused while free), labs carry the checkout's id, and `down` stops
 only what the profile's pid files and lab description name.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,18 @@ AGENTS = [
 ]
 
 # The ports a stack listens on (on loopback), by name; `run` prefers these well-known ones.
-WELL_KNOWN_PORTS = {"pg": 54320, "redis": 63790, "api": 8000, "ui": 8080, "localstack": 4566,
-                    "demo_http": 8081, "demo_https": 8082, "demo_dns": 8083, "ws": 8001, "ws_management": 8002}
+WELL_KNOWN_PORTS = {
+    "pg": 54320,
+    "redis": 63790,
+    "api": 8000,
+    "ui": 8080,
+    "localstack": 4566,
+    "demo_http": 8081,
+    "demo_https": 8082,
+    "demo_dns": 8083,
+    "ws": 8001,
+    "ws_management": 8002,
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ def step(title: str):
 
 # --- managed processes -----------------------------------------------------
 
+
 def managed_pid(profile: Profile, name: str) -> int | None:
     """The pid of a process this stack started, if it still runs (pid and start time match)."""
     return profile.pid_file(name).alive()
@@ -163,19 +175,25 @@ def check_alive(profile: Profile, name: str) -> None:
 
 def ensure_listening(profile: Profile, name: str, port: int | None = None, timeout: float = 30) -> None:
     """Wait until the process itself listens on `port` (procs.listens); fail with its log tail if it dies."""
+
     def ready():
         check_alive(profile, name)
         return port is None or listens(managed_pid(profile, name), port)
+
     wait_for(ready, timeout, f"{name} to listen on port {port}")
 
 
 # --- configuration handed to the processes ---------------------------------
 
+
 def load_secrets(profile: Profile) -> dict[str, str]:
     path = profile.state / "secrets.json"
     values = json.loads(path.read_text()) if path.exists() else {}
-    wanted = {"registration_token": lambda: secrets.token_urlsafe(24),
-              "admin_token": lambda: secrets.token_urlsafe(24), "redis_password": lambda: secrets.token_hex(16)}
+    wanted = {
+        "registration_token": lambda: secrets.token_urlsafe(24),
+        "admin_token": lambda: secrets.token_urlsafe(24),
+        "redis_password": lambda: secrets.token_hex(16),
+    }
     if all(values.get(key) for key in wanted):
         return values
     values.update({key: make() for key, make in wanted.items() if not values.get(key)})
@@ -200,8 +218,14 @@ def write_env_file(profile: Profile, values: dict[str, str]) -> None:
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST"))}
-    env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -222,6 +246,7 @@ def api_healthy(api_url: str) -> bool:
 
 # --- the stack: one object the steps fill in --------------------------------
 
+
 @dataclass
 class Stack:
     profile: Profile
@@ -231,7 +256,7 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     lab: dict | None = None
-    env: dict[str, str] = field(default_factory=dict)      # what stack.env exports
+    env: dict[str, str] = field(default_factory=dict)  # what stack.env exports
     api_env: dict[str, str] = field(default_factory=dict)  # the API's and the scheduler's environment
     localstack_url: str = ""
 
@@ -247,15 +272,24 @@ class Stack:
 
     @property
     def redis(self) -> Redis:
-        return Redis(self.profile.state, self.ports.get("redis", 0), HOST, extra_binds=(self.service_host,) if self.lab
-                     else (), password=self.tokens.get("redis_password", ""))
+        return Redis(
+            self.profile.state,
+            self.ports.get("redis", 0),
+            HOST,
+            extra_binds=(self.service_host,) if self.lab else (),
+            password=self.tokens.get("redis_password", ""),
+        )
 
 
 def running_pieces(profile: Profile) -> set[str]:
     """The port names whose server of this profile runs now (their recorded ports stay)."""
-    pieces = {"pg": Postgres(profile.state, 0).running(), "redis": Redis(profile.state, 0).running(),
-              "localstack": localstack.is_running(profile.state), "api": bool(managed_pid(profile, "api")),
-              "ui": bool(managed_pid(profile, "ui"))}
+    pieces = {
+        "pg": Postgres(profile.state, 0).running(),
+        "redis": Redis(profile.state, 0).running(),
+        "localstack": localstack.is_running(profile.state),
+        "api": bool(managed_pid(profile, "api")),
+        "ui": bool(managed_pid(profile, "ui")),
+    }
     demo, ws = bool(managed_pid(profile, "demo")), bool(managed_pid(profile, "websocket"))
     pieces.update(demo_http=demo, demo_https=demo, demo_dns=demo, ws=ws, ws_management=ws)
     return {name for name, running in pieces.items() if running}
@@ -287,13 +321,30 @@ def step_regions(s: Stack) -> None:
         containment.hold(profile.hold_name, pid_dir=profile.pids)
         if not managed_pid(profile, "netlab"):
             remove_lab_leftovers(profile)
-            start_managed(profile, "netlab", [PYTHON, "-m", "scripts.netlab", "regions", "--prefix", profile.lab_prefix,
-                                              "--regions", regions, "--ready-file", str(ready)], base_env())
+            start_managed(
+                profile,
+                "netlab",
+                [
+                    PYTHON,
+                    "-m",
+                    "scripts.netlab",
+                    "regions",
+                    "--prefix",
+                    profile.lab_prefix,
+                    "--regions",
+                    regions,
+                    "--ready-file",
+                    str(ready),
+                ],
+                base_env(),
+            )
         wait_for(lambda: check_alive(profile, "netlab") or ready.exists(), 60, "the namespaces to be built")
         s.lab = json.loads(ready.read_text())  # netlab also points each region's resolver at the demo DNS
         for agent in AGENTS:
-            say(f"  {agent['name']:<10} {s.lab['regions'][agent['name'].lower()]['address']:<15} "
-                f"+{agent['rtt_ms']} ms round trip")
+            say(
+                f"  {agent['name']:<10} {s.lab['regions'][agent['name'].lower()]['address']:<15} "
+                f"+{agent['rtt_ms']} ms round trip"
+            )
         say(f"  services reachable from the namespaces on {s.lab['host_address']}")
 
 
@@ -310,14 +361,22 @@ def step_postgres(s: Stack) -> None:
 def step_redis(s: Stack) -> None:
     with step(f"Redis on {HOST}:{s.ports['redis']}"):
         s.redis.start(log=say)
-    s.env.update({
-        "STAGE": "local", "API_URL": f"http://{s.service_host}:{s.ports['api']}", "UI_URL": "",
-        "DATABASE_URL": s.postgres.url, "REDIS_URL": s.redis.url,
-        "REGISTRATION_TOKEN": s.tokens["registration_token"], "ADMIN_TOKEN": s.tokens["admin_token"],
-        "WS_URL": f"ws://{HOST}:{s.ports['ws']}",
-        "LOCALSTACK_URL": "", "REGIONAL_LINKS": "netns" if s.lab else "loopback",
-        "CHECKOUT_ID": checkout_id(), "LAB_NAME": s.lab["name"] if s.lab else "",
-    })
+    s.env.update(
+        {
+            "STAGE": "local",
+            "API_URL": f"http://{s.service_host}:{s.ports['api']}",
+            "UI_URL": "",
+            "DATABASE_URL": s.postgres.url,
+            "REDIS_URL": s.redis.url,
+            "REGISTRATION_TOKEN": s.tokens["registration_token"],
+            "ADMIN_TOKEN": s.tokens["admin_token"],
+            "WS_URL": f"ws://{HOST}:{s.ports['ws']}",
+            "LOCALSTACK_URL": "",
+            "REGIONAL_LINKS": "netns" if s.lab else "loopback",
+            "CHECKOUT_ID": checkout_id(),
+            "LAB_NAME": s.lab["name"] if s.lab else "",
+        }
+    )
 
 
 def step_localstack(s: Stack) -> None:
@@ -332,8 +391,10 @@ def step_localstack(s: Stack) -> None:
         localstack.start(s.profile.state, port=port, log_path=s.profile.logs / "localstack.log", log=say)
     except Exception as exc:  # noqa: BLE001 - any failure here degrades, never aborts
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        say(f"  LocalStack could not start ({message}); the stack runs without it: "
-            "config from the environment, UI served locally")
+        say(
+            f"  LocalStack could not start ({message}); the stack runs without it: "
+            "config from the environment, UI served locally"
+        )
         return
     s.localstack_url = s.env["LOCALSTACK_URL"] = f"http://{HOST}:{port}"
 
@@ -347,13 +408,23 @@ def step_deploy(s: Stack) -> None:
     with step("deploy the local half to LocalStack (CloudFormation)"):
         try:
             result = cloudformation.deploy(
-                endpoint_url=s.localstack_url, stage="local", registration_token=s.env["REGISTRATION_TOKEN"],
-                admin_token=s.env["ADMIN_TOKEN"], database_url=s.env["DATABASE_URL"], redis_url=s.env["REDIS_URL"],
-                ui_dir=dist if built else None, api_url=s.env["API_URL"], ws_url=s.env["WS_URL"], log=say)
+                endpoint_url=s.localstack_url,
+                stage="local",
+                registration_token=s.env["REGISTRATION_TOKEN"],
+                admin_token=s.env["ADMIN_TOKEN"],
+                database_url=s.env["DATABASE_URL"],
+                redis_url=s.env["REDIS_URL"],
+                ui_dir=dist if built else None,
+                api_url=s.env["API_URL"],
+                ws_url=s.env["WS_URL"],
+                log=say,
+            )
         except cloudformation.DeployError as exc:
             raise StepFailed(str(exc)) from None
-        say("  API Gateway, Lambda, RDS and ElastiCache are stood in for by chalice local, the local "
-            "scheduler, PostgreSQL and Redis: LocalStack cannot run Lambda without Docker.")
+        say(
+            "  API Gateway, Lambda, RDS and ElastiCache are stood in for by chalice local, the local "
+            "scheduler, PostgreSQL and Redis: LocalStack cannot run Lambda without Docker."
+        )
     if built:
         s.env["UI_URL"] = result["website_url"]
 
@@ -372,27 +443,42 @@ def step_ui(s: Stack) -> None:
         shutil.rmtree(site, ignore_errors=True)
         shutil.copytree(dist, site)
         (site / "config.json").write_bytes(cloudformation.ui_config(s.env["API_URL"], s.env["WS_URL"]))
-        start_managed(profile, "ui", [PYTHON, "-m", "scripts.ui_server", "--host", HOST, "--port", str(port),
-                                      "--directory", str(site)], base_env())
+        start_managed(
+            profile,
+            "ui",
+            [PYTHON, "-m", "scripts.ui_server", "--host", HOST, "--port", str(port), "--directory", str(site)],
+            base_env(),
+        )
         ensure_listening(profile, "ui", port)
     s.env["UI_URL"] = f"http://{HOST}:{port}/"
 
 
 def _api_environment(s: Stack) -> dict[str, str]:
     env = base_env()
-    env.update({
-        "HC_STAGE": "local", "ALLOW_PRIVATE_TARGETS": "true", "HC_CORS_ORIGIN": "*",
-        # Everything local comes from one address; the tests' stacks must not trip the per-IP limit.
-        "HC_CHECKS_PER_HOUR": "1000" if s.profile.name == "run" else "100000",
-        "HC_REQUESTS_PER_MINUTE": "6000" if s.profile.name == "run" else "100000",
-    })
+    env.update(
+        {
+            "HC_STAGE": "local",
+            "ALLOW_PRIVATE_TARGETS": "true",
+            "HC_CORS_ORIGIN": "*",
+            # Everything local comes from one address; the tests' stacks must not trip the per-IP limit.
+            "HC_CHECKS_PER_HOUR": "1000" if s.profile.name == "run" else "100000",
+            "HC_REQUESTS_PER_MINUTE": "6000" if s.profile.name == "run" else "100000",
+        }
+    )
     if s.localstack_url:
         # As in AWS: the tokens and URLs reach the app only through the stage's secret
         # (HC_SECRET_NAME in .chalice/config.json), here in LocalStack.
         env["AWS_ENDPOINT_URL"] = s.localstack_url
     else:
-        env.update({"DATABASE_URL": s.env["DATABASE_URL"], "REDIS_URL": s.env["REDIS_URL"], "HC_SECRET_NAME": "",
-                    "REGISTRATION_TOKEN": s.env["REGISTRATION_TOKEN"], "ADMIN_TOKEN": s.env["ADMIN_TOKEN"]})
+        env.update(
+            {
+                "DATABASE_URL": s.env["DATABASE_URL"],
+                "REDIS_URL": s.env["REDIS_URL"],
+                "HC_SECRET_NAME": "",
+                "REGISTRATION_TOKEN": s.env["REGISTRATION_TOKEN"],
+                "ADMIN_TOKEN": s.env["ADMIN_TOKEN"],
+            }
+        )
     return env
 
 
@@ -406,8 +492,9 @@ def step_websocket(s: Stack) -> None:
     """API Gateway's WebSocket API: the app's websocket handlers in the emulator, and @connections."""
     port, management = s.ports["ws"], s.ports["ws_management"]
     with step(f"WebSocket API emulator (live results) on {HOST}:{port}, @connections on {management}"):
-        start_managed(s.profile, "websocket", websocket.command(port, management, HOST, "local", python=PYTHON),
-                      s.api_env)
+        start_managed(
+            s.profile, "websocket", websocket.command(port, management, HOST, "local", python=PYTHON), s.api_env
+        )
         ensure_listening(s.profile, "websocket", port)
         ensure_listening(s.profile, "websocket", management)
         say(f"  {s.env['WS_URL']}?check_id=<id>")
@@ -416,11 +503,18 @@ def step_websocket(s: Stack) -> None:
 def step_api(s: Stack) -> None:
     port, profile = s.ports["api"], s.profile
     with step(f"API (chalice local --stage local) on {s.service_host}:{port}"):
-        start_managed(profile, "api", [CHALICE, "local", "--stage", "local", "--host", s.service_host,
-                                       "--port", str(port), "--no-autoreload"], s.api_env)
+        start_managed(
+            profile,
+            "api",
+            [CHALICE, "local", "--stage", "local", "--host", s.service_host, "--port", str(port), "--no-autoreload"],
+            s.api_env,
+        )
         ensure_listening(profile, "api", port, timeout=60)
-        wait_for(lambda: check_alive(profile, "api") or api_healthy(s.env["API_URL"]), 60,
-                 "GET /health to report database and redis up")
+        wait_for(
+            lambda: check_alive(profile, "api") or api_healthy(s.env["API_URL"]),
+            60,
+            "GET /health to report database and redis up",
+        )
         say(f"  healthy: {s.env['API_URL']}/health")
 
 
@@ -431,21 +525,39 @@ def step_demo(s: Stack) -> None:
     else:
         host, ports, prefix = HOST, (s.ports["demo_http"], s.ports["demo_https"], s.ports["demo_dns"]), []
     with step(f"demo target site on {host} (HTTP {ports[0]}, HTTPS {ports[1]}, DNS {ports[2]})"):
-        start_managed(s.profile, "demo", prefix + [PYTHON, "-m", "scripts.demosite", "--address", host,
-                                                   "--http-port", str(ports[0]), "--https-port", str(ports[1]),
-                                                   "--dns-port", str(ports[2])], base_env())
+        start_managed(
+            s.profile,
+            "demo",
+            prefix
+            + [
+                PYTHON,
+                "-m",
+                "scripts.demosite",
+                "--address",
+                host,
+                "--http-port",
+                str(ports[0]),
+                "--https-port",
+                str(ports[1]),
+                "--dns-port",
+                str(ports[2]),
+            ],
+            base_env(),
+        )
         ensure_listening(s.profile, "demo", ports[0])
     suffix = lambda port, default: "" if port == default else f":{port}"  # noqa: E731
-    s.env.update({
-        "DEMO_HOST": host,
-        "DEMO_HTTP_URL": f"http://{host}{suffix(ports[0], 80)}/",
-        "DEMO_HTTPS_URL": f"https://{host}{suffix(ports[1], 443)}/",
-        "DEMO_DNS_SERVER": host,
-        "DEMO_DNS_PORT": str(ports[2]),
-        "DEMO_DNS_NAME": "demo.hostchecker.test",
-        # By name: the agents' resolver is the demo DNS server (in the regional namespaces).
-        "DEMO_NAME_URL": f"http://demo.hostchecker.test{suffix(ports[0], 80)}/" if s.lab else "",
-    })
+    s.env.update(
+        {
+            "DEMO_HOST": host,
+            "DEMO_HTTP_URL": f"http://{host}{suffix(ports[0], 80)}/",
+            "DEMO_HTTPS_URL": f"https://{host}{suffix(ports[1], 443)}/",
+            "DEMO_DNS_SERVER": host,
+            "DEMO_DNS_PORT": str(ports[2]),
+            "DEMO_DNS_NAME": "demo.hostchecker.test",
+            # By name: the agents' resolver is the demo DNS server (in the regional namespaces).
+            "DEMO_NAME_URL": f"http://demo.hostchecker.test{suffix(ports[0], 80)}/" if s.lab else "",
+        }
+    )
 
 
 def step_scheduler(s: Stack) -> None:
@@ -457,14 +569,18 @@ def step_scheduler(s: Stack) -> None:
 
 def _agent_env(s: Stack, agent: dict) -> dict[str, str]:
     env = base_env()
-    env.update({
-        "HC_API_URL": s.env["API_URL"],
-        "HC_REDIS_URL": s.redis.url_for(s.service_host),
-        "HC_AGENT_NAME": agent["name"], "HC_AGENT_LOCATION": agent["location"],
-        "HC_AGENT_REGION": agent["region"], "HC_REGISTRATION_TOKEN": s.env["REGISTRATION_TOKEN"],
-        "HC_STATE_DIR": str(s.profile.state / "agents" / agent["name"].lower()),
-        "HC_ALLOW_PRIVATE_TARGETS": "true",
-    })
+    env.update(
+        {
+            "HC_API_URL": s.env["API_URL"],
+            "HC_REDIS_URL": s.redis.url_for(s.service_host),
+            "HC_AGENT_NAME": agent["name"],
+            "HC_AGENT_LOCATION": agent["location"],
+            "HC_AGENT_REGION": agent["region"],
+            "HC_REGISTRATION_TOKEN": s.env["REGISTRATION_TOKEN"],
+            "HC_STATE_DIR": str(s.profile.state / "agents" / agent["name"].lower()),
+            "HC_ALLOW_PRIVATE_TARGETS": "true",
+        }
+    )
     return env
 
 
@@ -496,12 +612,27 @@ def step_agents(s: Stack) -> None:
 
 
 # The pieces, in start order. A new stand-in (e.g. the WebSocket emulator) is one more entry.
-STEPS = [step_ports, step_packages, step_regions, step_postgres, step_redis, step_localstack, step_deploy,
-         step_ui, step_api_environment, step_websocket, step_api, step_demo, step_scheduler, step_agents]
+STEPS = [
+    step_ports,
+    step_packages,
+    step_regions,
+    step_postgres,
+    step_redis,
+    step_localstack,
+    step_deploy,
+    step_ui,
+    step_api_environment,
+    step_websocket,
+    step_api,
+    step_demo,
+    step_scheduler,
+    step_agents,
+]
 
 
-def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True,
-       with_netns: bool = True) -> dict[str, str]:
+def up(
+    profile: Profile, with_localstack: bool = True, with_agents: bool = True, with_netns: bool = True
+) -> dict[str, str]:
     started = time.monotonic()
     s = Stack(profile, with_localstack, with_agents, with_netns)
     for run_step in STEPS:
@@ -513,6 +644,7 @@ def up(profile: Profile, with_localstack: bool = True, with_agents: bool = True,
 
 
 # --- stopping ---------------------------------------------------------------
+
 
 def remove_lab_leftovers(profile: Profile) -> list[str]:
     """What this profile's lab left behind when its netlab process was killed, by its recorded names."""
@@ -573,8 +705,11 @@ def clean() -> None:
 
 def status(profile: Profile) -> int:
     rows = [(name, managed_pid(profile, name)) for name in managed_names(profile)]
-    rows += [("postgres", Postgres(profile.state, 0, HOST).pid()), ("redis", Redis(profile.state, 0, HOST).pid()),
-             ("localstack", localstack.pid(profile.state))]
+    rows += [
+        ("postgres", Postgres(profile.state, 0, HOST).pid()),
+        ("redis", Redis(profile.state, 0, HOST).pid()),
+        ("localstack", localstack.pid(profile.state)),
+    ]
     for name, pid in rows:
         say(f"  {name:<22} {'running (pid %d)' % pid if pid else 'stopped'}")
     if not any(pid for _, pid in rows):
@@ -591,9 +726,12 @@ def print_screen(values: dict[str, str]) -> None:
         f"  UI          {values['UI_URL'] or '(not built: run make ui)'}",
         f"  API         {api}/api   (health: {api}/health, OpenAPI: {api}/api/openapi.json)",
         f"  Live        {values['WS_URL']}?check_id=<id>   (WebSocket: results as each agent reports)",
-        "  Agents      " + ", ".join(f"{a['name']} ({a['location']}"
-                                   + (f", +{a['rtt_ms']} ms)" if values.get("REGIONAL_LINKS") == "netns" else ")")
-                                   for a in AGENTS),
+        "  Agents      "
+        + ", ".join(
+            f"{a['name']} ({a['location']}"
+            + (f", +{a['rtt_ms']} ms)" if values.get("REGIONAL_LINKS") == "netns" else ")")
+            for a in AGENTS
+        ),
         f"  LocalStack  {values['LOCALSTACK_URL'] or 'not running (config from the environment)'}",
         f"  Demo target {target}",
         f"  Settings    {PROFILES['run'].env_file} (source it in scripts)",
@@ -601,7 +739,7 @@ def print_screen(values: dict[str, str]) -> None:
         "Run a first check:",
         f"  .venv/bin/hostchecker check {target} --type http,ping",
         f"  curl -s -X POST {api}/api/checks -H 'Content-Type: application/json' \\",
-        f"       -d '{{\"target\": \"{target}\", \"checks\": [\"http\", \"tcp\", \"ping\"]}}'",
+        f'       -d \'{{"target": "{target}", "checks": ["http", "tcp", "ping"]}}\'',
         f"  curl -s {api}/api/checks/<check_id>",
         "",
     ]

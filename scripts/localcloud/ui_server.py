@@ -3,6 +3,7 @@
 Like the S3 website bucket (error document = index.html), a path that is not
 a file gets index.html, so deep links such as /results/<id> load the app.
 """
+
 from __future__ import annotations
 
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer

@@ -20,6 +20,7 @@
 The app is told its management endpoint with HC_WS_MANAGEMENT_URL (set here unless given).
 Self-contained: it needs only the app and the `websockets` library.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,6 +71,7 @@ def _iso(ms: int) -> str:
 @dataclass
 class Connection:
     """One client socket and its bounded outgoing queue (messages and, last, a close)."""
+
     id: str
     ws: ServerConnection
     source_ip: str
@@ -90,8 +92,10 @@ class App:
         _apply_stage_environment(app_dir, stage)
         sys.path.insert(0, str(app_dir))
         module = importlib.import_module("app")
-        self.handlers = {route: getattr(module, config.handler_string.rsplit(".", 1)[-1])
-                         for route, config in module.app.websocket_handlers.items()}
+        self.handlers = {
+            route: getattr(module, config.handler_string.rsplit(".", 1)[-1])
+            for route, config in module.app.websocket_handlers.items()
+        }
 
     def invoke(self, route: str, event: dict) -> dict:
         handler = self.handlers.get(route)
@@ -119,8 +123,15 @@ class Emulator:
     """The WebSocket endpoint and the management endpoint, on one asyncio loop (plus a thread
     for the management HTTP server and a pool that runs the handlers)."""
 
-    def __init__(self, app: App, host: str, port: int, management_port: int,
-                 max_queued: int = DEFAULT_MAX_QUEUED, send_buffer: int | None = None):
+    def __init__(
+        self,
+        app: App,
+        host: str,
+        port: int,
+        management_port: int,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        send_buffer: int | None = None,
+    ):
         self.app = app
         self.host, self.port, self.management_port = host, port, management_port
         self.max_queued = max_queued
@@ -132,35 +143,52 @@ class Emulator:
 
     # -- events (API Gateway's shapes)
 
-    def _context(self, connection_id: str, route: str, event_type: str, connected_at: int,
-                 source_ip: str, user_agent: str) -> dict:
+    def _context(
+        self, connection_id: str, route: str, event_type: str, connected_at: int, source_ip: str, user_agent: str
+    ) -> dict:
         now = _now_ms()
-        return {"routeKey": route, "eventType": event_type, "messageDirection": "IN",
-                "connectionId": connection_id, "connectedAt": connected_at, "apiId": API_ID,
-                "domainName": f"{self.host}:{self.port}", "stage": self.app.stage,
-                "requestId": uuid.uuid4().hex, "extendedRequestId": uuid.uuid4().hex,
-                "requestTimeEpoch": now, "requestTime": _iso(now),
-                "identity": {"sourceIp": source_ip, "userAgent": user_agent}}
+        return {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "connectionId": connection_id,
+            "connectedAt": connected_at,
+            "apiId": API_ID,
+            "domainName": f"{self.host}:{self.port}",
+            "stage": self.app.stage,
+            "requestId": uuid.uuid4().hex,
+            "extendedRequestId": uuid.uuid4().hex,
+            "requestTimeEpoch": now,
+            "requestTime": _iso(now),
+            "identity": {"sourceIp": source_ip, "userAgent": user_agent},
+        }
 
     def connect_event(self, connection_id: str, request: Request, source_ip: str) -> dict:
         headers = {k: v for k, v in request.headers.raw_items()}
-        return {"headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-                "queryStringParameters": query_parameters(request.path) or None,
-                "isBase64Encoded": False,
-                "requestContext": self._context(connection_id, "$connect", "CONNECT", _now_ms(),
-                                                source_ip, headers.get("User-Agent", ""))}
+        return {
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": query_parameters(request.path) or None,
+            "isBase64Encoded": False,
+            "requestContext": self._context(
+                connection_id, "$connect", "CONNECT", _now_ms(), source_ip, headers.get("User-Agent", "")
+            ),
+        }
 
     def message_event(self, conn: Connection, body: str | bytes) -> dict:
         binary = isinstance(body, bytes)
-        context = self._context(conn.id, "$default", "MESSAGE", conn.connected_at, conn.source_ip,
-                                conn.user_agent)
+        context = self._context(conn.id, "$default", "MESSAGE", conn.connected_at, conn.source_ip, conn.user_agent)
         context["messageId"] = secrets.token_urlsafe(9)
-        return {"body": base64.b64encode(body).decode() if binary else body,
-                "isBase64Encoded": binary, "requestContext": context}
+        return {
+            "body": base64.b64encode(body).decode() if binary else body,
+            "isBase64Encoded": binary,
+            "requestContext": context,
+        }
 
     def disconnect_event(self, conn: Connection, code: int | None, reason: str) -> dict:
-        context = self._context(conn.id, "$disconnect", "DISCONNECT", conn.connected_at, conn.source_ip,
-                                conn.user_agent)
+        context = self._context(
+            conn.id, "$disconnect", "DISCONNECT", conn.connected_at, conn.source_ip, conn.user_agent
+        )
         context.update({"disconnectStatusCode": code, "disconnectReason": reason})
         return {"headers": {}, "isBase64Encoded": False, "requestContext": context}
 
@@ -183,8 +211,9 @@ class Emulator:
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
-        conn = Connection(ws.hc_id, ws, (ws.remote_address or ("", 0))[0],
-                          ws.request.headers.get("User-Agent", ""), self.max_queued)
+        conn = Connection(
+            ws.hc_id, ws, (ws.remote_address or ("", 0))[0], ws.request.headers.get("User-Agent", ""), self.max_queued
+        )
         self.connections[conn.id] = conn
         writer = asyncio.create_task(self._write(conn))
         try:
@@ -196,8 +225,7 @@ class Emulator:
         finally:
             self.connections.pop(conn.id, None)
             writer.cancel()
-            await self.invoke("$disconnect", self.disconnect_event(conn, ws.close_code or 1006,
-                                                                   ws.close_reason or ""))
+            await self.invoke("$disconnect", self.disconnect_event(conn, ws.close_code or 1006, ws.close_reason or ""))
 
     async def _write(self, conn: Connection) -> None:
         """Send queued messages in order; a close entry sends what came before it first."""
@@ -224,8 +252,11 @@ class Emulator:
         conn = self.connections.get(connection_id)
         if conn is None or conn.closing:
             return None
-        return {"ConnectedAt": _iso(conn.connected_at), "LastActiveAt": _iso(conn.last_active_at),
-                "Identity": {"SourceIp": conn.source_ip, "UserAgent": conn.user_agent}}
+        return {
+            "ConnectedAt": _iso(conn.connected_at),
+            "LastActiveAt": _iso(conn.last_active_at),
+            "Identity": {"SourceIp": conn.source_ip, "UserAgent": conn.user_agent},
+        }
 
     def _on_loop(self, fn, *args) -> int:
         return asyncio.run_coroutine_threadsafe(fn(*args), self.loop).result(timeout=10)
@@ -263,11 +294,19 @@ class Emulator:
         self.http = ThreadingHTTPServer((self.host, self.management_port), _management_handler(self))
         self.http.daemon_threads = True
         threading.Thread(target=self.http.serve_forever, name="ws-management", daemon=True).start()
-        async with serve(self.handle, self.host, self.port, process_request=self.process_request,
-                         compression=None, max_size=128 * 1024) as server:
+        async with serve(
+            self.handle,
+            self.host,
+            self.port,
+            process_request=self.process_request,
+            compression=None,
+            max_size=128 * 1024,
+        ) as server:
             self._server = server
-            print(f"websocket emulator: WS_URL=ws://{self.host}:{self.port} "
-                  f"management={self.management_url()}", flush=True)
+            print(
+                f"websocket emulator: WS_URL=ws://{self.host}:{self.port} management={self.management_url()}",
+                flush=True,
+            )
             if ready is not None:
                 ready.set()
             await server.serve_forever()
@@ -357,18 +396,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.websocket",
         description="Local API Gateway WebSocket emulator: runs app.py's websocket handlers "
-                    "in-process and serves the @connections management API.")
+        "in-process and serves the @connections management API.",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, required=True, help="WebSocket port (WS_URL)")
-    parser.add_argument("--management-port", type=int, required=True,
-                        help="port of the @connections management API (HC_WS_MANAGEMENT_URL)")
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        required=True,
+        help="port of the @connections management API (HC_WS_MANAGEMENT_URL)",
+    )
     parser.add_argument("--stage", default="local", help="Chalice stage whose environment to apply (local)")
     parser.add_argument("--app-dir", type=Path, default=ROOT, help="folder holding app.py and .chalice/")
-    parser.add_argument("--max-queued", type=int, default=DEFAULT_MAX_QUEUED,
-                        help="unsent messages per connection before it is closed (default %(default)s)")
-    parser.add_argument("--send-buffer", type=int, default=None,
-                        help="SO_SNDBUF of each connection in bytes (default: the OS's autotuning, up to "
-                             "megabytes); small values make a client that stops reading show quickly")
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=DEFAULT_MAX_QUEUED,
+        help="unsent messages per connection before it is closed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--send-buffer",
+        type=int,
+        default=None,
+        help="SO_SNDBUF of each connection in bytes (default: the OS's autotuning, up to "
+        "megabytes); small values make a client that stops reading show quickly",
+    )
     return parser.parse_args(argv)
 
 
@@ -379,26 +431,48 @@ def build(args: argparse.Namespace) -> Emulator:
     return Emulator(app, args.host, args.port, args.management_port, args.max_queued, args.send_buffer)
 
 
-def command(port: int, management_port: int, host: str = "127.0.0.1", stage: str = "local",
-            python: str = sys.executable, **options: object) -> list[str]:
+def command(
+    port: int,
+    management_port: int,
+    host: str = "127.0.0.1",
+    stage: str = "local",
+    python: str = sys.executable,
+    **options: object,
+) -> list[str]:
     """The argv that runs the emulator as its own process (for the local stack's launcher);
     `options` are further flags by name, e.g. max_queued=64."""
-    argv = [python, "-m", "scripts.localcloud.websocket", "--host", host, "--port", str(port),
-            "--management-port", str(management_port), "--stage", stage]
+    argv = [
+        python,
+        "-m",
+        "scripts.localcloud.websocket",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--management-port",
+        str(management_port),
+        "--stage",
+        stage,
+    ]
     for name, value in options.items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
     return argv
 
 
-def start(port: int, management_port: int, host: str = "127.0.0.1", stage: str = "local",
-          timeout: float = 30, **options: object) -> Emulator:
+def start(
+    port: int,
+    management_port: int,
+    host: str = "127.0.0.1",
+    stage: str = "local",
+    timeout: float = 30,
+    **options: object,
+) -> Emulator:
     """Run the emulator in this process, on a background thread; returns once it listens.
     `emulator.stop()` ends it. (A separate process, see `command`, is what the stack uses.)"""
     argv = command(port, management_port, host, stage, **options)[3:]
     emulator = build(parse_args(argv))
     ready = threading.Event()
-    threading.Thread(target=lambda: asyncio.run(emulator.serve_forever(ready)), name="ws-emulator",
-                     daemon=True).start()
+    threading.Thread(target=lambda: asyncio.run(emulator.serve_forever(ready)), name="ws-emulator", daemon=True).start()
     if not ready.wait(timeout):
         raise RuntimeError(f"the websocket emulator did not listen on {host}:{port} within {timeout:.0f} s")
     return emulator

@@ -2,6 +2,7 @@
 `python -m scripts.stack` (what `make up` runs) under the `e2e` profile: its own
 ports and state in .local/e2e/, so it never touches `make run`'s stack.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ def run_stack(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HC_", "PYTEST"))}
     for key in ("DATABASE_URL", "REDIS_URL", "REGISTRATION_TOKEN", "ADMIN_TOKEN", "ALLOW_PRIVATE_TARGETS"):
         env.pop(key, None)
-    return subprocess.run([PYTHON, "-m", "scripts.stack", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [PYTHON, "-m", "scripts.stack", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -45,8 +47,7 @@ def stack():
         if proc.returncode != 0:
             down = run_stack("down", "--profile", "e2e")
             taken_down = True
-            pytest.fail(f"the e2e stack did not come up:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n"
-                        f"{down.stdout}")
+            pytest.fail(f"the e2e stack did not come up:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n{down.stdout}")
         values = read_env_file(ROOT / ".local" / "e2e" / "stack.env")
         values["_up_output"] = proc.stdout
         yield values

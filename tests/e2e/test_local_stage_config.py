@@ -1,6 +1,7 @@
 """The local stage reads its configuration as production does: the tokens and the
 database and Redis URLs come from the stage's secret (in LocalStack), not from the
 API process's environment."""
+
 from __future__ import annotations
 
 import uuid

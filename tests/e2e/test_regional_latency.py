@@ -1,6 +1,7 @@
 """Regional agents, emulated: each local agent sits in its own network
 namespace behind a user-space delay link (scripts/localcloud/netlab), so the results
 show the latency differences a real deployment would (issue 7)."""
+
 from __future__ import annotations
 
 import statistics
@@ -24,7 +25,7 @@ def run_check(api_url: str, body: dict, timeout_s: float = 60) -> dict:
         check = requests.get(url, timeout=10).json()
         if check["status"] in ("completed", "failed"):
             return check
-        time.sleep(0.25)   # poll interval of a bounded wait on the check's status
+        time.sleep(0.25)  # poll interval of a bounded wait on the check's status
     pytest.fail(f"check did not finish within {timeout_s} s: {check['status']}")
 
 
@@ -39,10 +40,14 @@ def test_ping_and_tcp_connect_follow_each_agents_regional_delay(regional):
     pings: dict[str, list[float]] = {a["name"]: [] for a in AGENTS}
     connects: dict[str, list[float]] = {a["name"]: [] for a in AGENTS}
     for _ in range(3):
-        check = run_check(regional["API_URL"], {
-            "target": regional["DEMO_HTTP_URL"], "checks": ["ping", "tcp"],
-            "options": {"ping": {"count": 5, "interval": 0.2}},
-        })
+        check = run_check(
+            regional["API_URL"],
+            {
+                "target": regional["DEMO_HTTP_URL"],
+                "checks": ["ping", "tcp"],
+                "options": {"ping": {"count": 5, "interval": 0.2}},
+            },
+        )
         assert check["status"] == "completed"
         for row in check["results"]:
             assert row["success"], row

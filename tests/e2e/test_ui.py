@@ -11,6 +11,7 @@ pictures of the Results page (docs/results.png, and at 375 px docs/results-phone
 
 Every wait is on DOM state (Playwright's expect / wait_for), never on a clock.
 """
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,9 @@ def test_submit_check_and_watch_results_arrive(stack, ui, page):
         expect(row.locator('[data-check-type="tcp"] [data-testid="cell-headline"]')).to_have_text(
             re.compile(r"connect$")
         )
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
     expect(page.get_by_test_id("summary-http")).to_contain_text("HTTP OK from 3/3 agents")
     expect(page.get_by_test_id("summary-tcp")).to_contain_text("TCP OK from 3/3 agents")
     expect(page.get_by_test_id("polling-indicator")).to_have_count(0)
@@ -151,8 +153,9 @@ def test_submit_check_and_watch_results_arrive(stack, ui, page):
     expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
     expect(page.get_by_test_id("results-target")).to_have_text(stack["DEMO_HTTP_URL"])
     expect(page.locator('[data-testid^="result-cell-"][data-check-type="tcp"]')).to_have_count(3)
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
 
 
 def test_dns_against_the_demo_resolver(stack, ui, page):
@@ -169,8 +172,9 @@ def test_dns_against_the_demo_resolver(stack, ui, page):
     page.get_by_test_id("submit-check").click()
 
     expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
     expect(page.get_by_test_id("check-options")).to_contain_text(f"@ {stack['DEMO_DNS_SERVER']}")
     expect(page.get_by_test_id("summary-dns")).to_contain_text("DNS OK from 3/3 agents")
     dns = page.locator('[data-testid^="result-cell-"][data-check-type="dns"]')
@@ -189,15 +193,18 @@ def test_ping_tcp_traceroute_details(stack, ui, page):
     expect(page.get_by_test_id("target-kind")).to_have_text(re.compile("IPv4"))
     set_check_types(page, {"ping", "tcp", "traceroute"})
     page.get_by_test_id("submit-check").click()
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
     expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(9)
     expect(page.get_by_test_id("summary-ping")).to_contain_text(re.compile(r"Ping OK from 3/3 agents, median RTT"))
     row = page.locator('[data-testid^="result-row-"]').first
     expect(row.locator('[data-check-type="ping"] [data-testid="cell-headline"]')).to_have_text(
-        re.compile(r"avg · 0% loss$"))
+        re.compile(r"avg · 0% loss$")
+    )
     expect(row.locator('[data-check-type="traceroute"] [data-testid="cell-headline"]')).to_have_text(
-        re.compile(r"^\d+ hops?$"))
+        re.compile(r"^\d+ hops?$")
+    )
 
     row.locator('[data-check-type="ping"]').click()
     detail = page.get_by_test_id("cell-detail")
@@ -219,8 +226,9 @@ def test_https_redirects_and_tls(stack, ui, page):
     page.get_by_test_id("target-input").fill(stack["DEMO_HTTPS_URL"])
     set_check_types(page, {"http"})
     page.get_by_test_id("submit-check").click()
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", re.compile("completed|failed"),
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", re.compile("completed|failed"), timeout=RESULTS_TIMEOUT_MS
+    )
     expect(page.locator('[data-testid^="result-cell-"][data-status="failed"]')).to_have_count(3)
     expect(page.get_by_test_id("summary-http")).to_contain_text("HTTP failed on all 3 agents (tls error)")
     cell = page.locator('[data-testid^="result-cell-"][data-check-type="http"]').first
@@ -241,15 +249,13 @@ def test_https_redirects_and_tls(stack, ui, page):
     page.get_by_test_id("opt-http-verify_tls").uncheck()
     page.get_by_test_id("submit-check").click()
     expect(page.get_by_test_id("check-options")).to_contain_text("TLS not verified")
-    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3,
-                                                                                           timeout=RESULTS_TIMEOUT_MS)
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3, timeout=RESULTS_TIMEOUT_MS)
 
     page.goto(ui)
     page.get_by_test_id("target-input").fill(stack["DEMO_HTTP_URL"] + "r/301")
     set_check_types(page, {"http"})
     page.get_by_test_id("submit-check").click()
-    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3,
-                                                                                           timeout=RESULTS_TIMEOUT_MS)
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3, timeout=RESULTS_TIMEOUT_MS)
     page.locator('[data-testid^="result-cell-"][data-check-type="http"]').first.click()
     hops = page.get_by_test_id("cell-detail").get_by_test_id("redirect-hop")
     expect(hops.first).to_contain_text("301")
@@ -316,8 +322,9 @@ def test_bad_target_shows_the_field_error(stack, ui, page):
     shot(page, "06-api-field-error")
 
 
-@pytest.mark.skipif(os.environ.get("UPDATE_DOCS_SCREENSHOT") != "1",
-                    reason="writes docs/results.png only when UPDATE_DOCS_SCREENSHOT=1")
+@pytest.mark.skipif(
+    os.environ.get("UPDATE_DOCS_SCREENSHOT") != "1", reason="writes docs/results.png only when UPDATE_DOCS_SCREENSHOT=1"
+)
 def test_docs_results_screenshot(stack, ui, page):
     """The README's screenshot: a four-type check from three agents, one HTTP cell expanded."""
     page.goto(ui)
@@ -325,8 +332,9 @@ def test_docs_results_screenshot(stack, ui, page):
     set_check_types(page, {"http", "ping", "tcp", "traceroute"})
     page.get_by_test_id("submit-check").click()
     expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
     expect(page.locator('[data-testid^="result-row-"]')).to_have_count(3)
     page.locator('[data-testid^="result-cell-"][data-check-type="http"]').first.click()
     expect(page.get_by_test_id("waterfall")).to_be_visible()
@@ -348,8 +356,9 @@ def run_http_check(page: Page, stack, ui: str) -> str:
     set_check_types(page, {"http", "ping"})
     page.get_by_test_id("submit-check").click()
     expect(page).to_have_url(re.compile(r"/results/[^/?#]+$"))
-    expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed",
-                                                                  timeout=RESULTS_TIMEOUT_MS)
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
     return page.url
 
 
@@ -410,8 +419,9 @@ def test_expand_all_shows_every_waterfall_on_one_scale(stack, ui, page):
     expect(waterfalls).to_have_count(3)
     scales = {w.get_attribute("data-scale-ms") for w in waterfalls.all()}
     assert len(scales) == 1, f"each waterfall has its own scale: {scales}"
-    totals = [float(w.get_attribute("data-total-ms"))
-              for w in page.locator('[data-testid^="compare-waterfall-"]').all()]
+    totals = [
+        float(w.get_attribute("data-total-ms")) for w in page.locator('[data-testid^="compare-waterfall-"]').all()
+    ]
     assert len(totals) == 3 and float(scales.pop()) == max(totals)
     charts = page.get_by_test_id("cell-detail").get_by_test_id("rtt-chart")
     expect(charts).to_have_count(3)

@@ -2,6 +2,7 @@
 page's first is refused), a running check's cells still fill in, pushed over the WebSocket.
 
 Needs the stack to publish WS_URL in stack.env and `wsUrl` in the UI's config.json."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ from tests.e2e.test_ui import RESULTS_TIMEOUT_MS, browser_context, page, shot, u
 
 pytestmark = pytest.mark.e2e
 
-SLOW_MS = 3000   # the target answers after this, so the page is open well before any result
+SLOW_MS = 3000  # the target answers after this, so the page is open well before any result
 
 
 def _disable_polling(browser_page, check_id: str) -> dict:
@@ -38,8 +39,7 @@ def test_a_cell_fills_in_over_the_socket_with_polling_disabled(stack, ui, page):
     if not stack.get("WS_URL"):
         pytest.fail("the stack publishes no WS_URL in stack.env (the WebSocket emulator is not running)")
     target = stack["DEMO_HTTP_URL"].rstrip("/") + f"/slow?ms={SLOW_MS}"
-    created = requests.post(f"{stack['API_URL']}/api/checks", json={"target": target, "checks": ["http"]},
-                            timeout=10)
+    created = requests.post(f"{stack['API_URL']}/api/checks", json={"target": target, "checks": ["http"]}, timeout=10)
     assert created.status_code == 202, created.text
     check_id = created.json()["check_id"]
     seen = _disable_polling(page, check_id)
@@ -47,9 +47,8 @@ def test_a_cell_fills_in_over_the_socket_with_polling_disabled(stack, ui, page):
     expect(page.get_by_test_id("live-indicator")).to_have_text(re.compile("live"), timeout=RESULTS_TIMEOUT_MS)
     cells = page.locator('[data-testid^="result-cell-"][data-check-type="http"]')
     expect(cells).to_have_count(3, timeout=RESULTS_TIMEOUT_MS)
-    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(
-        3, timeout=RESULTS_TIMEOUT_MS)
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(3, timeout=RESULTS_TIMEOUT_MS)
     expect(page.get_by_test_id("check-status")).to_have_attribute("data-status", "completed")
     expect(page.get_by_test_id("summary-http")).to_contain_text("HTTP OK from 3/3 agents")
     shot(page, "live-results")
-    assert seen["gets"] - seen["refused"] == 1   # everything after the first load came over the socket
+    assert seen["gets"] - seen["refused"] == 1  # everything after the first load came over the socket

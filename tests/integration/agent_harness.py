@@ -9,6 +9,7 @@
   refused) and reopens on the same port.
 - `wait_until`: bounded polling on a condition; nothing sleeps in place of a condition.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,17 +55,19 @@ class AgentProcess:
         self.state_dir = state_dir
         self.log_path = state_dir.parent / f"{state_dir.name}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HC_")}
-        self.env.update({
-            "HC_API_URL": api_url,
-            "HC_REDIS_URL": redis_url,
-            "HC_AGENT_NAME": name,
-            "HC_AGENT_LOCATION": f"{name}, Testland",
-            "HC_REGISTRATION_TOKEN": REGISTRATION_TOKEN,
-            "HC_STATE_DIR": str(state_dir),
-            "HC_ALLOW_PRIVATE_TARGETS": "true",
-            "HC_HEARTBEAT_INTERVAL_S": "0.5",
-            "PYTHONUNBUFFERED": "1",
-        })
+        self.env.update(
+            {
+                "HC_API_URL": api_url,
+                "HC_REDIS_URL": redis_url,
+                "HC_AGENT_NAME": name,
+                "HC_AGENT_LOCATION": f"{name}, Testland",
+                "HC_REGISTRATION_TOKEN": REGISTRATION_TOKEN,
+                "HC_STATE_DIR": str(state_dir),
+                "HC_ALLOW_PRIVATE_TARGETS": "true",
+                "HC_HEARTBEAT_INTERVAL_S": "0.5",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.env.update(env)
         self.proc: subprocess.Popen | None = None
 
@@ -73,8 +76,9 @@ class AgentProcess:
         assert not self.running(), "agent is already running"
         log = open(self.log_path, "a")  # noqa: SIM115 - the child owns it from here
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent"], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         finally:
             log.close()
         return self
@@ -295,8 +299,9 @@ class Db:
         return self.all("SELECT task_id, success, data, error FROM check_results WHERE check_id = %s", check_id)
 
     def agent_named(self, name: str) -> dict | None:
-        return self.one("SELECT id, name, registered_at, last_heartbeat, current_tasks FROM agents "
-                        "WHERE name = %s", name)
+        return self.one(
+            "SELECT id, name, registered_at, last_heartbeat, current_tasks FROM agents WHERE name = %s", name
+        )
 
 
 def create_check(api_url: str, target: str, check_type: str, agent_id: str, options: dict | None = None) -> dict:
@@ -310,12 +315,12 @@ def create_check(api_url: str, target: str, check_type: str, agent_id: str, opti
 
 def wait_online(db: Db, agent: AgentProcess) -> dict:
     """The agent registered and has sent at least one heartbeat since."""
+
     def heartbeating():
         row = db.agent_named(agent.name)
         return row if row and row["last_heartbeat"] and row["last_heartbeat"] > row["registered_at"] else None
 
-    return wait_until(heartbeating, f"agent {agent.name} to register and heartbeat",
-                      diagnostics=agent.tail)
+    return wait_until(heartbeating, f"agent {agent.name} to register and heartbeat", diagnostics=agent.tail)
 
 
 # -- fixtures (imported by the test modules) ------------------------------------

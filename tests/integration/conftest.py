@@ -1,5 +1,6 @@
 """Fixtures for the API and sweeper tests: a chalice test client over real
 PostgreSQL and Redis, and helpers to register agents and create checks."""
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,20 @@ class Api:
     # -- the usual steps
 
     def register(self, name: str, location: str = "Frankfurt", **extra) -> dict:
-        reply = self.post("/api/agents/register", {"name": name, "location": location, **extra},
-                          headers={"X-Registration-Token": REGISTRATION_TOKEN})
+        reply = self.post(
+            "/api/agents/register",
+            {"name": name, "location": location, **extra},
+            headers={"X-Registration-Token": REGISTRATION_TOKEN},
+        )
         assert reply.status in (200, 201), reply.body
         return reply.body
 
     def heartbeat(self, agent: dict, **body) -> Reply:
-        return self.post("/api/agents/heartbeat", {"current_tasks": 0, "version": "t", **body},
-                         headers={"X-Agent-Token": agent["api_token"]})
+        return self.post(
+            "/api/agents/heartbeat",
+            {"current_tasks": 0, "version": "t", **body},
+            headers={"X-Agent-Token": agent["api_token"]},
+        )
 
     def create_check(self, target: str = "example.com", checks=("http",), **extra) -> Reply:
         return self.post("/api/checks", {"target": target, "checks": list(checks), **extra})
@@ -64,11 +71,14 @@ class Api:
     def start(self, agent: dict, task_id: str) -> Reply:
         return self.post(f"/api/tasks/{task_id}/start", headers={"X-Agent-Token": agent["api_token"]})
 
-    def result(self, agent: dict, task_id: str, success: bool = True, duration_ms: float = 10.0,
-               **extra) -> Reply:
-        body = {"success": success, "duration_ms": duration_ms, "address": "93.184.215.14",
-                "data": {"status_code": 200}, "error": None if success else
-                {"kind": "refused", "message": "connection refused"}}
+    def result(self, agent: dict, task_id: str, success: bool = True, duration_ms: float = 10.0, **extra) -> Reply:
+        body = {
+            "success": success,
+            "duration_ms": duration_ms,
+            "address": "93.184.215.14",
+            "data": {"status_code": 200},
+            "error": None if success else {"kind": "refused", "message": "connection refused"},
+        }
         body.update(extra)
         return self.post(f"/api/tasks/{task_id}/result", body, headers={"X-Agent-Token": agent["api_token"]})
 

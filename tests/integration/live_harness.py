@@ -1,5 +1,6 @@
 """Helpers for the live-results tests: the WebSocket emulator as a real process, fake agents
 over the real HTTP API (the `api_server` fixture's chalice local), and a recording client."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,23 @@ class EmulatorProcess:
         self.management_port = WS_MANAGEMENT_PORT
         self.log_path = log_path
         self.env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
-        self.argv = [sys.executable, "-m", "scripts.localcloud.websocket", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--management-port", str(self.management_port),
-                     "--stage", "test", "--max-queued", str(max_queued), "--send-buffer", "16384"]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "scripts.localcloud.websocket",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--management-port",
+            str(self.management_port),
+            "--stage",
+            "test",
+            "--max-queued",
+            str(max_queued),
+            "--send-buffer",
+            "16384",
+        ]
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -48,8 +63,11 @@ class EmulatorProcess:
     def start(self) -> EmulatorProcess:
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.proc.poll() is not None or "WS_URL=" in self.log_path.read_text(),
-                   "the websocket emulator to listen", timeout=30)
+        wait_until(
+            lambda: self.proc.poll() is not None or "WS_URL=" in self.log_path.read_text(),
+            "the websocket emulator to listen",
+            timeout=30,
+        )
         assert self.proc.poll() is None, f"emulator exited: {self.log_path.read_text()[-2000:]}"
         return self
 
@@ -65,12 +83,17 @@ class EmulatorProcess:
 @dataclass
 class Http:
     """The real API over HTTP, as agents and browsers use it."""
+
     base: str
     session: requests.Session = field(default_factory=requests.Session)
 
     def register(self, name: str, location: str) -> dict:
-        r = self.session.post(f"{self.base}/api/agents/register", json={"name": name, "location": location},
-                              headers={"X-Registration-Token": REGISTRATION_TOKEN}, timeout=10)
+        r = self.session.post(
+            f"{self.base}/api/agents/register",
+            json={"name": name, "location": location},
+            headers={"X-Registration-Token": REGISTRATION_TOKEN},
+            timeout=10,
+        )
         assert r.status_code in (200, 201), r.text
         return r.json()
 
@@ -80,15 +103,24 @@ class Http:
         return r.json()
 
     def start(self, agent: dict, task_id: str) -> None:
-        r = self.session.post(f"{self.base}/api/tasks/{task_id}/start",
-                              headers={"X-Agent-Token": agent["api_token"]}, timeout=10)
+        r = self.session.post(
+            f"{self.base}/api/tasks/{task_id}/start", headers={"X-Agent-Token": agent["api_token"]}, timeout=10
+        )
         assert r.status_code == 200, r.text
 
     def result(self, agent: dict, task_id: str, padding: int = 0) -> None:
-        body = {"success": True, "duration_ms": 12.5, "address": "127.0.0.1",
-                "data": {"status_code": 200, "padding": "x" * padding}}
-        r = self.session.post(f"{self.base}/api/tasks/{task_id}/result", json=body,
-                              headers={"X-Agent-Token": agent["api_token"]}, timeout=10)
+        body = {
+            "success": True,
+            "duration_ms": 12.5,
+            "address": "127.0.0.1",
+            "data": {"status_code": 200, "padding": "x" * padding},
+        }
+        r = self.session.post(
+            f"{self.base}/api/tasks/{task_id}/result",
+            json=body,
+            headers={"X-Agent-Token": agent["api_token"]},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
 
     def run_task(self, agents: dict[str, dict], task: dict, padding: int = 0) -> None:

@@ -1,4 +1,5 @@
 """The agent's API client tells the heartbeat when the API answers (issue 16, defect 4)."""
+
 from __future__ import annotations
 
 import pytest

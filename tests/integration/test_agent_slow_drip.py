@@ -5,6 +5,7 @@ Checks whose server promises a huge body and sends a byte at a time used to repo
 its concurrency limit. Now the agent process never holds more than its concurrency's
 worth of them (plus a small bound), and returns to its baseline when the checks end.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,5 +67,9 @@ def test_slow_drip_checks_never_take_the_agent_past_its_concurrency(start_agent,
     assert kinds == ["timeout"] * CHECKS, kinds
     assert peak["threads"] <= threads + 2 * CONCURRENCY + SMALL_BOUND, peak
     assert peak["fds"] <= fds + CONCURRENCY + SMALL_BOUND, peak
-    wait_until(lambda: threads_of(agent.pid) <= threads and fds_of(agent.pid) <= fds,
-               f"the agent back to {threads} threads and {fds} descriptors", timeout=10, diagnostics=agent.tail)
+    wait_until(
+        lambda: threads_of(agent.pid) <= threads and fds_of(agent.pid) <= fds,
+        f"the agent back to {threads} threads and {fds} descriptors",
+        timeout=10,
+        diagnostics=agent.tail,
+    )

@@ -1,5 +1,6 @@
 """Who is online: one definition (a heartbeat within the TTL) for every reader, the sweeper and
 the fan-out; the fan-out asks the Redis heartbeat keys first, and PostgreSQL where Redis lacks them."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,14 +10,20 @@ from tests.conftest import free_port
 
 
 def _sweep(app_client) -> dict:
-    event = app_client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
-                                                detail={}, resources=["arn:aws:events:us-east-1:1:rule/sweep"])
+    event = app_client.events.generate_cw_event(
+        source="aws.events",
+        detail_type="Scheduled Event",
+        detail={},
+        resources=["arn:aws:events:us-east-1:1:rule/sweep"],
+    )
     return app_client.lambda_.invoke("sweep", event).payload
 
 
 def _heartbeat_age(db, agent: dict, seconds: int) -> None:
-    db.execute("UPDATE agents SET last_heartbeat = now() - make_interval(secs => %s) WHERE id = %s",
-               (seconds, agent["agent_id"]))
+    db.execute(
+        "UPDATE agents SET last_heartbeat = now() - make_interval(secs => %s) WHERE id = %s",
+        (seconds, agent["agent_id"]),
+    )
 
 
 def _hb_key(agent: dict) -> str:

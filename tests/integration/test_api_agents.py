@@ -1,4 +1,5 @@
 """Agent registration, heartbeats, listing and stats through the API."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,23 +32,31 @@ def test_registration_without_token_is_401_and_with_wrong_token_is_403(api):
 
 def test_registering_a_taken_name_is_409_unless_replace(api):
     first = api.register("fra-1")
-    reply = api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt"},
-                     headers={"X-Registration-Token": REGISTRATION_TOKEN})
+    reply = api.post(
+        "/api/agents/register",
+        {"name": "fra-1", "location": "Frankfurt"},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+    )
     assert reply.status == 409 and reply.body["error"]["details"][0]["field"] == "name"
-    again = api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt", "replace": True},
-                     headers={"X-Registration-Token": REGISTRATION_TOKEN})
+    again = api.post(
+        "/api/agents/register",
+        {"name": "fra-1", "location": "Frankfurt", "replace": True},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+    )
     assert again.status == 200
     assert again.body["agent_id"] == first["agent_id"] and again.body["api_token"] != first["api_token"]
-    assert api.heartbeat(first).status == 401          # the old token is rotated out
+    assert api.heartbeat(first).status == 401  # the old token is rotated out
     assert api.heartbeat(again.body).status == 200
 
 
 def test_registration_names_the_bad_field(api):
-    for body, field in (({"location": "F"}, "name"),
-                        ({"name": 5, "location": "F"}, "name"),
-                        ({"name": "a", "location": "F", "capabilities": ["http", "smtp"]}, "capabilities[1]"),
-                        ({"name": "a" * 65, "location": "F"}, "name"),
-                        ({"name": "a", "location": "F", "colour": "red"}, "colour")):
+    for body, field in (
+        ({"location": "F"}, "name"),
+        ({"name": 5, "location": "F"}, "name"),
+        ({"name": "a", "location": "F", "capabilities": ["http", "smtp"]}, "capabilities[1]"),
+        ({"name": "a" * 65, "location": "F"}, "name"),
+        ({"name": "a", "location": "F", "colour": "red"}, "colour"),
+    ):
         reply = api.post("/api/agents/register", body, headers={"X-Registration-Token": REGISTRATION_TOKEN})
         assert reply.status == 400, body
         assert reply.body["error"]["details"][0]["field"] == field
@@ -60,8 +69,7 @@ def test_heartbeat_marks_online_and_sets_a_30s_redis_key(api, db, redis_client):
     assert reply.body["agent_id"] == agent["agent_id"] and reply.body["status"] == "online"
     ttl = redis_client.ttl(f"hc:agent:{agent['agent_id']}:hb")
     assert 0 < ttl <= 30
-    row = db.execute("SELECT status, current_tasks, version FROM agents WHERE id = %s",
-                     (agent["agent_id"],)).fetchone()
+    row = db.execute("SELECT status, current_tasks, version FROM agents WHERE id = %s", (agent["agent_id"],)).fetchone()
     assert row == {"status": "online", "current_tasks": 3, "version": "1.2.3"}
 
 
@@ -80,16 +88,29 @@ def test_heartbeat_rejects_wrong_types(api):
 def test_agent_list_shows_effective_status_from_the_heartbeat_age(api, db):
     fresh = api.register("fra-1", "Frankfurt")
     stale = api.register("sin-1", "Singapore")
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '31 seconds' WHERE id = %s",
-               (stale["agent_id"],))  # the row still says online: status is computed from the heartbeat
+    db.execute(
+        "UPDATE agents SET last_heartbeat = now() - interval '31 seconds' WHERE id = %s", (stale["agent_id"],)
+    )  # the row still says online: status is computed from the heartbeat
     reply = api.get("/api/agents")
     assert reply.status == 200 and reply.body["next_cursor"] is None
     status = {a["name"]: a["status"] for a in reply.body["items"]}
     assert status == {"fra-1": "online", "sin-1": "offline"}
     one = api.get(f"/api/agents/{fresh['agent_id']}")
     assert one.status == 200 and one.body["name"] == "fra-1" and one.body["location"] == "Frankfurt"
-    assert set(one.body) == {"id", "name", "location", "region", "status", "last_heartbeat", "version",
-                             "capabilities", "current_tasks", "registered_at", "clock_offset_ms", "clock_ok"}
+    assert set(one.body) == {
+        "id",
+        "name",
+        "location",
+        "region",
+        "status",
+        "last_heartbeat",
+        "version",
+        "capabilities",
+        "current_tasks",
+        "registered_at",
+        "clock_offset_ms",
+        "clock_ok",
+    }
 
 
 def test_unknown_agent_is_404(api):
@@ -107,8 +128,7 @@ def test_agent_stats_per_type_over_the_window(api, db):
     check2 = api.create_check(checks=["http"]).body
     api.result(agent, check2["tasks"][0]["task_id"], duration_ms=60)
     # A task that finished outside the window does not count.
-    db.execute("UPDATE check_tasks SET completed_at = now() - interval '2 hours' WHERE id = %s",
-               (tasks["ping"],))
+    db.execute("UPDATE check_tasks SET completed_at = now() - interval '2 hours' WHERE id = %s", (tasks["ping"],))
     reply = api.get(f"/api/agents/{agent['agent_id']}/stats?hours=1")
     assert reply.status == 200 and reply.body["window_hours"] == 1
     http = reply.body["stats"]["http"]
@@ -144,6 +164,9 @@ def test_an_agent_whose_clock_is_past_the_bound_is_not_chosen(api):
 
 def test_a_huge_clock_offset_is_400_naming_the_field(api):
     agent = api.register("odd-1", "Frankfurt")
-    reply = api.post("/api/agents/heartbeat", raw='{"clock_offset_ms": 1' + "0" * 400 + "}",
-                     headers={"X-Agent-Token": agent["api_token"]})
+    reply = api.post(
+        "/api/agents/heartbeat",
+        raw='{"clock_offset_ms": 1' + "0" * 400 + "}",
+        headers={"X-Agent-Token": agent["api_token"]},
+    )
     assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "clock_offset_ms"

@@ -1,4 +1,5 @@
 """Creating, reading, listing and deleting checks through the API."""
+
 from __future__ import annotations
 
 import base64
@@ -43,8 +44,10 @@ def test_created_tasks_are_on_their_own_agents_stream_as_task_messages(api, agen
 
 def test_task_deadline_is_timeout_plus_slack(api, agent, db):
     body = api.create_check(checks=["http"], options={"http": {"timeout": 5}}).body
-    row = db.execute("SELECT extract(epoch FROM deadline_at - created_at) AS s FROM check_tasks "
-                     "WHERE id = %s", (body["tasks"][0]["task_id"],)).fetchone()
+    row = db.execute(
+        "SELECT extract(epoch FROM deadline_at - created_at) AS s FROM check_tasks WHERE id = %s",
+        (body["tasks"][0]["task_id"],),
+    ).fetchone()
     assert float(row["s"]) == pytest.approx(5 + 10, abs=0.5)
 
 
@@ -71,8 +74,9 @@ def test_agents_are_filtered_by_capability_location_ids_and_limit(api, agent, db
     va = api.register("iad-1", "Virginia", region="us-east-1")
     # capability: only agents that can run the type get a task for it
     tasks = api.create_check(checks=["http", "ping"]).body["tasks"]
-    assert {(t["agent_id"], t["check_type"]) for t in tasks if t["agent_id"] == sin["agent_id"]} == \
-        {(sin["agent_id"], "ping")}
+    assert {(t["agent_id"], t["check_type"]) for t in tasks if t["agent_id"] == sin["agent_id"]} == {
+        (sin["agent_id"], "ping")
+    }
     # location (or region), case-insensitively
     body = api.create_check(locations=["frankfurt", "US-EAST-1"]).body
     assert {a["name"] for a in body["agents"]} == {"fra-1", "iad-1"}
@@ -105,8 +109,20 @@ def test_unknown_agent_id_in_the_selection_is_400_naming_it(api, agent):
     assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "agents[0]"
 
 
-SSRF_CORPUS = ["127.1", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]", "169.254.169.254", "10.0.0.1",
-               "100.64.0.1", "fd00::1", "224.0.0.1", "0.0.0.0", "http://127.0.0.1:8080/admin", "localhost"]
+SSRF_CORPUS = [
+    "127.1",
+    "2130706433",
+    "0x7f000001",
+    "[::ffff:127.0.0.1]",
+    "169.254.169.254",
+    "10.0.0.1",
+    "100.64.0.1",
+    "fd00::1",
+    "224.0.0.1",
+    "0.0.0.0",
+    "http://127.0.0.1:8080/admin",
+    "localhost",
+]
 
 
 @pytest.mark.parametrize("target", SSRF_CORPUS)
@@ -120,37 +136,48 @@ def test_private_and_reserved_literals_are_refused_unless_allowed(api, agent, ta
     assert api.create_check(target).status == 202
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"checks": ["http"]}, "target"),
-    ({"target": 42, "checks": ["http"]}, "target"),
-    ({"target": "a" * 3000 + ".com", "checks": ["http"]}, "target"),
-    ({"target": "ftp://example.com", "checks": ["http"]}, "target"),
-    ({"target": "exa mple.com", "checks": ["http"]}, "target"),
-    ({"target": "example.com"}, "checks"),
-    ({"target": "example.com", "checks": "http"}, "checks"),
-    ({"target": "example.com", "checks": []}, "checks"),
-    ({"target": "example.com", "checks": ["http", "smtp"]}, "checks[1]"),
-    ({"target": "example.com", "checks": ["ping"], "options": {"ping": {"count": 99}}}, "options.ping.count"),
-    ({"target": "example.com", "checks": ["ping"], "options": {"ping": {"count": "4"}}}, "options.ping.count"),
-    ({"target": "example.com", "checks": ["ping"], "options": {"http": {}}}, "options.http"),
-    ({"target": "example.com", "checks": ["ping"], "options": []}, "options"),
-    ({"target": "example.com", "checks": ["dns"], "options": {"dns": {"record_type": "XYZ"}}},
-     "options.dns.record_type"),
-    ({"target": "example.com", "checks": ["http"], "limit": 0}, "limit"),
-    ({"target": "example.com", "checks": ["http"], "limit": True}, "limit"),
-    ({"target": "example.com", "checks": ["http"], "locations": "Frankfurt"}, "locations"),
-    ({"target": "example.com", "checks": ["http"], "priority": 1}, "priority"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"checks": ["http"]}, "target"),
+        ({"target": 42, "checks": ["http"]}, "target"),
+        ({"target": "a" * 3000 + ".com", "checks": ["http"]}, "target"),
+        ({"target": "ftp://example.com", "checks": ["http"]}, "target"),
+        ({"target": "exa mple.com", "checks": ["http"]}, "target"),
+        ({"target": "example.com"}, "checks"),
+        ({"target": "example.com", "checks": "http"}, "checks"),
+        ({"target": "example.com", "checks": []}, "checks"),
+        ({"target": "example.com", "checks": ["http", "smtp"]}, "checks[1]"),
+        ({"target": "example.com", "checks": ["ping"], "options": {"ping": {"count": 99}}}, "options.ping.count"),
+        ({"target": "example.com", "checks": ["ping"], "options": {"ping": {"count": "4"}}}, "options.ping.count"),
+        ({"target": "example.com", "checks": ["ping"], "options": {"http": {}}}, "options.http"),
+        ({"target": "example.com", "checks": ["ping"], "options": []}, "options"),
+        (
+            {"target": "example.com", "checks": ["dns"], "options": {"dns": {"record_type": "XYZ"}}},
+            "options.dns.record_type",
+        ),
+        ({"target": "example.com", "checks": ["http"], "limit": 0}, "limit"),
+        ({"target": "example.com", "checks": ["http"], "limit": True}, "limit"),
+        ({"target": "example.com", "checks": ["http"], "locations": "Frankfurt"}, "locations"),
+        ({"target": "example.com", "checks": ["http"], "priority": 1}, "priority"),
+    ],
+)
 def test_bad_check_input_is_400_naming_the_field(api, agent, body, field):
     reply = api.post("/api/checks", body)
     assert reply.status == 400, reply.body
     assert reply.body["error"]["details"][0]["field"] == field
 
 
-@pytest.mark.parametrize("raw, code", [
-    ("{not json", "invalid_json"), ("[1, 2]", "validation_error"), ("", "validation_error"),
-    ('{"target": NaN, "checks": ["http"]}', "invalid_json"), (b"\xff\xfe", "invalid_json"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "validation_error"),
+        ("", "validation_error"),
+        ('{"target": NaN, "checks": ["http"]}', "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+    ],
+)
 def test_bad_json_is_400_naming_the_body(api, raw, code):
     reply = api.post("/api/checks", raw=raw)
     assert reply.status == 400 and reply.body["error"]["code"] == code
@@ -174,8 +201,17 @@ def test_get_check_has_one_row_per_task_including_pending_and_a_summary(api, age
     reply = api.get(f"/api/checks/{body['check_id']}")
     assert reply.status == 200
     check = reply.body
-    assert set(check) >= {"check_id", "target", "check_types", "options", "status", "created_at",
-                          "completed_at", "summary", "results"}
+    assert set(check) >= {
+        "check_id",
+        "target",
+        "check_types",
+        "options",
+        "status",
+        "created_at",
+        "completed_at",
+        "summary",
+        "results",
+    }
     assert check["status"] == "in_progress" and len(check["results"]) == 4
     assert check["summary"]["http"] == {"ok": 2, "failed": 0, "pending": 0, "total": 2, "median_ms": 40.0}
     assert check["summary"]["ping"] == {"ok": 0, "failed": 1, "pending": 1, "total": 2, "median_ms": None}
@@ -190,8 +226,9 @@ def test_reading_an_overdue_check_finalises_its_overdue_tasks(api, agent, db):
     body = api.create_check(checks=["http", "ping"]).body
     http = next(t["task_id"] for t in body["tasks"] if t["check_type"] == "http")
     api.result(agent, http)
-    db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE check_id = %s",
-               (body["check_id"],))
+    db.execute(
+        "UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE check_id = %s", (body["check_id"],)
+    )
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["status"] == "completed" and check["completed_at"] is not None
     ping = next(r for r in check["results"] if r["check_type"] == "ping")
@@ -233,8 +270,7 @@ def test_check_list_items_carry_the_same_per_type_summary_as_the_check(api, agen
     body = api.create_check(checks=["ping", "http"]).body
     tasks = {(t["agent_id"], t["check_type"]): t["task_id"] for t in body["tasks"]}
     for who, rtt in ((agent, 10.0), (other, 30.0)):
-        api.result(who, tasks[(who["agent_id"], "ping")], duration_ms=1500,
-                   data={"rtt_ms": {"avg": rtt}})
+        api.result(who, tasks[(who["agent_id"], "ping")], duration_ms=1500, data={"rtt_ms": {"avg": rtt}})
     api.result(agent, tasks[(agent["agent_id"], "http")], success=False)
     pinger = api.register("ping-only", "Frankfurt", capabilities=["ping"])
     unrun = api.create_check(checks=["http"], agents=[pinger["agent_id"]]).body  # failed: no tasks at all
@@ -242,9 +278,11 @@ def test_check_list_items_carry_the_same_per_type_summary_as_the_check(api, agen
     assert items[body["check_id"]]["summary"] == api.get(f"/api/checks/{body['check_id']}").body["summary"]
     assert items[body["check_id"]]["summary"] == {
         "ping": {"ok": 2, "failed": 0, "pending": 0, "total": 2, "median_ms": 20.0},
-        "http": {"ok": 0, "failed": 1, "pending": 1, "total": 2, "median_ms": None}}
+        "http": {"ok": 0, "failed": 1, "pending": 1, "total": 2, "median_ms": None},
+    }
     assert items[unrun["check_id"]]["summary"] == {
-        "http": {"ok": 0, "failed": 0, "pending": 0, "total": 0, "median_ms": None}}
+        "http": {"ok": 0, "failed": 0, "pending": 0, "total": 0, "median_ms": None}
+    }
 
 
 def test_a_cursor_python_reads_but_postgresql_would_not_is_still_a_position(api, agent):
@@ -272,8 +310,12 @@ def test_summary_median_quotes_ping_rtt_not_the_task_duration(api, agent):
     body = api.create_check(checks=["ping"]).body
     tasks = {t["agent_id"]: t["task_id"] for t in body["tasks"]}
     for who, rtt in ((agent, 10.0), (other, 120.0)):
-        api.result(who, tasks[who["agent_id"]], duration_ms=1500,
-                   data={"packets_sent": 4, "packets_received": 4, "rtt_ms": {"avg": rtt}})
+        api.result(
+            who,
+            tasks[who["agent_id"]],
+            duration_ms=1500,
+            data={"packets_sent": 4, "packets_received": 4, "rtt_ms": {"avg": rtt}},
+        )
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["summary"]["ping"]["median_ms"] == 65.0
 
@@ -282,8 +324,14 @@ def test_get_check_reports_how_its_agents_were_selected(api, agent):
     other = api.register("sin-3", "Singapore")
     body = api.create_check(checks=["tcp"], locations=["Singapore"]).body
     check = api.get(f"/api/checks/{body['check_id']}").body
-    assert check["selection"] == {"agents": None, "locations": ["Singapore"], "limit": None,
-                                  "chosen": [other["agent_id"]], "requested": 1, "shortfall": None}
+    assert check["selection"] == {
+        "agents": None,
+        "locations": ["Singapore"],
+        "limit": None,
+        "chosen": [other["agent_id"]],
+        "requested": 1,
+        "shortfall": None,
+    }
 
 
 def test_a_stage_without_a_public_list_lists_checks_only_for_the_admin(api, agent):

@@ -1,4 +1,5 @@
 """Walk every route, success and failure, and validate each response against the OpenAPI document."""
+
 from __future__ import annotations
 
 import re
@@ -42,18 +43,30 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
         return reply
 
     reg = {"X-Registration-Token": REGISTRATION_TOKEN}
-    agent = check("POST", "/api/agents/register",
-                  api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt"}, headers=reg)).body
-    check("POST", "/api/agents/register", api.post("/api/agents/register",
-          {"name": "fra-1", "location": "Frankfurt", "replace": True}, headers=reg))
+    agent = check(
+        "POST",
+        "/api/agents/register",
+        api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt"}, headers=reg),
+    ).body
+    check(
+        "POST",
+        "/api/agents/register",
+        api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt", "replace": True}, headers=reg),
+    )
     agent = api.register("fra-2", "Frankfurt")
     other = api.register("sin-1", "Singapore")
-    check("POST", "/api/agents/register", api.post("/api/agents/register", {"name": "fra-2", "location": "F"},
-                                                   headers=reg))
+    check(
+        "POST",
+        "/api/agents/register",
+        api.post("/api/agents/register", {"name": "fra-2", "location": "F"}, headers=reg),
+    )
     check("POST", "/api/agents/register", api.post("/api/agents/register", {"name": 1}, headers=reg))
     check("POST", "/api/agents/register", api.post("/api/agents/register", {"name": "x", "location": "y"}))
-    check("POST", "/api/agents/register", api.post("/api/agents/register", {"name": "x", "location": "y"},
-                                                   headers={"X-Registration-Token": "no"}))
+    check(
+        "POST",
+        "/api/agents/register",
+        api.post("/api/agents/register", {"name": "x", "location": "y"}, headers={"X-Registration-Token": "no"}),
+    )
     token = {"X-Agent-Token": agent["api_token"]}
     check("POST", "/api/agents/heartbeat", api.heartbeat(agent))
     check("POST", "/api/agents/heartbeat", api.post("/api/agents/heartbeat", {"current_tasks": -1}, headers=token))
@@ -78,17 +91,22 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
     check("POST", f"/api/tasks/{mine[0]['task_id']}/result", api.result(agent, mine[0]["task_id"]))
     check("POST", f"/api/tasks/{mine[0]['task_id']}/result", api.result(agent, mine[0]["task_id"]))
     check("POST", f"/api/tasks/{mine[0]['task_id']}/start", api.start(agent, mine[0]["task_id"]))
-    check("POST", f"/api/tasks/{mine[1]['task_id']}/result",
-          api.result(agent, mine[1]["task_id"], success=False))
+    check("POST", f"/api/tasks/{mine[1]['task_id']}/result", api.result(agent, mine[1]["task_id"], success=False))
     check("POST", f"/api/tasks/{theirs[0]['task_id']}/result", api.result(agent, theirs[0]["task_id"]))
     check("POST", "/api/tasks/x/result", api.result(agent, "00000000-0000-0000-0000-000000000000"))
-    check("POST", "/api/tasks/x/result", api.post(f"/api/tasks/{theirs[0]['task_id']}/result", {"success": 1},
-                                                  headers={"X-Agent-Token": other["api_token"]}))
+    check(
+        "POST",
+        "/api/tasks/x/result",
+        api.post(
+            f"/api/tasks/{theirs[0]['task_id']}/result", {"success": 1}, headers={"X-Agent-Token": other["api_token"]}
+        ),
+    )
     check("POST", "/api/tasks/x/result", api.post(f"/api/tasks/{theirs[0]['task_id']}/result", {"success": True}))
     check("GET", f"/api/tasks/{mine[0]['task_id']}", api.get(f"/api/tasks/{mine[0]['task_id']}"))
     check("GET", "/api/tasks/x", api.get("/api/tasks/x"))
-    db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE check_id = %s",
-               (created["check_id"],))
+    db.execute(
+        "UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE check_id = %s", (created["check_id"],)
+    )
     check("GET", f"/api/checks/{created['check_id']}", api.get(f"/api/checks/{created['check_id']}"))
     check("GET", f"/api/agents/{agent['agent_id']}/stats", api.get(f"/api/agents/{agent['agent_id']}/stats"))
     check("GET", "/api/agents/x/stats", api.get("/api/agents/x/stats"))
@@ -98,19 +116,30 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
     check("GET", "/api/checks", api.get("/api/checks?status=nope"))
     check("GET", "/api/checks/x", api.get("/api/checks/00000000-0000-0000-0000-000000000000"))
     check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}"))
-    check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}",
-                                                headers={"X-Admin-Token": "nope"}))
-    check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}",
-                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
-    check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}",
-                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
+    check("DELETE", "/api/checks/x", api.delete(f"/api/checks/{failed['check_id']}", headers={"X-Admin-Token": "nope"}))
+    check(
+        "DELETE",
+        "/api/checks/x",
+        api.delete(f"/api/checks/{failed['check_id']}", headers={"X-Admin-Token": ADMIN_TOKEN}),
+    )
+    check(
+        "DELETE",
+        "/api/checks/x",
+        api.delete(f"/api/checks/{failed['check_id']}", headers={"X-Admin-Token": ADMIN_TOKEN}),
+    )
     spare = api.register("spare-1")
     check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}"))
     check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}", headers={"X-Admin-Token": "no"}))
-    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}",
-                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
-    check("DELETE", "/api/agents/x", api.delete(f"/api/agents/{spare['agent_id']}",
-                                                headers={"X-Admin-Token": ADMIN_TOKEN}))
+    check(
+        "DELETE",
+        "/api/agents/x",
+        api.delete(f"/api/agents/{spare['agent_id']}", headers={"X-Admin-Token": ADMIN_TOKEN}),
+    )
+    check(
+        "DELETE",
+        "/api/agents/x",
+        api.delete(f"/api/agents/{spare['agent_id']}", headers={"X-Admin-Token": ADMIN_TOKEN}),
+    )
     check("GET", "/metrics", api.get("/metrics"))
     check("GET", "/metrics", api.get("/metrics", headers={"X-Admin-Token": "no"}))
     check("GET", "/metrics", api.get("/metrics", headers={"X-Admin-Token": ADMIN_TOKEN}))
@@ -118,6 +147,7 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
     check("GET", "/api/openapi.json", api.get("/api/openapi.json"))
 
     from chalicelib import config
+
     config.reset_settings(checks_per_hour=0)
     check("POST", "/api/checks", api.create_check())
 

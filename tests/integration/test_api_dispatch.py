@@ -3,6 +3,7 @@
 The agent's next heartbeat pushes them, with their deadline counted from that push, and a
 task no push ever delivered fails `not_dispatched`, not a `timeout` that blames the agent.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -34,8 +35,11 @@ def _create_while_redis_is_down(api, **extra) -> dict:
 
 def _age_tasks(db, seconds: float) -> None:
     """As if the tasks had been created `seconds` ago (their deadline moves with them)."""
-    db.execute("UPDATE check_tasks SET created_at = created_at - make_interval(secs => %s), "
-               "deadline_at = deadline_at - make_interval(secs => %s)", (seconds, seconds))
+    db.execute(
+        "UPDATE check_tasks SET created_at = created_at - make_interval(secs => %s), "
+        "deadline_at = deadline_at - make_interval(secs => %s)",
+        (seconds, seconds),
+    )
 
 
 def test_heartbeat_after_redis_recovers_delivers_tasks_created_during_the_outage(api, agent, db, redis_client):
@@ -54,8 +58,9 @@ def test_heartbeat_after_redis_recovers_delivers_tasks_created_during_the_outage
     assert redis_client.xlen(agent["stream"]) == 1  # delivered once
 
 
-def test_sweep_delivers_undispatched_tasks_past_their_first_deadline_within_the_window(api, app_client,
-                                                                                      agent, db, redis_client):
+def test_sweep_delivers_undispatched_tasks_past_their_first_deadline_within_the_window(
+    api, app_client, agent, db, redis_client
+):
     _create_while_redis_is_down(api, checks=["tcp"])
     _age_tasks(db, 30)  # past the tcp deadline, inside the dispatch window
     counts = _sweep(app_client)

@@ -1,5 +1,6 @@
 """Fan-out of one check to 100 agents x 5 types is two Redis round trips, whatever the number of
 agents: one MGET of their heartbeat keys (who is online), one pipeline pushing every task."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,12 +18,14 @@ def _hundred_online_agents(db):
         cur.executemany(
             "INSERT INTO agents (id, name, location, api_token_hash, status, last_heartbeat) "
             "VALUES (%s, %s, %s, %s, 'online', now())",
-            [(i, f"agent-{n:03d}", f"loc-{n % 10}", hash_token(i)) for n, i in enumerate(ids)])
+            [(i, f"agent-{n:03d}", f"loc-{n % 10}", hash_token(i)) for n, i in enumerate(ids)],
+        )
     return ids
 
 
-def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline(settings, db, redis_client,
-                                                                                  monkeypatch):
+def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline(
+    settings, db, redis_client, monkeypatch
+):
     ids = _hundred_online_agents(db)
     queue.get_redis().ping()  # connect (and handshake) before counting
     sends = []

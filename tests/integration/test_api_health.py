@@ -1,4 +1,5 @@
 """GET /health tells the truth about its dependencies."""
+
 from __future__ import annotations
 
 import socket
@@ -16,8 +17,13 @@ def test_health_is_ok_with_both_stores_up(api):
     api.register("fra-1")
     reply = api.get("/health")
     assert reply.status == 200
-    assert reply.body == {"status": "ok", "database": "up", "redis": "up", "active_agents": 1,
-                          "version": config.get_settings().version}
+    assert reply.body == {
+        "status": "ok",
+        "database": "up",
+        "redis": "up",
+        "active_agents": 1,
+        "version": config.get_settings().version,
+    }
 
 
 def test_health_is_503_with_database_down_when_postgresql_is_unreachable(api, settings):

@@ -3,6 +3,7 @@
 With sequential scans priced out (enable_seqscan = off), a query that has an
 index to use gets it; one that has none still shows a Seq Scan.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,11 +15,11 @@ ID = "00000000-0000-0000-0000-000000000000"
 QUERIES = {
     "list checks, newest first": "SELECT id FROM checks c ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
     "list checks after a cursor": "SELECT id FROM checks c WHERE (c.created_at, c.id) < (now(), %(id)s::uuid) "
-                                  "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
+    "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
     "list checks of a target": "SELECT id FROM checks c WHERE c.target = 'example.com' "
-                               "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
+    "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
     "list checks by status": "SELECT id FROM checks c WHERE c.status = 'failed' "
-                             "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
+    "ORDER BY c.created_at DESC, c.id DESC LIMIT 21",
     "tasks of a check": "SELECT id FROM check_tasks WHERE check_id = %(id)s",
     "result of a task": "SELECT id FROM check_results WHERE task_id = %(id)s",
     "agent by token": "SELECT id FROM agents WHERE api_token_hash = 'x'",

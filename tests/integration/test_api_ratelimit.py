@@ -1,4 +1,5 @@
 """Per-IP rate limits: exhaustion gives 429 with Retry-After and X-RateLimit-*, a new window resets."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,9 @@ def test_check_creation_is_limited_per_ip_and_resets_with_the_window(api, frozen
     config.reset_settings(checks_per_hour=3)
     api.register("fra-1")
     client = {"X-Forwarded-For": "198.51.100.7"}
-    remaining = [api.post("/api/checks", {"target": "example.com", "checks": ["http"]}, headers=client)
-                 for _ in range(3)]
+    remaining = [
+        api.post("/api/checks", {"target": "example.com", "checks": ["http"]}, headers=client) for _ in range(3)
+    ]
     assert [r.status for r in remaining] == [202, 202, 202]
     assert [r.headers["X-RateLimit-Remaining"] for r in remaining] == ["2", "1", "0"]
     assert remaining[0].headers["X-RateLimit-Limit"] == "3"
@@ -31,8 +33,9 @@ def test_check_creation_is_limited_per_ip_and_resets_with_the_window(api, frozen
     _assert_browser_can_read_the_limit_headers(refused)
 
     # another client is not affected
-    other = api.post("/api/checks", {"target": "example.com", "checks": ["http"]},
-                     headers={"X-Forwarded-For": "198.51.100.8"})
+    other = api.post(
+        "/api/checks", {"target": "example.com", "checks": ["http"]}, headers={"X-Forwarded-For": "198.51.100.8"}
+    )
     assert other.status == 202
 
     frozen_clock["t"] += 3590  # the next window

@@ -3,6 +3,7 @@
 After an outage agents may not have heart-beaten yet; a check created then used to get
 a 202 with fewer tasks and no word about it.
 """
+
 from __future__ import annotations
 
 import pytest

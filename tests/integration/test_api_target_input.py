@@ -1,5 +1,6 @@
 """What the API makes of a target and its options: IDNA 2008 names, explicit PTR for an
 IP, ip_version validated, every option stored (the timeout too), assumptions shown."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,11 +17,14 @@ def get_check(api, body):
     return api.get(f"/api/checks/{reply.body['check_id']}").body
 
 
-@pytest.mark.parametrize("target, host, host_unicode", [
-    ("straße.de", "xn--strae-oqa.de", "straße.de"),
-    ("https://FAß.de/", "xn--fa-hia.de", "faß.de"),
-    ("Straße.DE", "xn--strae-oqa.de", "straße.de"),
-])
+@pytest.mark.parametrize(
+    "target, host, host_unicode",
+    [
+        ("straße.de", "xn--strae-oqa.de", "straße.de"),
+        ("https://FAß.de/", "xn--fa-hia.de", "faß.de"),
+        ("Straße.DE", "xn--strae-oqa.de", "straße.de"),
+    ],
+)
 def test_a_unicode_target_shows_both_its_forms(api, agent, target, host, host_unicode):
     check = get_check(api, {"target": target, "checks": ["http"]})
     assert check["target"] == target  # stored as submitted
@@ -63,8 +67,9 @@ def test_an_ip_version_that_does_not_fit_the_literal_is_400(api, agent):
 
 
 def test_ip_version_and_every_other_option_are_stored_and_sent_to_the_agent(api, agent, redis_client):
-    check = get_check(api, {"target": "example.com", "checks": ["http", "ping"],
-                            "options": {"http": {"timeout": 1, "ip_version": 6}}})
+    check = get_check(
+        api, {"target": "example.com", "checks": ["http", "ping"], "options": {"http": {"timeout": 1, "ip_version": 6}}}
+    )
     http = check["options"]["http"]
     assert http["timeout"] == 1 and http["ip_version"] == 6
     assert check["options"]["ping"]["ip_version"] is None and check["options"]["ping"]["timeout"] == 10
@@ -79,8 +84,13 @@ def test_a_bare_host_assumes_https_on_443_for_http_and_tcp(api, agent):
     assert check["assumed"] == {"http": {"scheme": "https", "port": 443}, "tcp": {"port": 443}}
     url_check = get_check(api, {"target": "http://example.com:8080/x", "checks": ["http", "tcp"]})
     assert url_check["assumed"] == {}
-    assert url_check["target_info"] == {"host": "example.com", "host_unicode": "example.com", "is_ip": False,
-                                        "scheme": "http", "port": 8080}
+    assert url_check["target_info"] == {
+        "host": "example.com",
+        "host_unicode": "example.com",
+        "is_ip": False,
+        "scheme": "http",
+        "port": 8080,
+    }
 
 
 @pytest.mark.parametrize("resolver", ["127.0.0.1", "169.254.169.254"])
@@ -92,8 +102,9 @@ def test_a_private_dns_resolver_is_refused_at_the_api(api, agent, resolver):
     assert reply.status == 400 and reply.body["error"]["code"] == "blocked_target"
     assert reply.body["error"]["details"][0]["field"] == "options.dns.resolver"
     config.reset_settings()
-    assert api.create_check("example.com", checks=["dns"],
-                            options={"dns": {"resolver": resolver}}).status == 202  # allowed on the test stage
+    assert (
+        api.create_check("example.com", checks=["dns"], options={"dns": {"resolver": resolver}}).status == 202
+    )  # allowed on the test stage
 
 
 def test_a_fullwidth_loopback_literal_is_refused_at_the_api(api, agent):

@@ -1,4 +1,5 @@
 """Task start and result: ownership, idempotency, late results, status moves, pub/sub."""
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,12 @@ def test_starting_a_task_past_its_deadline_fails_it_and_answers_409(api, agent, 
 def test_results_are_idempotent(api, agent, check, db):
     task_id = _task(check, "http")
     first = api.result(agent, task_id, duration_ms=21)
-    assert first.status == 200 and first.body == {"task_id": task_id, "status": "completed",
-                                                  "late": False, "duplicate": False}
+    assert first.status == 200 and first.body == {
+        "task_id": task_id,
+        "status": "completed",
+        "late": False,
+        "duplicate": False,
+    }
     again = api.result(agent, task_id, duration_ms=99)
     assert again.status == 200 and again.body["duplicate"] is True
     assert again.body["result"]["duration_ms"] == 21  # the stored one, not the repeat
@@ -107,20 +112,22 @@ def test_a_late_result_is_stored_as_late_and_does_not_reopen_the_check(api, agen
     assert db.execute("SELECT late FROM check_results WHERE task_id = %s", (http,)).fetchone()["late"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"duration_ms": 1}, "success"),
-    ({"success": "yes"}, "success"),
-    ({"success": True, "duration_ms": "fast"}, "duration_ms"),
-    ({"success": True, "duration_ms": -1}, "duration_ms"),
-    ({"success": True, "data": [1]}, "data"),
-    ({"success": False, "error": {"kind": "gremlins", "message": "x"}}, "error.kind"),
-    ({"success": False, "error": "refused"}, "error"),
-    ({"success": False}, "error"),
-    ({"success": True, "address": 7}, "address"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"duration_ms": 1}, "success"),
+        ({"success": "yes"}, "success"),
+        ({"success": True, "duration_ms": "fast"}, "duration_ms"),
+        ({"success": True, "duration_ms": -1}, "duration_ms"),
+        ({"success": True, "data": [1]}, "data"),
+        ({"success": False, "error": {"kind": "gremlins", "message": "x"}}, "error.kind"),
+        ({"success": False, "error": "refused"}, "error"),
+        ({"success": False}, "error"),
+        ({"success": True, "address": 7}, "address"),
+    ],
+)
 def test_bad_result_is_400_naming_the_field(api, agent, check, body, field):
-    reply = api.post(f"/api/tasks/{_task(check, 'http')}/result", body,
-                     headers={"X-Agent-Token": agent["api_token"]})
+    reply = api.post(f"/api/tasks/{_task(check, 'http')}/result", body, headers={"X-Agent-Token": agent["api_token"]})
     assert reply.status == 400, reply.body
     assert reply.body["error"]["details"][0]["field"] == field
 
@@ -151,8 +158,13 @@ def test_every_status_change_and_result_is_published_on_the_check_channel(api, a
         raise AssertionError(f"the marker did not arrive within 10 s; events so far: {events}")
     pubsub.close()
     kinds = [(e["type"], e.get("task", {}).get("status") or e.get("status")) for e in events]
-    assert kinds == [("task", "in_progress"), ("check", "in_progress"), ("task", "completed"),
-                     ("task", "completed"), ("check", "completed")]
+    assert kinds == [
+        ("task", "in_progress"),
+        ("check", "in_progress"),
+        ("task", "completed"),
+        ("task", "completed"),
+        ("check", "completed"),
+    ]
     assert events[2]["task"]["task_id"] == http and events[2]["task"]["duration_ms"] == 7
     assert events[2]["task"]["agent"]["name"] == "fra-1"
 

@@ -5,6 +5,7 @@ the runner had reported the timeout: a socket timeout bounds one recv, and every
 restarts it. Now the check's sockets are shut at its deadline, so each check ends with
 `timeout` and the thread and descriptor counts return to their baseline.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -84,9 +85,13 @@ def run_checks(url: str, count: int) -> tuple[list[dict], int, int]:
     """Run `count` http checks at once; (results, how many still run END_BOUND_S past the
     deadline, the peak thread count seen)."""
     results: list[dict] = []
-    workers = [threading.Thread(target=lambda: results.append(run_check("http", url, {"timeout": TIMEOUT_S},
-                                                                        allow_private=True)), daemon=True)
-               for _ in range(count)]
+    workers = [
+        threading.Thread(
+            target=lambda: results.append(run_check("http", url, {"timeout": TIMEOUT_S}, allow_private=True)),
+            daemon=True,
+        )
+        for _ in range(count)
+    ]
     for worker in workers:
         worker.start()
     end = time.monotonic() + TIMEOUT_S + END_BOUND_S
@@ -97,8 +102,11 @@ def run_checks(url: str, count: int) -> tuple[list[dict], int, int]:
     return results, sum(w.is_alive() for w in workers), peak
 
 
-@pytest.mark.parametrize("prefix, scheme", [(BODY_PREFIX, "http"), (HEADER_PREFIX, "http"), (TLS_PREFIX, "https")],
-                         ids=["slow-drip body", "slow-drip headers", "slow-drip TLS handshake"])
+@pytest.mark.parametrize(
+    "prefix, scheme",
+    [(BODY_PREFIX, "http"), (HEADER_PREFIX, "http"), (TLS_PREFIX, "https")],
+    ids=["slow-drip body", "slow-drip headers", "slow-drip TLS handshake"],
+)
 def test_slow_drip_checks_end_by_their_deadline_and_leave_no_thread_or_socket(prefix, scheme):
     server = DripServer(prefix)
     url = f"{scheme}://127.0.0.1:{server.port}/"

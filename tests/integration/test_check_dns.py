@@ -1,4 +1,5 @@
 """The dns check against a DNS server the test runs on loopback."""
+
 from __future__ import annotations
 
 import socket
@@ -27,12 +28,15 @@ def query(server, name, record_type="A", **options):
     return run_check("dns", name, opts, allow_private=True)
 
 
-@pytest.mark.parametrize("record_type, expected", [
-    ("A", "198.18.7.7"),
-    ("AAAA", "2001:db8::10"),
-    ("MX", "10 mail.example.test."),
-    ("TXT", '"v=spf1 -all"'),
-])
+@pytest.mark.parametrize(
+    "record_type, expected",
+    [
+        ("A", "198.18.7.7"),
+        ("AAAA", "2001:db8::10"),
+        ("MX", "10 mail.example.test."),
+        ("TXT", '"v=spf1 -all"'),
+    ],
+)
 def test_record_types_are_answered(server, record_type, expected):
     result = query(server, "example.test", record_type)
     assert result["success"] is True, result["error"]
@@ -94,8 +98,12 @@ def test_a_private_resolver_is_refused_unless_allowed(server):
 def test_a_silent_resolver_times_out():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # receives queries, never answers
-        result = run_check("dns", "example.test", {"resolver": "127.0.0.1", "port": silent.getsockname()[1],
-                                                    "timeout": 1}, allow_private=True)
+        result = run_check(
+            "dns",
+            "example.test",
+            {"resolver": "127.0.0.1", "port": silent.getsockname()[1], "timeout": 1},
+            allow_private=True,
+        )
     assert result["success"] is False
     assert result["error"]["kind"] == "timeout"
     assert 1000 <= result["duration_ms"] < 1500
@@ -128,8 +136,10 @@ def test_ip_version_picks_the_family_of_a_named_resolver(server, monkeypatch):
 
     def fake(host, port, family=0, *args, **kwargs):
         if host == "resolver.example.test":
-            answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
-                       (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+            answers = [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+            ]
             return [a for a in answers if family in (0, a[0])]
         return real(host, port, family, *args, **kwargs)
 
@@ -142,9 +152,11 @@ def test_ip_version_picks_the_family_of_a_named_resolver(server, monkeypatch):
 def test_answers_in_blocked_ranges_are_withheld_unless_private_targets_are_allowed():
     from agent.checks.dns import withhold_blocked
 
-    answers = [{"name": "db.corp.", "type": "A", "ttl": 60, "value": "10.1.2.3"},
-               {"name": "db.corp.", "type": "A", "ttl": 60, "value": "1.1.1.1"},
-               {"name": "db.corp.", "type": "TXT", "ttl": 60, "value": '"10.1.2.3"'}]
+    answers = [
+        {"name": "db.corp.", "type": "A", "ttl": 60, "value": "10.1.2.3"},
+        {"name": "db.corp.", "type": "A", "ttl": 60, "value": "1.1.1.1"},
+        {"name": "db.corp.", "type": "TXT", "ttl": 60, "value": '"10.1.2.3"'},
+    ]
     assert withhold_blocked([dict(a) for a in answers], allow_private=True) is None
     assert withhold_blocked(answers, allow_private=False) == "private (RFC 1918)"
     assert [a["value"] for a in answers] == ["withheld (private (RFC 1918))", "1.1.1.1", '"10.1.2.3"']

@@ -9,6 +9,7 @@ unreachable route for the second (ICMP host unreachable back to the client).
 The checks run on a thread switched into the client namespace, so no packet
 leaves the lab.
 """
+
 from __future__ import annotations
 
 import socket
@@ -18,11 +19,12 @@ import pytest
 from agent.checks import run_check
 from scripts.localcloud import netlab
 
-pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
-                                reason=f"needs network namespaces: {netlab.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    netlab.unavailable_reason() is not None, reason=f"needs network namespaces: {netlab.unavailable_reason()}"
+)
 
-BLACKHOLED = "198.18.250.1"     # dropped by the router, silently
-UNREACHABLE = "198.18.251.1"    # the router answers ICMP host unreachable
+BLACKHOLED = "198.18.250.1"  # dropped by the router, silently
+UNREACHABLE = "198.18.251.1"  # the router answers ICMP host unreachable
 
 
 def build_faulty_chain():
@@ -70,12 +72,15 @@ def assert_failed(result, kind):
     assert isinstance(result["duration_ms"], (int, float))
 
 
-@pytest.mark.parametrize("check_type, target, options", [
-    ("tcp", BLACKHOLED, {"port": 80, "timeout": 1}),
-    ("http", f"http://{BLACKHOLED}/", {"timeout": 1}),
-    ("ping", BLACKHOLED, {"count": 2, "interval": 0.2, "timeout": 1}),
-    ("dns", "example.test", {"resolver": BLACKHOLED, "timeout": 1}),
-])
+@pytest.mark.parametrize(
+    "check_type, target, options",
+    [
+        ("tcp", BLACKHOLED, {"port": 80, "timeout": 1}),
+        ("http", f"http://{BLACKHOLED}/", {"timeout": 1}),
+        ("ping", BLACKHOLED, {"count": 2, "interval": 0.2, "timeout": 1}),
+        ("dns", "example.test", {"resolver": BLACKHOLED, "timeout": 1}),
+    ],
+)
 def test_a_dropping_router_gives_timeout(lab, check_type, target, options):
     result = in_client(lab, check_type, target, **options)
     assert_failed(result, "timeout")
@@ -91,12 +96,15 @@ def test_traceroute_into_a_black_hole_times_out_with_silent_hops(lab):
     assert result["data"]["reached"] is False
 
 
-@pytest.mark.parametrize("check_type, target, options", [
-    ("tcp", UNREACHABLE, {"port": 80, "timeout": 5}),
-    ("http", f"http://{UNREACHABLE}/", {"timeout": 5}),
-    ("ping", UNREACHABLE, {"count": 2, "interval": 0.2, "timeout": 5}),
-    ("dns", "example.test", {"resolver": UNREACHABLE, "timeout": 5}),
-])
+@pytest.mark.parametrize(
+    "check_type, target, options",
+    [
+        ("tcp", UNREACHABLE, {"port": 80, "timeout": 5}),
+        ("http", f"http://{UNREACHABLE}/", {"timeout": 5}),
+        ("ping", UNREACHABLE, {"count": 2, "interval": 0.2, "timeout": 5}),
+        ("dns", "example.test", {"resolver": UNREACHABLE, "timeout": 5}),
+    ],
+)
 def test_a_router_saying_host_unreachable_gives_unreachable(fresh_lab, check_type, target, options):
     # A chain of its own: on the shared one, the router's "unreachable" budget depends on
     # which tests ran just before (see fresh_lab); a full-suite run saw ping get no answer.

@@ -1,4 +1,5 @@
 """The http check against local servers: phases, redirects, TLS, verdicts, caps."""
+
 from __future__ import annotations
 
 import socket
@@ -111,6 +112,7 @@ def test_self_signed_certificate_passes_with_verify_off(site):
 
 def test_certificate_from_a_trusted_ca_verifies(monkeypatch, tmp_path):
     import trustme  # pinned in requirements-dev.txt: a missing one is an error, not a silent skip
+
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "trusted.test")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -175,8 +177,9 @@ def test_head_reads_no_body(site):
 
 
 def test_host_without_scheme_uses_the_options(site):
-    result = run_check("http", "127.0.0.1", {"scheme": "http", "port": site.ports["http"], "path": "/ok"},
-                       allow_private=True)
+    result = run_check(
+        "http", "127.0.0.1", {"scheme": "http", "port": site.ports["http"], "path": "/ok"}, allow_private=True
+    )
     assert result["success"] is True
     assert result["data"]["final_url"] == http_url(site, "/ok")
 

@@ -5,6 +5,7 @@ or does not. The server counts the connections it accepted; after each check
 one more connection of our own (the sentinel) must be accepted as number
 hops + 1, which proves no other connection was made (accept is FIFO).
 """
+
 from __future__ import annotations
 
 import socket
@@ -135,15 +136,23 @@ def test_each_redirect_hop_is_one_connection_with_its_own_timings(server, option
 
 
 def curl_total_ms(target: str, *curl_args: str) -> float:
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", *curl_args, target],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", *curl_args, target],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     return float(out) * 1000
 
 
-@pytest.mark.parametrize("options, curl_args, trust", [
-    ({}, (), "trusted"),
-    ({"verify_tls": False}, ("-k",), "untrusted"),
-])
+@pytest.mark.parametrize(
+    "options, curl_args, trust",
+    [
+        ({}, (), "trusted"),
+        ({"verify_tls": False}, ("-k",), "untrusted"),
+    ],
+)
 def test_total_agrees_with_curl(server, options, curl_args, trust, request):
     """Within 2 ms or 10% of curl's time_total: same server, same delay, runs interleaved, the fastest of
     each compared (the minimum is what the work costs; slower runs measured other processes' load)."""

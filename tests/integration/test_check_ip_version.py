@@ -1,6 +1,7 @@
 """ip_version (4 | 6) picks the family a check resolves its target to, on every type;
 without it the first getaddrinfo answer wins, and the address used is always reported.
 Also: what a result says it assumed (scheme, port) and the host in both forms."""
+
 from __future__ import annotations
 
 import socket
@@ -19,8 +20,10 @@ def dual_name(monkeypatch):
 
     def fake(host, port, family=0, *args, **kwargs):
         if host in (DUAL, "xn--dal-hoa.example.test"):
-            answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
-                       (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+            answers = [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+            ]
             answers = [a for a in answers if family in (0, a[0])]
             if not answers:
                 raise socket.gaierror(socket.EAI_NODATA, "No address associated with hostname")
@@ -101,7 +104,8 @@ def test_a_url_target_assumes_nothing_but_its_scheme_default_port(servers):
 
 @pytest.mark.parametrize("ip_version, address", [(6, "::1"), (4, "127.0.0.1")])
 def test_ping_resolves_to_the_family_asked_for(dual_name, ip_version, address):
-    result = run_check("ping", dual_name, {"count": 1, "interval": 0.2, "timeout": 2, "ip_version": ip_version},
-                       allow_private=True)
+    result = run_check(
+        "ping", dual_name, {"count": 1, "interval": 0.2, "timeout": 2, "ip_version": ip_version}, allow_private=True
+    )
     assert result["success"] is True, result["error"]
     assert result["address"] == address and result["data"]["ip_version"] == ip_version

@@ -9,6 +9,7 @@ and run the checks the same way, in a `python` started by `ip netns exec`.
 Also: a lookup runs in the network namespace of the check that asked for it,
 even when checks run on threads switched into different namespaces.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,14 @@ from chalicelib import targets
 from scripts.localcloud import netlab
 from scripts.localcloud.demosite import DNSServer, default_zone, serve_http
 
-pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
-                                reason=f"needs network namespaces: {netlab.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    netlab.unavailable_reason() is not None, reason=f"needs network namespaces: {netlab.unavailable_reason()}"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "demo.hostchecker.test"
-REBIND = f"rebind.{NAME}"     # a public-looking name whose DNS answer is loopback
-MISSING = f"missing.{NAME}"   # NXDOMAIN
+REBIND = f"rebind.{NAME}"  # a public-looking name whose DNS answer is loopback
+MISSING = f"missing.{NAME}"  # NXDOMAIN
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +56,11 @@ def region_lab():
 
 def run_in_region(lab, checks: list[tuple[str, str, dict, bool]]) -> list[dict]:
     """run_check for each (type, target, options, allow_private), in a process started as the stack starts agents."""
-    code = ("import json, sys\n"
-            "from agent.checks import run_check\n"
-            "print(json.dumps([run_check(t, target, o, allow_private=p) for t, target, o, p in json.load(sys.stdin)]))\n")
+    code = (
+        "import json, sys\n"
+        "from agent.checks import run_check\n"
+        "print(json.dumps([run_check(t, target, o, allow_private=p) for t, target, o, p in json.load(sys.stdin)]))\n"
+    )
     namespace = lab.regions["near"].namespace
     done = lab.run_in(namespace, [sys.executable, "-c", code], input=json.dumps(checks), cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -72,11 +76,14 @@ def test_regions_get_the_demo_dns_server_as_their_resolver(region_lab):
 
 def test_an_agent_in_a_region_resolves_names_through_the_labs_dns(region_lab):
     demo = region_lab.demo_address
-    http, tcp, dns = run_in_region(region_lab, [
-        ("http", f"http://{NAME}/ok", {}, True),
-        ("tcp", NAME, {"port": 80}, True),
-        ("dns", NAME, {}, True),   # the system resolver
-    ])
+    http, tcp, dns = run_in_region(
+        region_lab,
+        [
+            ("http", f"http://{NAME}/ok", {}, True),
+            ("tcp", NAME, {"port": 80}, True),
+            ("dns", NAME, {}, True),  # the system resolver
+        ],
+    )
     assert http["success"] is True, http["error"]
     assert http["address"] == demo and http["data"]["status_code"] == 200
     assert tcp["success"] is True and tcp["address"] == demo
@@ -86,13 +93,16 @@ def test_an_agent_in_a_region_resolves_names_through_the_labs_dns(region_lab):
 
 
 def test_a_name_that_does_not_exist_is_a_dns_failure_for_every_type(region_lab):
-    results = run_in_region(region_lab, [
-        ("http", f"http://{MISSING}/", {}, True),
-        ("tcp", MISSING, {"port": 80}, True),
-        ("ping", MISSING, {"count": 1}, True),
-        ("traceroute", MISSING, {}, True),
-        ("dns", MISSING, {}, True),
-    ])
+    results = run_in_region(
+        region_lab,
+        [
+            ("http", f"http://{MISSING}/", {}, True),
+            ("tcp", MISSING, {"port": 80}, True),
+            ("ping", MISSING, {"count": 1}, True),
+            ("traceroute", MISSING, {}, True),
+            ("dns", MISSING, {}, True),
+        ],
+    )
     for check_type, result in zip(("http", "tcp", "ping", "traceroute", "dns"), results):
         assert result["success"] is False, (check_type, result)
         assert result["error"]["kind"] == "dns_failure", (check_type, result["error"])
@@ -102,12 +112,15 @@ def test_a_name_that_does_not_exist_is_a_dns_failure_for_every_type(region_lab):
 def test_a_name_resolving_to_loopback_is_refused_after_resolution(region_lab):
     # Nothing listens on 127.0.0.1:80 in the region: were the policy skipped,
     # tcp and http would fail as `refused`, not `blocked_target`.
-    results = run_in_region(region_lab, [
-        ("http", f"http://{REBIND}/", {}, False),
-        ("tcp", REBIND, {"port": 80}, False),
-        ("ping", REBIND, {"count": 1}, False),
-        ("traceroute", REBIND, {}, False),
-    ])
+    results = run_in_region(
+        region_lab,
+        [
+            ("http", f"http://{REBIND}/", {}, False),
+            ("tcp", REBIND, {"port": 80}, False),
+            ("ping", REBIND, {"count": 1}, False),
+            ("traceroute", REBIND, {}, False),
+        ],
+    )
     for check_type, result in zip(("http", "tcp", "ping", "traceroute"), results):
         assert result["success"] is False, (check_type, result)
         assert result["error"]["kind"] == "blocked_target", (check_type, result["error"])
@@ -135,8 +148,10 @@ def test_a_lookup_runs_in_the_namespace_of_the_check_that_asked(monkeypatch):
             # Nothing listens on 127.0.0.1:9 in the region: refused, after the lookup.
             result = lab.call_in(ns, run_check, "tcp", f"{name}.example.test", {"port": 9}, allow_private=True)
             assert result["error"]["kind"] == "refused", result
-        expected = [(f"{name}.example.test", os.stat(netlab.NETNS_DIR / lab.regions[name].namespace).st_ino)
-                    for name in ("a", "b", "a")]
+        expected = [
+            (f"{name}.example.test", os.stat(netlab.NETNS_DIR / lab.regions[name].namespace).st_ino)
+            for name in ("a", "b", "a")
+        ]
         assert seen == expected
     finally:
         lab.teardown()
@@ -154,11 +169,13 @@ def test_teardown_removes_the_namespaces_resolver_files():
 
 
 def test_removing_a_killed_lab_removes_its_resolver_files():
-    script = ("import json, os\n"
-              "from scripts.localcloud import netlab\n"
-              "lab = netlab.build_regions(regions={'x': 1}, demo=True)\n"
-              "print(json.dumps(lab.describe(), default=str), flush=True)\n"
-              "os._exit(0)  # no teardown\n")
+    script = (
+        "import json, os\n"
+        "from scripts.localcloud import netlab\n"
+        "lab = netlab.build_regions(regions={'x': 1}, demo=True)\n"
+        "print(json.dumps(lab.describe(), default=str), flush=True)\n"
+        "os._exit(0)  # no teardown\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     description = json.loads(done.stdout)

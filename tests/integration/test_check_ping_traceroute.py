@@ -3,6 +3,7 @@
 The checks run on a thread switched into the chain's client namespace, so
 every packet stays inside namespaces this test builds, in 198.18.0.0/15.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ import pytest
 from agent.checks import capabilities, run_check
 from scripts.localcloud import netlab
 
-pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
-                                reason=f"needs network namespaces: {netlab.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    netlab.unavailable_reason() is not None, reason=f"needs network namespaces: {netlab.unavailable_reason()}"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOPS = 3
@@ -119,8 +121,12 @@ def test_without_icmp_sockets_ping_fails_as_internal_and_is_not_advertised():
         "print(json.dumps([capabilities(), run_check('ping', '127.0.0.1', {'count': 1}, allow_private=True)]))\n"
         % str(ROOT)
     )
-    done = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c", f"{sys.executable} -c \"$0\"", code],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["capsh", "--drop=cap_net_raw", "--", "-c", f'{sys.executable} -c "$0"', code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     caps, result = json.loads(done.stdout)
     assert "ping" not in caps and "traceroute" not in caps and "http" in caps

@@ -1,4 +1,5 @@
 """The tcp check: connect time to an open port, refused on a closed one."""
+
 from __future__ import annotations
 
 import socket

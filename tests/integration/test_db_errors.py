@@ -4,6 +4,7 @@ Only not getting a connection (or losing it) is "database unavailable" (503). A 
 serialization failure is rolled back and the transaction runs once more; anything else, or a
 second rollback, is an error we log, answered 500.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,10 @@ from tests.integration.agent_harness import wait_until
 def _agent_rows(db, n: int) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(n)]
     for i in ids:
-        db.execute("INSERT INTO agents (id, name, location, api_token_hash) VALUES (%s, %s, 'Frankfurt', %s)",
-                   (i, f"agent-{i[:8]}", hash_token(i)))
+        db.execute(
+            "INSERT INTO agents (id, name, location, api_token_hash) VALUES (%s, %s, 'Frankfurt', %s)",
+            (i, f"agent-{i[:8]}", hash_token(i)),
+        )
     return ids
 
 
@@ -128,8 +131,12 @@ def test_a_deadlock_is_rolled_back_and_run_once_more(settings, db, pg_url):
         go.set()
         thread.join(30)
     assert not failures and not thread.is_alive()
-    counts = {r["id"]: r["current_tasks"] for r in db.execute(
-        "SELECT id::text, current_tasks FROM agents WHERE id = ANY(%s::uuid[])", ([first, second],)).fetchall()}
+    counts = {
+        r["id"]: r["current_tasks"]
+        for r in db.execute(
+            "SELECT id::text, current_tasks FROM agents WHERE id = ANY(%s::uuid[])", ([first, second],)
+        ).fetchall()
+    }
     assert counts == {first: 2, second: 2}  # both transactions committed, each once
 
 
@@ -149,16 +156,21 @@ def test_an_error_that_is_not_about_the_connection_is_500_not_503(api, db, caplo
     """A full disk (raised here by a trigger, with PostgreSQL's own SQLSTATE) is our error, not an outage."""
     db.execute("""CREATE FUNCTION hc_test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
                   BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$""")
-    db.execute("CREATE TRIGGER hc_test_disk_full BEFORE INSERT ON agents "
-               "FOR EACH ROW EXECUTE FUNCTION hc_test_disk_full()")
+    db.execute(
+        "CREATE TRIGGER hc_test_disk_full BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION hc_test_disk_full()"
+    )
     try:
         with pytest.raises(psycopg.errors.DiskFull):
             with transaction() as conn:
-                conn.execute("INSERT INTO agents (id, name, location, api_token_hash) "
-                             "VALUES (gen_random_uuid(), 'x', 'y', 'z')")
+                conn.execute(
+                    "INSERT INTO agents (id, name, location, api_token_hash) VALUES (gen_random_uuid(), 'x', 'y', 'z')"
+                )
         caplog.clear()
-        reply = api.post("/api/agents/register", {"name": "fra-1", "location": "Frankfurt"},
-                         headers={"X-Registration-Token": "test-registration-token"})
+        reply = api.post(
+            "/api/agents/register",
+            {"name": "fra-1", "location": "Frankfurt"},
+            headers={"X-Registration-Token": "test-registration-token"},
+        )
         assert reply.status == 500 and reply.body["error"]["code"] == "internal_error"
         assert "could not extend file" not in reply.raw.decode()  # nothing of it leaks
         assert _logged_errors(caplog) == ["DiskFull"]

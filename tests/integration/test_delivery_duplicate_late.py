@@ -4,6 +4,7 @@
   them the original and the others `duplicate: true` with the stored result.
 - A result after the deadline is kept as `late` and does not reopen the check.
 """
+
 from __future__ import annotations
 
 import threading
@@ -19,24 +20,36 @@ POSTS = 5
 
 @pytest.fixture
 def agent(api_server, clean_state) -> dict:
-    resp = requests.post(f"{api_server}/api/agents/register", json={"name": "fra-1", "location": "Frankfurt"},
-                         headers={"X-Registration-Token": REGISTRATION_TOKEN}, timeout=10)
+    resp = requests.post(
+        f"{api_server}/api/agents/register",
+        json={"name": "fra-1", "location": "Frankfurt"},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+        timeout=10,
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
 
 def _task(api_server: str, agent: dict) -> tuple[str, str]:
-    resp = requests.post(f"{api_server}/api/checks", json={"target": "example.com", "checks": ["tcp"],
-                                                           "agents": [agent["agent_id"]]}, timeout=10)
+    resp = requests.post(
+        f"{api_server}/api/checks",
+        json={"target": "example.com", "checks": ["tcp"], "agents": [agent["agent_id"]]},
+        timeout=10,
+    )
     assert resp.status_code == 202, resp.text
     return resp.json()["check_id"], resp.json()["tasks"][0]["task_id"]
 
 
 def _post_result(api_server: str, agent: dict, task_id: str, duration_ms: float = 12.5) -> requests.Response:
-    body = {"success": True, "duration_ms": duration_ms, "address": "93.184.215.14",
-            "data": {"address": "93.184.215.14", "port": 443, "connect_ms": duration_ms}}
-    return requests.post(f"{api_server}/api/tasks/{task_id}/result", json=body,
-                         headers={"X-Agent-Token": agent["api_token"]}, timeout=15)
+    body = {
+        "success": True,
+        "duration_ms": duration_ms,
+        "address": "93.184.215.14",
+        "data": {"address": "93.184.215.14", "port": 443, "connect_ms": duration_ms},
+    }
+    return requests.post(
+        f"{api_server}/api/tasks/{task_id}/result", json=body, headers={"X-Agent-Token": agent["api_token"]}, timeout=15
+    )
 
 
 def test_the_same_result_posted_five_times_at_once_is_stored_once(api_server, agent, db):
@@ -63,8 +76,9 @@ def test_the_same_result_posted_five_times_at_once_is_stored_once(api_server, ag
 
 def test_a_result_after_the_deadline_is_kept_late_and_does_not_reopen_the_check(api_server, agent, db):
     check_id, task_id = _task(api_server, agent)
-    assert db.one("UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE id = %s RETURNING id",
-                  task_id)
+    assert db.one(
+        "UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE id = %s RETURNING id", task_id
+    )
     settled = requests.get(f"{api_server}/api/checks/{check_id}", timeout=10).json()
     assert settled["status"] == "completed" and settled["results"][0]["error"]["kind"] == "timeout"
 

@@ -4,6 +4,7 @@ Huge bodies, long arrays, deep nesting, invalid UTF-8, a huge target, huge integ
 every numeric field, NaN and Infinity: each is a 400, 413 or 429 in the JSON error shape
 (naming the field where there is one), never a 500, and /health stays fine after each.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,19 @@ import requests
 
 from tests.integration.conftest import REGISTRATION_TOKEN
 
-HUGE = "1" + "0" * 400             # an integer literal no float holds (1e400)
-HUGER = "9" * 5000                 # past Python's 4300-digit int parsing limit
+HUGE = "1" + "0" * 400  # an integer literal no float holds (1e400)
+HUGER = "9" * 5000  # past Python's 4300-digit int parsing limit
 OK_STATUSES = (400, 413, 429)
 
 
 @pytest.fixture
 def agent(api_server, clean_state) -> dict:
-    resp = requests.post(f"{api_server}/api/agents/register", json={"name": "fra-1", "location": "Frankfurt"},
-                         headers={"X-Registration-Token": REGISTRATION_TOKEN}, timeout=10)
+    resp = requests.post(
+        f"{api_server}/api/agents/register",
+        json={"name": "fra-1", "location": "Frankfurt"},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+        timeout=10,
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()
 
@@ -49,8 +54,9 @@ def _healthy(api_server: str) -> None:
 
 def _post(api_server: str, path: str, raw: bytes | str, **headers) -> requests.Response:
     data = raw.encode() if isinstance(raw, str) else raw
-    return requests.post(f"{api_server}{path}", data=data, timeout=30,
-                         headers={"Content-Type": "application/json", **headers})
+    return requests.post(
+        f"{api_server}{path}", data=data, timeout=30, headers={"Content-Type": "application/json", **headers}
+    )
 
 
 def _check_body(target: str = '"example.com"', checks: str = '["tcp"]', **extra: str) -> str:
@@ -80,12 +86,18 @@ def test_hostile_bodies_are_refused_in_the_error_shape(api_server, agent, raw):
 
 
 # Every numeric field the API reads, with the request that carries it: (field, path, body).
-CHECK_OPTIONS = {"http": ("port", "max_redirects", "timeout", "expected_status", "ip_version"),
-                 "ping": ("count", "interval", "timeout"), "dns": ("port", "timeout"),
-                 "tcp": ("port", "timeout"), "traceroute": ("max_hops", "probes", "timeout")}
+CHECK_OPTIONS = {
+    "http": ("port", "max_redirects", "timeout", "expected_status", "ip_version"),
+    "ping": ("count", "interval", "timeout"),
+    "dns": ("port", "timeout"),
+    "tcp": ("port", "timeout"),
+    "traceroute": ("max_hops", "probes", "timeout"),
+}
 NUMERIC_FIELDS = [("limit", _check_body(limit=HUGE))] + [
     (f"options.{t}.{name}", _check_body(checks=f'["{t}"]', options=f'{{"{t}": {{"{name}": {HUGE}}}}}'))
-    for t, names in CHECK_OPTIONS.items() for name in names]
+    for t, names in CHECK_OPTIONS.items()
+    for name in names
+]
 
 
 @pytest.mark.parametrize("field, raw", NUMERIC_FIELDS, ids=[f for f, _ in NUMERIC_FIELDS])
@@ -103,8 +115,12 @@ def test_a_huge_integer_in_a_heartbeat_is_a_400_naming_it(api_server, agent, fie
 
 @pytest.mark.parametrize("value", [HUGE, f"-{HUGE}", HUGER, "NaN", "Infinity"])
 def test_a_huge_or_non_finite_duration_in_a_result_is_a_400(api_server, agent, task_id, value):
-    resp = _post(api_server, f"/api/tasks/{task_id}/result", f'{{"success": true, "duration_ms": {value}}}',
-                 **{"X-Agent-Token": agent["api_token"]})
+    resp = _post(
+        api_server,
+        f"/api/tasks/{task_id}/result",
+        f'{{"success": true, "duration_ms": {value}}}',
+        **{"X-Agent-Token": agent["api_token"]},
+    )
     _refused(resp, "duration_ms" if value.lstrip("-").isdigit() and len(value) < 1000 else "body")
     _healthy(api_server)
 

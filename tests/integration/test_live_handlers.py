@@ -1,6 +1,7 @@
 """The websocket handlers of app.py, invoked with generated API Gateway events over real
 PostgreSQL and Redis; the `@connections` management API is a recording stand-in for AWS's
 (it answers as AWS does: 200 to a send, 204 to a delete, 410 for a gone connection)."""
+
 from __future__ import annotations
 
 import json
@@ -73,12 +74,21 @@ def management(settings):
 def event(route: str, connection_id: str, query: dict | None = None, body: str | None = None) -> dict:
     """An API Gateway WebSocket event, as the Lambda receives it."""
     kind = {"$connect": "CONNECT", "$default": "MESSAGE", "$disconnect": "DISCONNECT"}[route]
-    out = {"requestContext": {"routeKey": route, "eventType": kind, "connectionId": connection_id,
-                              "domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "stage": "v1",
-                              "apiId": "abc123", "requestId": uuid.uuid4().hex, "messageDirection": "IN",
-                              "connectedAt": int(time.time() * 1000),
-                              "identity": {"sourceIp": "203.0.113.9"}},
-           "isBase64Encoded": False}
+    out = {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": kind,
+            "connectionId": connection_id,
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "stage": "v1",
+            "apiId": "abc123",
+            "requestId": uuid.uuid4().hex,
+            "messageDirection": "IN",
+            "connectedAt": int(time.time() * 1000),
+            "identity": {"sourceIp": "203.0.113.9"},
+        },
+        "isBase64Encoded": False,
+    }
     if route == "$connect":
         out["queryStringParameters"] = query
         out["headers"] = {"Host": "abc123.execute-api.eu-west-1.amazonaws.com"}
@@ -89,8 +99,9 @@ def event(route: str, connection_id: str, query: dict | None = None, body: str |
 
 def _subscribe(connection_id: str, check_id: str) -> None:
     assert app_module.ws_connect(event("$connect", connection_id, {"check_id": check_id}), None) == {"statusCode": 200}
-    assert app_module.ws_message(event("$default", connection_id, body='{"action":"subscribe"}'), None) == \
-        {"statusCode": 200}
+    assert app_module.ws_message(event("$default", connection_id, body='{"action":"subscribe"}'), None) == {
+        "statusCode": 200
+    }
 
 
 def _check_with_tasks(api, n_agents=2):
@@ -117,7 +128,7 @@ def test_first_message_sends_the_snapshot_and_later_pushes_follow(api, managemen
     first, second = created["tasks"]
     api.start(agents[first["agent_id"]], first["task_id"])
     api.result(agents[first["agent_id"]], first["task_id"])
-    app_module.ws_message(event("$default", "conn-b", body="again"), None)   # not a second snapshot
+    app_module.ws_message(event("$default", "conn-b", body="again"), None)  # not a second snapshot
     api.result(agents[second["agent_id"]], second["task_id"])
     assert management.types("conn-b") == ["snapshot", "task", "result", "result", "status"]
     assert management.deleted == [("conn-b", "1000")]
@@ -135,12 +146,13 @@ def test_a_result_in_the_snapshot_is_not_pushed_again(api, management):
     assert pushed == [second["task_id"]]
 
 
-@pytest.mark.parametrize("query, code", [({"check_id": "nope"}, "4400"), (None, "4400"),
-                                         ({"check_id": str(uuid.uuid4())}, "4404")])
+@pytest.mark.parametrize(
+    "query, code", [({"check_id": "nope"}, "4400"), (None, "4400"), ({"check_id": str(uuid.uuid4())}, "4404")]
+)
 def test_a_bad_check_id_gets_an_error_message_and_a_close_code(management, query, code):
     app_module.ws_connect(event("$connect", "conn-d", query), None)
     app_module.ws_message(event("$default", "conn-d", body="{}"), None)
-    (_, message), = management.sent
+    ((_, message),) = management.sent
     assert message["type"] == "error" and str(message["code"]) == code and message["message"]
     assert management.deleted == [("conn-d", code)]
 
@@ -184,5 +196,5 @@ def test_an_unanswering_management_api_never_fails_ingestion_and_is_tried_once(a
     finally:
         silent.close()
     assert reply.status == 200 and reply.body["status"] == "completed" and again.status == 200
-    assert accepted == 1                 # one attempt, no retries, none while paused
+    assert accepted == 1  # one attempt, no retries, none while paused
     print(f"result accepted in {elapsed:.3f} s with a silent management API")

@@ -1,6 +1,7 @@
 """Live results through the local WebSocket emulator: real processes all the way (the emulator
 running app.py's websocket handlers, chalice local taking fake agents' results, PostgreSQL,
 Redis), a Python websockets client, and the protocol of docs/api.md ("Live results")."""
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ def _run_concurrently(http: Http, agents: dict, tasks: list[dict]) -> None:
                 Http(http.base).run_task(agents, task)
         except Exception as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
+
     threads = [threading.Thread(target=agent_loop, args=(a,)) for a in agents]
     for t in threads:
         t.start()
@@ -60,9 +62,10 @@ def test_a_subscriber_gets_snapshot_every_result_once_then_the_status_and_close_
         messages, code = receive_all(ws)
     assert code == 1000, messages
     results = Counter(m["result"]["task_id"] for m in messages if m["type"] == "result")
-    assert results == Counter(t["task_id"] for t in check["tasks"])   # every task exactly once
-    assert all(m["result"]["status"] == "completed" and m["result"]["success"]
-               for m in messages if m["type"] == "result")
+    assert results == Counter(t["task_id"] for t in check["tasks"])  # every task exactly once
+    assert all(
+        m["result"]["status"] == "completed" and m["result"]["success"] for m in messages if m["type"] == "result"
+    )
     started = [m for m in messages if m["type"] == "task"]
     assert {m["task_id"] for m in started} <= set(results) and all(m["status"] == "in_progress" for m in started)
     assert all(m["agent"]["id"] in agents for m in started)
@@ -104,11 +107,14 @@ def test_a_check_without_agents_is_failed_in_the_snapshot_and_status(emulator, h
     assert messages[1]["status"] == "failed"
 
 
-@pytest.mark.parametrize("query, code, words", [
-    ("?check_id=0b7c3c36-8c0e-4a6b-9d55-3d2a3b1c0f00", 4404, "not found"),
-    ("?check_id=not-a-uuid", 4400, "check_id must be"),
-    ("", 4400, "check_id is required"),
-])
+@pytest.mark.parametrize(
+    "query, code, words",
+    [
+        ("?check_id=0b7c3c36-8c0e-4a6b-9d55-3d2a3b1c0f00", 4404, "not found"),
+        ("?check_id=not-a-uuid", 4400, "check_id must be"),
+        ("", 4400, "check_id is required"),
+    ],
+)
 def test_a_bad_check_id_is_refused_with_a_close_code_and_reason(emulator, http, query, code, words):
     with subscribe(f"{emulator.ws_url}/{query}") as ws:
         messages, close_code = receive_all(ws, timeout=10)
@@ -143,8 +149,9 @@ def _round(emulator, http, agents, stuck: bool) -> tuple[float, str | None]:
         messages, code = receive_all(reader_b)
         assert code == 1000 and messages[-1]["type"] == "status"
         if stuck:  # over its bound, the emulator closed it while the client still held it open
-            wait_until(lambda: emulator.connection_info(connection_id) == 410, "the stuck client to be closed",
-                       timeout=10)
+            wait_until(
+                lambda: emulator.connection_info(connection_id) == 410, "the stuck client to be closed", timeout=10
+            )
             wait_until(lambda: _connection_of(a["check_id"]) is None, "its subscription to be dropped")
             assert f"connection {connection_id}: " in emulator.log_path.read_text()  # over its bound
         else:
@@ -157,18 +164,18 @@ def _connection_of(check_id: str) -> str | None:
 
     from chalicelib.config import get_settings
 
-    members = redis.Redis.from_url(get_settings().redis_url, decode_responses=True).smembers(
-        f"hc:ws:check:{check_id}")
+    members = redis.Redis.from_url(get_settings().redis_url, decode_responses=True).smembers(f"hc:ws:check:{check_id}")
     return next(iter(members), None)
 
 
 def test_a_client_that_never_reads_does_not_slow_ingestion_and_is_closed(emulator, http, settings):
     agents = register_agents(http, 3)
-    _round(emulator, http, agents, stuck=False)          # warm-up: pools, caches, first connections
+    _round(emulator, http, agents, stuck=False)  # warm-up: pools, caches, first connections
     baseline, _ = _round(emulator, http, agents, stuck=False)
     with_stuck, _ = _round(emulator, http, agents, stuck=True)
     print(f"ingestion: {baseline:.3f} s without, {with_stuck:.3f} s with a stuck subscriber")
     # A stuck client that held up pushes would show as B's results missing in _round (pushes paused
     # after a timeout), or as this ratio; the margin is for a shared, busy machine.
-    assert with_stuck < 2.5 * baseline, f"ingestion took {with_stuck:.3f} s with a stuck subscriber, " \
-                                        f"{baseline:.3f} s without"
+    assert with_stuck < 2.5 * baseline, (
+        f"ingestion took {with_stuck:.3f} s with a stuck subscriber, {baseline:.3f} s without"
+    )

@@ -1,4 +1,5 @@
 """The `migrate` Lambda function that deploy.sh invokes in AWS."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ def test_migrate_function_applies_a_new_schema_then_changes_nothing(settings, pg
     from chalicelib import config
 
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"hc_migrate_fn_{os.getpid()}"   # this session's own: sessions share the test server
+    name = f"hc_migrate_fn_{os.getpid()}"  # this session's own: sessions share the test server
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')

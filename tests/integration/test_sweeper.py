@@ -1,4 +1,5 @@
 """The scheduled sweep, invoked as EventBridge would: idempotent, and harmless when run twice at once."""
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,12 @@ from chalicelib import config
 
 
 def _sweep(app_client) -> dict:
-    event = app_client.events.generate_cw_event(source="aws.events", detail_type="Scheduled Event",
-                                                detail={}, resources=["arn:aws:events:us-east-1:1:rule/sweep"])
+    event = app_client.events.generate_cw_event(
+        source="aws.events",
+        detail_type="Scheduled Event",
+        detail={},
+        resources=["arn:aws:events:us-east-1:1:rule/sweep"],
+    )
     return app_client.lambda_.invoke("sweep", event).payload
 
 
@@ -21,11 +26,9 @@ def agent(api):
 
 def test_sweep_marks_agents_offline_after_30s_without_heartbeat(api, app_client, agent, db):
     fresh = api.register("sin-1", "Singapore")
-    quiet = api.register("iad-1", "Virginia")   # silent, but not yet for 30 s
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '31 seconds' WHERE id = %s",
-               (agent["agent_id"],))
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '25 seconds' WHERE id = %s",
-               (quiet["agent_id"],))
+    quiet = api.register("iad-1", "Virginia")  # silent, but not yet for 30 s
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '31 seconds' WHERE id = %s", (agent["agent_id"],))
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '25 seconds' WHERE id = %s", (quiet["agent_id"],))
     counts = _sweep(app_client)
     assert counts["agents_offline"] == 1 and counts["agents_online"] == 2
     rows = {r["id"]: r["status"] for r in db.execute("SELECT id::text, status FROM agents").fetchall()}
@@ -37,13 +40,14 @@ def test_sweep_fails_overdue_tasks_as_timeout_or_agent_offline_and_completes_the
     alive = api.register("fra-1", "Frankfurt")
     gone = api.register("sin-1", "Singapore")
     check = api.create_check(checks=["http"]).body
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s",
-               (gone["agent_id"],))
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s", (gone["agent_id"],))
     db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second'")
     counts = _sweep(app_client)
     assert counts["tasks_failed"] == 2 and counts["checks_completed"] == 1
-    kinds = {r["agent_id"]: r["error"]["kind"] for r in db.execute(
-        "SELECT agent_id::text, error FROM check_tasks").fetchall()}
+    kinds = {
+        r["agent_id"]: r["error"]["kind"]
+        for r in db.execute("SELECT agent_id::text, error FROM check_tasks").fetchall()
+    }
     assert kinds == {alive["agent_id"]: "timeout", gone["agent_id"]: "agent_offline"}
     assert api.get(f"/api/checks/{check['check_id']}").body["status"] == "completed"
     again = _sweep(app_client)
@@ -74,8 +78,7 @@ def test_sweep_enqueues_tasks_whose_first_push_never_happened(api, app_client, a
     check = api.create_check(checks=["http"]).body
     redis_client.delete(agent["stream"])
     # as if Redis had been down at creation: no stream id, created a while ago
-    db.execute("UPDATE check_tasks SET stream_id = NULL, enqueued_at = NULL, "
-               "created_at = now() - interval '1 minute'")
+    db.execute("UPDATE check_tasks SET stream_id = NULL, enqueued_at = NULL, created_at = now() - interval '1 minute'")
     assert _sweep(app_client)["tasks_reenqueued"] == 1
     assert redis_client.xlen(agent["stream"]) == 1
     assert db.execute("SELECT stream_id FROM check_tasks").fetchone()["stream_id"]
@@ -99,8 +102,7 @@ def test_two_sweeps_at_once_do_each_change_once(api, app_client, db, redis_clien
     for _ in range(5):
         api.create_check(checks=["http", "ping"])
     # half the tasks are overdue, the other half lost their stream entries
-    db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second' "
-               "WHERE check_type = 'http'")
+    db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE check_type = 'http'")
     redis_client.flushdb()
     db.execute("UPDATE agents SET last_heartbeat = now() - interval '1 minute' WHERE name = 'agent-0'")
 

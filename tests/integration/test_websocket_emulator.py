@@ -1,5 +1,6 @@
 """The emulator's own contract, in-process (`start`): the management API's status codes, and a
 `$connect` that answers non-2xx refusing the handshake with that status, as API Gateway does."""
+
 from __future__ import annotations
 
 import pytest

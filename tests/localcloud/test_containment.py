@@ -1,6 +1,7 @@
 """No lab address ever leaves the machine: with a stack running and its lab torn down under it,
 a connect to the API's lab address fails here with EHOSTUNREACH (the root namespace's
 `unreachable 198.18.0.0/15`), instead of following the default route off the machine."""
+
 from __future__ import annotations
 
 import errno
@@ -17,8 +18,9 @@ from scripts.localcloud.procs import stop
 from scripts.localcloud.stack import PROFILES, managed_pid
 from tests.e2e.conftest import read_env_file, run_stack
 
-pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
-                                reason=f"needs network namespaces: {netlab.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    netlab.unavailable_reason() is not None, reason=f"needs network namespaces: {netlab.unavailable_reason()}"
+)
 
 PROFILE = PROFILES["lifecycle"]
 

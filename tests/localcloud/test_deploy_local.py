@@ -5,6 +5,7 @@ Deploying twice with the same inputs changes nothing; the stack ends in CREATE_C
 UPDATE_COMPLETE; the secret, the sweeper rule and the website exist (and no SSM parameters).
 Also covers the LocalStack module: reuse, port in use, stop by pid file.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,13 @@ from scripts.localcloud.procs import pid_alive
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-SECRETS = dict(registration_token="reg-token-1", admin_token="admin-token-1",
-               database_url='postgresql://hc:p"w@127.0.0.1:55432/hostchecker',
-               redis_url="redis://127.0.0.1:56379/0")
+SECRETS = dict(
+    registration_token="reg-token-1",
+    admin_token="admin-token-1",
+    database_url='postgresql://hc:p"w@127.0.0.1:55432/hostchecker',
+    redis_url="redis://127.0.0.1:56379/0",
+)
 API_URL = "http://127.0.0.1:58000"
 
 
@@ -66,8 +69,10 @@ def _clients(endpoint):
 @pytest.fixture(scope="session")
 def ui_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("ui")
-    (d / "index.html").write_text("<!doctype html><html><head><title>Host Checker</title></head>"
-                                  "<body><h1>Host Checker UI fixture</h1></body></html>")
+    (d / "index.html").write_text(
+        "<!doctype html><html><head><title>Host Checker</title></head>"
+        "<body><h1>Host Checker UI fixture</h1></body></html>"
+    )
     (d / "assets").mkdir()
     (d / "assets" / "app.js").write_text("console.log('hc');\n")
     return d
@@ -93,15 +98,18 @@ def test_second_deploy_changes_nothing(first_two_deploys, endpoint):
     assert second.stack_status in OK
     assert second.uploaded == [] and second.deleted == []
     cfn = _clients(endpoint)["cloudformation"]
-    stacks = [s for s in cfn.list_stacks()["StackSummaries"]
-              if s["StackName"] == dl.DEFAULT_STACK and s["StackStatus"] != "DELETE_COMPLETE"]
+    stacks = [
+        s
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackName"] == dl.DEFAULT_STACK and s["StackStatus"] != "DELETE_COMPLETE"
+    ]
     assert len(stacks) == 1 and stacks[0]["StackStatus"] in OK
 
 
 def test_secret_and_rule_exist(first_two_deploys, endpoint):
     c = _clients(endpoint)
     secret = json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"])
-    assert secret == SECRETS                       # JSON-escaping kept the quote in the URL intact
+    assert secret == SECRETS  # JSON-escaping kept the quote in the URL intact
     # the app reads no SSM parameters, so the stack writes none (infra/README.md)
     assert c["ssm"].get_parameters_by_path(Path="/hostchecker/local/", Recursive=True)["Parameters"] == []
     rule = c["events"].describe_rule(Name="hostchecker-local-sweeper")
@@ -111,6 +119,7 @@ def test_secret_and_rule_exist(first_two_deploys, endpoint):
 
 def test_bucket_website_serves_the_ui(first_two_deploys, endpoint):
     import requests
+
     first, _ = first_two_deploys
     s3 = _clients(endpoint)["s3"]
     site = s3.get_bucket_website(Bucket=first.bucket)
@@ -133,7 +142,7 @@ def test_bucket_website_serves_the_ui(first_two_deploys, endpoint):
     r = requests.get(f"{endpoint}/config.json", headers={"Host": host}, timeout=10)
     assert r.json() == {"apiUrl": API_URL}
     r = requests.get(f"{endpoint}/checks/some-id", headers={"Host": host}, timeout=10)
-    assert "Host Checker UI fixture" in r.text     # error document = index.html (single-page app)
+    assert "Host Checker UI fixture" in r.text  # error document = index.html (single-page app)
 
 
 def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir, tmp_path):
@@ -144,8 +153,10 @@ def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir,
         assert res.changed is True and res.stack_status == "UPDATE_COMPLETE"
         assert res.uploaded == ["config.json"]
         c = _clients(endpoint)
-        assert json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"]) \
+        assert (
+            json.loads(c["secretsmanager"].get_secret_value(SecretId="hostchecker/local/app")["SecretString"])
             == changed
+        )
         again = dl.deploy(endpoint_url=endpoint, api_url=api2, ui_dir=ui_dir, log=lambda m: None, **changed)
         assert again.changed is False and again.stack_status in OK and again.uploaded == []
     finally:
@@ -154,10 +165,24 @@ def test_changed_input_updates_then_settles(first_two_deploys, endpoint, ui_dir,
 
 
 def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, ui_dir):
-    env = dict(os.environ, REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
-               DATABASE_URL=SECRETS["database_url"], REDIS_URL=SECRETS["redis_url"])
-    cmd = [sys.executable, "-m", "scripts.deploy_local", "--endpoint-url", endpoint,
-           "--ui-dir", str(ui_dir), "--api-url", API_URL]
+    env = dict(
+        os.environ,
+        REGISTRATION_TOKEN=SECRETS["registration_token"],
+        ADMIN_TOKEN=SECRETS["admin_token"],
+        DATABASE_URL=SECRETS["database_url"],
+        REDIS_URL=SECRETS["redis_url"],
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "scripts.deploy_local",
+        "--endpoint-url",
+        endpoint,
+        "--ui-dir",
+        str(ui_dir),
+        "--api-url",
+        API_URL,
+    ]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no changes" in r.stdout and "UI: unchanged" in r.stdout
@@ -172,8 +197,7 @@ def _makefile_recipe(target: str) -> str:
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith(f"{target}:"))
     recipe = lines[start + 1].strip().lstrip("@")
-    return (recipe.replace("$(PY)", sys.executable).replace("$(UI_DIR)", "frontend")
-            .replace("$$", "$"))
+    return recipe.replace("$(PY)", sys.executable).replace("$(UI_DIR)", "frontend").replace("$$", "$")
 
 
 def test_make_deploy_local_recipe_is_idempotent(first_two_deploys, endpoint, ui_dir, tmp_path):
@@ -181,31 +205,45 @@ def test_make_deploy_local_recipe_is_idempotent(first_two_deploys, endpoint, ui_
     .local/stack.env (here a copy pointing at this session's LocalStack) and deploys; a second run
     changes nothing and the stack stays CREATE_COMPLETE/UPDATE_COMPLETE."""
     import shlex
+
     recipe = _makefile_recipe("deploy-local")
     assert "source .local/stack.env" in recipe and "scripts.deploy_local" in recipe
     env_file = tmp_path / "stack.env"
-    values = dict(STAGE="local", API_URL=API_URL, LOCALSTACK_URL=endpoint,
-                  REGISTRATION_TOKEN=SECRETS["registration_token"], ADMIN_TOKEN=SECRETS["admin_token"],
-                  DATABASE_URL=SECRETS["database_url"], REDIS_URL=SECRETS["redis_url"])
+    values = dict(
+        STAGE="local",
+        API_URL=API_URL,
+        LOCALSTACK_URL=endpoint,
+        REGISTRATION_TOKEN=SECRETS["registration_token"],
+        ADMIN_TOKEN=SECRETS["admin_token"],
+        DATABASE_URL=SECRETS["database_url"],
+        REDIS_URL=SECRETS["redis_url"],
+    )
     env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
     # the session's fixture UI stands in for frontend/dist (the Makefile builds it first)
     recipe = recipe.replace("source .local/stack.env", f"source {shlex.quote(str(env_file))}")
     recipe = recipe.replace("--ui-dir frontend/dist", f"--ui-dir {shlex.quote(str(ui_dir))}")
     env = {k: v for k, v in os.environ.items() if k not in values}
-    runs = [subprocess.run(["bash", "-c", recipe], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-            for _ in range(2)]
+    runs = [
+        subprocess.run(["bash", "-c", recipe], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+        for _ in range(2)
+    ]
     for r in runs:
         assert r.returncode == 0, r.stdout + r.stderr
     assert "no changes" in runs[1].stdout and "UI: unchanged" in runs[1].stdout, runs[1].stdout
-    assert "chalice local" in runs[1].stdout          # says what stands in for Lambda & co.
+    assert "chalice local" in runs[1].stdout  # says what stands in for Lambda & co.
     cfn = _clients(endpoint)["cloudformation"]
     assert cfn.describe_stacks(StackName=dl.DEFAULT_STACK)["Stacks"][0]["StackStatus"] in OK
 
 
 def test_app_schedule_matches_what_the_scheduler_discovers():
     """The deploy reads the sweeper's rate through the scheduler's own reader of the loaded app."""
-    r = subprocess.run([sys.executable, "-m", "scripts.scheduler", "--list", "--stage", "test"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "scripts.scheduler", "--list", "--stage", "test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
     rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
     sweepers = [row[1] for row in rows if "sweep" in row[0]]
@@ -213,16 +251,44 @@ def test_app_schedule_matches_what_the_scheduler_discovers():
 
 
 def test_cli_errors_are_one_line(endpoint):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REGISTRATION_TOKEN", "ADMIN_TOKEN", "DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REGISTRATION_TOKEN", "ADMIN_TOKEN", "DATABASE_URL", "REDIS_URL")
+    }
     script = "scripts.deploy_local"
-    r = subprocess.run([sys.executable, "-m", script, "--endpoint-url", endpoint], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", script, "--endpoint-url", endpoint],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "missing --registration-token" in r.stderr
     dead = f"http://127.0.0.1:{_free_port()}"
-    r = subprocess.run([sys.executable, "-m", script, "--endpoint-url", dead, "--registration-token", "a",
-                        "--admin-token", "b", "--database-url", "c", "--redis-url", "d"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            script,
+            "--endpoint-url",
+            dead,
+            "--registration-token",
+            "a",
+            "--admin-token",
+            "b",
+            "--database-url",
+            "c",
+            "--redis-url",
+            "d",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot reach LocalStack" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -241,9 +307,25 @@ def test_port_in_use_is_a_clear_error(localstack_instance, tmp_path):
         ls.start(tmp_path / "other", port=inst.port, venv_dir=venv, quiet=True)
     msg = str(ei.value)
     assert "\n" not in msg and str(inst.port) in msg and "in use" in msg
-    r = subprocess.run([sys.executable, "-m", "scripts.localstack", "--state-dir", str(tmp_path / "other"),
-                        "--venv-dir", str(venv), "start", "--no-venv", "--port", str(inst.port)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.localstack",
+            "--state-dir",
+            str(tmp_path / "other"),
+            "--venv-dir",
+            str(venv),
+            "start",
+            "--no-venv",
+            "--port",
+            str(inst.port),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and "in use" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -251,8 +333,9 @@ def test_missing_python_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("LOCALSTACK_PYTHON", str(tmp_path / "no-python"))
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
     monkeypatch.setattr(ls.shutil, "which", lambda name: None)
-    monkeypatch.setattr(ls.os.path, "exists",
-                        lambda p, _real=os.path.exists: False if str(p).startswith("/usr") else _real(p))
+    monkeypatch.setattr(
+        ls.os.path, "exists", lambda p, _real=os.path.exists: False if str(p).startswith("/usr") else _real(p)
+    )
     with pytest.raises(ls.PythonNotFound) as ei:
         ls.find_python()
     assert "\n" not in str(ei.value) and "3.13" in str(ei.value)
@@ -266,8 +349,8 @@ def test_stop_ends_only_its_own_process(localstack_instance, tmp_path):
         assert ls.is_running(state)
         assert ls.stop(state, quiet=True) is True
     finally:
-        ls.stop(state, quiet=True)   # never leave this second LocalStack behind, even on failure
+        ls.stop(state, quiet=True)  # never leave this second LocalStack behind, even on failure
     assert not ls.is_running(state)
     assert not pid_alive(inst.pid)
-    assert ls.stop(state, quiet=True) is False      # nothing left to stop; no other process touched
+    assert ls.stop(state, quiet=True) is False  # nothing left to stop; no other process touched
     assert ls.health(inst.port) is None

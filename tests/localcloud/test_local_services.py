@@ -1,4 +1,5 @@
 """The foundation layer: private PostgreSQL and Redis, and the migrations."""
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,7 @@ def test_migrations_are_idempotent(pg_url):
 
 def test_concurrent_migrations_on_a_new_database_apply_each_once(pg_url):
     admin = pg_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"hc_migrate_race_{os.getpid()}"   # this session's own: sessions share the test server
+    name = f"hc_migrate_race_{os.getpid()}"  # this session's own: sessions share the test server
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')

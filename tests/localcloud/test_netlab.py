@@ -1,4 +1,5 @@
 """scripts/localcloud/netlab: labs build, measure and leave nothing behind."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ from scripts.localcloud import netlab
 from scripts.localcloud.netlab import containment
 from scripts.localcloud.procs import pid_alive
 
-pytestmark = pytest.mark.skipif(netlab.unavailable_reason() is not None,
-                                reason=f"needs network namespaces: {netlab.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    netlab.unavailable_reason() is not None, reason=f"needs network namespaces: {netlab.unavailable_reason()}"
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RTT_TOLERANCE_MS = 5.0
@@ -77,7 +79,7 @@ def test_failed_build_removes_what_it_made(monkeypatch):
     monkeypatch.setattr(netlab.Lab, "veth", fail_second)
     with pytest.raises(netlab.NetlabError, match="injected"):
         netlab.build_chain(prefix, 3)
-    assert len(calls) == 2   # the first link was made, so there was something to remove
+    assert len(calls) == 2  # the first link was made, so there was something to remove
     assert not [ns for ns in netlab.list_namespaces() if ns.startswith(prefix)]
 
 
@@ -107,6 +109,7 @@ def test_parallel_labs_get_distinct_names_and_blocks():
 def test_call_in_runs_inside_the_namespace():
     lab = netlab.build_chain(netlab.DEFAULT_PREFIX, 1)
     try:
+
         def bind_client_address():
             with socket.socket() as s:
                 s.bind((lab.client_address, 0))
@@ -128,14 +131,21 @@ def test_regions_reach_the_host_and_the_demo_namespace_with_their_delays(regions
         demo = regions.call_in(regions.demo, socket.create_server, (regions.demo_address, 0))
         with demo:
             for region in regions.regions.values():
-                ping = regions.call_in(region.namespace, run_check, "ping", regions.demo_address,
-                                       {"count": 4, "interval": 0.2}, allow_private=True)
+                ping = regions.call_in(
+                    region.namespace,
+                    run_check,
+                    "ping",
+                    regions.demo_address,
+                    {"count": 4, "interval": 0.2},
+                    allow_private=True,
+                )
                 assert ping["success"], ping
                 assert abs(ping["data"]["rtt_ms"]["min"] - region.delay_ms) <= RTT_TOLERANCE_MS, region
-                for address, port in ((regions.host_address, api_port),
-                                      (regions.demo_address, demo.getsockname()[1])):
-                    connects = [regions.call_in(region.namespace, run_check, "tcp", address, {"port": port},
-                                                allow_private=True) for _ in range(3)]
+                for address, port in ((regions.host_address, api_port), (regions.demo_address, demo.getsockname()[1])):
+                    connects = [
+                        regions.call_in(region.namespace, run_check, "tcp", address, {"port": port}, allow_private=True)
+                        for _ in range(3)
+                    ]
                     assert all(c["success"] for c in connects), connects
                     fastest = min(c["data"]["connect_ms"] for c in connects)
                     assert abs(fastest - region.delay_ms) <= RTT_TOLERANCE_MS, (region, address, connects)
@@ -143,11 +153,13 @@ def test_regions_reach_the_host_and_the_demo_namespace_with_their_delays(regions
 
 def orphan_lab(build: str) -> dict:
     """A lab built by a child process that exits without teardown; returns the lab's description."""
-    script = ("import json, os\n"
-              "from scripts.localcloud import netlab\n"
-              f"lab = netlab.{build}\n"
-              "print(json.dumps(lab.describe(), default=str), flush=True)\n"
-              "os._exit(0)  # no teardown\n")
+    script = (
+        "import json, os\n"
+        "from scripts.localcloud import netlab\n"
+        f"lab = netlab.{build}\n"
+        "print(json.dumps(lab.describe(), default=str), flush=True)\n"
+        "os._exit(0)  # no teardown\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -170,8 +182,9 @@ def test_remove_recorded_undoes_a_lab_whose_owner_died_and_nothing_else():
 
 def test_cli_help_runs():
     for module in ("scripts.netlab", "scripts.localcloud.netlab.delaylink"):
-        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
         assert done.returncode == 0 and "usage" in done.stdout
 
 
@@ -179,6 +192,7 @@ def test_regions_cannot_route_beyond_the_lab(regions):
     """Route lookups only (no packet is sent): the hub, through which every region's
     traffic passes, knows the lab and refuses everything else, so nothing of the lab
     can leave the machine even on a host that forwards."""
+
     def lookup(ns: str, address: str) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "-n", ns, "route", "get", address], capture_output=True, text=True)
 
@@ -192,6 +206,7 @@ def test_regions_cannot_route_beyond_the_lab(regions):
 def test_a_lab_holds_the_containment_route_and_its_own_routes_still_win(regions):
     """Route lookups only: the lab's range is unreachable from the root namespace, except the
     lab's own, more specific routes; the hold goes with the lab."""
+
     def lookup(address: str) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "route", "get", address], capture_output=True, text=True)
 

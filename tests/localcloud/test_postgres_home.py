@@ -1,6 +1,7 @@
 """PostgreSQL refuses to run as root, so as root it runs as `postgres`, which must
 reach its data folder. A checkout under a private folder (mktemp -d makes 0700)
 gets its cluster under /var/tmp/hostchecker-postgres instead."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """scripts/localcloud/procs.py: one way to stop, to poll, to probe a port, to tell a process."""
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,17 @@ def test_stop_ends_a_process_group_and_ignores_a_recycled_pid():
 
 
 def test_stop_kills_what_ignores_sigterm():
-    child = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
-                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\n"
-                              "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "ready"
     procs.stop(child.pid, grace=0.5)
     assert child.wait(5) == -9

@@ -5,6 +5,7 @@ invoke them at their declared rate (scaled by --time-scale) with EventBridge-sha
 each run, and stop cleanly on SIGTERM. Invocations are counted through a marker file the handler
 writes; every wait is a bounded wait on a condition.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,6 @@ from tests.integration.agent_harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER = [sys.executable, "-m", "scripts.scheduler"]
-
 
 
 FIXTURE_APP = textwrap.dedent("""
@@ -65,10 +65,15 @@ def project(tmp_path):
     (proj / ".chalice").mkdir(parents=True)
     (proj / "app.py").write_text(FIXTURE_APP)
     marker = tmp_path / "marker.jsonl"
-    (proj / ".chalice" / "config.json").write_text(json.dumps({
-        "version": "2.0", "app_name": "fixture",
-        "stages": {"test": {"environment_variables": {"MARKER_FILE": str(marker)}}},
-    }))
+    (proj / ".chalice" / "config.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "fixture",
+                "stages": {"test": {"environment_variables": {"MARKER_FILE": str(marker)}}},
+            }
+        )
+    )
     return proj, marker
 
 
@@ -81,6 +86,7 @@ def _env():
 
 def test_discovers_schedules_from_the_app_object():
     from chalice import Chalice, Rate
+
     app = Chalice(app_name="t")
 
     @app.schedule(Rate(5, unit=Rate.MINUTES))
@@ -105,8 +111,9 @@ def test_discovers_schedules_from_the_app_object():
     assert found["every5"].handler(ev, None) == "Scheduled Event"
 
 
-@pytest.mark.parametrize("expr,secs", [("rate(1 minute)", 60), ("rate(3 minutes)", 180),
-                                       ("rate(2 hours)", 7200), ("rate(1 day)", 86400)])
+@pytest.mark.parametrize(
+    "expr,secs", [("rate(1 minute)", 60), ("rate(3 minutes)", 180), ("rate(2 hours)", 7200), ("rate(1 day)", 86400)]
+)
 def test_rate_expressions(expr, secs):
     assert sched_mod.rate_seconds(expr) == secs
 
@@ -120,8 +127,13 @@ def test_invalid_rate_is_rejected():
 
 def test_list_reads_the_fixture_app(project):
     proj, _ = project
-    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--list"],
-                       capture_output=True, text=True, timeout=60, env=_env())
+    r = subprocess.run(
+        [*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert r.returncode == 0, r.stderr
     rows = {l.split("\t")[0]: l.split("\t") for l in r.stdout.splitlines()}
     assert rows["sweeper"][1] == "rate(1 minute)" and float(rows["sweeper"][2]) == 60
@@ -130,17 +142,18 @@ def test_list_reads_the_fixture_app(project):
 
 def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path):
     proj, marker = project
-    scale = 120.0            # rate(1 minute) -> every 0.5 s, rate(2 minutes) -> every 1 s
+    scale = 120.0  # rate(1 minute) -> every 0.5 s, rate(2 minutes) -> every 1 s
     log = tmp_path / "scheduler.log"
     with open(log, "w") as logf:
         proc = subprocess.Popen(
-            [*SCHEDULER, "--project-dir", str(proj), "--stage", "test",
-             "--time-scale", str(scale)],
-            cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env=_env(),
+            [*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--time-scale", str(scale)],
+            cwd=ROOT,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=_env(),
         )
     try:
-        _wait_for(lambda: len([m for m in _marks(marker) if m["name"] == "sweeper"]) >= 6, 30,
-                  "6 sweeper runs")
+        _wait_for(lambda: len([m for m in _marks(marker) if m["name"] == "sweeper"]) >= 6, 30, "6 sweeper runs")
         _wait_for(lambda: len([m for m in _marks(marker) if m["name"] == "slow"]) >= 2, 30, "2 slow runs")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -176,33 +189,44 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
     # one log line per run with its outcome and duration; a failing handler does not stop it
     run_lines = [l for l in out.splitlines() if " scheduler run " in l]
     assert any(" run sweeper rate(1 minute) ok " in l and l.rstrip().endswith("ms") for l in run_lines)
-    assert any(" run slow rate(2 minutes) error " in l and "RuntimeError: boom from slow" in l
-               for l in run_lines)
+    assert any(" run slow rate(2 minutes) error " in l and "RuntimeError: boom from slow" in l for l in run_lines)
     assert len(run_lines) >= len(sweeps) + len(slows) - 1
 
 
 def test_once_runs_each_schedule_and_reports_failure(project):
     proj, marker = project
-    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once"],
-                       capture_output=True, text=True, timeout=60, env=_env())
-    assert r.returncode == 1          # 'slow' raises
+    r = subprocess.run(
+        [*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert r.returncode == 1  # 'slow' raises
     assert {m["name"] for m in _marks(marker)} == {"sweeper", "slow"}
-    r = subprocess.run([*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once",
-                        "--only", "sweeper"], capture_output=True, text=True, timeout=60, env=_env())
+    r = subprocess.run(
+        [*SCHEDULER, "--project-dir", str(proj), "--stage", "test", "--once", "--only", "sweeper"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_missing_app_is_one_clear_line(tmp_path):
-    r = subprocess.run([*SCHEDULER, "--project-dir", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60, env=_env())
+    r = subprocess.run(
+        [*SCHEDULER, "--project-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, env=_env()
+    )
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "no app.py" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_real_app_declares_the_sweeper_schedule():
-    r = subprocess.run([*SCHEDULER, "--project-dir", str(ROOT), "--list"],
-                       capture_output=True, text=True, timeout=120, env=_env())
+    r = subprocess.run(
+        [*SCHEDULER, "--project-dir", str(ROOT), "--list"], capture_output=True, text=True, timeout=120, env=_env()
+    )
     assert r.returncode == 0, r.stderr
     rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
     assert any(row[1] == "rate(1 minute)" for row in rows), r.stdout

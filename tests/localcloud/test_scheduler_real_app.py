@@ -9,6 +9,7 @@ of the test stage), and the sweep's effects show up in the database:
 - overdue tasks fail (`timeout` / `agent_offline`) and their check completes.
 Every wait is a bounded poll on an observable condition, never a sleep used as synchronisation.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,9 +27,10 @@ from tests.integration.agent_harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDULER = [sys.executable, "-m", "scripts.scheduler"]
-TIME_SCALE = 60.0                 # rate(1 minute) -> one sweep per second
+TIME_SCALE = 60.0  # rate(1 minute) -> one sweep per second
 PERIOD_S = 60.0 / TIME_SCALE
 RUN_RE = re.compile(r"^(\S+Z) scheduler run sweep rate\(1 minute\) (ok|error) ")
+
 
 def _wait_for(cond, timeout: float, what: str):
     return wait_until(cond, what, timeout)  # the shared bounded poll
@@ -56,9 +58,12 @@ def scheduler(pg_url, redis_url, settings, tmp_path):
     def start():
         with open(log, "w") as logf:
             started["proc"] = subprocess.Popen(
-                [*SCHEDULER, "--project-dir", str(ROOT), "--stage", "test",
-                 "--time-scale", str(TIME_SCALE)],
-                cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+                [*SCHEDULER, "--project-dir", str(ROOT), "--stage", "test", "--time-scale", str(TIME_SCALE)],
+                cwd=ROOT,
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            )
         return started["proc"], log
 
     yield start
@@ -80,11 +85,14 @@ def test_scheduler_runs_the_real_sweep_at_its_declared_rate(api, db, scheduler):
     alive = api.register("fra-sched", "Frankfurt")
     gone = api.register("sin-sched", "Singapore")
     check = api.create_check(checks=["http"]).body
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s",
-               (gone["agent_id"],))
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s", (gone["agent_id"],))
     db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second'")
-    statuses = lambda: {r["id"]: r["status"] for r in db.execute(  # noqa: E731
-        "SELECT id::text, status FROM agents").fetchall()}
+    statuses = lambda: {
+        r["id"]: r["status"]
+        for r in db.execute(  # noqa: E731
+            "SELECT id::text, status FROM agents"
+        ).fetchall()
+    }
     assert statuses()[gone["agent_id"]] == "online"
     assert {r["status"] for r in db.execute("SELECT status FROM check_tasks").fetchall()} == {"pending"}
 
@@ -92,24 +100,31 @@ def test_scheduler_runs_the_real_sweep_at_its_declared_rate(api, db, scheduler):
     proc, log = scheduler()
 
     # the schedule comes from app.py: the start-up line names the real handler and its rate
-    _wait_for(lambda: "schedule sweep rate(1 minute) -> app.sweep" in log.read_text()
-              or proc.poll() is not None, 60, "the scheduler to load app.py")
+    _wait_for(
+        lambda: "schedule sweep rate(1 minute) -> app.sweep" in log.read_text() or proc.poll() is not None,
+        60,
+        "the scheduler to load app.py",
+    )
     assert proc.poll() is None, log.read_text()[-3000:]
     assert f"every {PERIOD_S:g}s" in log.read_text()
 
     # the first sweep marks the silent agent offline and fails the overdue tasks
     _wait_for(lambda: statuses()[gone["agent_id"]] == "offline", 30, "the sweep to mark the agent offline")
-    _wait_for(lambda: {r["status"] for r in db.execute("SELECT status FROM check_tasks").fetchall()}
-              == {"failed"}, 30, "the sweep to fail the overdue tasks")
-    kinds = {r["agent_id"]: r["error"]["kind"] for r in db.execute(
-        "SELECT agent_id::text, error FROM check_tasks").fetchall()}
+    _wait_for(
+        lambda: {r["status"] for r in db.execute("SELECT status FROM check_tasks").fetchall()} == {"failed"},
+        30,
+        "the sweep to fail the overdue tasks",
+    )
+    kinds = {
+        r["agent_id"]: r["error"]["kind"]
+        for r in db.execute("SELECT agent_id::text, error FROM check_tasks").fetchall()
+    }
     assert kinds == {alive["agent_id"]: "timeout", gone["agent_id"]: "agent_offline"}
     assert statuses()[alive["agent_id"]] == "online"
     assert api.get(f"/api/checks/{check['check_id']}").body["status"] == "completed"
 
     # it keeps sweeping: an agent that goes silent later is caught by a later run
-    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s",
-               (alive["agent_id"],))
+    db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s", (alive["agent_id"],))
     _wait_for(lambda: statuses()[alive["agent_id"]] == "offline", 30, "a later sweep to mark the second agent offline")
 
     # ... at the declared rate, scaled: one run per PERIOD_S, each logged with its outcome

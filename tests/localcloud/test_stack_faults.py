@@ -1,4 +1,5 @@
 """How the stack scripts fail: one clear line, never a traceback."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """`make up` / `make down` as a user sees them, on the tests' own `lifecycle` profile (own ports
 and state), without LocalStack to keep it quick; the e2e profile covers LocalStack."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,12 @@ def stack_pids() -> dict[str, int]:
 def listeners(values: dict[str, str]) -> list[tuple[str, int]]:
     """(host, port) of PostgreSQL, Redis, the API and the demo site, as stack.env tells them."""
     api, demo = urlsplit(values["API_URL"]), urlsplit(values["DEMO_HTTP_URL"])
-    return [("127.0.0.1", int(values["PORT_PG"])), ("127.0.0.1", int(values["PORT_REDIS"])),
-            (api.hostname, api.port), (demo.hostname, demo.port or 80)]
+    return [
+        ("127.0.0.1", int(values["PORT_PG"])),
+        ("127.0.0.1", int(values["PORT_REDIS"])),
+        (api.hostname, api.port),
+        (demo.hostname, demo.port or 80),
+    ]
 
 
 def lab_leftovers(description: dict | None) -> list[str]:
@@ -83,16 +88,19 @@ def test_up_twice_is_idempotent_and_down_leaves_no_process(lifecycle_stack):
 def test_a_recorded_port_taken_meanwhile_is_replaced_by_a_free_one(lifecycle_stack):
     recorded = PROFILE.recorded_ports()
     if "pg" not in recorded:
-        assert run_stack("up", "--profile", "lifecycle", "--without-localstack", "--without-netns",
-                         "--without-agents").returncode == 0
+        assert (
+            run_stack(
+                "up", "--profile", "lifecycle", "--without-localstack", "--without-netns", "--without-agents"
+            ).returncode
+            == 0
+        )
         run_stack("down", "--profile", "lifecycle")
         recorded = PROFILE.recorded_ports()
     with socket.socket() as blocker:
         blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", recorded["pg"]))
         blocker.listen()
-        proc = run_stack("up", "--profile", "lifecycle", "--without-localstack", "--without-netns",
-                         "--without-agents")
+        proc = run_stack("up", "--profile", "lifecycle", "--without-localstack", "--without-netns", "--without-agents")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     now = PROFILE.recorded_ports()

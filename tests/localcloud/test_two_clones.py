@@ -2,6 +2,7 @@
 and the other's API, agents and lab keep working. Each clone is a `git clone` of this checkout's committed HEAD;
 to stay affordable they reuse this checkout's .venv and built UI (symlinks) and the machine-wide
 LocalStack venv cache, so `make` finds nothing to install or build."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,10 @@ from scripts.localcloud.procs import ROOT
 from scripts.localcloud.stack import AGENTS, agents_online
 from tests.e2e.conftest import read_env_file
 
-pytestmark = pytest.mark.skipif(not (ROOT / "frontend" / "dist" / "index.html").exists()
-                                or not (ROOT / ".venv" / ".installed").exists(),
-                                reason="needs this checkout's .venv and built UI (make venv ui)")
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "frontend" / "dist" / "index.html").exists() or not (ROOT / ".venv" / ".installed").exists(),
+    reason="needs this checkout's .venv and built UI (make venv ui)",
+)
 
 SHARED = (".venv", "frontend/node_modules", "frontend/dist")
 OLD = "@1000000000"  # 2001: older than the shared .venv and UI, so make rebuilds nothing
@@ -46,15 +48,30 @@ def make_env() -> dict[str, str]:
 
 
 def make(checkout: Path, target: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", target], cwd=checkout, env=make_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=checkout,
+        env=make_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def make_up_together(clones: list[Path], timeout: float = 600) -> None:
     """`make up` in every clone at the same time; each must succeed (prints how long each took)."""
     started = time.monotonic()
-    procs = [subprocess.Popen(["make", "--no-print-directory", "up"], cwd=checkout, env=make_env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for checkout in clones]
+    procs = [
+        subprocess.Popen(
+            ["make", "--no-print-directory", "up"],
+            cwd=checkout,
+            env=make_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for checkout in clones
+    ]
     for checkout, proc in zip(clones, procs):
         output, _ = proc.communicate(timeout=timeout)
         print(f"make up in a fresh clone ({checkout.name}, both at once): {time.monotonic() - started:.1f} s")

@@ -1,4 +1,5 @@
 """Agent settings: environment plus flags, and one clear line with exit 2 for a bad one."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ def run_agent(args: list[str], env: dict[str, str], tmp_path: Path) -> subproces
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HC_")}
     clean.update(env)
     clean.setdefault("HC_STATE_DIR", str(tmp_path / "state"))
-    return subprocess.run([sys.executable, "-m", "agent", *args], cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_defaults_from_environment(tmp_path):
@@ -47,9 +49,21 @@ def test_metrics_address_from_flag_or_environment(tmp_path):
 
 
 def test_flags_override_environment(tmp_path):
-    cfg = load_config(["--concurrency", "8", "--name", "Virginia", "--allow-private-targets", "yes",
-                       "--state-file", str(tmp_path / "id.json"), "--api-url", "http://127.0.0.1:9/api/"],
-                      dict(GOOD_ENV, HC_CONCURRENCY="3", HC_STATE_DIR=str(tmp_path)))
+    cfg = load_config(
+        [
+            "--concurrency",
+            "8",
+            "--name",
+            "Virginia",
+            "--allow-private-targets",
+            "yes",
+            "--state-file",
+            str(tmp_path / "id.json"),
+            "--api-url",
+            "http://127.0.0.1:9/api/",
+        ],
+        dict(GOOD_ENV, HC_CONCURRENCY="3", HC_STATE_DIR=str(tmp_path)),
+    )
     assert cfg.concurrency == 8
     assert cfg.name == "Virginia"
     assert cfg.allow_private_targets is True
@@ -57,22 +71,25 @@ def test_flags_override_environment(tmp_path):
     assert cfg.api_url == "http://127.0.0.1:9"  # a trailing /api is the routes' own prefix
 
 
-@pytest.mark.parametrize("env_change, field", [
-    ({"HC_API_URL": None}, "HC_API_URL"),
-    ({"HC_API_URL": "ftp://example.com"}, "HC_API_URL"),
-    ({"HC_REDIS_URL": "127.0.0.1:6379"}, "HC_REDIS_URL"),
-    ({"HC_AGENT_NAME": ""}, "HC_AGENT_NAME"),
-    ({"HC_AGENT_NAME": "bad/name"}, "HC_AGENT_NAME"),
-    ({"HC_AGENT_LOCATION": None}, "HC_AGENT_LOCATION"),
-    ({"HC_CONCURRENCY": "0"}, "HC_CONCURRENCY"),
-    ({"HC_CONCURRENCY": "many"}, "HC_CONCURRENCY"),
-    ({"HC_ALLOW_PRIVATE_TARGETS": "maybe"}, "HC_ALLOW_PRIVATE_TARGETS"),
-    ({"HC_GRACE_PERIOD_S": "-1"}, "HC_GRACE_PERIOD_S"),
-    ({"HC_LOG_FORMAT": "xml"}, "HC_LOG_FORMAT"),
-    ({"HC_METRICS_ADDRESS": "9464"}, "HC_METRICS_ADDRESS"),
-    ({"HC_METRICS_ADDRESS": "127.0.0.1:http"}, "HC_METRICS_ADDRESS"),
-    ({"HC_METRICS_ADDRESS": "127.0.0.1:70000"}, "HC_METRICS_ADDRESS"),
-])
+@pytest.mark.parametrize(
+    "env_change, field",
+    [
+        ({"HC_API_URL": None}, "HC_API_URL"),
+        ({"HC_API_URL": "ftp://example.com"}, "HC_API_URL"),
+        ({"HC_REDIS_URL": "127.0.0.1:6379"}, "HC_REDIS_URL"),
+        ({"HC_AGENT_NAME": ""}, "HC_AGENT_NAME"),
+        ({"HC_AGENT_NAME": "bad/name"}, "HC_AGENT_NAME"),
+        ({"HC_AGENT_LOCATION": None}, "HC_AGENT_LOCATION"),
+        ({"HC_CONCURRENCY": "0"}, "HC_CONCURRENCY"),
+        ({"HC_CONCURRENCY": "many"}, "HC_CONCURRENCY"),
+        ({"HC_ALLOW_PRIVATE_TARGETS": "maybe"}, "HC_ALLOW_PRIVATE_TARGETS"),
+        ({"HC_GRACE_PERIOD_S": "-1"}, "HC_GRACE_PERIOD_S"),
+        ({"HC_LOG_FORMAT": "xml"}, "HC_LOG_FORMAT"),
+        ({"HC_METRICS_ADDRESS": "9464"}, "HC_METRICS_ADDRESS"),
+        ({"HC_METRICS_ADDRESS": "127.0.0.1:http"}, "HC_METRICS_ADDRESS"),
+        ({"HC_METRICS_ADDRESS": "127.0.0.1:70000"}, "HC_METRICS_ADDRESS"),
+    ],
+)
 def test_bad_setting_names_the_variable(env_change, field):
     env = dict(GOOD_ENV)
     for key, value in env_change.items():
@@ -85,13 +102,16 @@ def test_bad_setting_names_the_variable(env_change, field):
     assert field in str(info.value)
 
 
-@pytest.mark.parametrize("env_change, args, expect", [
-    ({"HC_API_URL": None}, [], "HC_API_URL / --api-url is required"),
-    ({"HC_CONCURRENCY": "many"}, [], "HC_CONCURRENCY / --concurrency must be an integer"),
-    ({}, ["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    # A first start needs a registration token; the message says so.
-    ({}, [], "HC_REGISTRATION_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "env_change, args, expect",
+    [
+        ({"HC_API_URL": None}, [], "HC_API_URL / --api-url is required"),
+        ({"HC_CONCURRENCY": "many"}, [], "HC_CONCURRENCY / --concurrency must be an integer"),
+        ({}, ["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        # A first start needs a registration token; the message says so.
+        ({}, [], "HC_REGISTRATION_TOKEN"),
+    ],
+)
 def test_bad_setting_exits_2_with_one_line_and_no_traceback(tmp_path, env_change, args, expect):
     env = dict(GOOD_ENV)
     for key, value in env_change.items():
@@ -111,9 +131,19 @@ def test_bad_setting_exits_2_with_one_line_and_no_traceback(tmp_path, env_change
 def test_help_lists_every_variable(tmp_path):
     proc = run_agent(["--help"], {}, tmp_path)
     assert proc.returncode == 0
-    for var in ("HC_API_URL", "HC_REDIS_URL", "HC_AGENT_NAME", "HC_AGENT_LOCATION", "HC_AGENT_REGION",
-                "HC_CONCURRENCY", "HC_REGISTRATION_TOKEN", "HC_STATE_DIR", "HC_STATE_FILE",
-                "HC_ALLOW_PRIVATE_TARGETS", "HC_GRACE_PERIOD_S"):
+    for var in (
+        "HC_API_URL",
+        "HC_REDIS_URL",
+        "HC_AGENT_NAME",
+        "HC_AGENT_LOCATION",
+        "HC_AGENT_REGION",
+        "HC_CONCURRENCY",
+        "HC_REGISTRATION_TOKEN",
+        "HC_STATE_DIR",
+        "HC_STATE_FILE",
+        "HC_ALLOW_PRIVATE_TARGETS",
+        "HC_GRACE_PERIOD_S",
+    ):
         assert var in proc.stdout
 
 
@@ -131,11 +161,14 @@ def test_second_agent_on_the_same_state_folder_is_refused(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("variable, limit", [
-    ("HC_AGENT_NAME", protocol.MAX_NAME),
-    ("HC_AGENT_LOCATION", protocol.MAX_LOCATION),
-    ("HC_AGENT_REGION", protocol.MAX_REGION),
-])
+@pytest.mark.parametrize(
+    "variable, limit",
+    [
+        ("HC_AGENT_NAME", protocol.MAX_NAME),
+        ("HC_AGENT_LOCATION", protocol.MAX_LOCATION),
+        ("HC_AGENT_REGION", protocol.MAX_REGION),
+    ],
+)
 def test_the_agent_accepts_exactly_what_the_api_registers(tmp_path, variable, limit):
     """One definition of the limits (chalicelib.protocol): a value the API would refuse at
     registration is refused here, at start, naming the variable; one it accepts is accepted."""

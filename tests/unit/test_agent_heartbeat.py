@@ -1,6 +1,7 @@
 """The heartbeat after an API outage (issue 16, defect 4): it comes at once, not at the
 end of a backoff capped at the interval, which left agents alive all along past the
 API's 30 s TTL and so offline."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,6 +1,7 @@
 """The agent ships alone to regional VMs (infra/agent/install.sh, Dockerfile): every
 third-party module it imports must be in requirements-agent.txt, and it may import
 from chalicelib only the two pure modules that travel with it."""
+
 from __future__ import annotations
 
 import ast

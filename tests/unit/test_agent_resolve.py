@@ -1,5 +1,6 @@
 """Name lookups under the check's deadline (agent/checks/base.py resolve_checked),
 with a scripted resolver: no DNS traffic."""
+
 from __future__ import annotations
 
 import threading
@@ -10,12 +11,11 @@ import pytest
 from agent.checks.base import CheckContext, CheckFailure, resolve_checked
 from chalicelib import targets
 
-STUCK = 64   # the runner's default concurrency: every other check stuck in a lookup
+STUCK = 64  # the runner's default concurrency: every other check stuck in a lookup
 
 
 def context(timeout_s: float) -> CheckContext:
-    return CheckContext("tcp", targets.parse_target("free.example.com"), {}, allow_private=True,
-                        timeout_s=timeout_s)
+    return CheckContext("tcp", targets.parse_target("free.example.com"), {}, allow_private=True, timeout_s=timeout_s)
 
 
 @pytest.fixture
@@ -40,8 +40,10 @@ def resolver(monkeypatch):
 
 def test_lookups_stuck_on_a_dead_resolver_do_not_hold_up_other_checks(resolver):
     gate, in_lookup = resolver
-    waiting = [threading.Thread(target=lambda n=n: resolve_checked(context(60), f"stuck-{n}.example.com"),
-                                daemon=True) for n in range(STUCK)]
+    waiting = [
+        threading.Thread(target=lambda n=n: resolve_checked(context(60), f"stuck-{n}.example.com"), daemon=True)
+        for n in range(STUCK)
+    ]
     for thread in waiting:
         thread.start()
     end = time.monotonic() + 10

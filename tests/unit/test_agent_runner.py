@@ -3,6 +3,7 @@
 The real Redis, API and checks are exercised in tests/integration/test_agent_*.py;
 here each promise is pinned down on its own, fast.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,7 +43,7 @@ class FakeQueue:
     def __init__(self):
         self.lock = threading.Lock()
         self.entries: list[tuple[str, dict]] = []
-        self.delivered = 0          # index of the next never-delivered entry
+        self.delivered = 0  # index of the next never-delivered entry
         self.pending: set[str] = set()
         self.acked: list[str] = []
         self.down = False
@@ -78,7 +79,7 @@ class FakeQueue:
     def read_new(self, count):
         self._check()
         with self.lock:
-            out = self.entries[self.delivered:self.delivered + count]
+            out = self.entries[self.delivered : self.delivered + count]
             self.delivered += len(out)
             self.pending.update(i for i, _ in out)
         if not out:
@@ -100,10 +101,10 @@ class FakeApi:
         self.result_posts = 0
         self.starts: list[str] = []
         self.heartbeats = 0
-        self.agent_ahead_s = 0.0          # how far the agent's clock runs ahead of this API's
+        self.agent_ahead_s = 0.0  # how far the agent's clock runs ahead of this API's
         self.offsets_reported: list = []  # clock_offset_ms of each heartbeat
         self.down = False
-        self.finished: set[str] = set()   # start answers 409 for these
+        self.finished: set[str] = set()  # start answers 409 for these
 
     def _check(self):
         if self.down:
@@ -140,7 +141,7 @@ class StubChecks:
         self.gates: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
         self.in_flight = 0
-        self.max_in_flight = 0   # the most checks ever running at once
+        self.max_in_flight = 0  # the most checks ever running at once
 
     def hold(self, target: str) -> threading.Event:
         self.gates[target] = threading.Event()
@@ -166,9 +167,15 @@ class StubChecks:
 
 
 def task(n: int, *, deadline_ms: int | None = None, check_type="tcp", options=None) -> TaskMessage:
-    return TaskMessage(task_id=f"task-{n}", check_id="check-1", agent_id="agent-1", check_type=check_type,
-                       target=f"target-{n}", options=options or {"timeout": 5},
-                       deadline_ms=deadline_ms if deadline_ms is not None else int(time.time() * 1000) + 60_000)
+    return TaskMessage(
+        task_id=f"task-{n}",
+        check_id="check-1",
+        agent_id="agent-1",
+        check_type=check_type,
+        target=f"target-{n}",
+        options=options or {"timeout": 5},
+        deadline_ms=deadline_ms if deadline_ms is not None else int(time.time() * 1000) + 60_000,
+    )
 
 
 @pytest.fixture
@@ -200,7 +207,7 @@ def test_runs_tasks_and_acks_only_after_the_result_is_accepted(rig):
     e1 = queue.add(task(1))
     thread.start()
     wait_until(lambda: checks.running("target-1"), "the check to start")
-    assert e1 in queue.pending and e1 not in queue.acked   # running: not acknowledged yet
+    assert e1 in queue.pending and e1 not in queue.acked  # running: not acknowledged yet
     gate.set()
     wait_until(lambda: e1 in queue.acked, "the ack")
     assert api.results["task-1"]["success"] is True
@@ -261,7 +268,7 @@ def test_check_that_overstays_its_timeout_is_reported_as_timeout(rig, monkeypatc
 
     monkeypatch.setattr(runner_module, "HARD_TIMEOUT_MARGIN_S", 0.0)
     _, queue, api, checks, _, thread, _ = rig()
-    checks.hold("target-1")   # never released by the test: the stub hangs
+    checks.hold("target-1")  # never released by the test: the stub hangs
     entry = queue.add(task(1, options={"timeout": 0.2}))
     thread.start()
     wait_until(lambda: entry in queue.acked, "the ack")
@@ -291,14 +298,14 @@ def test_spool_is_replayed_at_start_and_spooled_tasks_are_not_run_again(rig):
     spool.put(SpooledResult("task-1", result_envelope(True, 7, "127.0.0.1"), [entry], "tcp"))
     thread.start()
     wait_until(lambda: entry in queue.acked and len(spool) == 0, "the ack and the spool file's removal")
-    assert checks.calls == []                 # the result came from the spool, not from a re-run
+    assert checks.calls == []  # the result came from the spool, not from a re-run
     assert api.results["task-1"]["duration_ms"] == 7
 
 
 def test_reclaimed_entry_is_run_again_when_unanswered(rig):
     _, queue, api, checks, _, thread, _ = rig()
     entry = queue.add(task(1))
-    queue.read_new(10)        # taken by a previous run that died mid-check
+    queue.read_new(10)  # taken by a previous run that died mid-check
     thread.start()
     wait_until(lambda: entry in queue.acked, "the ack")
     assert checks.calls == ["target-1"] and "task-1" in api.results
@@ -322,8 +329,8 @@ def test_stop_drains_running_checks_and_exits_0(rig):
     thread.start()
     wait_until(lambda: checks.running("target-1"), "the check to start")
     runner.request_stop()
-    queue.add(task(2))                     # arrives after the stop: must not be taken
-    assert thread.is_alive()               # waiting for the running check
+    queue.add(task(2))  # arrives after the stop: must not be taken
+    assert thread.is_alive()  # waiting for the running check
     gate.set()
     thread.join(WAIT_S)
     assert box["code"] == 0

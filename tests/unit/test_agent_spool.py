@@ -1,4 +1,5 @@
 """The result spool: durable before `put` returns, replayed on open, removed once delivered."""
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,7 @@ def test_put_fsyncs_the_file_and_the_folder_before_returning(tmp_path, monkeypat
 def test_interrupted_write_is_discarded_and_corrupt_file_set_aside(tmp_path):
     folder = tmp_path / "spool"
     folder.mkdir()
-    (folder / ".t-9.json.1234.tmp").write_text('{"task_id": "t-9", "res')   # crash mid-write
+    (folder / ".t-9.json.1234.tmp").write_text('{"task_id": "t-9", "res')  # crash mid-write
     (folder / "t-8.json").write_text("garbage")
     spool = Spool(folder)
     spool.put(SpooledResult("t-1", RESULT, ["1-0"]))

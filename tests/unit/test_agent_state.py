@@ -1,4 +1,5 @@
 """The agent's identity file: private (0600), atomic, and reused on later starts."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,12 @@ def test_state_file_is_written_with_mode_0600_even_under_a_permissive_umask(tmp_
     finally:
         os.umask(old)
     assert mode(path) == 0o600
-    assert json.loads(path.read_text()) == {"agent_id": "a1", "api_token": "secret-token",
-                                            "name": "Frankfurt", "api_url": "http://x"}
+    assert json.loads(path.read_text()) == {
+        "agent_id": "a1",
+        "api_token": "secret-token",
+        "name": "Frankfurt",
+        "api_url": "http://x",
+    }
     assert load_state(path) == AgentState("a1", "secret-token", "Frankfurt", "http://x")
 
 
@@ -82,8 +87,9 @@ def test_first_start_registers_and_stores_the_identity(tmp_path):
     assert api.token == "tok1"
     assert load_state(cfg.state_file) == state
     assert mode(cfg.state_file) == 0o600
-    assert api.calls == [{"name": "Frankfurt", "location": "Frankfurt, DE", "replace": False,
-                          "capabilities": ["http", "tcp"]}]
+    assert api.calls == [
+        {"name": "Frankfurt", "location": "Frankfurt, DE", "replace": False, "capabilities": ["http", "tcp"]}
+    ]
 
 
 def test_later_start_reuses_the_stored_identity_without_registering(tmp_path):
@@ -102,8 +108,11 @@ def test_first_start_without_registration_token_is_an_operator_error(tmp_path):
 
 
 def test_registration_waits_out_an_unavailable_api(tmp_path):
-    api = FakeApi(ApiUnavailable(None, "unreachable", "down"), ApiUnavailable(503, "x", "y"),
-                  {"agent_id": "a1", "api_token": "tok1"})
+    api = FakeApi(
+        ApiUnavailable(None, "unreachable", "down"),
+        ApiUnavailable(503, "x", "y"),
+        {"agent_id": "a1", "api_token": "tok1"},
+    )
     _, ident = identity_for(tmp_path, api, HC_REGISTRATION_TOKEN="reg")
     assert ident.establish().agent_id == "a1"
     assert len(api.calls) == 3
@@ -117,8 +126,9 @@ def test_lost_state_but_taken_name_re_registers_with_replace(tmp_path):
 
 
 def test_rejected_registration_token_is_an_operator_error(tmp_path):
-    _, ident = identity_for(tmp_path, FakeApi(ApiUnauthorized(401, "unauthorized", "bad token")),
-                            HC_REGISTRATION_TOKEN="wrong")
+    _, ident = identity_for(
+        tmp_path, FakeApi(ApiUnauthorized(401, "unauthorized", "bad token")), HC_REGISTRATION_TOKEN="wrong"
+    )
     with pytest.raises(IdentityError, match="registration token"):
         ident.establish()
 

@@ -1,4 +1,5 @@
 """Settings read the stage secret through Powertools Parameters (moto Secrets Manager)."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,14 @@ from chalicelib import config
 
 @pytest.fixture
 def aws_env(monkeypatch):
-    for key, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
-                       "AWS_SECRET_ACCESS_KEY": "test", "HC_SECRET_NAME": "hostchecker/dev/app",
-                       "REGISTRATION_TOKEN": "from-env", "HC_STAGE": "dev"}.items():
+    for key, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "HC_SECRET_NAME": "hostchecker/dev/app",
+        "REGISTRATION_TOKEN": "from-env",
+        "HC_STAGE": "dev",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     yield
@@ -26,8 +32,10 @@ def test_settings_take_tokens_from_the_stage_secret(aws_env):
     with mock_aws():
         boto3.client("secretsmanager", region_name="us-east-1").create_secret(
             Name="hostchecker/dev/app",
-            SecretString=json.dumps({"registration_token": "from-secret", "admin_token": "adm",
-                                     "database_url": "postgresql://db/x"}))
+            SecretString=json.dumps(
+                {"registration_token": "from-secret", "admin_token": "adm", "database_url": "postgresql://db/x"}
+            ),
+        )
         settings = config.reset_settings()
     assert settings.registration_token == "from-secret" and settings.admin_token == "adm"
     assert settings.database_url == "postgresql://db/x"
@@ -88,9 +96,15 @@ class _SlowSecretsManager:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.asked.set()
                 outer.release.wait(30)
-                body = json.dumps({"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hostchecker/dev/app-x",
-                                   "Name": "hostchecker/dev/app", "VersionId": "v1",
-                                   "SecretString": json.dumps(secret), "VersionStages": ["AWSCURRENT"]}).encode()
+                body = json.dumps(
+                    {
+                        "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hostchecker/dev/app-x",
+                        "Name": "hostchecker/dev/app",
+                        "VersionId": "v1",
+                        "SecretString": json.dumps(secret),
+                        "VersionStages": ["AWSCURRENT"],
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-amz-json-1.1")
                 self.send_header("Content-Length", str(len(body)))

@@ -1,4 +1,5 @@
 """Input parsing and the error shape, without servers."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,15 +12,27 @@ from chalicelib.ratelimit import Decision, client_ip
 def test_error_body_has_code_message_and_field_details():
     exc = ValidationFailed("target is required", field="target")
     assert exc.status == 400
-    assert exc.body() == {"error": {"code": "validation_error", "message": "target is required",
-                                    "details": [{"field": "target", "message": "target is required"}]}}
+    assert exc.body() == {
+        "error": {
+            "code": "validation_error",
+            "message": "target is required",
+            "details": [{"field": "target", "message": "target is required"}],
+        }
+    }
     conflict = Conflict("done", code="task_finished", extra={"task": {"status": "completed"}})
     assert conflict.body()["task"] == {"status": "completed"} and conflict.body()["error"]["code"] == "task_finished"
 
 
-@pytest.mark.parametrize("raw, code", [(b"{", "invalid_json"), (b"[]", "validation_error"),
-                                       (b"\xc3\x28", "invalid_json"), (b"Infinity", "invalid_json"),
-                                       (b"[" * 100000 + b"]" * 100000, "invalid_json")])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"{", "invalid_json"),
+        (b"[]", "validation_error"),
+        (b"\xc3\x28", "invalid_json"),
+        (b"Infinity", "invalid_json"),
+        (b"[" * 100000 + b"]" * 100000, "invalid_json"),
+    ],
+)
 def test_bad_bodies_are_400_naming_the_body(raw, code):
     with pytest.raises(BadRequest) as info:
         inputs.parse_json_body(raw, 1 << 20)
@@ -56,8 +69,10 @@ def test_a_huge_integer_in_a_number_field_is_a_400_naming_it(high):
 
 
 def test_string_lists_name_the_bad_item_and_drop_duplicates():
-    assert inputs.string_list({"c": ["HTTP", "http", "ping"]}, "c", max_items=5,
-                              choices=("http", "ping")) == ["http", "ping"]
+    assert inputs.string_list({"c": ["HTTP", "http", "ping"]}, "c", max_items=5, choices=("http", "ping")) == [
+        "http",
+        "ping",
+    ]
     with pytest.raises(ValidationFailed) as info:
         inputs.string_list({"c": ["http", 3]}, "c", max_items=5)
     assert info.value.details[0]["field"] == "c[1]"
@@ -65,7 +80,10 @@ def test_string_lists_name_the_bad_item_and_drop_duplicates():
 
 def test_rate_limit_decision_headers():
     assert Decision(True, 100, 99, 3000).headers() == {
-        "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99", "X-RateLimit-Reset": "3000"}
+        "X-RateLimit-Limit": "100",
+        "X-RateLimit-Remaining": "99",
+        "X-RateLimit-Reset": "3000",
+    }
     assert Decision(False, 100, 0, 12).headers()["Retry-After"] == "12"
 
 
@@ -90,6 +108,12 @@ def test_importing_the_app_connects_to_nothing_even_with_no_configuration():
         "import app\n"
         "assert '/api/checks' in app.app.routes\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]

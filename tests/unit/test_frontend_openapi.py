@@ -5,6 +5,7 @@ defaults from that file, so a change to chalicelib/openapi.py or to an option's 
 exported there would leave the UI describing an older API. frontend/src/api/schema.test.ts checks
 the second half: that schema.ts is what openapi-typescript makes of the committed file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,4 +19,5 @@ REGENERATE = "python -m chalicelib.openapi > frontend/openapi.json && (cd fronte
 def test_frontend_openapi_json_matches_the_document_the_api_serves():
     assert COMMITTED.exists(), f"frontend/openapi.json is missing; make it with: {REGENERATE}"
     assert COMMITTED.read_text(encoding="utf-8") == dump(document()), (
-        f"frontend/openapi.json is out of date with chalicelib/openapi.py; regenerate it with: {REGENERATE}")
+        f"frontend/openapi.json is out of date with chalicelib/openapi.py; regenerate it with: {REGENERATE}"
+    )

@@ -1,6 +1,7 @@
 """infra/ templates lint clean (cfn-lint), and `chalice package` output (merged with
 infra/app-merge.yaml) lints clean: for a small fixture app always, for the real app.py once it
 exists. No servers, no AWS."""
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,22 @@ def _package(project: Path, outdir: Path, stage: str):
     env = dict(os.environ, AWS_DEFAULT_REGION="eu-west-1")
     env.pop("AWS_ENDPOINT_URL", None)
     r = subprocess.run(
-        [_tool("chalice"), "package", "--stage", stage, "--template-format", "yaml",
-         "--merge-template", str(INFRA / "app-merge.yaml"), str(outdir)],
-        cwd=project, capture_output=True, text=True, env=env, timeout=900,
+        [
+            _tool("chalice"),
+            "package",
+            "--stage",
+            stage,
+            "--template-format",
+            "yaml",
+            "--merge-template",
+            str(INFRA / "app-merge.yaml"),
+            str(outdir),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert r.returncode == 0, f"chalice package failed:\n{r.stdout}{r.stderr}"
     sam = outdir / "sam.yaml"
@@ -66,7 +80,8 @@ def _package(project: Path, outdir: Path, stage: str):
 def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
     proj = tmp_path / "proj"
     (proj / ".chalice").mkdir(parents=True)
-    (proj / "app.py").write_text(textwrap.dedent("""
+    (proj / "app.py").write_text(
+        textwrap.dedent("""
         from chalice import Chalice, Rate
         app = Chalice(app_name="hostchecker")
         app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -91,12 +106,18 @@ def test_chalice_package_of_fixture_app_merges_and_lints(tmp_path):
         @app.on_ws_disconnect()
         def ws_disconnect(event):
             return None
-    """))
+    """)
+    )
     (proj / "requirements.txt").write_text("")
-    (proj / ".chalice" / "config.json").write_text(json.dumps({
-        "version": "2.0", "app_name": "hostchecker",
-        "stages": {"dev": {"api_gateway_stage": "api"}},
-    }))
+    (proj / ".chalice" / "config.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "hostchecker",
+                "stages": {"dev": {"api_gateway_stage": "api"}},
+            }
+        )
+    )
     sam = _package(proj, tmp_path / "out", "dev")
     text = sam.read_text()
     # the merge put every function in the VPC and the sweeper keeps its schedule
@@ -139,8 +160,14 @@ def _check_gateway_responses(sam: Path):
         assert "$" not in body, (kind, body)
         error = json.loads(body)["error"]
         assert set(error) == {"code", "message", "details"} and error["code"], (kind, error)
-    assert json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"]
-                      .replace("$context.httpMethod", "GET"))["error"]["code"] == "not_found"
+    assert (
+        json.loads(
+            responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"].replace(
+                "$context.httpMethod", "GET"
+            )
+        )["error"]["code"]
+        == "not_found"
+    )
 
 
 @pytest.mark.timeout(900)
@@ -151,7 +178,7 @@ def test_chalice_package_of_real_app_lints(tmp_path):
     text = sam.read_text()
     assert "AWS::Serverless::Function" in text
     assert "VpcConfig" in text
-    assert "rate(1 minute)" in text          # the sweeper's EventBridge schedule
+    assert "rate(1 minute)" in text  # the sweeper's EventBridge schedule
     _check_gateway_responses(sam)
     _check_websocket_api(sam)
     _lint(sam)
@@ -161,8 +188,13 @@ def _check_websocket_api(sam: Path):
     """Live results: the WebSocket API with its three routes, its endpoint told to the REST
     handler and the sweeper, and ManageConnections on it in their role."""
     text = sam.read_text()
-    for resource in ("WebsocketAPI:", "WebsocketConnectRoute:", "WebsocketMessageRoute:",
-                     "WebsocketDisconnectRoute:", "LiveConnectionsPolicy:"):
+    for resource in (
+        "WebsocketAPI:",
+        "WebsocketConnectRoute:",
+        "WebsocketMessageRoute:",
+        "WebsocketDisconnectRoute:",
+        "LiveConnectionsPolicy:",
+    ):
         assert f"\n  {resource}" in text, resource
     assert text.count("HC_WS_MANAGEMENT_URL") == 2
     assert "execute-api:ManageConnections" in text
@@ -176,4 +208,4 @@ def test_the_app_stacks_hold_no_ssm_parameters_and_grant_no_ssm_reads():
         text = (INFRA / name).read_text()
         assert "AWS::SSM::Parameter" not in text, name
         assert "ssm:" not in text, name
-        assert ".ssm\"" not in text, name  # no SSM interface endpoint left to pay for
+        assert '.ssm"' not in text, name  # no SSM interface endpoint left to pay for

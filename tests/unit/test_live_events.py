@@ -1,6 +1,7 @@
 """The live-results layer without servers: the connect parameters (both URL forms), the
 management endpoint it pushes to, and the handlers' answers to generated API Gateway events
 when Redis is not there (the UI then polls)."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,18 +15,23 @@ from scripts.localcloud.websocket import query_parameters
 CHECK_ID = str(uuid.uuid4())
 
 
-@pytest.mark.parametrize("path, expected", [
-    (f"/?check_id={CHECK_ID}", {"check_id": CHECK_ID}),
-    (f"/api/ws/checks/{CHECK_ID}", {"check_id": CHECK_ID}),
-    (f"/api/ws/checks/{CHECK_ID}/?x=1", {"check_id": CHECK_ID, "x": "1"}),
-    ("/", {}),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        (f"/?check_id={CHECK_ID}", {"check_id": CHECK_ID}),
+        (f"/api/ws/checks/{CHECK_ID}", {"check_id": CHECK_ID}),
+        (f"/api/ws/checks/{CHECK_ID}/?x=1", {"check_id": CHECK_ID, "x": "1"}),
+        ("/", {}),
+    ],
+)
 def test_the_emulator_maps_both_url_forms_to_check_id(path, expected):
     assert query_parameters(path) == expected
 
 
-@pytest.mark.parametrize("query, words", [(None, "check_id is required"), ({"check_id": ""}, "required"),
-                                          ({"check_id": "42"}, "must be a check id (UUID)")])
+@pytest.mark.parametrize(
+    "query, words",
+    [(None, "check_id is required"), ({"check_id": ""}, "required"), ({"check_id": "42"}, "must be a check id (UUID)")],
+)
 def test_a_missing_or_malformed_check_id_is_named(query, words):
     check_id, problem = live.parse_check_id(query)
     assert check_id is None and words in problem
@@ -53,10 +59,18 @@ def test_gone_is_recognised_by_code_or_status():
 
 
 def _event(route):
-    return {"requestContext": {"routeKey": route, "eventType": "CONNECT", "connectionId": "c1",
-                               "domainName": "abc.execute-api.eu-west-1.amazonaws.com", "stage": "v1",
-                               "apiId": "abc"},
-            "queryStringParameters": {"check_id": CHECK_ID}, "isBase64Encoded": False}
+    return {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": "CONNECT",
+            "connectionId": "c1",
+            "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+            "stage": "v1",
+            "apiId": "abc",
+        },
+        "queryStringParameters": {"check_id": CHECK_ID},
+        "isBase64Encoded": False,
+    }
 
 
 def test_without_redis_connect_is_refused_with_503_and_the_others_answer_200(monkeypatch):

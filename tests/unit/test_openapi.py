@@ -1,4 +1,5 @@
 """The OpenAPI document is valid 3.1 and lists exactly the routes app.py serves."""
+
 from __future__ import annotations
 
 from openapi_spec_validator import validate
@@ -35,8 +36,10 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
             for status, response in op["responses"].items():
                 if status.startswith(("4", "5")) and path != "/health":
                     schema = response["content"]["application/json"]["schema"]
-                    assert schema in ({"$ref": "#/components/schemas/Error"},
-                                      {"$ref": "#/components/schemas/TaskFinished"}), (path, method, status)
+                    assert schema in (
+                        {"$ref": "#/components/schemas/Error"},
+                        {"$ref": "#/components/schemas/TaskFinished"},
+                    ), (path, method, status)
 
 
 def test_the_live_results_socket_is_documented_as_an_extension():

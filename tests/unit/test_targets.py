@@ -1,5 +1,6 @@
 """The target policy (chalicelib/targets.py) refuses every spelling of a
 private address, and the agent's checks apply it again after resolution."""
+
 from __future__ import annotations
 
 import socket
@@ -10,31 +11,31 @@ from agent.checks import run_check
 from chalicelib import protocol, targets
 
 BLOCKED_LITERALS = [
-    "127.1",                 # short dotted form
-    "2130706433",            # decimal
-    "0x7f000001",            # hex
-    "0x7f.1",                # mixed hex/short
-    "0177.0.0.1",            # octal
-    "[::ffff:127.0.0.1]",    # IPv4-mapped IPv6
+    "127.1",  # short dotted form
+    "2130706433",  # decimal
+    "0x7f000001",  # hex
+    "0x7f.1",  # mixed hex/short
+    "0177.0.0.1",  # octal
+    "[::ffff:127.0.0.1]",  # IPv4-mapped IPv6
     "::1",
-    "169.254.169.254",       # cloud metadata
+    "169.254.169.254",  # cloud metadata
     "10.0.0.1",
     "172.16.5.4",
     "192.168.1.1",
-    "100.64.0.1",            # CGNAT
-    "fd00::1",               # unique-local
+    "100.64.0.1",  # CGNAT
+    "fd00::1",  # unique-local
     "fe80::1",
-    "224.0.0.1",             # multicast
+    "224.0.0.1",  # multicast
     "0.0.0.0",
-    "198.18.0.1",            # benchmarking (our own test labs)
+    "198.18.0.1",  # benchmarking (our own test labs)
     "http://127.0.0.1:8080/admin",
     "http://[::ffff:10.0.0.1]/",
-    "０ｘ７ｆ０００００１",          # fullwidth hex: IDNA maps it to 0x7f000001
-    "１２７．０．０．１",            # fullwidth digits and dots
+    "０ｘ７ｆ０００００１",  # fullwidth hex: IDNA maps it to 0x7f000001
+    "１２７．０．０．１",  # fullwidth digits and dots
     "http://１２７.０.０.１:8080/",
     "[::ffff:0:127.0.0.1]",  # IPv4-translated (RFC 2765)
-    "[::ffff:0:8.8.8.8]",    # ... refused whole, even embedding a public address
-    "[64:ff9b:1::7f00:1]",   # local-use NAT64 (RFC 8215)
+    "[::ffff:0:8.8.8.8]",  # ... refused whole, even embedding a public address
+    "[64:ff9b:1::7f00:1]",  # local-use NAT64 (RFC 8215)
     "[64:ff9b:1::808:808]",  # ... refused whole as well
 ]
 PUBLIC_LITERALS = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "https://1.1.1.1/dns-query"]
@@ -115,16 +116,20 @@ def test_the_agent_refuses_the_forms_the_api_missed_before_any_traffic(literal, 
 
 # --- IDNA 2008 (UTS 46, non-transitional) ---------------------------------------
 
-@pytest.mark.parametrize("raw, host, host_unicode", [
-    ("straße.de", "xn--strae-oqa.de", "straße.de"),       # IDNA 2003 would make it strasse.de
-    ("faß.de", "xn--fa-hia.de", "faß.de"),
-    ("Straße.DE", "xn--strae-oqa.de", "straße.de"),       # upper case is mapped to lower case
-    ("BÜCHER.de", "xn--bcher-kva.de", "bücher.de"),
-    ("https://FAß.de/pfad", "xn--fa-hia.de", "faß.de"),
-    ("bücher。de", "xn--bcher-kva.de", "bücher.de"),      # an ideographic full stop separates labels
-    ("xn--strae-oqa.de", "xn--strae-oqa.de", "straße.de"),  # an A-label as given, decoded for display
-    ("_sip._tcp.Example.COM", "_sip._tcp.example.com", "_sip._tcp.example.com"),
-])
+
+@pytest.mark.parametrize(
+    "raw, host, host_unicode",
+    [
+        ("straße.de", "xn--strae-oqa.de", "straße.de"),  # IDNA 2003 would make it strasse.de
+        ("faß.de", "xn--fa-hia.de", "faß.de"),
+        ("Straße.DE", "xn--strae-oqa.de", "straße.de"),  # upper case is mapped to lower case
+        ("BÜCHER.de", "xn--bcher-kva.de", "bücher.de"),
+        ("https://FAß.de/pfad", "xn--fa-hia.de", "faß.de"),
+        ("bücher。de", "xn--bcher-kva.de", "bücher.de"),  # an ideographic full stop separates labels
+        ("xn--strae-oqa.de", "xn--strae-oqa.de", "straße.de"),  # an A-label as given, decoded for display
+        ("_sip._tcp.Example.COM", "_sip._tcp.example.com", "_sip._tcp.example.com"),
+    ],
+)
 def test_hostnames_are_idna_2008(raw, host, host_unicode):
     parsed = targets.parse_target(raw)
     assert (parsed.host, parsed.host_unicode) == (host, host_unicode)
@@ -152,12 +157,16 @@ def test_a_unicode_name_is_resolved_by_its_a_label(monkeypatch):
 
 # --- What a check assumes -------------------------------------------------------
 
-@pytest.mark.parametrize("raw, scheme, port, assumed", [
-    ("example.com", "https", 443, {"scheme": "https", "port": 443}),
-    ("example.com:8443", "https", 8443, {"scheme": "https"}),
-    ("http://example.com/", "http", 80, {"port": 80}),
-    ("https://example.com:444/", "https", 444, {}),
-])
+
+@pytest.mark.parametrize(
+    "raw, scheme, port, assumed",
+    [
+        ("example.com", "https", 443, {"scheme": "https", "port": 443}),
+        ("example.com:8443", "https", 8443, {"scheme": "https"}),
+        ("http://example.com/", "http", 80, {"port": 80}),
+        ("https://example.com:444/", "https", 444, {}),
+    ],
+)
 def test_http_and_tcp_assume_the_same_port_for_a_target(raw, scheme, port, assumed):
     target = targets.parse_target(raw)
     assert targets.http_endpoint(target, {"scheme": "https", "port": None}) == (scheme, port, assumed)
@@ -188,8 +197,9 @@ def test_dns_of_a_hostname_keeps_its_record_type_and_the_resolver_name_becomes_a
     assert out["record_type"] == "MX" and out["resolver"] == "ns.xn--strae-oqa.de"
 
 
-@pytest.mark.parametrize("resolver", ["127.0.0.1", "169.254.169.254", "[::1]", "０ｘ７ｆ０００００１", "localhost",
-                                      "ns.internal"])
+@pytest.mark.parametrize(
+    "resolver", ["127.0.0.1", "169.254.169.254", "[::1]", "０ｘ７ｆ０００００１", "localhost", "ns.internal"]
+)
 def test_a_dns_resolver_in_a_blocked_range_is_refused_naming_the_option(resolver):
     target = targets.parse_target("example.com")
     options = protocol.normalize_options("dns", {"resolver": resolver})
@@ -212,16 +222,20 @@ def test_every_check_type_takes_ip_version(check_type):
     assert protocol.normalize_options(check_type, {})["ip_version"] is None
 
 
-@pytest.mark.parametrize("check_type, raw, options, field", [
-    ("tcp", "198.51.100.7", {"ip_version": 6}, "options.tcp.ip_version"),
-    ("http", "https://[2001:db8::1]/", {"ip_version": 4}, "options.http.ip_version"),
-    ("dns", "example.com", {"ip_version": 6, "resolver": "192.0.2.53"}, "options.dns.ip_version"),
-])
+@pytest.mark.parametrize(
+    "check_type, raw, options, field",
+    [
+        ("tcp", "198.51.100.7", {"ip_version": 6}, "options.tcp.ip_version"),
+        ("http", "https://[2001:db8::1]/", {"ip_version": 4}, "options.http.ip_version"),
+        ("dns", "example.com", {"ip_version": 6, "resolver": "192.0.2.53"}, "options.dns.ip_version"),
+    ],
+)
 def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options, field):
     target = targets.parse_target(raw, allow_private=True)
     with pytest.raises(protocol.OptionError) as caught:
-        targets.apply_assumptions(check_type, target, options, protocol.normalize_options(check_type, options),
-                                  allow_private=True)
+        targets.apply_assumptions(
+            check_type, target, options, protocol.normalize_options(check_type, options), allow_private=True
+        )
     assert caught.value.field == field and "IPv" in caught.value.message
 
 

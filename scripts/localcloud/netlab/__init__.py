@@ -46,6 +46,7 @@ the host's, so name lookups from `call_in` use the host's resolver.
 
 CLI: `python -m scripts.netlab --help`.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -199,13 +200,18 @@ class Lab:
         containment.hold(self.name, namespaces=self.namespaces)  # before the namespace: never one unrecorded
         ip("netns", "add", full)
         ip("link", "set", "lo", "up", ns=full)
-        for key, value in (("net.ipv4.ip_forward", "1"), ("net.ipv4.icmp_ratelimit", "0"),
-                           ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0")):
+        for key, value in (
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv4.icmp_ratelimit", "0"),
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+        ):
             sh("ip", "netns", "exec", full, "sysctl", "-qw", f"{key}={value}", check=False)
         return full
 
-    def veth(self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str,
-             prefixlen: int = 30) -> tuple[str, str]:
+    def veth(
+        self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str, prefixlen: int = 30
+    ) -> tuple[str, str]:
         """A veth pair between two namespaces (None: the root namespace)."""
         if not ns_a and not ns_b:
             raise NetlabError("a veth needs at least one end in a lab namespace")
@@ -221,16 +227,29 @@ class Lab:
             ip("link", "set", dev, "up", ns=ns)
         return dev_a, dev_b
 
-    def delay_link(self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str,
-                   delay_ms: float, loss_pct: float = 0.0) -> DelayLink:
+    def delay_link(
+        self, ns_a: str | None, addr_a: str, ns_b: str | None, addr_b: str, delay_ms: float, loss_pct: float = 0.0
+    ) -> DelayLink:
         """A point-to-point link adding `delay_ms` of round-trip time (half each way)."""
         dev_a, dev_b = self._dev("t"), self._dev("t")
-        argv = [sys.executable, "-m", DELAYLINK_MODULE, "--tag", self.name, "--delay-ms", str(delay_ms),
-                "--loss-pct", str(loss_pct),
-                "--end", f"{ns_a or '-'}:{dev_a}:{addr_a}:{addr_b}",
-                "--end", f"{ns_b or '-'}:{dev_b}:{addr_b}:{addr_a}"]
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        argv = [
+            sys.executable,
+            "-m",
+            DELAYLINK_MODULE,
+            "--tag",
+            self.name,
+            "--delay-ms",
+            str(delay_ms),
+            "--loss-pct",
+            str(loss_pct),
+            "--end",
+            f"{ns_a or '-'}:{dev_a}:{addr_a}:{addr_b}",
+            "--end",
+            f"{ns_b or '-'}:{dev_b}:{addr_b}:{addr_a}",
+        ]
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         link = DelayLink(proc, ((ns_a, dev_a, addr_a), (ns_b, dev_b, addr_b)), delay_ms)
         self.links.append(link)
         ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT_S)
@@ -253,16 +272,25 @@ class Lab:
         with _lab_lock():
             folder.mkdir(parents=True, exist_ok=True)
         path = folder / "resolv.conf"
-        path.write_text(f"# written by scripts/localcloud/netlab for lab {self.name}\n"
-                        f"nameserver {nameserver}\noptions timeout:{timeout_s} attempts:{attempts}\n")
+        path.write_text(
+            f"# written by scripts/localcloud/netlab for lab {self.name}\n"
+            f"nameserver {nameserver}\noptions timeout:{timeout_s} attempts:{attempts}\n"
+        )
         return path
 
     def route(self, ns: str | None, destination: str, via: str) -> None:
         ip("route", "replace", destination, "via", via, ns=ns)
 
-    def add_linked_namespace(self, name: str, delay_ms: float, *, peer_ns: str | None = None,
-                             address: str | None = None, peer_address: str | None = None,
-                             default_route: bool = True) -> tuple[str, str, str]:
+    def add_linked_namespace(
+        self,
+        name: str,
+        delay_ms: float,
+        *,
+        peer_ns: str | None = None,
+        address: str | None = None,
+        peer_address: str | None = None,
+        default_route: bool = True,
+    ) -> tuple[str, str, str]:
         """A namespace behind a delay link to `peer_ns` (None: the root namespace).
 
         Returns (namespace, its address, the peer's address). Addresses come
@@ -321,10 +349,16 @@ class Lab:
 
     def describe(self) -> dict:
         """What the lab holds, by name: enough for remove_recorded() to undo it if its owner dies."""
-        return {"name": self.name, "namespaces": list(self.namespaces), "root_devices": list(self.root_devices),
-                "links": [{"ends": link.ends, "delay_ms": link.delay_ms,
-                           "pid": [link.proc.pid, start_time(link.proc.pid)]} for link in self.links],
-                "block": str(self.block) if self.block else None}
+        return {
+            "name": self.name,
+            "namespaces": list(self.namespaces),
+            "root_devices": list(self.root_devices),
+            "links": [
+                {"ends": link.ends, "delay_ms": link.delay_ms, "pid": [link.proc.pid, start_time(link.proc.pid)]}
+                for link in self.links
+            ],
+            "block": str(self.block) if self.block else None,
+        }
 
 
 def _remove_netns_etc(ns: str) -> None:
@@ -421,7 +455,7 @@ class Region:
 @dataclass
 class RegionsLab(Lab):
     hub: str = ""
-    host_address: str = ""   # the root namespace's end: bind the API and Redis here
+    host_address: str = ""  # the root namespace's end: bind the API and Redis here
     hub_address: str = ""
     demo: str | None = None
     demo_address: str | None = None
@@ -429,13 +463,19 @@ class RegionsLab(Lab):
 
     def describe(self) -> dict:
         out = super().describe()
-        out.update(hub=self.hub, host_address=self.host_address, demo=self.demo, demo_address=self.demo_address,
-                   regions={k: vars(v) for k, v in self.regions.items()})
+        out.update(
+            hub=self.hub,
+            host_address=self.host_address,
+            demo=self.demo,
+            demo_address=self.demo_address,
+            regions={k: vars(v) for k, v in self.regions.items()},
+        )
         return out
 
 
-def build_regions(prefix: str = DEFAULT_PREFIX, regions: dict[str, float] | None = None, *,
-                  demo: bool = True) -> RegionsLab:
+def build_regions(
+    prefix: str = DEFAULT_PREFIX, regions: dict[str, float] | None = None, *, demo: bool = True
+) -> RegionsLab:
     """Regions behind delay links to a hub; the hub on a veth to the root namespace.
 
     regions: {short name: added round-trip ms}, names of at most 20 characters.

@@ -12,6 +12,7 @@ one of its processes runs (a pid, or a pid file in `pid_dir`) or one of its name
 entries that no longer count are pruned. `hold` installs the route (idempotent), `release`
 drops an entry and removes the route when no entry is left.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -94,11 +95,13 @@ def _route(action: str) -> None:
     subprocess.run(["ip", "route", action, "unreachable", LAB_RANGE], capture_output=True, text=True)
 
 
-def hold(name: str, *, pids: list | None = None, pid_dir: Path | None = None,
-         namespaces: list[str] = ()) -> None:
+def hold(name: str, *, pids: list | None = None, pid_dir: Path | None = None, namespaces: list[str] = ()) -> None:
     """Record (or update) the entry `name` and make sure the route is installed."""
-    entry = {"pids": pids if pids is not None else [me()], "pid_dir": str(pid_dir) if pid_dir else None,
-             "namespaces": list(namespaces)}
+    entry = {
+        "pids": pids if pids is not None else [me()],
+        "pid_dir": str(pid_dir) if pid_dir else None,
+        "namespaces": list(namespaces),
+    }
 
     with lab_lock():
         ENTRIES.mkdir(parents=True, exist_ok=True)

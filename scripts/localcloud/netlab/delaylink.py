@@ -23,6 +23,7 @@ the parent can wait for that instead of sleeping.
 An end is NS:DEV:LOCAL:PEER; an empty NS (or `-`) keeps that device in the
 namespace this process runs in. `--tag` is free text for finding the process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -137,10 +138,10 @@ def _raise_priority() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--end", type=End.parse, action="append", required=True,
-                        help="NS:DEV:LOCAL:PEER, given twice")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument("--end", type=End.parse, action="append", required=True, help="NS:DEV:LOCAL:PEER, given twice")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added round-trip time in ms (half each way)")
     parser.add_argument("--loss-pct", type=float, default=0.0, help="share of packets dropped, 0-100")
     parser.add_argument("--tag", default="", help="free text to recognise this process by")
