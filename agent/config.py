@@ -82,7 +82,8 @@ _SETTINGS = [
         "state_dir",
         "HC_STATE_DIR",
         "--state-dir",
-        "folder for the state file and the result spool (default ~/.local/state/hc-agent, /var/lib/hostchecker-agent as root)",
+        "folder for the state file and the result spool "
+        "(default ~/.local/state/hc-agent, /var/lib/hostchecker-agent as root)",
     ),
     ("state_file", "HC_STATE_FILE", "--state-file", "state file (default STATE_DIR/state.json)"),
     (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from agent.api import ApiClient, ApiError, ApiRejected, backoff_delays
 from agent.clock import ClockOffset

@@ -32,8 +32,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays, with_retries
 from agent.config import AgentConfig

@@ -114,7 +114,7 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
                     'send "replace": true to take it over with a new token',
                     field="name",
                     code="agent_exists",
-                )
+                ) from None
             row = conn.execute(
                 """UPDATE agents SET api_token_hash = %s, location = %s, region = %s, version = %s,
                                      capabilities = %s, status = 'online', last_heartbeat = now()
@@ -122,7 +122,7 @@ def register(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
                 (token_hash, location, region, version, capabilities, name),
             ).fetchone()
             if row is None:  # deleted between the two statements
-                raise Conflict("the agent changed while registering; retry", code="agent_exists")
+                raise Conflict("the agent changed while registering; retry", code="agent_exists") from None
             status = 200
     agent_id = str(row["id"])
     try:

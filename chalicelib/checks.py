@@ -65,9 +65,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     try:
         target = parse_target(raw_target, get_settings().allow_private_targets)
     except BlockedTarget as exc:
-        raise BadRequest(exc.message, field="target", code="blocked_target")
+        raise BadRequest(exc.message, field="target", code="blocked_target") from None
     except TargetError as exc:
-        raise ValidationFailed(exc.message, field=exc.field)
+        raise ValidationFailed(exc.message, field=exc.field) from None
 
     check_types = inputs.string_list(
         body, "checks", max_items=len(CHECK_TYPES), max_len=32, choices=CHECK_TYPES, required=True
@@ -96,9 +96,9 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
                 get_settings().allow_private_targets,
             )
         except OptionError as exc:
-            raise ValidationFailed(exc.message, field=exc.field)
+            raise ValidationFailed(exc.message, field=exc.field) from None
         except BlockedTarget as exc:
-            raise BadRequest(exc.message, field=exc.field, code="blocked_target")
+            raise BadRequest(exc.message, field=exc.field, code="blocked_target") from None
 
     agent_ids = None
     if body.get("agents") is not None:
@@ -351,7 +351,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         # Passed on as a datetime: Python reads ISO forms PostgreSQL does not (2026-W01-1).
         return datetime.fromisoformat(created_at), str(uuid.UUID(check_id))
     except Exception:
-        raise ValidationFailed("cursor is not valid; use next_cursor from the previous page", field="cursor")
+        raise ValidationFailed("cursor is not valid; use next_cursor from the previous page", field="cursor") from None
 
 
 def list_checks(params: dict | None) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def _from_environment() -> Settings:
             try:
                 values[f.name] = int(raw)
             except ValueError:
-                raise RuntimeError(f"configuration error: {env} must be an integer, got {raw!r}")
+                raise RuntimeError(f"configuration error: {env} must be an integer, got {raw!r}") from None
         else:
             values[f.name] = raw
     return Settings(**values)
@@ -129,7 +129,7 @@ def _apply_secret(settings: Settings) -> Settings:
                 "config: secret %s unavailable (%s); using the environment", settings.secret_name, type(exc).__name__
             )
             return settings
-        raise RuntimeError(f"configuration error: cannot read secret {settings.secret_name}: {exc}")
+        raise RuntimeError(f"configuration error: cannot read secret {settings.secret_name}: {exc}") from exc
     updates = {k: secret[k] for k in _SECRET_KEYS if isinstance(secret, dict) and secret.get(k)}
     return replace(settings, config_source=f"secretsmanager:{settings.secret_name}", **updates)
 

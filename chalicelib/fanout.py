@@ -10,7 +10,8 @@ task's deadline counts from the push that delivers it; one never pushed within
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import queue
 from .db import run_transaction, transaction

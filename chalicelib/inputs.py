@@ -29,12 +29,12 @@ def parse_json_body(raw: bytes | str | None, max_bytes: int, required: bool = Tr
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
-        raise BadRequest("body is not valid UTF-8", field="body", code="invalid_json")
+        raise BadRequest("body is not valid UTF-8", field="body", code="invalid_json") from None
     except _Unrepresentable as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", field="body", code="invalid_json")
+        raise BadRequest(f"body is not valid JSON: {exc}", field="body", code="invalid_json") from None
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not valid JSON"
-        raise BadRequest(f"body is not valid JSON: {reason}", field="body", code="invalid_json")
+        raise BadRequest(f"body is not valid JSON: {reason}", field="body", code="invalid_json") from None
     if not isinstance(doc, dict):
         raise ValidationFailed("body must be a JSON object", field="body")
     _reject_unstorable_strings(doc)
@@ -239,7 +239,7 @@ def query_int(params: dict | None, name: str, default: int, low: int, high: int)
     try:
         value = int(raw)
     except (TypeError, ValueError):
-        raise ValidationFailed(f"{name} must be an integer", field=name)
+        raise ValidationFailed(f"{name} must be an integer", field=name) from None
     _bounds(name, value, low, high)
     return value
 
@@ -249,11 +249,11 @@ def uuid_or_404(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(value))
     except (TypeError, ValueError, AttributeError):
-        raise NotFound(f"{what} {value!r} not found")
+        raise NotFound(f"{what} {value!r} not found") from None
 
 
 def uuid_field(value: Any, field: str) -> str:
     try:
         return str(uuid.UUID(value))
     except (TypeError, ValueError, AttributeError):
-        raise ValidationFailed(f"{field} must be an id (UUID)", field=field)
+        raise ValidationFailed(f"{field} must be an id (UUID)", field=field) from None

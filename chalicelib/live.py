@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -215,10 +215,8 @@ def _connection_lock(connection_id: str, wait_s: float) -> Iterator[bool]:
         yield held
     finally:
         if held:
-            try:
+            with suppress(queue.RedisError):  # expired meanwhile: nothing to release
                 lock.release()
-            except queue.RedisError:  # expired meanwhile: nothing to release
-                pass
 
 
 def _mark_sent(connection_id: str, *keys: str) -> list[str]:
@@ -230,7 +228,7 @@ def _mark_sent(connection_id: str, *keys: str) -> list[str]:
         pipe.sadd(sent_key(connection_id), key)
     pipe.expire(sent_key(connection_id), TTL_S)
     added = pipe.execute()[:-1]
-    return [key for key, new in zip(keys, added) if new]
+    return [key for key, new in zip(keys, added, strict=True) if new]
 
 
 # ---- messages (the protocol; docs/api.md)
@@ -365,7 +363,7 @@ def _ready_connections(check_id: str) -> list[str]:
     pipe = r.pipeline(transaction=False)
     for connection_id in members:
         pipe.hget(conn_key(connection_id), "ready")
-    return [c for c, ready in zip(members, pipe.execute()) if ready == "1"]
+    return [c for c, ready in zip(members, pipe.execute(), strict=True) if ready == "1"]
 
 
 def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[str], deadline: float) -> None:

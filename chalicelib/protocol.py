@@ -161,9 +161,9 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
             value = value.lower()
         if value not in spec.choices:
             raise OptionError(name, f"must be one of {', '.join(map(str, spec.choices))}")
-    if spec.low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
-        if not spec.low <= value <= spec.high:
-            raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")
+    numeric = not isinstance(value, bool) and isinstance(value, (int, float))
+    if spec.low is not None and numeric and not spec.low <= value <= spec.high:
+        raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")
     if isinstance(value, str) and len(value) > 255:
         raise OptionError(name, "must be at most 255 characters")
     return value
@@ -215,7 +215,7 @@ class TaskMessage:
         return {"task": json.dumps(asdict(self), separators=(",", ":"))}
 
     @classmethod
-    def from_fields(cls, fields: dict) -> "TaskMessage":
+    def from_fields(cls, fields: dict) -> TaskMessage:
         raw = fields.get("task") if "task" in fields else fields.get(b"task")
         if isinstance(raw, bytes):
             raw = raw.decode()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import redis
 
@@ -110,7 +111,9 @@ def missing_entries(entries: list[tuple[str, str]]) -> set[str]:
         pipe.xrange(task_stream_key(agent_id), min=stream_id, max=stream_id, count=1)
     results = pipe.execute(raise_on_error=False)
     return {
-        stream_id for (_, stream_id), found in zip(entries, results) if not isinstance(found, Exception) and not found
+        stream_id
+        for (_, stream_id), found in zip(entries, results, strict=True)
+        if not isinstance(found, Exception) and not found
     }
 
 
@@ -149,7 +152,7 @@ def heartbeats_present(agent_ids: list[str]) -> set[str]:
     if not agent_ids:
         return set()
     values = get_redis().mget([heartbeat_key(a) for a in agent_ids])
-    return {agent_id for agent_id, value in zip(agent_ids, values) if value is not None}
+    return {agent_id for agent_id, value in zip(agent_ids, values, strict=True) if value is not None}
 
 
 def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -168,7 +169,7 @@ def _parse_ip_literal(host: str) -> IPAddress | None:
         try:
             return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
         except OSError:
-            raise TargetError(f"{host!r} looks like an IPv4 address but is not a valid one")
+            raise TargetError(f"{host!r} looks like an IPv4 address but is not a valid one") from None
     return None
 
 
@@ -195,7 +196,7 @@ def _to_alabels(host: str, name: str) -> str:
     try:
         mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
     except idna.IDNAError as exc:
-        raise TargetError(f"{host!r} is not a valid hostname: {exc}")
+        raise TargetError(f"{host!r} is not a valid hostname: {exc}") from None
     out = []
     for label in mapped.rstrip(".").split("."):
         if label.isascii():
@@ -205,7 +206,7 @@ def _to_alabels(host: str, name: str) -> str:
             out.append(idna.alabel(label).decode("ascii"))
         except idna.IDNAError as exc:
             # e.g. an emoji: valid in IDNA 2003, not in IDNA 2008.
-            raise TargetError(f"{host!r} is not a valid internationalized hostname (IDNA 2008): {exc}")
+            raise TargetError(f"{host!r} is not a valid internationalized hostname (IDNA 2008): {exc}") from None
     return ".".join(out)
 
 
@@ -217,10 +218,9 @@ def to_unicode(name: str) -> str:
             try:
                 label = idna.ulabel(label)
             except idna.IDNAError:
-                try:  # e.g. an emoji domain typed as its A-label: show it, it is the user's own DNS name
+                # e.g. an emoji domain typed as its A-label: show it, it is the user's own DNS name
+                with suppress(UnicodeError):
                     label = label[4:].encode("ascii").decode("punycode")
-                except UnicodeError:
-                    pass
         labels.append(label)
     return ".".join(labels)
 
@@ -251,7 +251,7 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
         try:
             parts = urlsplit(text)
         except ValueError as exc:  # e.g. an unbalanced or invalid [IPv6] host
-            raise TargetError(f"target is not a valid URL: {exc}")
+            raise TargetError(f"target is not a valid URL: {exc}") from None
         if parts.scheme.lower() not in ("http", "https"):
             raise TargetError(f"URL scheme {parts.scheme!r} is not supported (use http or https)")
         scheme = parts.scheme.lower()
@@ -263,7 +263,7 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
         try:
             port = parts.port
         except ValueError:
-            raise TargetError("URL port must be a number from 1 to 65535")
+            raise TargetError("URL port must be a number from 1 to 65535") from None
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -323,7 +323,8 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
     allowed = [a for a in addresses if allow_private or blocked_reason(a) is None]
     if not allowed:
         raise BlockedTarget(
-            f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); probing it is not allowed"
+            f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); "
+            "probing it is not allowed"
         )
     return allowed
 

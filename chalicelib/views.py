@@ -9,8 +9,9 @@ themselves live in `transitions`.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from . import metrics, queue
 from .db import transaction
@@ -157,7 +158,7 @@ class StatusChange(NamedTuple):
     completed_at: datetime | None = None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> "StatusChange":
+    def of(cls, row: dict[str, Any]) -> StatusChange:
         """From a row `transitions.complete_checks` returned."""
         return cls(str(row["id"]), row["status"], row["completed_at"])
 

@@ -71,10 +71,13 @@ def relative(iso: str | None, now: datetime | None = None) -> str:
 
 
 def _stats_text(stats: dict[str, Any]) -> str:
+    """Per type: the headline latency (HTTP total, ping RTT, TCP connect, DNS query), not the task's duration
+    (a ping task lasts its packet interval); the duration only from an API that predates the split."""
     parts = []
     for check_type, s in sorted((stats or {}).items()):
         if s.get("count"):
-            parts.append(f"{label(check_type)} {format_ms(s.get('avg_ms'))}/{format_ms(s.get('p95_ms'))} ×{s['count']}")
+            avg, p95 = ("latency_avg_ms", "latency_p95_ms") if "latency_avg_ms" in s else ("avg_ms", "p95_ms")
+            parts.append(f"{label(check_type)} {format_ms(s.get(avg))}/{format_ms(s.get(p95))} ×{s['count']}")
     return "\n".join(parts) or "—"
 
 
@@ -88,7 +91,7 @@ def agents(ctx) -> int:
         print(json.dumps(body, indent=2))
         return errors.OK
     table = Table(title="Agents", title_justify="left", show_edge=False, pad_edge=False)
-    for name in ("Name", "Location", "Region", "Status", "Seen", "avg/p95 (24 h)", "Checks"):
+    for name in ("Name", "Location", "Region", "Status", "Seen", "latency avg/p95 (24 h)", "Checks"):
         table.add_column(name, no_wrap=name != "Checks")
     for agent in body["items"]:
         stats = ctx.api.get(f"/api/agents/{agent['id']}/stats", "read the agent's stats").get("stats")

@@ -190,7 +190,10 @@ def api_server(pg_url, redis_url, tmp_path_factory):
         with open(log_path, "a") as log:
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, "chalice local")
+            # Bound now (B023): the predicate must see this attempt's process and port.
+            wait_for(
+                lambda proc=proc, port=port: proc.poll() is not None or listens(proc.pid, port), 30, "chalice local"
+            )
         except ServiceError:
             proc.kill()
             proc.wait()

@@ -64,7 +64,7 @@ import os
 import socket
 import ssl
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 # At import, not in the first check's measured TLS phase (importing takes tens of ms).
@@ -435,7 +435,7 @@ def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool | None, verify_error:
         issuer=cert.issuer.rfc4514_string(),
         not_before=cert.not_valid_before_utc.isoformat(),
         not_after=not_after.isoformat(),
-        days_left=int((not_after - datetime.now(timezone.utc)).total_seconds() // 86400),
+        days_left=int((not_after - datetime.now(UTC)).total_seconds() // 86400),
         san=san,
         serial=format(cert.serial_number, "x"),
         fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(":").upper(),

@@ -24,10 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
 from scripts.localcloud import scheduler
@@ -67,8 +65,8 @@ class DeployResult:
     secret_name: str
     secret_arn: str
     sweeper_rule_arn: str
-    uploaded: List[str] = field(default_factory=list)  # UI keys uploaded this run
-    deleted: List[str] = field(default_factory=list)  # stale UI keys removed this run
+    uploaded: list[str] = field(default_factory=list)  # UI keys uploaded this run
+    deleted: list[str] = field(default_factory=list)  # stale UI keys removed this run
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -136,7 +134,7 @@ def _err(e: Exception) -> str:
     return str(e).splitlines()[0] if str(e) else e.__class__.__name__
 
 
-def _describe(cfn, stack: str) -> Optional[dict]:
+def _describe(cfn, stack: str) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
@@ -147,7 +145,7 @@ def _describe(cfn, stack: str) -> Optional[dict]:
         raise
 
 
-def _wait_settled(cfn, stack: str, timeout: float) -> Optional[dict]:
+def _wait_settled(cfn, stack: str, timeout: float) -> dict | None:
     """The stack once no operation is in progress (None: it does not exist)."""
 
     def settled():
@@ -206,8 +204,8 @@ def _content_type(name: str) -> str:
     return ctype
 
 
-def _existing_etags(s3, bucket: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
+def _existing_etags(s3, bucket: str) -> dict[str, str]:
+    out: dict[str, str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
             out[obj["Key"]] = obj["ETag"].strip('"')
@@ -222,16 +220,16 @@ run <code>make deploy-local</code> again.</p></body></html>
 """
 
 
-def ui_config(api_url: str, ws_url: Optional[str] = None) -> bytes:
+def ui_config(api_url: str, ws_url: str | None = None) -> bytes:
     """The UI's config.json: where the API is, and the WebSocket for live results when there is one."""
     config = {"apiUrl": api_url, **({"wsUrl": ws_url} if ws_url else {})}
     return (json.dumps(config, indent=2) + "\n").encode()
 
 
-def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str], ws_url: Optional[str] = None):
+def sync_ui(s3, bucket: str, ui_dir: Path | None, api_url: str | None, ws_url: str | None = None):
     """Upload changed files, delete stale ones, write config.json. Returns (uploaded, deleted)."""
     existing = _existing_etags(s3, bucket)
-    wanted: Dict[str, tuple] = {}  # key -> (md5, bytes-or-path, content type)
+    wanted: dict[str, tuple] = {}  # key -> (md5, bytes-or-path, content type)
     if ui_dir is not None:
         for p in sorted(ui_dir.rglob("*")):
             if p.is_file():
@@ -262,7 +260,7 @@ def sync_ui(s3, bucket: str, ui_dir: Optional[Path], api_url: Optional[str], ws_
 FALLBACK_SCHEDULE = "rate(1 minute)"
 
 
-def app_schedule(prefer: str = "sweep", stage: str = "local") -> Optional[str]:
+def app_schedule(prefer: str = "sweep", stage: str = "local") -> str | None:
     """The sweeper's schedule expression as the app declares it, read by the scheduler's own reader.
 
     The first schedule whose name contains ``prefer`` wins, else the first; None when there is none.
@@ -281,7 +279,7 @@ def app_schedule(prefer: str = "sweep", stage: str = "local") -> Optional[str]:
 _TAGS = [{"Key": "project", "Value": "hostchecker"}]
 
 
-def _check_inputs(secrets: dict, ui_dir) -> Optional[Path]:
+def _check_inputs(secrets: dict, ui_dir) -> Path | None:
     for name, val in secrets.items():
         if not val:
             raise DeployError(f"{name} is empty; pass it (or set {name.upper()} in the environment)")
@@ -305,7 +303,7 @@ def _parameters(secrets: dict, *, stage, bucket, sweeper_schedule) -> list:
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
 
 
-def _clear_failed(cfn, stack_name: str, timeout: float, log) -> Optional[dict]:
+def _clear_failed(cfn, stack_name: str, timeout: float, log) -> dict | None:
     """The current stack; one that failed (and cannot be updated) is deleted first, then None."""
     stack = _wait_settled(cfn, stack_name, timeout)
     if stack is None or stack["StackStatus"] not in _RECREATE:
@@ -356,13 +354,13 @@ def deploy(
     admin_token: str,
     database_url: str,
     redis_url: str,
-    api_url: Optional[str] = None,
-    ws_url: Optional[str] = None,
+    api_url: str | None = None,
+    ws_url: str | None = None,
     ui_dir=None,
     stack_name: str = DEFAULT_STACK,
     bucket: str = DEFAULT_BUCKET,
     stage: str = "local",
-    sweeper_schedule: Optional[str] = None,
+    sweeper_schedule: str | None = None,
     region: str = DEFAULT_REGION,
     timeout: float = 180.0,
     template=TEMPLATE,

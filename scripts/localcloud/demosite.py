@@ -29,6 +29,7 @@ import struct
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -153,7 +154,7 @@ def self_signed_certificate(names: list[str], days: int = 90) -> tuple[bytes, by
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -305,10 +306,8 @@ class DNSServer:
     def stop(self):
         self._stopped = True
         for sock in (self.udp, self.tcp):
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
 
@@ -338,7 +337,7 @@ class DemoSite:
         self.servers: list = []
         self.cert_pem = b""
 
-    def start(self) -> "DemoSite":
+    def start(self) -> DemoSite:
         self.cert_pem, key_pem = self_signed_certificate([self.name, f"www.{self.name}", self.address])
         http = serve_http(self.address, self.ports["http"])
         https = serve_http(self.address, self.ports["https"], server_tls_context(self.cert_pem, key_pem))

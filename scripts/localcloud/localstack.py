@@ -30,9 +30,9 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from scripts.localcloud.procs import ROOT, PidFile, ServiceError, port_free, spawn, wait_for
 from scripts.localcloud.procs import stop as stop_pids
@@ -60,7 +60,7 @@ class StartFailed(LocalStackError):
     pass
 
 
-def _say(msg: str, quiet: bool = False, log: Optional[Callable[[str], None]] = None) -> None:
+def _say(msg: str, quiet: bool = False, log: Callable[[str], None] | None = None) -> None:
     """Progress line: to ``log`` (a callable taking one string) when given, else stdout."""
     if quiet:
         return
@@ -83,7 +83,7 @@ def endpoint_url(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> str:
 
 
 # --------------------------------------------------------------------------- python 3.13
-def _python_version(exe: str) -> Optional[tuple]:
+def _python_version(exe: str) -> tuple | None:
     env = dict(os.environ)
     # pyenv shims honour PYENV_VERSION; point it at an installed 3.13 if the shim needs one.
     env.pop("PYTHONPATH", None)
@@ -197,7 +197,7 @@ def _create_venv(venv: Path, requirements: Path, log) -> None:
 
 
 def ensure_venv(
-    *, venv_dir=None, requirements=REQUIREMENTS, quiet: bool = False, log: Optional[Callable[[str], None]] = None
+    *, venv_dir=None, requirements=REQUIREMENTS, quiet: bool = False, log: Callable[[str], None] | None = None
 ) -> Path:
     """The LocalStack venv's python; created once per set of pins (under a lock, for parallel checkouts).
 
@@ -231,7 +231,7 @@ def _clean_env(venv: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- health
-def health(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, timeout: float = 2.0) -> Optional[dict]:
+def health(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST, timeout: float = 2.0) -> dict | None:
     """The /_localstack/health document, or None when nothing LocalStack-like answers."""
     try:
         with urllib.request.urlopen(f"{endpoint_url(port, host)}/_localstack/health", timeout=timeout) as r:
@@ -281,7 +281,7 @@ def _tail(path: Path, n: int = 1) -> str:
     return " | ".join(lines[-n:])
 
 
-def _runtime_env(venv: Path, inst_dir: Path, host: str, port: int, extra_env: Optional[dict]) -> dict:
+def _runtime_env(venv: Path, inst_dir: Path, host: str, port: int, extra_env: dict | None) -> dict:
     """LocalStack's settings: everything under the instance folder, no traffic beyond loopback."""
     env = _clean_env(venv)
     env.update(
@@ -303,7 +303,7 @@ def _runtime_env(venv: Path, inst_dir: Path, host: str, port: int, extra_env: Op
     return env
 
 
-def _reuse(state_dir, port: int, host: str, log_path: Path, quiet: bool, log) -> Optional[Instance]:
+def _reuse(state_dir, port: int, host: str, log_path: Path, quiet: bool, log) -> Instance | None:
     """The instance already running for state_dir on `port`, if healthy; else stop whatever of ours runs."""
     pid = _pid_file(state_dir).alive()
     if pid and _ready(port, host):
@@ -345,8 +345,8 @@ def start(
     host: str = DEFAULT_HOST,
     timeout: float = 90.0,
     quiet: bool = False,
-    extra_env: Optional[dict] = None,
-    log: Optional[Callable[[str], None]] = None,
+    extra_env: dict | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Instance:
     """Start LocalStack in the background and return once it is ready (bounded by ``timeout``).
 
@@ -387,12 +387,12 @@ def is_running(state_dir) -> bool:
     return pid(state_dir) is not None
 
 
-def pid(state_dir) -> Optional[int]:
+def pid(state_dir) -> int | None:
     """Pid of the LocalStack started from state_dir, or None when it is not running."""
     return _pid_file(state_dir).alive()
 
 
-def stop(state_dir, *, timeout: float = 20.0, quiet: bool = False, log: Optional[Callable[[str], None]] = None) -> bool:
+def stop(state_dir, *, timeout: float = 20.0, quiet: bool = False, log: Callable[[str], None] | None = None) -> bool:
     """Stop the LocalStack started by start() for this state_dir (pid file only). True if one was stopped."""
     pid_file = _pid_file(state_dir)
     record = pid_file.read()

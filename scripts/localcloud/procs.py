@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,10 +137,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05, max_i
 
 
 def _signal(pid: int, sig: int, group: bool) -> None:
-    try:
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig) if group else os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop(*pids: int | tuple[int, int | None], grace: float = 10.0, group: bool = False) -> list[int]:

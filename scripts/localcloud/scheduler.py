@@ -40,9 +40,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
 
 from scripts.localcloud.procs import ROOT
 
@@ -58,7 +59,7 @@ class SchedulerError(RuntimeError):
 
 
 def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _iso(ts: _dt.datetime, millis: bool = True) -> str:
@@ -84,7 +85,7 @@ def expression_string(expr: Any) -> str:
     return expr.to_string() if hasattr(expr, "to_string") else str(expr)
 
 
-def rate_seconds(expr: Any) -> Optional[float]:
+def rate_seconds(expr: Any) -> float | None:
     """Period in seconds of a rate expression, or None for cron(...). Raises ValueError if invalid."""
     value = getattr(expr, "value", None)
     unit = getattr(expr, "unit", None)
@@ -107,7 +108,7 @@ def rate_seconds(expr: Any) -> Optional[float]:
 class Schedule:
     name: str  # chalice handler name (the function name unless name= was given)
     expression: str  # 'rate(1 minute)'
-    period_s: Optional[float]  # None for cron(...)
+    period_s: float | None  # None for cron(...)
     handler: Callable[..., Any]  # chalice's wrapped EventSourceHandler: handler(event_dict, context)
     handler_string: str  # 'app.sweeper'
     description: str = ""
@@ -126,7 +127,7 @@ def _resolve_handler(app, cfg) -> Callable[..., Any]:
     return getattr(mod, attr)
 
 
-def discover(app) -> List[Schedule]:
+def discover(app) -> list[Schedule]:
     """Every @app.schedule of a Chalice app (blueprints included), from ``app.event_sources``."""
     from chalice.app import ScheduledEventConfig
 
@@ -175,7 +176,7 @@ def load_app(project_dir=ROOT, stage: str = "local"):
         raise SchedulerError(
             f"cannot load the Chalice app from {project_dir}/app.py: "
             f"{e.__class__.__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        )
+        ) from e
 
 
 # --------------------------------------------------------------------------- events
@@ -184,7 +185,7 @@ def rule_name(app_name: str, stage: str, schedule_name: str) -> str:
 
 
 def make_event(
-    rule_arn: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, when: Optional[_dt.datetime] = None
+    rule_arn: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, when: _dt.datetime | None = None
 ) -> dict:
     """An EventBridge 'Scheduled Event', as delivered to a Lambda target."""
     return {
@@ -213,7 +214,7 @@ class Scheduler:
     def __init__(
         self,
         app,
-        schedules: List[Schedule],
+        schedules: list[Schedule],
         *,
         stage: str = "local",
         time_scale: float = 1.0,
@@ -235,7 +236,7 @@ class Scheduler:
         self.config = config
         self.show_traceback = show_traceback
         self.stop_event = threading.Event()
-        self._threads: List[threading.Thread] = []
+        self._threads: list[threading.Thread] = []
         self.runs = 0
 
     def _function_settings(self, name: str):
@@ -313,13 +314,13 @@ class Scheduler:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         for t in self._threads:
             t.join(timeout)
 
 
 # --------------------------------------------------------------------------- for the deploy
-def declared(project_dir=ROOT, stage: str = "local") -> List[tuple]:
+def declared(project_dir=ROOT, stage: str = "local") -> list[tuple]:
     """(name, expression) of every schedule the app declares, as ``discover`` finds them.
 
     Run in a child process (``--list``), so the caller's environment and imports stay untouched.

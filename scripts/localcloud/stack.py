@@ -20,7 +20,7 @@ import shlex
 import shutil
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,10 +123,8 @@ class StepFailed(RuntimeError):
 
 def say(message: str) -> None:
     """Progress output. A closed terminal or pipe must never stop a shutdown half-way."""
-    try:
+    with suppress(BrokenPipeError, OSError):
         print(message, flush=True)
-    except (BrokenPipeError, OSError):
-        pass
 
 
 @contextmanager
@@ -711,7 +709,8 @@ def status(profile: Profile) -> int:
         ("localstack", localstack.pid(profile.state)),
     ]
     for name, pid in rows:
-        say(f"  {name:<22} {'running (pid %d)' % pid if pid else 'stopped'}")
+        state = f"running (pid {pid})" if pid else "stopped"
+        say(f"  {name:<22} {state}")
     if not any(pid for _, pid in rows):
         say(f"the {profile.name} stack is not running; start it with make run or make up")
     return 0

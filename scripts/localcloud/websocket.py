@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -482,10 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s websocket-emulator %(levelname)s %(message)s")
     args = parse_args(argv)
     emulator = build(args)
-    try:
+    with suppress(KeyboardInterrupt):
         asyncio.run(emulator.serve_forever())
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class AgentProcess:
         self.env.update(env)
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "AgentProcess":
+    def start(self) -> AgentProcess:
         """Start (or, after it exited, restart) the agent on the same state folder."""
         assert not self.running(), "agent is already running"
         log = open(self.log_path, "a")  # noqa: SIM115 - the child owns it from here
@@ -272,10 +273,8 @@ class ToggleProxy:
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
+            with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Db:

@@ -10,10 +10,10 @@ import pytest
 from tests.integration.agent_harness import (
     ToggleProxy,
     create_check,
-    db,
-    start_agent,  # noqa: F401
-    stream_pending,
-    tcp_listener,
+    db,  # noqa: F401 (pytest fixture)
+    start_agent,  # noqa: F401 (pytest fixture)
+    stream_pending,  # noqa: F401 (pytest fixture)
+    tcp_listener,  # noqa: F401 (pytest fixture)
     wait_online,
     wait_until,
 )

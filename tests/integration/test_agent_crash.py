@@ -9,10 +9,10 @@ import requests
 
 from tests.integration.agent_harness import (
     create_check,
-    db,
-    slow_http,
-    start_agent,  # noqa: F401
-    stream_pending,
+    db,  # noqa: F401 (pytest fixture)
+    slow_http,  # noqa: F401 (pytest fixture)
+    start_agent,  # noqa: F401 (pytest fixture)
+    stream_pending,  # noqa: F401 (pytest fixture)
     wait_online,
     wait_until,
 )

@@ -12,10 +12,10 @@ import requests
 from agent.state import AgentState, save_state
 from tests.integration.agent_harness import (
     create_check,
-    db,
-    start_agent,
-    stream_pending,  # noqa: F401
-    tcp_listener,
+    db,  # noqa: F401 (pytest fixture)
+    start_agent,  # noqa: F401 (pytest fixture)
+    stream_pending,  # noqa: F401 (pytest fixture)
+    tcp_listener,  # noqa: F401 (pytest fixture)
     wait_online,
     wait_until,
 )

@@ -7,11 +7,11 @@ import signal
 
 from tests.integration.agent_harness import (
     create_check,
-    db,
-    slow_http,
-    start_agent,  # noqa: F401
-    stream_pending,
-    tcp_listener,
+    db,  # noqa: F401 (pytest fixture)
+    slow_http,  # noqa: F401 (pytest fixture)
+    start_agent,  # noqa: F401 (pytest fixture)
+    stream_pending,  # noqa: F401 (pytest fixture)
+    tcp_listener,  # noqa: F401 (pytest fixture)
     wait_online,
     wait_until,
 )

@@ -10,7 +10,7 @@ import pytest
 from agent.checks import run_check
 from agent.checks.http import BODY_CAP_BYTES
 from chalicelib import targets
-from scripts.localcloud.demosite import DemoSite, serve_http, server_tls_context
+from scripts.localcloud.demosite import DemoSite, serve_http
 
 TTFB_TOLERANCE_MS = 20
 
@@ -65,7 +65,7 @@ def test_redirect_loop_stops_at_max_redirects(site):
 def test_each_redirect_hop_is_checked_by_the_target_policy(site, monkeypatch):
     # allow_private=False, with a policy that allows 127.0.0.1 and refuses 127.0.0.2
     monkeypatch.setattr(targets, "blocked_reason", lambda a: "blocked for this test" if str(a) == "127.0.0.2" else None)
-    url = http_url(site, "/to?url=http://127.0.0.2:%d/ok" % site.ports["http"])
+    url = http_url(site, f"/to?url=http://127.0.0.2:{site.ports['http']}/ok")
     result = run_check("http", url, {}, allow_private=False)
     assert result["success"] is False
     assert result["error"]["kind"] == "blocked_target"

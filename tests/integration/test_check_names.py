@@ -103,7 +103,7 @@ def test_a_name_that_does_not_exist_is_a_dns_failure_for_every_type(region_lab):
             ("dns", MISSING, {}, True),
         ],
     )
-    for check_type, result in zip(("http", "tcp", "ping", "traceroute", "dns"), results):
+    for check_type, result in zip(("http", "tcp", "ping", "traceroute", "dns"), results, strict=True):
         assert result["success"] is False, (check_type, result)
         assert result["error"]["kind"] == "dns_failure", (check_type, result["error"])
     assert results[-1]["data"]["rcode"] == "NXDOMAIN"
@@ -121,7 +121,7 @@ def test_a_name_resolving_to_loopback_is_refused_after_resolution(region_lab):
             ("traceroute", REBIND, {}, False),
         ],
     )
-    for check_type, result in zip(("http", "tcp", "ping", "traceroute"), results):
+    for check_type, result in zip(("http", "tcp", "ping", "traceroute"), results, strict=True):
         assert result["success"] is False, (check_type, result)
         assert result["error"]["kind"] == "blocked_target", (check_type, result["error"])
         assert "127.0.0.1" in result["error"]["message"]

@@ -116,10 +116,9 @@ def test_traceroute_stops_at_max_hops_when_the_target_is_further(chain):
 @pytest.mark.skipif(shutil.which("capsh") is None, reason="needs capsh to drop CAP_NET_RAW")
 def test_without_icmp_sockets_ping_fails_as_internal_and_is_not_advertised():
     code = (
-        "import json, sys; sys.path.insert(0, %r)\n"
+        f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from agent.checks import capabilities, run_check\n"
         "print(json.dumps([capabilities(), run_check('ping', '127.0.0.1', {'count': 1}, allow_private=True)]))\n"
-        % str(ROOT)
     )
     done = subprocess.run(
         ["capsh", "--drop=cap_net_raw", "--", "-c", f'{sys.executable} -c "$0"', code],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import suppress
 
 from agent.checks import run_check
 
@@ -45,10 +46,8 @@ def test_unanswered_syn_is_a_timeout():
             for _ in range(2):  # backlog 0 still queues one; fill it for sure
                 filler = socket.socket()
                 filler.settimeout(0.5)
-                try:
+                with suppress(OSError):
                     filler.connect(("127.0.0.1", port))
-                except OSError:
-                    pass
                 fillers.append(filler)
             result = run_check("tcp", "127.0.0.1", {"port": port, "timeout": 1}, allow_private=True)
         finally:

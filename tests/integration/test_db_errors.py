@@ -36,20 +36,18 @@ def _bump(conn, agent_id: str, by: int = 1) -> None:
 
 def test_no_connection_is_503_database_unavailable(api, settings):
     config.reset_settings(database_url=f"postgresql://hostchecker@127.0.0.1:{free_port()}/hc")  # closed port
-    with pytest.raises(DatabaseUnavailable):
-        with transaction(timeout=1):
-            pass
+    with pytest.raises(DatabaseUnavailable), transaction(timeout=1):
+        pass
     reply = api.get("/api/agents")
     assert reply.status == 503 and reply.body["error"]["code"] == "service_unavailable"
     assert reply.headers["Retry-After"]
 
 
 def test_a_connection_lost_mid_transaction_is_database_unavailable(settings, db):
-    with pytest.raises(DatabaseUnavailable, match="lost"):
-        with transaction() as conn:
-            pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
-            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            conn.execute("SELECT 1")
+    with pytest.raises(DatabaseUnavailable, match="lost"), transaction() as conn:
+        pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        conn.execute("SELECT 1")
 
 
 def test_a_serialization_failure_is_rolled_back_and_run_once_more(settings, db):
@@ -160,11 +158,10 @@ def test_an_error_that_is_not_about_the_connection_is_500_not_503(api, db, caplo
         "CREATE TRIGGER hc_test_disk_full BEFORE INSERT ON agents FOR EACH ROW EXECUTE FUNCTION hc_test_disk_full()"
     )
     try:
-        with pytest.raises(psycopg.errors.DiskFull):
-            with transaction() as conn:
-                conn.execute(
-                    "INSERT INTO agents (id, name, location, api_token_hash) VALUES (gen_random_uuid(), 'x', 'y', 'z')"
-                )
+        with pytest.raises(psycopg.errors.DiskFull), transaction() as conn:
+            conn.execute(
+                "INSERT INTO agents (id, name, location, api_token_hash) VALUES (gen_random_uuid(), 'x', 'y', 'z')"
+            )
         caplog.clear()
         reply = api.post(
             "/api/agents/register",

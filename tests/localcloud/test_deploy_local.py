@@ -195,7 +195,7 @@ def test_cli_is_idempotent_and_says_what_stands_in(first_two_deploys, endpoint, 
 def _makefile_recipe(target: str) -> str:
     """The shell line of a Makefile target, with make's variables and $$ expanded."""
     lines = (ROOT / "Makefile").read_text().splitlines()
-    start = next(i for i, l in enumerate(lines) if l.startswith(f"{target}:"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
     recipe = lines[start + 1].strip().lstrip("@")
     return recipe.replace("$(PY)", sys.executable).replace("$(UI_DIR)", "frontend").replace("$$", "$")
 
@@ -245,7 +245,7 @@ def test_app_schedule_matches_what_the_scheduler_discovers():
         cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr
-    rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
+    rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
     sweepers = [row[1] for row in rows if "sweep" in row[0]]
     assert sweepers and dl.app_schedule() == sweepers[0]
 

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def _wait_for(cond, timeout, what):
 def _marks(path: Path):
     if not path.exists():
         return []
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture()
@@ -135,7 +136,7 @@ def test_list_reads_the_fixture_app(project):
         env=_env(),
     )
     assert r.returncode == 0, r.stderr
-    rows = {l.split("\t")[0]: l.split("\t") for l in r.stdout.splitlines()}
+    rows = {line.split("\t")[0]: line.split("\t") for line in r.stdout.splitlines()}
     assert rows["sweeper"][1] == "rate(1 minute)" and float(rows["sweeper"][2]) == 60
     assert rows["slow"][1] == "rate(2 minutes)" and rows["slow"][3] == "app.other"
 
@@ -162,7 +163,7 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-            raise AssertionError("scheduler did not exit within 20 s of SIGTERM")
+            raise AssertionError("scheduler did not exit within 20 s of SIGTERM") from None
     out = log.read_text()
     assert rc == 0, out
     assert "received SIGTERM" in out and "stopped after" in out
@@ -172,9 +173,9 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
     sweeps = [m for m in marks if m["name"] == "sweeper"]
     slows = [m for m in marks if m["name"] == "slow"]
     # declared rate, scaled: 60 s / 120 = 0.5 s between sweeper runs, 1 s between slow runs
-    gaps = [b["t"] - a["t"] for a, b in zip(sweeps, sweeps[1:])]
+    gaps = [b["t"] - a["t"] for a, b in pairwise(sweeps)]
     assert abs(statistics.median(gaps) - 0.5) < 0.1, gaps
-    slow_gaps = [b["t"] - a["t"] for a, b in zip(slows, slows[1:])]
+    slow_gaps = [b["t"] - a["t"] for a, b in pairwise(slows)]
     assert abs(statistics.median(slow_gaps) - 1.0) < 0.15, slow_gaps
 
     # the event is EventBridge-shaped and reached the function as chalice's CloudWatchEvent
@@ -187,9 +188,11 @@ def test_invokes_at_declared_rate_scaled_and_stops_on_sigterm(project, tmp_path)
     assert len({m["event"]["id"] for m in sweeps}) == len(sweeps)
 
     # one log line per run with its outcome and duration; a failing handler does not stop it
-    run_lines = [l for l in out.splitlines() if " scheduler run " in l]
-    assert any(" run sweeper rate(1 minute) ok " in l and l.rstrip().endswith("ms") for l in run_lines)
-    assert any(" run slow rate(2 minutes) error " in l and "RuntimeError: boom from slow" in l for l in run_lines)
+    run_lines = [line for line in out.splitlines() if " scheduler run " in line]
+    assert any(" run sweeper rate(1 minute) ok " in line and line.rstrip().endswith("ms") for line in run_lines)
+    assert any(
+        " run slow rate(2 minutes) error " in line and "RuntimeError: boom from slow" in line for line in run_lines
+    )
     assert len(run_lines) >= len(sweeps) + len(slows) - 1
 
 
@@ -228,5 +231,5 @@ def test_real_app_declares_the_sweeper_schedule():
         [*SCHEDULER, "--project-dir", str(ROOT), "--list"], capture_output=True, text=True, timeout=120, env=_env()
     )
     assert r.returncode == 0, r.stderr
-    rows = [l.split("\t") for l in r.stdout.splitlines() if l.strip()]
+    rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
     assert any(row[1] == "rate(1 minute)" for row in rows), r.stdout

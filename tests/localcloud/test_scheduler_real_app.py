@@ -19,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def scheduler(pg_url, redis_url, settings, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-            raise AssertionError("scheduler did not exit within 20 s of SIGTERM")
+            raise AssertionError("scheduler did not exit within 20 s of SIGTERM") from None
         assert rc == 0, log.read_text()[-3000:]
 
 
@@ -87,16 +88,14 @@ def test_scheduler_runs_the_real_sweep_at_its_declared_rate(api, db, scheduler):
     check = api.create_check(checks=["http"]).body
     db.execute("UPDATE agents SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s", (gone["agent_id"],))
     db.execute("UPDATE check_tasks SET deadline_at = now() - interval '1 second'")
-    statuses = lambda: {
-        r["id"]: r["status"]
-        for r in db.execute(  # noqa: E731
-            "SELECT id::text, status FROM agents"
-        ).fetchall()
-    }
+
+    def statuses():
+        return {r["id"]: r["status"] for r in db.execute("SELECT id::text, status FROM agents").fetchall()}
+
     assert statuses()[gone["agent_id"]] == "online"
     assert {r["status"] for r in db.execute("SELECT status FROM check_tasks").fetchall()} == {"pending"}
 
-    t0 = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    t0 = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     proc, log = scheduler()
 
     # the schedule comes from app.py: the start-up line names the real handler and its rate
@@ -132,6 +131,6 @@ def test_scheduler_runs_the_real_sweep_at_its_declared_rate(api, db, scheduler):
     assert all(outcome == "ok" for _, outcome in runs), log.read_text()[-3000:]
     # EventBridge waits one period before the first run
     assert (runs[0][0] - t0).total_seconds() >= PERIOD_S * 0.8, (t0, runs[0])
-    gaps = [(b - a).total_seconds() for (a, _), (b, _) in zip(runs, runs[1:])]
+    gaps = [(b - a).total_seconds() for (a, _), (b, _) in pairwise(runs)]
     assert abs(statistics.median(gaps) - PERIOD_S) < 0.25 * PERIOD_S, gaps
     assert "Traceback" not in log.read_text()

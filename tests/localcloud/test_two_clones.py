@@ -72,7 +72,7 @@ def make_up_together(clones: list[Path], timeout: float = 600) -> None:
         )
         for checkout in clones
     ]
-    for checkout, proc in zip(clones, procs):
+    for checkout, proc in zip(clones, procs, strict=True):
         output, _ = proc.communicate(timeout=timeout)
         print(f"make up in a fresh clone ({checkout.name}, both at once): {time.monotonic() - started:.1f} s")
         assert proc.returncode == 0, output[-5000:]

@@ -43,9 +43,8 @@ def test_settings_take_tokens_from_the_stage_secret(aws_env):
 
 
 def test_a_missing_secret_is_fatal_on_dev(aws_env):
-    with mock_aws():
-        with pytest.raises(RuntimeError, match="cannot read secret"):
-            config.reset_settings()
+    with mock_aws(), pytest.raises(RuntimeError, match="cannot read secret"):
+        config.reset_settings()
 
 
 def test_a_missing_secret_falls_back_to_the_environment_on_local(aws_env, monkeypatch):

@@ -339,3 +339,12 @@ def test_no_live_forces_polling():
     assert ctx.ws_url == ""
     ns = build_parser().parse_args(["tcp", "example.com"])
     assert Context(api=None, endpoints=Endpoints("http://a", ws_url="ws://w"), out=None, ns=ns).ws_url == "ws://w"
+
+
+def test_agent_stats_show_the_headline_latency_not_the_task_duration():
+    from cli.commands import _stats_text
+
+    text = _stats_text(
+        {"ping": {"count": 4, "avg_ms": 1530.0, "p95_ms": 1540.0, "latency_avg_ms": 10.4, "latency_p95_ms": 11.2}}
+    )
+    assert "10" in text and "1.53 s" not in text and "×4" in text

@@ -57,9 +57,10 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from scripts.localcloud.netlab import containment
 from scripts.localcloud.netlab.containment import NETNS_DIR
@@ -217,7 +218,7 @@ class Lab:
             raise NetlabError("a veth needs at least one end in a lab namespace")
         dev_a, dev_b = self._dev("v"), self._dev("v")
         ip("link", "add", dev_a, "type", "veth", "peer", "name", dev_b)
-        for ns, dev, addr in ((ns_a, dev_a, addr_a), (ns_b, dev_b, addr_b)):
+        for ns, dev in ((ns_a, dev_a), (ns_b, dev_b)):
             if ns:
                 ip("link", "set", dev, "netns", ns)
             else:
@@ -341,7 +342,7 @@ class Lab:
             containment.release(self.name)
         self.namespaces.clear()
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -37,6 +37,7 @@ import struct
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 TUNSETIFF = 0x400454CA
@@ -53,7 +54,7 @@ class End:
     peer: str
 
     @classmethod
-    def parse(cls, text: str) -> "End":
+    def parse(cls, text: str) -> End:
         parts = text.split(":")
         if len(parts) != 4 or not parts[1] or not parts[2] or not parts[3]:
             raise argparse.ArgumentTypeError(f"{text!r}: expected NS:DEV:LOCAL:PEER")
@@ -116,10 +117,8 @@ def pump(fd_a: int, fd_b: int, one_way_s: float, loss: float = 0.0, stop=lambda:
         now = time.monotonic()
         while due and due[0][0] <= now:
             _, _, out, packet = heapq.heappop(due)
-            try:
+            with suppress(OSError):  # the far device is down or full: the packet is lost, as on a wire
                 os.write(out, packet)
-            except OSError:
-                pass  # the far device is down or full: the packet is lost, as on a wire
 
 
 def _raise_priority() -> None:
@@ -131,10 +130,8 @@ def _raise_priority() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     except (OSError, AttributeError):
-        try:
+        with suppress(OSError):
             os.nice(-10)
-        except OSError:
-            pass
 
 
 def main(argv: list[str] | None = None) -> int:
