@@ -20,7 +20,7 @@ CHECKS = 12
 # Per running task: two threads (the task's and its check's) and two descriptors (the
 # check's socket and the task thread's connection to the API); a few more for the reaper
 # and a lookup, however many checks have come and gone.
-SMALL_BOUND = 3
+SMALL_BOUND = 4
 
 
 def threads_of(pid: int) -> int:
