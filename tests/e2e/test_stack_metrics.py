@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.stack import AGENTS
+from scripts.localcloud.stack import AGENTS
 
 
 def _scrape(stack: dict) -> dict[tuple[str, frozenset], float]:
