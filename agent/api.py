@@ -25,6 +25,9 @@ log = logging.getLogger("agent.api")
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 15.0
+# A heartbeat is small and must not hang on an API that accepts but does not answer:
+# the next attempt is the better bet (agent/heartbeat.py).
+HEARTBEAT_TIMEOUT_S = (3.0, 5.0)
 
 
 class ApiError(Exception):
@@ -104,6 +107,8 @@ class ApiClient:
         self.user_agent = user_agent
         # Set by the runner: returns a new agent token (after re-registering) or None.
         self.reauthenticate: Callable[[str | None], str | None] | None = None
+        # Set by the heartbeat: called whenever the API answers (any status under 500).
+        self.on_answer: Callable[[], None] | None = None
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -114,12 +119,17 @@ class ApiClient:
             self._local.session = session
         return session
 
-    def _request(self, method: str, path: str, body: dict | None, headers: dict[str, str]) -> dict:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        headers: dict[str, str],
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+    ) -> dict:
         url = f"{self.base_url}{path}"
         try:
-            resp = self._session().request(
-                method, url, json=body, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
-            )
+            resp = self._session().request(method, url, json=body, headers=headers, timeout=timeout)
         except requests.Timeout:
             raise ApiUnavailable(None, "timeout", f"{method} {path}: no answer in time") from None
         except requests.ConnectionError:
@@ -128,6 +138,8 @@ class ApiClient:
             raise ApiUnavailable(
                 None, "request_failed", f"{method} {path}: {type(exc).__name__}: {exc}"[:300]
             ) from None
+        if resp.status_code < 500 and self.on_answer is not None:
+            self.on_answer()
         try:
             doc = resp.json() if resp.content else {}
         except ValueError:
@@ -146,17 +158,17 @@ class ApiClient:
             raise ApiUnauthorized(resp.status_code, code, message)
         raise ApiRejected(resp.status_code, code, message)
 
-    def _agent_call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _agent_call(self, method: str, path: str, body: dict | None = None, **kwargs) -> dict:
         token = self.token
         try:
-            return self._request(method, path, body, {"X-Agent-Token": token or ""})
+            return self._request(method, path, body, {"X-Agent-Token": token or ""}, **kwargs)
         except ApiUnauthorized:
             if self.reauthenticate is None:
                 raise
             new_token = self.reauthenticate(token)
             if not new_token:
                 raise
-            return self._request(method, path, body, {"X-Agent-Token": new_token})
+            return self._request(method, path, body, {"X-Agent-Token": new_token}, **kwargs)
 
     # -- the agent's endpoints -------------------------------------------------
 
@@ -172,12 +184,13 @@ class ApiClient:
             "POST", "/api/agents/register", body, {"X-Registration-Token": self.registration_token or ""}
         )
 
-    def heartbeat(self, current_tasks: int, version: str, capabilities: list[str]) -> dict:
-        return self._agent_call(
-            "POST",
-            "/api/agents/heartbeat",
-            {"current_tasks": current_tasks, "version": version, "capabilities": capabilities},
-        )
+    def heartbeat(
+        self, current_tasks: int, version: str, capabilities: list[str], clock_offset_ms: float | None = None
+    ) -> dict:
+        body: dict[str, Any] = {"current_tasks": current_tasks, "version": version, "capabilities": capabilities}
+        if clock_offset_ms is not None:
+            body["clock_offset_ms"] = clock_offset_ms
+        return self._agent_call("POST", "/api/agents/heartbeat", body, timeout=HEARTBEAT_TIMEOUT_S)
 
     def start_task(self, task_id: str) -> dict:
         return self._agent_call("POST", f"/api/tasks/{quote(task_id, safe='')}/start", {})

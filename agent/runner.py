@@ -177,6 +177,9 @@ class Runner:
                     if moved:
                         event(log, logging.INFO, "reclaimed un-acknowledged tasks", count=moved)
                 self._flush_pending_acks()
+                if self.heartbeat.clock.refusing():  # logged by the clock; the API stops choosing us
+                    self.stop.wait(1.0)
+                    continue
                 free = self._wait_for_slot()
                 if self.stop.is_set():
                     break
@@ -266,8 +269,9 @@ class Runner:
     def _process(self, run: TaskRun) -> None:
         msg = run.msg
         deadline_ms = msg.deadline_ms
-        if deadline_ms and now_ms() >= deadline_ms:
-            late_s = (now_ms() - deadline_ms) / 1000
+        server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
+        if deadline_ms and server_now >= deadline_ms:
+            late_s = (server_now - deadline_ms) / 1000
             result = result_envelope(
                 False,
                 0,

@@ -11,11 +11,20 @@ from typing import Any
 
 import psycopg
 
-from . import inputs, metrics, queue
+from . import fanout, inputs, metrics, queue
 from .config import get_settings
 from .db import transaction
 from .errors import Conflict, Forbidden, NotFound, Unauthorized
-from .protocol import CHECK_TYPES, MAX_LOCATION, MAX_NAME, MAX_REGION, MAX_VERSION, STREAM_GROUP, task_stream_key
+from .protocol import (
+    CHECK_TYPES,
+    MAX_CLOCK_OFFSET_S,
+    MAX_LOCATION,
+    MAX_NAME,
+    MAX_REGION,
+    MAX_VERSION,
+    STREAM_GROUP,
+    task_stream_key,
+)
 from .serialize import iso, now_iso
 
 log = logging.getLogger(__name__)
@@ -29,7 +38,9 @@ ONLINE_SQL = "(a.last_heartbeat IS NOT NULL AND a.last_heartbeat > now() - make_
 NOT_ONLINE_SQL = f"NOT {ONLINE_SQL}"
 
 _AGENT_COLUMNS = f"""a.id, a.name, a.location, a.region, a.version, a.capabilities, a.current_tasks,
-    a.last_heartbeat, a.registered_at, {ONLINE_SQL} AS online"""
+    a.last_heartbeat, a.registered_at, a.clock_offset_ms, {ONLINE_SQL} AS online"""
+# The furthest an agent may report its clock from ours (a day): beyond, the value is nonsense.
+MAX_REPORTED_OFFSET_MS = 24 * 3600 * 1000
 
 
 def hash_token(token: str) -> str:
@@ -52,7 +63,15 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "capabilities": list(row["capabilities"] or []),
         "current_tasks": row["current_tasks"],
         "registered_at": iso(row["registered_at"]),
+        "clock_offset_ms": row["clock_offset_ms"],
+        "clock_ok": clock_ok(row),
     }
+
+
+def clock_ok(row: dict[str, Any]) -> bool:
+    """False when the agent's reported clock is past the bound: it refuses work, and is not chosen."""
+    offset = row["clock_offset_ms"]
+    return offset is None or abs(offset) <= MAX_CLOCK_OFFSET_S * 1000
 
 
 def check_registration_token(given: str | None) -> None:
@@ -137,8 +156,9 @@ def authenticate(token: str | None) -> dict[str, Any]:
 
 
 def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
-    inputs.reject_unknown(body, ("current_tasks", "version", "capabilities"))
+    inputs.reject_unknown(body, ("current_tasks", "version", "capabilities", "clock_offset_ms"))
     current = inputs.integer(body, "current_tasks", low=0, high=100_000, default=0)
+    offset = inputs.number(body, "clock_offset_ms", low=-MAX_REPORTED_OFFSET_MS, high=MAX_REPORTED_OFFSET_MS)
     version = inputs.string(body, "version", max_len=MAX_VERSION)
     capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES), choices=CHECK_TYPES)
     if not token:
@@ -147,9 +167,10 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
         row = conn.execute(
             """UPDATE agents SET status = 'online', last_heartbeat = now(), current_tasks = %s,
                                  version = COALESCE(%s, version),
-                                 capabilities = COALESCE(%s, capabilities)
+                                 capabilities = COALESCE(%s, capabilities),
+                                 clock_offset_ms = COALESCE(%s, clock_offset_ms)
                WHERE api_token_hash = %s RETURNING id, name""",
-            (current, version, capabilities, hash_token(token)),
+            (current, version, capabilities, offset, hash_token(token)),
         ).fetchone()
     if row is None:
         raise Unauthorized("agent token is not valid")
@@ -161,6 +182,7 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
             heartbeat_ttl_s(),
             metrics=metrics.heartbeat(row["name"]),
         )
+        fanout.dispatch_for_agent(agent_id)  # Redis answers: deliver what it missed while down
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
     return {"agent_id": agent_id, "status": "online", "server_time": now_iso()}

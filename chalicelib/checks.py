@@ -16,15 +16,16 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from . import inputs, metrics, observability, queue, targets, transitions, views
-from .agents import online_agents
+from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
-from .fanout import push_tasks
+from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
 from .protocol import (
     CHECK_STATUSES,
     CHECK_TYPES,
     DEADLINE_SLACK_S,
+    MAX_CLOCK_OFFSET_S,
     MAX_LOCATION,
     OptionError,
     check_timeout_s,
@@ -88,10 +89,16 @@ def parse_request(body: dict[str, Any]) -> CheckRequest:
     for check_type in check_types:
         try:
             options[check_type] = targets.apply_assumptions(
-                check_type, target, given.get(check_type), normalize_options(check_type, given.get(check_type))
+                check_type,
+                target,
+                given.get(check_type),
+                normalize_options(check_type, given.get(check_type)),
+                get_settings().allow_private_targets,
             )
         except OptionError as exc:
             raise ValidationFailed(exc.message, field=exc.field) from None
+        except BlockedTarget as exc:
+            raise BadRequest(exc.message, field=exc.field, code="blocked_target") from None
 
     agent_ids = None
     if body.get("agents") is not None:
@@ -161,6 +168,9 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     candidates = [a for a in candidates if set(a["capabilities"] or ()) & set(req.check_types)]
     if not candidates:
         return [], f"no online agent can run {', '.join(req.check_types)}"
+    candidates = [a for a in candidates if clock_ok(a)]  # those refuse work (agent/clock.py)
+    if not candidates:
+        return [], f"every online agent that fits refuses work: its clock is over {MAX_CLOCK_OFFSET_S} s off"
     by_location: dict[str, list[dict]] = defaultdict(list)
     random.shuffle(candidates)
     for agent in sorted(candidates, key=lambda a: a["current_tasks"]):
@@ -176,6 +186,34 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     return chosen[:limit], None
 
 
+def _requested_count(conn, req: CheckRequest) -> int:
+    """How many agents the request asked for, online or not: the ids it named, else the
+    registered agents that fit its locations and types, at most `limit`."""
+    if req.agents:
+        return len(req.agents)
+    wanted = [loc.lower() for loc in req.locations] if req.locations else None
+    n = conn.execute(
+        """SELECT count(*) AS n FROM agents
+           WHERE capabilities && %s::text[]
+             AND (%s::text[] IS NULL OR lower(location) = ANY(%s::text[]) OR lower(region) = ANY(%s::text[]))""",
+        (req.check_types, wanted, wanted, wanted),
+    ).fetchone()["n"]
+    return min(n, req.limit or MAX_AGENTS_PER_CHECK)
+
+
+def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
+    """Said, not hidden: a check that reaches fewer agents than were asked for (some offline,
+    e.g. in the seconds after an outage, before their next heartbeat) says how many fewer."""
+    if chosen >= requested:
+        return None
+    return {
+        "missing": requested - chosen,
+        "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
+        f"{requested - chosen} are left out: offline, not heart-beating yet after an outage, "
+        f"or refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off",
+    }
+
+
 @observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
@@ -185,6 +223,8 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     with transaction() as conn:
         agents, reason = _choose_agents(conn, req)
         selection["chosen"] = [str(a["id"]) for a in agents]
+        selection["requested"] = _requested_count(conn, req)
+        selection["shortfall"] = _shortfall(selection["requested"], len(agents))
         pairs = [(a, t) for a in agents for t in req.check_types if t in (a["capabilities"] or ())]
         status = "pending" if pairs else "failed"
         error = None if pairs else f"no eligible agent: {reason}"
@@ -235,6 +275,7 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
             {"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]} for t in tasks
         ],
         "agents": [{"id": str(a["id"]), "name": a["name"], "location": a["location"]} for a in agents],
+        "selection": _selection_view(selection),
     }
 
 
@@ -269,6 +310,8 @@ def _selection_view(stored: dict[str, Any] | None) -> dict[str, Any]:
         "locations": stored.get("locations"),
         "limit": stored.get("limit"),
         "chosen": stored.get("chosen") or [],
+        "requested": stored.get("requested"),
+        "shortfall": stored.get("shortfall"),
     }
 
 
@@ -281,7 +324,7 @@ def get(check_id: str, settle: bool = True) -> dict[str, Any]:
             check = conn.execute(
                 f"SELECT {_CHECK_COLUMNS}, "
                 "EXISTS (SELECT 1 FROM check_tasks t WHERE t.check_id = checks.id "
-                "  AND t.status IN ('pending','in_progress') AND t.deadline_at <= now())"
+                f"  AND t.status IN ('pending','in_progress') AND {EFFECTIVE_DEADLINE_SQL} <= now())"
                 " AS overdue FROM checks WHERE id = %s",
                 (check_id,),
             ).fetchone()

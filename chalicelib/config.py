@@ -145,7 +145,7 @@ def get_settings() -> Settings:
     if _settings is None:
         with _lock:
             if _settings is None:
-                _settings = _apply_secret(_from_environment())
+                _settings = _refuse_unsafe(_apply_secret(_from_environment()))
     return _settings
 
 
@@ -154,5 +154,23 @@ def reset_settings(**overrides) -> Settings:
     global _settings
     with _lock:
         settings = _apply_secret(_from_environment())
-        _settings = replace(settings, **overrides) if overrides else settings
+        _settings = _refuse_unsafe(replace(settings, **overrides) if overrides else settings)
     return _settings
+
+
+# Stages on which the target policy must hold: probing private ranges from production
+# agents' API is exactly the SSRF the policy exists to stop.
+STRICT_STAGES = ("prod",)
+
+
+def _refuse_unsafe(settings: Settings) -> Settings:
+    """Settings that must never run: refused when they are first read, logged as critical,
+    so every request fails (a 500, no traceback) rather than serve with the guard off."""
+    if settings.stage in STRICT_STAGES and settings.allow_private_targets:
+        message = (
+            f"configuration error: ALLOW_PRIVATE_TARGETS is true on the {settings.stage!r} stage, "
+            "where private targets are never allowed; unset it"
+        )
+        log.critical(message)
+        raise RuntimeError(message)
+    return settings

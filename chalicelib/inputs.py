@@ -164,10 +164,18 @@ def number(
     value = _given(body, name, field, required)
     if value is _MISSING:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationFailed(f"{field} must be a number", field=field)
+    # Bounds first: Python compares an int of any size with a float exactly, while
+    # float() (and math.isfinite) of an integer literal like 1e400's digits overflows.
     _bounds(field, value, low, high)
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValidationFailed(f"{field} is out of range", field=field) from None
+    if not math.isfinite(value):
+        raise ValidationFailed(f"{field} must be a number", field=field)
+    return value
 
 
 def boolean(

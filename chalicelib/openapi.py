@@ -15,6 +15,7 @@ from .protocol import (
     CHECK_STATUSES,
     CHECK_TYPES,
     ERROR_KINDS,
+    MAX_CLOCK_OFFSET_S,
     MAX_LOCATION,
     MAX_NAME,
     MAX_REGION,
@@ -146,7 +147,9 @@ SCHEMAS: dict[str, Any] = {
                 "items": _obj({"task_id": UUID, "agent_id": UUID, "check_type": _ref("CheckType")}),
             },
             "agents": {"type": "array", "items": _ref("AgentRef")},
-        }
+            "selection": _ref("Selection"),
+        },
+        required=["check_id", "status", "error", "target", "check_types", "created_at", "tasks", "agents"],
     ),
     "TaskRow": _obj(
         {
@@ -171,7 +174,17 @@ SCHEMAS: dict[str, Any] = {
             "locations": {"type": ["array", "null"], "items": {"type": "string"}},
             "limit": {"type": ["integer", "null"]},
             "chosen": {"type": "array", "items": UUID},
-        }
+            "requested": {
+                "type": ["integer", "null"],
+                "description": "agents asked for, online or not (null: a check created before this was kept)",
+            },
+            "shortfall": {
+                "type": ["object", "null"],
+                "description": "set when fewer agents were chosen than asked for",
+                "properties": {"missing": {"type": "integer"}, "message": {"type": "string"}},
+            },
+        },
+        required=["agents", "locations", "limit", "chosen"],
     ),
     "TypeSummary": _obj(
         {
@@ -309,7 +322,28 @@ SCHEMAS: dict[str, Any] = {
             "capabilities": {"type": "array", "items": _ref("CheckType")},
             "current_tasks": {"type": "integer"},
             "registered_at": TIME,
-        }
+            "clock_offset_ms": {
+                "type": ["number", "null"],
+                "description": "the agent's clock minus the API's, as it "
+                "estimates from heartbeat replies; null: not reported",
+            },
+            "clock_ok": {
+                "type": "boolean",
+                "description": f"false past {MAX_CLOCK_OFFSET_S} s: the agent refuses work and is not chosen",
+            },
+        },
+        required=[
+            "id",
+            "name",
+            "location",
+            "region",
+            "status",
+            "last_heartbeat",
+            "version",
+            "capabilities",
+            "current_tasks",
+            "registered_at",
+        ],
     ),
     "AgentList": _obj({"items": {"type": "array", "items": _ref("Agent")}, "next_cursor": {"type": "null"}}),
     "AgentStats": _obj(
@@ -380,6 +414,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "current_tasks": {"type": "integer", "minimum": 0},
             "version": {"type": "string"},
+            "clock_offset_ms": {
+                "type": "number",
+                "minimum": -86400000,
+                "maximum": 86400000,
+                "description": "the agent's clock minus the API's (from server_time), in ms",
+            },
             "capabilities": {"type": "array", "items": _ref("CheckType")},
         },
     },

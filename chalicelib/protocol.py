@@ -24,6 +24,7 @@ ERROR_KINDS = (
     "http_error",
     "internal",
     "agent_offline",
+    "not_dispatched",
 )
 TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
 OPEN_TASK_STATUSES = ("pending", "in_progress")
@@ -58,6 +59,9 @@ def check_channel(check_id: str) -> str:
 # Time the API allows beyond a check's own timeout for queueing and delivery,
 # before an unanswered task is declared failed.
 DEADLINE_SLACK_S = 10
+# An agent whose clock is further than this from the API's refuses work, and the API
+# does not choose it: its TLS verdicts and timestamps use its own clock (agent/clock.py).
+MAX_CLOCK_OFFSET_S = 60
 
 
 class OptionError(ValueError):

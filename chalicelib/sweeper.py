@@ -14,14 +14,10 @@ from . import observability, queue, transitions
 from .agents import count_online
 from .config import get_settings
 from .db import run_transaction, transaction
-from .fanout import push_tasks
+from .fanout import EFFECTIVE_DEADLINE_SQL, PUSH_GRACE_S, REDISPATCH_BATCH, redispatch
 
 log = logging.getLogger(__name__)
 
-# A pending task with no stream id may still be inside the POST that created it, or
-# inside another sweep that has just claimed it: leave it alone this long.
-ENQUEUE_GRACE_S = 15
-REENQUEUE_BATCH = 1000
 RETENTION_BATCH = 5000
 # Stream entries older than this belong to tasks that are long terminal (the
 # longest task deadline is a few minutes).
@@ -36,45 +32,24 @@ def mark_agents_offline() -> int:
 
 
 def reenqueue_lost_tasks() -> int:
-    """Push again the pending tasks whose stream entry is gone (Redis lost or flushed).
-
-    A task is claimed by moving its `enqueued_at` on from the value this sweep
-    read; a concurrent sweep that read the same value then claims nothing.
-    """
+    """Push again the pending tasks whose stream entry is gone (Redis lost or flushed) or
+    never existed (Redis was down when they were created); see fanout.redispatch."""
     with transaction() as conn:
         rows = conn.execute(
-            """SELECT t.id, t.check_id, t.agent_id, t.check_type, t.stream_id, t.enqueued_at,
-                      t.deadline_at, t.created_at, c.target, c.options -> t.check_type AS options
-               FROM check_tasks t JOIN checks c ON c.id = t.check_id
-               WHERE t.status = 'pending' AND t.deadline_at > now()
-                 AND (t.stream_id IS NOT NULL
-                      OR COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s))
-               ORDER BY t.created_at LIMIT %s""",
-            (ENQUEUE_GRACE_S, REENQUEUE_BATCH),
+            f"""SELECT t.id, t.check_id, t.agent_id, t.check_type, t.stream_id, t.enqueued_at,
+                       t.deadline_at, t.created_at, c.target, c.options -> t.check_type AS options
+                FROM check_tasks t JOIN checks c ON c.id = t.check_id
+                WHERE t.status = 'pending' AND {EFFECTIVE_DEADLINE_SQL} > now()
+                  AND (t.stream_id IS NOT NULL
+                       OR COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s))
+                ORDER BY t.created_at LIMIT %s""",
+            (PUSH_GRACE_S, REDISPATCH_BATCH),
         ).fetchall()
     if not rows:
         return 0
     with_ids = [(str(r["agent_id"]), r["stream_id"]) for r in rows if r["stream_id"]]
     gone = queue.missing_entries(with_ids)
-    lost = [r for r in rows if r["stream_id"] is None or r["stream_id"] in gone]
-    if not lost:
-        return 0
-    claimed = run_transaction(lambda conn: _claim(conn, lost))
-    return push_tasks(r for r in lost if str(r["id"]) in claimed)
-
-
-def _claim(conn, rows: list[dict]) -> set[str]:
-    """The ids of `rows` this sweep claimed, by moving `enqueued_at` on from the value it read."""
-    return {
-        str(r["id"])
-        for r in conn.execute(
-            """UPDATE check_tasks t SET enqueued_at = clock_timestamp(), stream_id = NULL
-           FROM unnest(%s::uuid[], %s::timestamptz[]) AS v(id, seen)
-           WHERE t.id = v.id AND t.status = 'pending' AND t.enqueued_at IS NOT DISTINCT FROM v.seen
-           RETURNING t.id""",
-            ([str(r["id"]) for r in rows], [r["enqueued_at"] for r in rows]),
-        ).fetchall()
-    }
+    return redispatch([r for r in rows if r["stream_id"] is None or r["stream_id"] in gone])
 
 
 def delete_expired() -> int:

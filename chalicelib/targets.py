@@ -57,6 +57,10 @@ _BLOCKED_V4 = [
 _BLOCKED_V6 = [
     ("::/128", "unspecified"),
     ("::1/128", "loopback"),
+    # Both reach an IPv4 host through a translator on the agent's own network, whatever
+    # IPv4 address they embed: refused whole, public embedded address or not.
+    ("::ffff:0:0:0/96", "IPv4-translated (RFC 2765)"),
+    ("64:ff9b:1::/48", "local-use NAT64 (RFC 8215)"),
     ("100::/64", "reserved (discard)"),
     ("2001::/23", "reserved (IETF protocol assignments)"),
     ("2001:db8::/32", "reserved (documentation)"),
@@ -144,7 +148,16 @@ def check_address(address: str | IPAddress, allow_private: bool) -> None:
 
 
 def _parse_ip_literal(host: str) -> IPAddress | None:
-    """An IP literal in any spelling a resolver would accept, or None for a name."""
+    """An IP literal in any spelling a resolver would accept, or None for a name.
+
+    A non-ASCII host is first mapped as IDNA would map it (UTS 46: fullwidth digits and
+    dots become ASCII), so `０ｘ７ｆ０００００１` is the literal it will resolve as.
+    """
+    if not host.isascii():
+        try:
+            host = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        except idna.IDNAError:
+            return None  # not a literal; the hostname check names what is wrong
     candidate = host.strip("[]")
     try:
         return ipaddress.ip_address(candidate.split("%", 1)[0])
@@ -390,9 +403,10 @@ def _ip_version_of(literal: str) -> int | None:
 
 
 def apply_assumptions(
-    check_type: str, target: Target, given: dict[str, Any] | None, options: dict[str, Any]
+    check_type: str, target: Target, given: dict[str, Any] | None, options: dict[str, Any], allow_private: bool = False
 ) -> dict[str, Any]:
-    """The options to store for `check_type`, with the assumptions written in; raises OptionError.
+    """The options to store for `check_type`, with the assumptions written in; raises OptionError,
+    or BlockedTarget (field `options.dns.resolver`) for a resolver the policy refuses.
 
     `given` is what the request said (before defaults), `options` the normalized result.
     """
@@ -410,7 +424,7 @@ def apply_assumptions(
                 )
             out["record_type"] = "PTR"
         if out.get("resolver"):
-            out["resolver"] = _resolver(out["resolver"], f"{prefix}.resolver")
+            out["resolver"] = _resolver(out["resolver"], f"{prefix}.resolver", allow_private)
         peer = out.get("resolver")
     else:
         peer = target.host if target.is_ip else None
@@ -424,15 +438,30 @@ def apply_assumptions(
     return out
 
 
-def _resolver(value: str, field: str) -> str:
-    """A resolver option: an IP literal as given, or a host name in its A-label form."""
+def _resolver(value: str, field: str, allow_private: bool) -> str:
+    """A resolver option: an IP literal as given, or a host name in its A-label form.
+
+    The target policy applies to it as to a target: a literal in a blocked range (127.0.0.1,
+    169.254.169.254) or a local name is refused here; a name is resolved and checked again
+    by the agent.
+    """
     value = value.strip()
-    if _ip_version_of(value):
-        return value.strip("[]")
     try:
-        return ascii_hostname(value)
+        ip = _parse_ip_literal(value)
     except TargetError as exc:
-        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from None
+        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from exc
+    try:
+        if ip is not None:
+            check_address(ip, allow_private)
+            return str(ip)
+        name = ascii_hostname(value)
+        if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
+            raise BlockedTarget(f"{name} is a local name; using it as the resolver is not allowed")
+        return name
+    except BlockedTarget as exc:
+        raise BlockedTarget(f"resolver {exc.message}", field=field) from exc
+    except TargetError as exc:
+        raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from exc
 
 
 def target_view(raw: str, check_types: list[str], options: dict[str, Any] | None) -> dict[str, Any]:

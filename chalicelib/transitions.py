@@ -16,21 +16,26 @@ from typing import Any
 
 from .agents import NOT_ONLINE_SQL, heartbeat_ttl_s
 from .db import run_transaction
+from .fanout import EFFECTIVE_DEADLINE_SQL
 from .views import StatusChange, publish_check_changes
 
-# Fail open tasks past their deadline: agent_offline if the agent stopped
-# heart-beating, else timeout. Optional filters narrow it to a check or a task.
+# Fail open tasks past their deadline: not_dispatched if no push of it ever reached the
+# queue (fanout's dispatch window), agent_offline if the agent stopped heart-beating,
+# else timeout. Optional filters narrow it to a check or a task.
 _FAIL_OVERDUE = f"""
 UPDATE check_tasks t
 SET status = 'failed', completed_at = now(),
-    error = CASE WHEN {NOT_ONLINE_SQL}
+    error = CASE WHEN t.status = 'pending' AND t.stream_id IS NULL
+                 THEN jsonb_build_object('kind', 'not_dispatched', 'message',
+                      'never delivered to agent ' || a.name || ': the task queue was unavailable')
+                 WHEN {NOT_ONLINE_SQL}
                  THEN jsonb_build_object('kind', 'agent_offline', 'message',
                       'agent ' || a.name || ' went offline before reporting a result')
                  ELSE jsonb_build_object('kind', 'timeout', 'message',
                       'no result from agent ' || a.name || ' before the deadline')
             END
 FROM agents a
-WHERE a.id = t.agent_id AND t.status IN ('pending', 'in_progress') AND t.deadline_at <= now()
+WHERE a.id = t.agent_id AND t.status IN ('pending', 'in_progress') AND {EFFECTIVE_DEADLINE_SQL} <= now()
   {{filter}}
 RETURNING t.id, t.check_id
 """

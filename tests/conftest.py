@@ -161,10 +161,15 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
     config.reset_settings()
 
 
+# Where api_server writes its output, for tests that scan it (tests/integration/test_auth_matrix.py).
+API_SERVER_LOGS: list = []  # of pathlib.Path
+
+
 @pytest.fixture(scope="session")
 def api_server(pg_url, redis_url, tmp_path_factory):
     """A real `chalice local --stage test` serving app.py on API_PORT (or a free port)."""
     log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
+    API_SERVER_LOGS.append(log_path)
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
     chalice = ROOT / ".venv" / "bin" / "chalice"
     proc = None

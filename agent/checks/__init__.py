@@ -48,7 +48,7 @@ def _normalize(check_type: str, options: Any) -> dict:
 def run_check(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
     """Run one check against `target` and return protocol.result_envelope(...)."""
     started = time.monotonic()
-    parsed = opts = None
+    parsed = opts = ctx = None
     try:
         if check_type not in _MODULES:
             raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
@@ -68,6 +68,14 @@ def run_check(check_type: str, target: str, options: dict | None, *, allow_priva
         if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
             log.exception("%s check of %r failed unexpectedly", check_type, target)
         envelope = failure_envelope(started, exc)
+    finally:
+        if ctx is not None:
+            ctx.release()
+    if ctx is not None and ctx.expired and not envelope["success"]:
+        # Whatever the reaper's shutdown made the I/O raise, the cause is the deadline.
+        envelope["error"] = protocol.error(
+            "timeout", f"{check_type} check timed out after {ctx.timeout_s:g} s ({envelope['error']['message'][:200]})"
+        )
     if parsed is not None:
         _describe(envelope, check_type, parsed, opts)
     return envelope

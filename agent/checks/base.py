@@ -11,7 +11,9 @@ any other exception is classified by `classify()`. `run_check` in
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import heapq
 import http.client
 import ipaddress
 import socket
@@ -62,6 +64,8 @@ class CheckContext:
     allow_private: bool
     started: float = field(default_factory=time.monotonic)
     timeout_s: float = 10.0
+    expired: bool = field(default=False, compare=False, repr=False)  # the reaper shut its sockets
+    _sockets: list | None = field(default=None, compare=False, repr=False)
 
     @property
     def deadline(self) -> float:
@@ -76,6 +80,87 @@ class CheckContext:
 
     def elapsed_ms(self) -> float:
         return ms_since(self.started)
+
+    # A socket timeout bounds one recv, not a check: a server that drips a byte a second
+    # keeps a read of a 64 KB chunk (or of a header line, or a TLS record) going for hours.
+    # So every socket a check opens is tracked, and at the deadline (plus REAP_MARGIN_S) the
+    # reaper shuts it down: whatever blocks on it returns at once, and the check's thread
+    # ends within a small bound of its deadline, by construction, whatever the server does.
+
+    def track(self, sock: socket.socket) -> socket.socket:
+        """Have `sock` shut down at the deadline (returns it). A TLS socket wrapping a tracked
+        one must be tracked itself: wrapping takes the descriptor over."""
+        with _guard_lock:
+            if self._sockets is None:
+                self._sockets = []
+                _reaper.watch(self)
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+        return sock
+
+    def close(self, sock: socket.socket) -> None:
+        """Close a tracked socket (the reaper then no longer touches it)."""
+        with _guard_lock:
+            if self._sockets and sock in self._sockets:
+                self._sockets.remove(sock)
+        sock.close()
+
+    def release(self) -> None:
+        """The check is over: close what it left open; the reaper forgets it."""
+        with _guard_lock:
+            left, self._sockets = self._sockets or [], []
+        for sock in left:
+            sock.close()
+
+    def _expire(self) -> None:
+        with _guard_lock:
+            self.expired = True
+            for sock in self._sockets or ():
+                _shutdown(sock)
+
+
+# How long past a check's deadline the reaper waits before shutting its sockets: the
+# check's own timeouts (set to the time remaining) normally end it first, with the right
+# phase in the message.
+REAP_MARGIN_S = 0.25
+_guard_lock = threading.Lock()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Reaper:
+    """One daemon thread for the process: expires each watched context at its deadline."""
+
+    def __init__(self):
+        self._heap: list[tuple[float, int, CheckContext]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+
+    def watch(self, ctx: CheckContext) -> None:
+        with self._wake:
+            self._seq += 1
+            heapq.heappush(self._heap, (ctx.deadline + REAP_MARGIN_S, self._seq, ctx))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="hc-check-reaper", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, ctx = heapq.heappop(self._heap)
+            if ctx._sockets:
+                ctx._expire()
+
+
+_reaper = _Reaper()
 
 
 def ms_since(start: float, end: float | None = None) -> float:
@@ -155,7 +240,7 @@ def connect_checked(ctx: CheckContext, addresses: list[str], port: int) -> tuple
     for address in addresses:
         targets.check_address(address, ctx.allow_private)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = ctx.track(socket.socket(family, socket.SOCK_STREAM))
         try:
             sock.settimeout(ctx.remaining())
             sock.connect((address, port))
@@ -164,10 +249,10 @@ def connect_checked(ctx: CheckContext, addresses: list[str], port: int) -> tuple
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock, address
         except CheckFailure:
-            sock.close()
+            ctx.close(sock)
             raise
         except OSError as exc:
-            sock.close()
+            ctx.close(sock)
             first_error = first_error or exc
             if isinstance(exc, TimeoutError):
                 break  # the deadline is spent; trying the next address cannot help

@@ -22,6 +22,12 @@
   still reported.
 - `address`: the first A/AAAA value in the answer, so per-agent results show
   which address each region was given; for a reverse lookup, the IP itself.
+- Private answers: unless private targets are allowed, an A/AAAA answer in a
+  range the target policy blocks (10/8, 127/8, fd00::/8, ...) is withheld (its
+  value replaced by `withheld (<why>)`) and the check fails `blocked_target`.
+  An agent's own resolver may serve private zones (on AWS, Route 53 private
+  hosted zones): this keeps a public service from mapping the agent's network.
+  Other record types are shown as answered.
 """
 
 from __future__ import annotations
@@ -82,6 +88,21 @@ def _resolvers(ctx: CheckContext) -> list[str]:
         if not servers:
             raise CheckFailure("internal", f"no IPv{version} system resolver is configured (ip_version {version})")
     return servers
+
+
+def withhold_blocked(answers: list[dict], allow_private: bool) -> str | None:
+    """Replace, in place, every A/AAAA value the target policy blocks; the first reason, or None."""
+    first = None
+    if allow_private:
+        return None
+    for answer in answers:
+        if answer["type"] not in ("A", "AAAA"):
+            continue
+        why = targets.blocked_reason(answer["value"])
+        if why:
+            answer["value"] = f"withheld ({why})"
+            first = first or why
+    return first
 
 
 _IP_RECVERR, _IPV6_RECVERR = 11, 25
@@ -184,6 +205,14 @@ def run(ctx: CheckContext) -> dict:
     data["answers"] = _records(response.answer)
     data["authority"] = _records(response.authority)
     data["authoritative"] = bool(response.flags & dns.flags.AA)
+    blocked = withhold_blocked(data["answers"], ctx.allow_private)
+    if blocked:
+        raise CheckFailure(
+            "blocked_target",
+            f"{qname} {record_type}: the answer holds an address in a blocked range "
+            f"({blocked}); such answers are withheld unless private targets are allowed",
+            data=data,
+        )
     address = next((a["value"] for a in data["answers"] if a["type"] in ("A", "AAAA")), None)
     if t.is_ip:
         address = t.host  # a reverse lookup is about this address

@@ -177,7 +177,8 @@ def run(ctx: CheckContext) -> dict:
         except _HopError as err:
             hops.append(err.hop)
             kind, message = classify(err.cause)
-            if kind == "timeout":
+            if kind == "timeout" or ctx.expired:
+                kind = "timeout"
                 message = f"timed out after {ctx.timeout_s:g} s waiting for {err.phase}"
             elif kind not in ("blocked_target", "dns_failure"):
                 message = f"{message} (during {err.phase})"
@@ -308,7 +309,9 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
         body_bytes, truncated = 0, False
         while body_bytes < BODY_CAP_BYTES:
             sock.settimeout(ctx.remaining())
-            chunk = response.read(min(READ_CHUNK, BODY_CAP_BYTES - body_bytes))
+            # read1: at most one recv, so the deadline is checked between reads (the reaper
+            # bounds the rest: headers, TLS records).
+            chunk = response.read1(min(READ_CHUNK, BODY_CAP_BYTES - body_bytes))
             if not chunk:
                 break
             body_bytes += len(chunk)
@@ -327,7 +330,7 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
         raise _HopError(exc, hop, phase) from exc
     finally:
         if sock is not None:
-            sock.close()
+            ctx.close(sock)
 
 
 def _request_target(path: str) -> str:
@@ -366,7 +369,7 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
     See the module docstring for why verification happens in this handshake.
     """
     verify = bool(ctx.options["verify_tls"])
-    tls_sock = _tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    tls_sock = ctx.track(_tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
     mark = time.monotonic()
     try:
         tls_sock.settimeout(ctx.remaining())
@@ -375,10 +378,10 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
         hop["timings"]["tls"] = ms_since(mark)
         verify_error = exc.verify_message or exc.reason or str(exc)
         hop["tls"] = tls_details(tls_sock, verified=False, verify_error=verify_error)
-        tls_sock.close()
+        ctx.close(tls_sock)
         raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}") from exc
     except BaseException:
-        tls_sock.close()
+        ctx.close(tls_sock)
         raise
     hop["timings"]["tls"] = ms_since(mark)
     hop["tls"] = tls_details(tls_sock, verified=True if verify else None, verify_error=None)

@@ -34,5 +34,5 @@ def run(ctx: CheckContext) -> dict:
         raise CheckFailure(kind, f"{addresses[0]} port {port}: {message}", data=data, address=addresses[0]) from exc
     data["connect_ms"] = ms_since(t1)
     data["address"] = address
-    sock.close()
+    ctx.close(sock)
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)

@@ -108,6 +108,8 @@ def test_agent_list_shows_effective_status_from_the_heartbeat_age(api, db):
         "capabilities",
         "current_tasks",
         "registered_at",
+        "clock_offset_ms",
+        "clock_ok",
     }
 
 
@@ -135,3 +137,36 @@ def test_agent_stats_per_type_over_the_window(api, db):
     assert reply.body["stats"]["ping"]["count"] == 0
     assert api.get(f"/api/agents/{agent['agent_id']}/stats?hours=0").status == 400
     assert api.get(f"/api/agents/{agent['agent_id']}/stats?hours=x").status == 400
+
+
+def test_heartbeat_reports_the_agents_clock_offset_shown_by_get_agents(api):
+    agent = api.register("fast-1", "Frankfurt")
+    assert api.get(f"/api/agents/{agent['agent_id']}").body["clock_offset_ms"] is None
+    assert api.heartbeat(agent, clock_offset_ms=40_000.5).status == 200
+    shown = api.get(f"/api/agents/{agent['agent_id']}").body
+    assert shown["clock_offset_ms"] == 40_000.5 and shown["clock_ok"] is True
+    assert api.heartbeat(agent).status == 200  # a heartbeat without an estimate keeps the last one
+    (listed,) = api.get("/api/agents").body["items"]
+    assert listed["clock_offset_ms"] == 40_000.5
+
+
+def test_an_agent_whose_clock_is_past_the_bound_is_not_chosen(api):
+    good = api.register("ok-1", "Frankfurt")
+    skewed = api.register("skewed-1", "Virginia")
+    api.heartbeat(skewed, clock_offset_ms=-120_000)
+    assert api.get(f"/api/agents/{skewed['agent_id']}").body["clock_ok"] is False
+    body = api.create_check(checks=["tcp"]).body
+    assert [a["id"] for a in body["agents"]] == [good["agent_id"]]
+    assert body["selection"]["shortfall"]["missing"] == 1 and "clock" in body["selection"]["shortfall"]["message"]
+    only = api.create_check(checks=["tcp"], agents=[skewed["agent_id"]]).body
+    assert only["status"] == "failed" and "clock" in only["error"]
+
+
+def test_a_huge_clock_offset_is_400_naming_the_field(api):
+    agent = api.register("odd-1", "Frankfurt")
+    reply = api.post(
+        "/api/agents/heartbeat",
+        raw='{"clock_offset_ms": 1' + "0" * 400 + "}",
+        headers={"X-Agent-Token": agent["api_token"]},
+    )
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "clock_offset_ms"

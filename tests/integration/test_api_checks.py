@@ -329,6 +329,8 @@ def test_get_check_reports_how_its_agents_were_selected(api, agent):
         "locations": ["Singapore"],
         "limit": None,
         "chosen": [other["agent_id"]],
+        "requested": 1,
+        "shortfall": None,
     }
 
 

@@ -91,3 +91,25 @@ def test_a_bare_host_assumes_https_on_443_for_http_and_tcp(api, agent):
         "scheme": "http",
         "port": 8080,
     }
+
+
+@pytest.mark.parametrize("resolver", ["127.0.0.1", "169.254.169.254"])
+def test_a_private_dns_resolver_is_refused_at_the_api(api, agent, resolver):
+    from chalicelib import config
+
+    config.reset_settings(allow_private_targets=False)
+    reply = api.create_check("example.com", checks=["dns"], options={"dns": {"resolver": resolver}})
+    assert reply.status == 400 and reply.body["error"]["code"] == "blocked_target"
+    assert reply.body["error"]["details"][0]["field"] == "options.dns.resolver"
+    config.reset_settings()
+    assert (
+        api.create_check("example.com", checks=["dns"], options={"dns": {"resolver": resolver}}).status == 202
+    )  # allowed on the test stage
+
+
+def test_a_fullwidth_loopback_literal_is_refused_at_the_api(api, agent):
+    from chalicelib import config
+
+    config.reset_settings(allow_private_targets=False)
+    reply = api.create_check("０ｘ７ｆ０００００１", checks=["tcp"])
+    assert reply.status == 400 and reply.body["error"]["code"] == "blocked_target"

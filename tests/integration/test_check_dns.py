@@ -147,3 +147,16 @@ def test_ip_version_picks_the_family_of_a_named_resolver(server, monkeypatch):
     result = query(server, "example.test", "A", resolver="resolver.example.test", ip_version=4)
     assert result["success"] is True, result["error"]
     assert result["data"]["resolver"] == "127.0.0.1" and result["data"]["ip_version"] == 4
+
+
+def test_answers_in_blocked_ranges_are_withheld_unless_private_targets_are_allowed():
+    from agent.checks.dns import withhold_blocked
+
+    answers = [
+        {"name": "db.corp.", "type": "A", "ttl": 60, "value": "10.1.2.3"},
+        {"name": "db.corp.", "type": "A", "ttl": 60, "value": "1.1.1.1"},
+        {"name": "db.corp.", "type": "TXT", "ttl": 60, "value": '"10.1.2.3"'},
+    ]
+    assert withhold_blocked([dict(a) for a in answers], allow_private=True) is None
+    assert withhold_blocked(answers, allow_private=False) == "private (RFC 1918)"
+    assert [a["value"] for a in answers] == ["withheld (private (RFC 1918))", "1.1.1.1", '"10.1.2.3"']

@@ -6,8 +6,10 @@ here each promise is pinned down on its own, fast.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -99,6 +101,8 @@ class FakeApi:
         self.result_posts = 0
         self.starts: list[str] = []
         self.heartbeats = 0
+        self.agent_ahead_s = 0.0  # how far the agent's clock runs ahead of this API's
+        self.offsets_reported: list = []  # clock_offset_ms of each heartbeat
         self.down = False
         self.finished: set[str] = set()  # start answers 409 for these
 
@@ -106,10 +110,12 @@ class FakeApi:
         if self.down:
             raise ApiUnavailable(None, "unreachable", "connection refused")
 
-    def heartbeat(self, current_tasks, version, capabilities):
+    def heartbeat(self, current_tasks, version, capabilities, clock_offset_ms=None):
         self._check()
         self.heartbeats += 1
-        return {}
+        self.offsets_reported.append(clock_offset_ms)
+        server_time = datetime.fromtimestamp(time.time() - self.agent_ahead_s, UTC).isoformat()
+        return {"server_time": server_time}
 
     def start_task(self, task_id):
         self._check()
@@ -343,3 +349,32 @@ def test_checks_still_running_after_the_grace_period_are_failed_and_reported(rig
     assert box["code"] == 0
     assert entry in queue.acked
     assert api.results["task-1"]["error"]["kind"] == "agent_offline"
+
+
+def test_an_agent_with_a_fast_clock_runs_tasks_by_the_api_clock_and_reports_its_offset(rig):
+    runner, queue, api, checks, _, thread, _ = rig(HC_HEARTBEAT_INTERVAL_S="0.2")
+    api.agent_ahead_s = 40.0  # an agent 40 s fast saw every task as expired
+    thread.start()
+    wait_until(lambda: runner.heartbeat.clock.offset_ms is not None, "a clock sample")
+    server_now_ms = int((time.time() - api.agent_ahead_s) * 1000)
+    entry = queue.add(task(1, deadline_ms=server_now_ms + 20_000))
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert checks.calls == ["target-1"] and api.results["task-1"]["success"] is True
+    wait_until(lambda: any(o is not None for o in api.offsets_reported), "the offset in a heartbeat")
+    reported = next(o for o in api.offsets_reported if o is not None)
+    assert abs(reported - 40_000) < 1000
+
+
+def test_an_agent_whose_clock_is_past_the_bound_refuses_work_loudly(rig, caplog):
+    runner, queue, api, checks, _, thread, _ = rig(HC_HEARTBEAT_INTERVAL_S="0.2")
+    api.agent_ahead_s = 600.0
+    caplog.set_level(logging.WARNING, logger="agent.clock")
+    thread.start()
+    wait_until(lambda: runner.heartbeat.clock.refusing(), "the clock past the bound")
+    queue.add(task(1, deadline_ms=int((time.time() - api.agent_ahead_s) * 1000) + 60_000))
+    seen = api.heartbeats
+    wait_until(lambda: api.heartbeats >= seen + 3, "three more heartbeats")
+    assert queue.delivered == 0 and checks.calls == []  # the task waits in the stream
+    assert any(r.levelname == "ERROR" and "refusing work" in r.getMessage() for r in caplog.records)
+    api.agent_ahead_s = 0.0  # the clock is fixed (stepped): work resumes
+    wait_until(lambda: "task-1" in api.results, "the task, once the clock is fixed")

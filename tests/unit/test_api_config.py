@@ -161,3 +161,18 @@ def test_no_thread_sees_the_settings_before_the_secret_is_in_them(aws_env, monke
     assert len(seen) == 5
     assert {s.database_url for s in seen} == {"postgresql://db/from-secret"}
     assert len({id(s) for s in seen}) == 1  # one object, built once
+
+
+def test_allow_private_targets_is_refused_on_prod_at_start_up(monkeypatch, caplog):
+    monkeypatch.delenv("HC_SECRET_NAME", raising=False)
+    monkeypatch.setenv("HC_STAGE", "prod")
+    monkeypatch.setenv("ALLOW_PRIVATE_TARGETS", "true")
+    try:
+        with pytest.raises(RuntimeError, match="ALLOW_PRIVATE_TARGETS"):
+            config.reset_settings()
+        assert any(r.levelname == "CRITICAL" and "ALLOW_PRIVATE_TARGETS" in r.getMessage() for r in caplog.records)
+        monkeypatch.setenv("HC_STAGE", "dev")  # honoured elsewhere (the local and test stages set it)
+        assert config.reset_settings().allow_private_targets is True
+    finally:
+        monkeypatch.undo()
+        config.reset_settings()

@@ -60,6 +60,14 @@ def test_integer_fields_reject_other_types(value):
         assert info.value.details[0]["field"] == "n"
 
 
+@pytest.mark.parametrize("high", [None, 1000.0])
+def test_a_huge_integer_in_a_number_field_is_a_400_naming_it(high):
+    body = inputs.parse_json_body(b'{"duration_ms": 1' + b"0" * 400 + b"}", 1 << 20)
+    with pytest.raises(ValidationFailed) as info:
+        inputs.number(body, "duration_ms", low=0, high=high)
+    assert info.value.details[0]["field"] == "duration_ms"
+
+
 def test_string_lists_name_the_bad_item_and_drop_duplicates():
     assert inputs.string_list({"c": ["HTTP", "http", "ping"]}, "c", max_items=5, choices=("http", "ping")) == [
         "http",

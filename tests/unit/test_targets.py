@@ -30,6 +30,13 @@ BLOCKED_LITERALS = [
     "198.18.0.1",  # benchmarking (our own test labs)
     "http://127.0.0.1:8080/admin",
     "http://[::ffff:10.0.0.1]/",
+    "０ｘ７ｆ０００００１",  # fullwidth hex: IDNA maps it to 0x7f000001
+    "１２７．０．０．１",  # fullwidth digits and dots
+    "http://１２７.０.０.１:8080/",
+    "[::ffff:0:127.0.0.1]",  # IPv4-translated (RFC 2765)
+    "[::ffff:0:8.8.8.8]",  # ... refused whole, even embedding a public address
+    "[64:ff9b:1::7f00:1]",  # local-use NAT64 (RFC 8215)
+    "[64:ff9b:1::808:808]",  # ... refused whole as well
 ]
 PUBLIC_LITERALS = ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "https://1.1.1.1/dns-query"]
 
@@ -92,6 +99,18 @@ def test_checks_refuse_a_name_resolving_to_loopback_without_connecting(rebinding
 def test_check_refuses_private_literal_before_any_traffic():
     result = run_check("tcp", "0x7f.1", {"port": 80}, allow_private=False)
     assert result["error"]["kind"] == "blocked_target"
+
+
+@pytest.mark.parametrize("literal", ["０ｘ７ｆ０００００１", "[::ffff:0:127.0.0.1]", "[64:ff9b:1::7f00:1]"])
+def test_the_agent_refuses_the_forms_the_api_missed_before_any_traffic(literal, monkeypatch):
+    def no_connect(*_args, **_kwargs):
+        raise AssertionError("the check connected to a blocked address")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    for check_type in ("tcp", "http"):
+        result = run_check(check_type, literal, {}, allow_private=False)
+        assert result["error"]["kind"] == "blocked_target", result["error"]
+    assert targets.blocked_reason(targets.resolve(literal.strip("[]"), allow_private=True)[0])
     assert result["success"] is False
 
 
@@ -178,6 +197,18 @@ def test_dns_of_a_hostname_keeps_its_record_type_and_the_resolver_name_becomes_a
     assert out["record_type"] == "MX" and out["resolver"] == "ns.xn--strae-oqa.de"
 
 
+@pytest.mark.parametrize(
+    "resolver", ["127.0.0.1", "169.254.169.254", "[::1]", "０ｘ７ｆ０００００１", "localhost", "ns.internal"]
+)
+def test_a_dns_resolver_in_a_blocked_range_is_refused_naming_the_option(resolver):
+    target = targets.parse_target("example.com")
+    options = protocol.normalize_options("dns", {"resolver": resolver})
+    with pytest.raises(targets.BlockedTarget) as caught:
+        targets.apply_assumptions("dns", target, {}, options)
+    assert caught.value.field == "options.dns.resolver"
+    assert targets.apply_assumptions("dns", target, {}, options, allow_private=True)["resolver"]
+
+
 @pytest.mark.parametrize("value", [5, 0, "6", True, 4.0])
 def test_ip_version_must_be_4_or_6(value):
     with pytest.raises(protocol.OptionError) as caught:
@@ -202,7 +233,9 @@ def test_every_check_type_takes_ip_version(check_type):
 def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options, field):
     target = targets.parse_target(raw, allow_private=True)
     with pytest.raises(protocol.OptionError) as caught:
-        targets.apply_assumptions(check_type, target, options, protocol.normalize_options(check_type, options))
+        targets.apply_assumptions(
+            check_type, target, options, protocol.normalize_options(check_type, options), allow_private=True
+        )
     assert caught.value.field == field and "IPv" in caught.value.message
 
 

@@ -245,7 +245,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        ErrorKind: "dns_failure" | "timeout" | "refused" | "unreachable" | "tls_error" | "blocked_target" | "http_error" | "internal" | "agent_offline";
+        ErrorKind: "dns_failure" | "timeout" | "refused" | "unreachable" | "tls_error" | "blocked_target" | "http_error" | "internal" | "agent_offline" | "not_dispatched";
         TaskError: {
             kind: components["schemas"]["ErrorKind"];
             message: string;
@@ -383,6 +383,7 @@ export interface components {
                 check_type: components["schemas"]["CheckType"];
             }[];
             agents: components["schemas"]["AgentRef"][];
+            selection?: components["schemas"]["Selection"];
         };
         TaskRow: {
             /** Format: uuid */
@@ -408,6 +409,13 @@ export interface components {
             locations: string[] | null;
             limit: number | null;
             chosen: string[];
+            /** @description agents asked for, online or not (null: a check created before this was kept) */
+            requested?: number | null;
+            /** @description set when fewer agents were chosen than asked for */
+            shortfall?: {
+                missing?: number;
+                message?: string;
+            } | null;
         };
         TypeSummary: {
             ok: number;
@@ -535,6 +543,10 @@ export interface components {
             current_tasks: number;
             /** Format: date-time */
             registered_at: string;
+            /** @description the agent's clock minus the API's, as it estimates from heartbeat replies; null: not reported */
+            clock_offset_ms?: number | null;
+            /** @description false past 60 s: the agent refuses work and is not chosen */
+            clock_ok?: boolean;
         };
         AgentList: {
             items: components["schemas"]["Agent"][];
@@ -590,6 +602,8 @@ export interface components {
         HeartbeatRequest: {
             current_tasks?: number;
             version?: string;
+            /** @description the agent's clock minus the API's (from server_time), in ms */
+            clock_offset_ms?: number;
             capabilities?: components["schemas"]["CheckType"][];
         };
         HeartbeatReply: {

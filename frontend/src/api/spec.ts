@@ -18,7 +18,8 @@ export const ERROR_KINDS = [
   "blocked_target",
   "http_error",
   "internal",
-  "agent_offline"
+  "agent_offline",
+  "not_dispatched"
 ] as const;
 
 export const REQUEST_LIMITS = {

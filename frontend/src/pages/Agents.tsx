@@ -113,6 +113,13 @@ function AgentCard({ agent, now }: { agent: Agent; now: number }) {
         )}
         <dt className="text-slate-500">Version</dt>
         <dd className="font-mono">{agent.version ?? "—"}</dd>
+        <dt className="text-slate-500">Clock offset</dt>
+        <dd className="font-mono" data-testid="agent-clock">
+          {agent.clock_offset_ms == null
+            ? "—"
+            : `${agent.clock_offset_ms >= 0 ? "+" : ""}${(agent.clock_offset_ms / 1000).toFixed(1)} s`}
+          {agent.clock_ok === false && <span className="ml-1 text-red-600">refusing work</span>}
+        </dd>
         <dt className="text-slate-500">Running now</dt>
         <dd className="font-mono">{agent.current_tasks ?? 0} tasks</dd>
         <dt className="text-slate-500">Capabilities</dt>
