@@ -397,6 +397,7 @@ def test_phone_viewport_shows_every_agents_verdict_without_horizontal_scrolling(
         expect(cells).to_have_count(6)  # three agents, http and ping
         for i in range(cells.count()):
             badge = cells.nth(i).get_by_test_id("status-badge")
+            badge.scroll_into_view_if_needed()  # the cards stack downwards: scrolling down is expected, sideways not
             expect(badge).to_be_in_viewport()
             box = badge.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
