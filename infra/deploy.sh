@@ -108,6 +108,7 @@ run aws cloudformation deploy --region "$REGION" --stack-name "$APP_STACK" \
   --template-file "$BUILD/packaged.yaml" --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
   --no-fail-on-empty-changeset --parameter-overrides Stage="$STAGE" --tags project=hostchecker stage="$STAGE"
 API_URL="$(out "$APP_STACK" EndpointURL)"
+WS_URL="$(out "$APP_STACK" WebsocketConnectEndpointURL)"  # live results (chalice package's WebSocket API output)
 if grep -q '^  Migrate:' "$BUILD/sam.yaml" 2>/dev/null; then
   step "database migrations (the app's Migrate function)"
   if [ "$DRY" -eq 1 ]; then MIGRATE_FN="<Migrate>"; else
@@ -122,7 +123,10 @@ if [ "$SKIP_UI" -eq 0 ] && [ -f "$ROOT/frontend/package.json" ]; then
   UI_BUCKET="$(out "$CORE_STACK" UiBucketName)"
   (cd "$ROOT/frontend" && run npm ci && run npm run build)
   run aws s3 sync "$ROOT/frontend/dist" "s3://$UI_BUCKET" --delete --exclude config.json --region "$REGION"
-  printf '{"apiUrl": "%s"}\n' "${API_URL%/}" > "$BUILD/config.json"
+  # The UI's stage settings: the API, the WebSocket for live results, and whether every user's checks are
+  # listed (HC_PUBLIC_LIST, off on prod: .chalice/config.json).
+  PUBLIC_LIST=true; [ "$STAGE" = "prod" ] && PUBLIC_LIST=false
+  printf '{"apiUrl": "%s", "wsUrl": "%s", "publicList": %s}\n' "${API_URL%/}" "$WS_URL" "$PUBLIC_LIST" > "$BUILD/config.json"
   run aws s3 cp "$BUILD/config.json" "s3://$UI_BUCKET/config.json" --cache-control no-cache --region "$REGION"
   if [ "$DRY" -eq 1 ]; then
     run aws cloudfront create-invalidation --distribution-id "$(out "$CORE_STACK" UiDistributionId)" --paths '/*'
