@@ -77,6 +77,8 @@ def test_without_redis_connect_is_refused_with_503_and_the_others_answer_200(mon
     import app as app_module
 
     monkeypatch.setenv("REDIS_URL", "")
+    # Pushes, if any were attempted, go to a closed loopback port, never to the event's AWS domain name.
+    monkeypatch.setenv("HC_WS_MANAGEMENT_URL", "http://127.0.0.1:9")
     config.reset_settings()
     try:
         reply = app_module.ws_connect(_event("$connect"), None)
