@@ -165,39 +165,34 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
 API_SERVER_LOGS: list = []  # of pathlib.Path
 
 
+def start_chalice_local(port: int, env: dict, log_path, what: str = "chalice local") -> subprocess.Popen:
+    """`chalice local --stage test` on 127.0.0.1:`port`, logging to `log_path`. Returns once *this*
+    process listens (procs.listens, never another session's server) or has exited: the caller
+    checks `poll()`."""
+    chalice = ROOT / ".venv" / "bin" / "chalice"
+    argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--no-autoreload"]
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, what)
+    except ServiceError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
 @pytest.fixture(scope="session")
 def api_server(pg_url, redis_url, tmp_path_factory):
     """A real `chalice local --stage test` serving app.py on API_PORT (or a free port)."""
     log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
     API_SERVER_LOGS.append(log_path)
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
-    chalice = ROOT / ".venv" / "bin" / "chalice"
     proc = None
     # The chosen port first; if it is taken between our look and chalice's bind, a free one.
-    # Ready means *this* process listens (procs.listens), never another session's server.
     for port in (API_PORT, free_port()):
-        argv = [
-            str(chalice) if chalice.exists() else "chalice",
-            "local",
-            "--stage",
-            "test",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-autoreload",
-        ]
-        with open(log_path, "a") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            # Bound now (B023): the predicate must see this attempt's process and port.
-            wait_for(
-                lambda proc=proc, port=port: proc.poll() is not None or listens(proc.pid, port), 30, "chalice local"
-            )
-        except ServiceError:
-            proc.kill()
-            proc.wait()
-            raise
+        proc = start_chalice_local(port, env, log_path)
         if proc.poll() is None:
             break
     if proc.poll() is not None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.localcloud.procs import ServiceError, listens, wait_for
 from scripts.localcloud.procs import stop as stop_pids
-from tests.conftest import ADMIN_TOKEN, ROOT, TEST_ENV, free_port
+from tests.conftest import ADMIN_TOKEN, TEST_ENV, free_port, start_chalice_local
 
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
@@ -45,30 +43,8 @@ class ChaliceLocal:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
-        chalice = ROOT / ".venv" / "bin" / "chalice"
-        argv = [
-            str(chalice) if chalice.exists() else "chalice",
-            "local",
-            "--stage",
-            "test",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--no-autoreload",
-        ]
         self.log_path = log_path
-        with open(log_path, "a") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for(
-                lambda: self.proc.poll() is not None or listens(self.proc.pid, self.port),
-                30,
-                "a second chalice local",
-            )
-        except ServiceError:
-            self.stop()
-            raise
+        self.proc = start_chalice_local(self.port, env, log_path, "a second chalice local")
         if self.proc.poll() is not None:
             raise AssertionError(f"second chalice local exited: {log_path.read_text()[-2000:]}")
 
