@@ -9,6 +9,22 @@ from dataclasses import dataclass
 import pytest
 
 REGISTRATION_TOKEN = "test-registration-token"
+
+
+def register_over_http(url: str, name: str, location: str = "Frankfurt") -> dict:
+    """Register a new agent through a real API process at `url` (201); returns its id and token."""
+    import requests
+
+    reply = requests.post(
+        f"{url}/api/agents/register",
+        json={"name": name, "location": location},
+        headers={"X-Registration-Token": REGISTRATION_TOKEN},
+        timeout=10,
+    )
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
 ADMIN_TOKEN = "test-admin-token"
 JSON_HEADERS = {"Content-Type": "application/json"}
 

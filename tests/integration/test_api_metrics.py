@@ -11,21 +11,15 @@ from redis.connection import Connection
 
 from chalicelib import checks, config, metrics, queue, tasks
 from chalicelib.agents import hash_token
-from tests.conftest import ADMIN_TOKEN, REGISTRATION_TOKEN
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.conftest import register_over_http
 from tests.integration.metrics_scrape import ChaliceLocal, delta, scrape, value
 
 P = "hostchecker_"
 
 
 def _register(url: str, name: str) -> dict:
-    reply = requests.post(
-        f"{url}/api/agents/register",
-        json={"name": name, "location": "Testland"},
-        headers={"X-Registration-Token": REGISTRATION_TOKEN},
-        timeout=10,
-    )
-    assert reply.status_code == 201, reply.text
-    return reply.json()
+    return register_over_http(url, name, "Testland")
 
 
 def _heartbeat(url: str, agent: dict) -> None:

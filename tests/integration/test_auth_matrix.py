@@ -19,7 +19,7 @@ from chalicelib import checks as checks_service
 from chalicelib.errors import Forbidden
 from tests.conftest import API_SERVER_LOGS
 from tests.integration.agent_harness import db, start_agent, wait_online  # noqa: F401 - fixtures
-from tests.integration.conftest import ADMIN_TOKEN, REGISTRATION_TOKEN
+from tests.integration.conftest import ADMIN_TOKEN, REGISTRATION_TOKEN, register_over_http
 
 CREDENTIALS = ("none", "wrong", "other_agent", "admin", "right")
 WRONG = "not-a-token-of-ours-0123456789"
@@ -55,14 +55,7 @@ MATRIX = [
 
 
 def _register(api_server: str, name: str) -> dict:
-    resp = requests.post(
-        f"{api_server}/api/agents/register",
-        json={"name": name, "location": "Frankfurt"},
-        headers={"X-Registration-Token": REGISTRATION_TOKEN},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+    return register_over_http(api_server, name)
 
 
 def _check(api_server: str, agent: dict) -> dict:

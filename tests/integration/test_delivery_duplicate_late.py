@@ -13,21 +13,14 @@ import pytest
 import requests
 
 from tests.integration.agent_harness import db  # noqa: F401 - a fixture
-from tests.integration.conftest import REGISTRATION_TOKEN
+from tests.integration.conftest import register_over_http
 
 POSTS = 5
 
 
 @pytest.fixture
 def agent(api_server, clean_state) -> dict:
-    resp = requests.post(
-        f"{api_server}/api/agents/register",
-        json={"name": "fra-1", "location": "Frankfurt"},
-        headers={"X-Registration-Token": REGISTRATION_TOKEN},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+    return register_over_http(api_server, "fra-1")
 
 
 def _task(api_server: str, agent: dict) -> tuple[str, str]:

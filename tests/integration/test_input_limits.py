@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from tests.integration.conftest import REGISTRATION_TOKEN
+from tests.integration.conftest import register_over_http
 
 HUGE = "1" + "0" * 400  # an integer literal no float holds (1e400)
 HUGER = "9" * 5000  # past Python's 4300-digit int parsing limit
@@ -21,14 +21,7 @@ OK_STATUSES = (400, 413, 429)
 
 @pytest.fixture
 def agent(api_server, clean_state) -> dict:
-    resp = requests.post(
-        f"{api_server}/api/agents/register",
-        json={"name": "fra-1", "location": "Frankfurt"},
-        headers={"X-Registration-Token": REGISTRATION_TOKEN},
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()
+    return register_over_http(api_server, "fra-1")
 
 
 @pytest.fixture
