@@ -333,8 +333,14 @@ def _catch_up(url: str, connection_id: str, check_id: str) -> None:
 # ---- fan-out of published events (called from queue.publish)
 
 
-def on_event(check_id: str, event: dict[str, Any]) -> None:
-    """Push one published event to the check's subscribers. Never raises; bounded in time."""
+def enabled() -> bool:
+    """Whether published events are pushed to WebSocket subscribers (a management endpoint is set)."""
+    return bool(get_settings().ws_management_url)
+
+
+def on_event(check_id: str, event: dict[str, Any], subscribers: set[str] | None = None) -> None:
+    """Push one published event to the check's subscribers (`subscribers`: the check's connection ids
+    when the caller already read them; else they are read here). Never raises; bounded in time."""
     url = get_settings().ws_management_url
     if not url:
         return
@@ -343,7 +349,7 @@ def on_event(check_id: str, event: dict[str, Any]) -> None:
         observability.count("LivePushSkipped")
         return
     try:
-        connections = _ready_connections(check_id)
+        connections = _ready_connections(check_id, subscribers)
         if connections:
             _fan_out(url, check_id, event, connections, started + PUSH_BUDGET_S)
     except Exception as exc:  # noqa: BLE001 - live updates must never fail ingestion
@@ -355,9 +361,9 @@ def on_event(check_id: str, event: dict[str, Any]) -> None:
             observability.count("LivePushMs", elapsed_ms, unit=MetricUnit.Milliseconds)
 
 
-def _ready_connections(check_id: str) -> list[str]:
+def _ready_connections(check_id: str, subscribers: set[str] | None = None) -> list[str]:
     r = queue.get_redis()
-    members = sorted(r.smembers(check_key(check_id)))
+    members = sorted(r.smembers(check_key(check_id)) if subscribers is None else subscribers)
     if not members:
         return []
     pipe = r.pipeline(transaction=False)

@@ -158,15 +158,20 @@ def heartbeats_present(agent_ids: list[str]) -> set[str]:
 def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:
     """Publish a task/check event on `hc:check:{id}`, with `metrics` in the same round trip.
     Best effort: Redis being down never fails a write."""
+    # The WebSocket subscribers (chalicelib/live.py; imported here, as live imports this module) are
+    # read in the same round trip, when live updates are pushed at all.
+    from . import live
+
+    subscribers = None
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
+        if live.enabled():
+            pipe.smembers(live.check_key(check_id))
         if metrics:
             metrics.add_to(pipe)
-        pipe.execute()
+        results = pipe.execute()
+        subscribers = results[1] if live.enabled() else None
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("publish on %s failed: %s", check_channel(check_id), exc)
-    # The WebSocket subscribers (chalicelib/live.py); imported here, as live imports this module.
-    from . import live
-
-    live.on_event(check_id, event)
+    live.on_event(check_id, event, subscribers)
