@@ -20,6 +20,8 @@ from chalicelib.protocol import STREAM_GROUP, task_stream_key
 log = logging.getLogger("agent.queue")
 
 BLOCK_MS = 1000  # short, so a stop request is noticed within a second
+MAX_CONNECTIONS = 2
+POOL_WAIT_S = BLOCK_MS / 1000 + 10  # longest a command can hold a connection (the blocking read)
 _REDIS_DOWN = (
     redis.ConnectionError,
     redis.TimeoutError,
@@ -39,16 +41,25 @@ class TaskQueue:
         self.group = STREAM_GROUP
         self.consumer = consumer
         self.block_ms = block_ms
-        self._redis = redis.Redis.from_url(
+        # Two connections at most, whatever the concurrency: one for the blocking read, one
+        # that the task threads share for their acks (a few ms each; a thread waits its
+        # turn). redis-py's default pool opens one per thread that ever overlapped another
+        # and keeps them all, so the agent's sockets grew with how its acks happened to
+        # coincide.
+        pool = redis.BlockingConnectionPool.from_url(
             redis_url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             decode_responses=True,
             socket_connect_timeout=5,
             socket_timeout=block_ms / 1000 + 10,
             health_check_interval=30,
         )
+        self._redis = redis.Redis(connection_pool=pool)
 
     def close(self) -> None:
         self._redis.close()
+        self._redis.connection_pool.disconnect()
 
     def _call(self, fn, *args, **kwargs):
         try:
