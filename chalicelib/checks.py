@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, metrics, observability, queue, targets, transitions, views
+from . import httpopts, inputs, metrics, observability, queue, targets, transitions, views
 from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
@@ -284,7 +284,7 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "check_id": str(check["id"]),
         "target": check["target"],
         "check_types": list(check["check_types"]),
-        "options": check["options"],
+        "options": httpopts.redact_options(check["options"]),
         **targets.target_view(check["target"], list(check["check_types"]), check["options"]),
         "selection": _selection_view(check["agent_selection"]),
         "status": check["status"],
@@ -293,6 +293,7 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "started_at": iso(check["started_at"]),
         "completed_at": iso(check["completed_at"]),
         "summary": views.summarise(list(check["check_types"]), rows),
+        "certificates": views.certificates(rows),
         "results": [views.task_view(r) for r in rows],
     }
 

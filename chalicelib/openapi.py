@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from .config import get_settings
+from .httpopts import MAX_BODY, MAX_HEADERS
 from .protocol import (
     CHECK_STATUSES,
     CHECK_TYPES,
@@ -52,6 +53,66 @@ OPTION_NOTES = {
     ("http", "scheme"): "for a target without one (a bare host); https by default",
     ("http", "port"): "default: the target's port, else the scheme's (443 for a bare host)",
     ("tcp", "port"): "default: the target's port, else its URL scheme's, else 443 (a bare host, as http assumes)",
+    ("http", "method"): "POST may carry `body`; OPTIONS and HEAD read no body",
+    ("http", "headers"): f"at most {MAX_HEADERS} custom request headers; Content-Length, Connection, "
+    "Transfer-Encoding and the like are the check's own (400). A Host header is allowed, its value under the "
+    "target policy (a private name or address is a 400 blocked_target); the connection still goes only to the "
+    "checked address. Authorization and Cookie values read back as ********",
+    ("http", "body"): f"POST only; at most {MAX_BODY} bytes of UTF-8. Content-Type defaults to "
+    "application/x-www-form-urlencoded (as curl -d) unless headers give one",
+    ("http", "auth"): "HTTP basic auth {username, password}; sent to the first request's origin only. Reads of "
+    "the check show password ******** (never the password)",
+    ("http", "expect"): "assertions, all of which must hold; a failure is error kind assertion_failed naming "
+    "the first failing one and what was seen, and data.assertions lists each {assertion, expected, passed, seen}. "
+    "status replaces expected_status",
+    ("http", "http_version"): "2: offer h2 in ALPN and speak HTTP/2 (h2) when the server picks it, else HTTP/1.1 "
+    "(data.http_version says which); plain http:// is always HTTP/1.1",
+    ("dns", "protocol"): "udp (falls back to tcp when truncated), tcp, dot (DNS over TLS, RFC 7858) or doh "
+    "(DNS over HTTPS, RFC 8484 POST); dot and doh verify the resolver's certificate against its name or address",
+    ("dns", "port"): "default 53, 853 for dot, 443 for doh",
+    ("dns", "doh_path"): "the DoH URL's path on the resolver",
+    ("dns", "dnssec"): "set the DO bit: data.dnssec reports the AD flag, the RRSIGs and the agent's own "
+    "validation of the answer against the zone's DNSKEY (status secure | insecure | bogus)",
+    ("dns", "trace"): "iterate from the root servers down (as dig +trace), over udp or tcp: data.trace lists "
+    "each delegation step",
+}
+
+HEADER_NAME = {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"}
+OPTION_SCHEMAS = {
+    ("http", "headers"): {
+        "type": ["object", "null"],
+        "maxProperties": MAX_HEADERS,
+        "additionalProperties": {"type": "string", "maxLength": 1024},
+        "propertyNames": HEADER_NAME,
+    },
+    ("http", "auth"): {
+        "type": ["object", "null"],
+        "properties": {"username": {"type": "string", "maxLength": 255}, "password": {"type": "string"}},
+        "required": ["username"],
+        "additionalProperties": False,
+    },
+    ("http", "expect"): {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {
+                "type": ["array", "integer", "string"],
+                "items": {"type": ["integer", "string", "array"]},
+                "description": 'codes or ranges: [200, "301-302"]',
+            },
+            "headers": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "boolean"]},
+                "description": "header name -> true (present) or a regex (re.search over its value)",
+            },
+            "body_contains": {"type": "string", "maxLength": 255},
+            "body_matches": {"type": "string", "maxLength": 255, "description": "a regex (re.search)"},
+            "json": {
+                "type": "object",
+                "description": 'JSON path ($.a.b[0], $["key"]) -> the value it must equal',
+            },
+        },
+    },
 }
 
 
@@ -60,10 +121,16 @@ def _option_schema(check_type: str) -> dict:
     for name, spec in OPTION_SPECS[check_type].items():
         kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
         types = sorted(
-            {{int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}[k] for k in kinds}
+            {
+                {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}[k]
+                for k in kinds
+            }
         )
         if spec.nullable:
             types.append("null")
+        if (check_type, name) in OPTION_SCHEMAS:
+            props[name] = {**OPTION_SCHEMAS[check_type, name], "description": OPTION_NOTES[check_type, name]}
+            continue
         prop: dict[str, Any] = {"type": types if len(types) > 1 else types[0]}
         if spec.choices:
             prop["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
@@ -235,6 +302,23 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "scheme": {"type": "string", "enum": ["http", "https"]},
             "port": {"type": "integer"},
+            "request": _obj(
+                {
+                    "method": {"type": "string"},
+                    "headers": {"type": "object", "description": "the custom headers; secret values as ********"},
+                    "body_bytes": {"type": ["integer", "null"]},
+                    "basic_auth_user": NSTR,
+                },
+                extra=True,
+            ),
+            "assertions": {
+                "type": "array",
+                "description": "with options.http.expect: each assertion in order, whether it held and what was seen",
+                "items": _obj(
+                    {"assertion": {"type": "string"}, "expected": {}, "passed": {"type": "boolean"}, "seen": {}}
+                ),
+            },
+            "tls": _ref("TlsView"),
             "hops": {
                 "type": "array",
                 "description": "every request in order: the redirects, then the last one",
@@ -248,6 +332,57 @@ SCHEMAS: dict[str, Any] = {
                     }
                 ),
             },
+        },
+    },
+    "TlsView": {
+        "type": ["object", "null"],
+        "description": "the handshake of the last hop: DESIGN §6's fields plus the full chain, OCSP stapling, "
+        "the SAN/hostname match and the leaf's key",
+        "properties": {
+            "alpn": NSTR,
+            "fingerprint_sha256": NSTR,
+            "key_type": NSTR,
+            "key_bits": {"type": ["integer", "null"]},
+            "chain": {
+                "type": "array",
+                "description": "every certificate the server sent, leaf first",
+                "items": _obj(
+                    {
+                        "subject": {"type": "string"},
+                        "issuer": {"type": "string"},
+                        "not_before": TIME,
+                        "not_after": TIME,
+                        "key_type": {"type": "string", "description": "RSA, EC, Ed25519, Ed448, DSA"},
+                        "key_bits": {"type": ["integer", "null"]},
+                        "curve": NSTR,
+                        "signature_algorithm": NSTR,
+                        "serial": {"type": "string"},
+                        "fingerprint_sha256": {"type": "string"},
+                        "is_ca": {"type": "boolean"},
+                    },
+                    required=["subject", "issuer", "fingerprint_sha256"],
+                ),
+            },
+            "ocsp": _obj(
+                {
+                    "stapled": {
+                        "type": ["boolean", "null"],
+                        "description": "null: this agent could not ask for a staple",
+                    },
+                    "status": NSTR,
+                    "cert_status": {"type": ["string", "null"], "enum": ["good", "revoked", "unknown", None]},
+                    "this_update": NTIME,
+                    "next_update": NTIME,
+                    "produced_at": NTIME,
+                }
+            ),
+            "hostname_match": _obj(
+                {
+                    "host": {"type": "string"},
+                    "matched": {"type": ["boolean", "null"]},
+                    "by": {"type": ["string", "null"], "description": "san:<name> or cn:<name> that matched"},
+                }
+            ),
         },
     },
     "DnsData": {
@@ -279,9 +414,30 @@ SCHEMAS: dict[str, Any] = {
             "started_at": NTIME,
             "completed_at": NTIME,
             "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
+            "certificates": _ref("Certificates"),
             "results": {"type": "array", "items": _ref("TaskRow")},
         }
     ),
+    "Certificates": {
+        "type": ["object", "null"],
+        "description": "the leaf certificates the http results saw, grouped by SHA-256 fingerprint; differ is "
+        "true when agents were shown different ones (a CDN edge, a middlebox). null: no result has a certificate",
+        "required": ["differ", "leaves"],
+        "properties": {
+            "differ": {"type": "boolean"},
+            "leaves": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "fingerprint_sha256": {"type": "string"},
+                        "subject": NSTR,
+                        "issuer": NSTR,
+                        "agents": {"type": "array", "items": {"type": "string"}, "description": "agent names"},
+                    }
+                ),
+            },
+        },
+    },
     "CheckListItem": _obj(
         {
             "check_id": UUID,

@@ -22,6 +22,7 @@ ERROR_KINDS = (
     "tls_error",
     "blocked_target",
     "http_error",
+    "assertion_failed",
     "internal",
     "agent_offline",
     "not_dispatched",
@@ -29,8 +30,29 @@ ERROR_KINDS = (
 TASK_STATUSES = ("pending", "in_progress", "completed", "failed")
 OPEN_TASK_STATUSES = ("pending", "in_progress")
 CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
-DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV", "PTR")
-HTTP_METHODS = ("GET", "HEAD")
+DNS_RECORD_TYPES = (
+    "A",
+    "AAAA",
+    "CNAME",
+    "MX",
+    "NS",
+    "TXT",
+    "SOA",
+    "CAA",
+    "SRV",
+    "PTR",
+    "HTTPS",
+    "SVCB",
+    "DNSKEY",
+    "DS",
+    "NSEC",
+    "ANY",
+)
+DNS_PROTOCOLS = ("udp", "tcp", "dot", "doh")
+# The resolver port each DNS protocol uses when options.dns.port is not given.
+DNS_DEFAULT_PORTS = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
+HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
+HTTP_VERSIONS = ("1.1", "2")
 
 # What an agent may call itself; the API refuses longer values and the agent checks
 # its own settings against the same numbers before it registers.
@@ -81,6 +103,7 @@ class Opt:
     high: float | None = None
     choices: tuple | None = None
     nullable: bool = False
+    max_len: int = 255  # of a string
 
 
 OPTION_SPECS: dict[str, dict[str, Opt]] = {
@@ -94,6 +117,12 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "max_redirects": Opt(10, int, 0, 20),
         "verify_tls": Opt(True, bool),
         "timeout": Opt(15, (int, float), 1, 60),
+        # chalicelib/httpopts.py validates these four and says what they mean
+        "headers": Opt(None, dict, nullable=True),
+        "body": Opt(None, str, nullable=True, max_len=8192),
+        "auth": Opt(None, dict, nullable=True),
+        "expect": Opt(None, dict, nullable=True),
+        "http_version": Opt("1.1", str, choices=HTTP_VERSIONS),
     },
     "ping": {
         "count": Opt(4, int, 1, 16),
@@ -103,8 +132,11 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
     "dns": {
         "record_type": Opt("A", str, choices=DNS_RECORD_TYPES),
         "resolver": Opt(None, str, nullable=True),
-        "port": Opt(53, int, 1, 65535),
-        "protocol": Opt("udp", str, choices=("udp", "tcp")),
+        "port": Opt(53, int, 1, 65535),  # 853 for dot and 443 for doh when not given
+        "protocol": Opt("udp", str, choices=DNS_PROTOCOLS),
+        "doh_path": Opt("/dns-query", str),
+        "dnssec": Opt(False, bool),  # set the DO bit and report the AD flag and the RRSIGs
+        "trace": Opt(False, bool),  # iterate from the root servers, as dig +trace
         "timeout": Opt(10, (int, float), 1, 60),
     },
     "tcp": {
@@ -143,6 +175,9 @@ def parse_expected_status(value: Any, field_name: str = "expected_status") -> li
     return [low, high]
 
 
+_KIND_NAMES = {dict: "an object"}
+
+
 def _check_value(name: str, spec: Opt, value: Any) -> Any:
     if value is None:
         if spec.nullable:
@@ -153,7 +188,7 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     if isinstance(value, bool) and bool not in kinds:
         raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
     if not isinstance(value, kinds):
-        raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+        raise OptionError(name, f"must be {' or '.join(_KIND_NAMES.get(k, k.__name__) for k in kinds)}")
     if spec.choices is not None:
         if isinstance(value, str) and spec.choices and spec.choices[0].isupper():
             value = value.upper()
@@ -164,8 +199,8 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     numeric = not isinstance(value, bool) and isinstance(value, (int, float))
     if spec.low is not None and numeric and not spec.low <= value <= spec.high:
         raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")
-    if isinstance(value, str) and len(value) > 255:
-        raise OptionError(name, "must be at most 255 characters")
+    if isinstance(value, str) and len(value) > spec.max_len:
+        raise OptionError(name, f"must be at most {spec.max_len} characters")
     return value
 
 
@@ -187,7 +222,26 @@ def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
         out["expected_status"] = parse_expected_status(out["expected_status"], f"{prefix}.expected_status")
         if not out["path"].startswith("/"):
             raise OptionError(f"{prefix}.path", "must start with /")
+        _http_rules()(out, prefix)
+    if check_type == "dns":
+        if "port" not in given:
+            out["port"] = DNS_DEFAULT_PORTS[out["protocol"]]
+        if not out["doh_path"].startswith("/"):
+            raise OptionError(f"{prefix}.doh_path", "must start with /")
+        if out["trace"] and out["protocol"] in ("dot", "doh"):
+            raise OptionError(f"{prefix}.trace", "asks the root and authoritative servers, over udp or tcp only")
     return out
+
+
+def _http_rules():
+    """httpopts.validate_http (headers, auth, body, expect), imported late: it imports this module.
+    Loaded alone by the CLI outside a checkout (cli/protocol.py) there is no package to import
+    from; the CLI then leaves those rules to the API, which applies them."""
+    try:
+        from . import httpopts
+    except ImportError:
+        return lambda out, prefix: None
+    return httpopts.validate_http
 
 
 def check_timeout_s(check_type: str, options: dict[str, Any]) -> float:

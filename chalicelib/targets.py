@@ -426,6 +426,9 @@ def apply_assumptions(
         if out.get("resolver"):
             out["resolver"] = _resolver(out["resolver"], f"{prefix}.resolver", allow_private)
         peer = out.get("resolver")
+    elif check_type == "http" and out.get("headers"):
+        _check_host_header(out["headers"], f"{prefix}.headers", allow_private)
+        peer = target.host if target.is_ip else None
     else:
         peer = target.host if target.is_ip else None
     wanted = out.get("ip_version")
@@ -438,7 +441,7 @@ def apply_assumptions(
     return out
 
 
-def _resolver(value: str, field: str, allow_private: bool) -> str:
+def _resolver(value: str, field: str, allow_private: bool, what: str = "resolver") -> str:
     """A resolver option: an IP literal as given, or a host name in its A-label form.
 
     The target policy applies to it as to a target: a literal in a blocked range (127.0.0.1,
@@ -456,12 +459,29 @@ def _resolver(value: str, field: str, allow_private: bool) -> str:
             return str(ip)
         name = ascii_hostname(value)
         if not allow_private and (name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES)):
-            raise BlockedTarget(f"{name} is a local name; using it as the resolver is not allowed")
+            raise BlockedTarget(f"{name} is a local name; using it as the {what} is not allowed")
         return name
     except BlockedTarget as exc:
-        raise BlockedTarget(f"resolver {exc.message}", field=field) from exc
+        raise BlockedTarget(f"{what} {exc.message}", field=field) from exc
     except TargetError as exc:
         raise OptionError(field, f"must be an IP address or a hostname: {exc.message}") from exc
+
+
+def _check_host_header(headers: dict[str, str], field: str, allow_private: bool) -> None:
+    """A Host header may name another virtual host of the checked server, never a private one:
+    the target policy applies to its value as to a target (the connection still goes only to
+    the checked address)."""
+    for name, value in headers.items():
+        if name.lower() != "host":
+            continue
+        host = value.strip()
+        if host.startswith("["):
+            host = host[1 : host.find("]")] if "]" in host else host
+        elif host.count(":") == 1:
+            host = host.split(":", 1)[0]
+        if not host:
+            raise OptionError(f"{field}.{name}", "must name a host")
+        _resolver(host, f"{field}.{name}", allow_private, what="Host header")
 
 
 def target_view(raw: str, check_types: list[str], options: dict[str, Any] | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, observability, transitions, views
+from . import httpopts, inputs, observability, transitions, views
 from .agents import authenticate
 from .db import run_transaction, transaction
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -211,7 +211,9 @@ def get_task(task_id: str) -> dict[str, Any]:
         {
             "check_id": str(row["check_id"]),
             "target": extra["target"],
-            "options": extra["options"] or {},
+            "options": httpopts.redact_http(extra["options"] or {})
+            if view["check_type"] == "http"
+            else extra["options"] or {},
             "created_at": iso(extra["created_at"]),
             "deadline_at": iso(extra["deadline_at"]),
         }

@@ -106,6 +106,34 @@ def summarise(check_types: list[str], rows: list[dict[str, Any]]) -> dict[str, A
     return summary
 
 
+def certificates(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Which leaf certificate each agent's http check was shown (the last hop's TLS), grouped by
+    SHA-256 fingerprint: `differ` is true when agents saw different ones (a CDN edge or a
+    middlebox in some region). None when no result carries a certificate. The UI's Results
+    page computes the same from the rows it holds (frontend/src/lib/certificates.ts)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        data = row.get("data") if row["check_type"] == "http" else None
+        tls = data.get("tls") if isinstance(data, dict) else None
+        fingerprint = tls.get("fingerprint_sha256") if isinstance(tls, dict) else None
+        if not isinstance(fingerprint, str):
+            continue
+        group = groups.setdefault(
+            fingerprint,
+            {
+                "fingerprint_sha256": fingerprint,
+                "subject": tls.get("subject"),
+                "issuer": tls.get("issuer"),
+                "agents": [],
+            },
+        )
+        group["agents"].append(row["agent_name"])
+    if not groups:
+        return None
+    leaves = sorted(groups.values(), key=lambda g: (-len(g["agents"]), g["fingerprint_sha256"]))
+    return {"differ": len(leaves) > 1, "leaves": leaves}
+
+
 # The same summary for a page of checks in one grouped query: only each successful
 # result's headline value (picked out by _HEADLINE_PATHS) and duration leave the database.
 _HEADLINE_SQL = "CASE t.check_type " + " ".join("WHEN %s THEN %s::text[]" for _ in _HEADLINE_PATHS) + " END"

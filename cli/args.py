@@ -6,6 +6,7 @@ types, each is prefixed with its type: `--ping-count`, `--dns-record-type`."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from .protocol import CHECK_TYPES, OPTION_SPECS, OptionError, normalize_options
@@ -32,14 +33,19 @@ def _converter(check_type: str, name: str, spec) -> Any:
 
     def convert(text: str):
         try:
-            if int in kinds and float in kinds:
+            if dict in kinds:
+                value = json.loads(text)
+            elif int in kinds and float in kinds:
                 value = _number(text)
             elif int in kinds and str not in kinds:
                 value = int(text)
             else:
                 value = text
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            what = "a JSON object" if dict in kinds else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if name == "body":
+            return value  # its rules depend on --method; the API checks them together
         try:
             normalized = normalize_options(check_type, {name: value})
         except OptionError as exc:
@@ -59,6 +65,8 @@ def _help(name: str, spec) -> str:
         parts.append(f"{spec.low:g}–{spec.high:g}")
     if spec.default is not None:
         parts.append(f"default {spec.default}")
+    if spec.kind is dict:
+        parts.append("JSON, as the API's option")
     return name.replace("_", " ") + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -69,6 +77,15 @@ def add_type_options(parser: argparse.ArgumentParser, check_type: str, prefixed:
         flags = [flag]
         if check_type == "dns" and name == "record_type" and not prefixed:
             flags.append("--type")  # `hostchecker dns example.com --type MX`
+        if check_type == "http" and name == "headers":
+            group.add_argument(
+                *(("--http-header",) if prefixed else ("-H", "--header")),
+                dest=HEADER_DEST,
+                action="append",
+                type=_header_line,
+                metavar="'NAME: VALUE'",
+                help="a request header, as curl -H (repeatable; joins --headers)",
+            )
         dest = OPTION_DEST.format(check_type=check_type, name=name)
         if spec.kind is bool:
             group.add_argument(
@@ -83,6 +100,16 @@ def add_type_options(parser: argparse.ArgumentParser, check_type: str, prefixed:
                 metavar=name.upper(),
                 help=_help(name, spec),
             )
+
+
+HEADER_DEST = "opt_http_header_lines"
+
+
+def _header_line(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: a header is 'Name: value'")
+    return name.strip(), value.strip()
 
 
 def check_types_arg(text: str) -> list[str]:
@@ -215,6 +242,8 @@ def type_options(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
             for name in OPTION_SPECS[check_type]
             if values.get(OPTION_DEST.format(check_type=check_type, name=name)) is not None
         }
+        if check_type == "http" and values.get(HEADER_DEST):
+            given["headers"] = {**(given.get("headers") or {}), **dict(values[HEADER_DEST])}
         if given:
             out[check_type] = given
     return out

@@ -61,6 +61,8 @@ def headline(row: dict[str, Any]) -> str:
             for p in (
                 str(d["status_code"]) if d.get("status_code") is not None else "",
                 format_ms(total) if is_num(total) else "",
+                _assertions_text(d),
+                _cert_text(d),
             )
             if p
         )
@@ -85,6 +87,35 @@ def headline(row: dict[str, Any]) -> str:
         n = len(d["hops"])
         return f"{n} hop{'s' if n != 1 else ''}" + (" (not reached)" if d.get("reached") is False else "")
     return format_ms(row.get("duration_ms")) if is_num(row.get("duration_ms")) else ""
+
+
+def _assertions_text(d: dict[str, Any]) -> str:
+    assertions = d.get("assertions") if isinstance(d.get("assertions"), list) else []
+    if not assertions:
+        return ""
+    passed = sum(1 for a in assertions if a.get("passed"))
+    return f"{passed}/{len(assertions)} assertions"
+
+
+def _cert_text(d: dict[str, Any]) -> str:
+    """The leaf's fingerprint, shortened (enough to tell two apart), and its key."""
+    tls = d.get("tls") if isinstance(d.get("tls"), dict) else {}
+    fingerprint = tls.get("fingerprint_sha256")
+    if not isinstance(fingerprint, str):
+        return ""
+    key = f" {tls['key_type']} {tls['key_bits']}" if tls.get("key_type") and tls.get("key_bits") else ""
+    return f"cert {fingerprint[:11]}{key}"
+
+
+def certificates_line(check: dict[str, Any]) -> str | None:
+    """'Certificates differ between agents: …' when the API says agents saw different leaves."""
+    certs = check.get("certificates")
+    if not isinstance(certs, dict) or not certs.get("differ"):
+        return None
+    groups = " · ".join(
+        f"{leaf['fingerprint_sha256'][:11]} ({', '.join(leaf.get('agents') or [])})" for leaf in certs.get("leaves", [])
+    )
+    return f"Certificates differ between agents: {groups}"
 
 
 def figure_ms(row: dict[str, Any]) -> float | None:
@@ -234,6 +265,9 @@ def check_view(check: dict[str, Any]) -> Group:
         parts += [type_table(check, check_type), Text("")]
     if check.get("status") == "failed" and check.get("error"):
         parts.append(Text(f"The check could not run: {check['error']}", style="red"))
+    differ = certificates_line(check)
+    if differ:
+        parts.append(Text(differ, style="yellow"))
     for check_type in types:
         rows = rows_of(check, check_type)
         parts.append(

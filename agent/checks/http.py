@@ -73,8 +73,8 @@ from cryptography.hazmat.primitives import hashes
 
 from chalicelib import protocol, targets
 
+from . import expect, httpreq, tlsview
 from .base import (
-    USER_AGENT,
     CheckContext,
     CheckFailure,
     classify,
@@ -141,7 +141,8 @@ def initial_url(ctx: CheckContext) -> str:
 
 def run(ctx: CheckContext) -> dict:
     opts = ctx.options
-    method = opts["method"]
+    request = httpreq.Request.from_options(opts)
+    method = request.method
     low, high = opts["expected_status"]
     url = initial_url(ctx)
     redirects: list[dict] = []
@@ -169,11 +170,12 @@ def run(ctx: CheckContext) -> dict:
             "body_bytes": final.get("body_bytes"),  # None: no response body was read
             "body_truncated": final.get("body_truncated", False),
             "address": final.get("address"),
+            "request": request.view(),
         }
 
     while True:
         try:
-            hop = _fetch(ctx, url, method)
+            hop = _fetch(ctx, url, request, keep_body=expect.wants_body(opts.get("expect")))
         except _HopError as err:
             hops.append(err.hop)
             kind, message = classify(err.cause)
@@ -216,9 +218,15 @@ def run(ctx: CheckContext) -> dict:
                 address=hop["address"],
             ) from exc
         url = next_url
+        request = request.after_redirect(status)
 
     data = data_for(hop)
-    if not low <= status <= high:
+    if opts.get("expect"):
+        data["assertions"] = expect.evaluate(
+            opts["expect"], status, hop.get("all_headers"), hop.get("body"), hop.get("body_truncated", False)
+        )
+        expect.check(data["assertions"], data, hop["address"])
+    if not (opts.get("expect") or {}).get("status") and not low <= status <= high:
         raise CheckFailure(
             "http_error",
             f"status {status} {hop['reason']} is outside the expected {low}-{high}",
@@ -247,7 +255,7 @@ def _sum_timings(hops: list[dict]) -> dict:
     return out
 
 
-def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
+def _fetch(ctx: CheckContext, url: str, request: httpreq.Request, keep_body: bool = False) -> dict:
     """One request/response. Raises _HopError carrying the partial hop."""
     timings = {phase: None for phase in PHASES}
     hop: dict = {"url": url, "address": None, "timings": timings, "tls": None}
@@ -273,19 +281,8 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
             sock = _handshake(ctx, sock, t.host, hop)
 
         phase = "request"
-        host_header = f"[{t.host}]" if ":" in t.host else t.host
-        if t.port and t.port != (443 if https else 80):
-            host_header += f":{t.port}"
-        request = (
-            f"{method} {_request_target(t.path)} HTTP/1.1\r\n"
-            f"Host: {host_header}\r\n"
-            f"User-Agent: {USER_AGENT}\r\n"
-            "Accept: */*\r\n"
-            "Accept-Encoding: identity\r\n"
-            "Connection: close\r\n\r\n"
-        )
         sock.settimeout(ctx.remaining())
-        sock.sendall(request.encode("ascii"))
+        sock.sendall(request.http11(t, _request_target(t.path)))
         sent = time.monotonic()
 
         phase = "the first response byte"
@@ -297,7 +294,7 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
         timings["ttfb"] = ms_since(sent, first_byte)
 
         phase = "the response"
-        response = http.client.HTTPResponse(_BufferedSock(reader), method=method)
+        response = http.client.HTTPResponse(_BufferedSock(reader), method=request.method)
         response.begin()
         hop["status_code"] = response.status
         hop["reason"] = response.reason
@@ -305,6 +302,8 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
             response.version, str(response.version)
         )
         hop["headers"] = {name: response.headers[name] for name in REPORTED_HEADERS if name in response.headers}
+        hop["all_headers"] = response.headers  # for expect.headers; not reported as such
+        kept = [] if keep_body and request.method != "HEAD" else None
 
         body_bytes, truncated = 0, False
         while body_bytes < BODY_CAP_BYTES:
@@ -315,10 +314,13 @@ def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
             if not chunk:
                 break
             body_bytes += len(chunk)
+            if kept is not None:
+                kept.append(chunk)
         if body_bytes >= BODY_CAP_BYTES:
             sock.settimeout(ctx.remaining())
             truncated = bool(response.read(1))
         hop["body_bytes"] = body_bytes
+        hop["body"] = b"".join(kept) if kept is not None else None
         hop["body_truncated"] = truncated
         timings["download"] = ms_since(first_byte)
         timings["total"] = ms_since(started)
@@ -370,6 +372,7 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
     """
     verify = bool(ctx.options["verify_tls"])
     tls_sock = ctx.track(_tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
+    hop["ocsp_asked"] = tlsview.request_ocsp(tls_sock, host)
     mark = time.monotonic()
     try:
         tls_sock.settimeout(ctx.remaining())
@@ -378,6 +381,7 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
         hop["timings"]["tls"] = ms_since(mark)
         verify_error = exc.verify_message or exc.reason or str(exc)
         hop["tls"] = tls_details(tls_sock, verified=False, verify_error=verify_error)
+        tlsview.extend(hop["tls"], tls_sock, peer_chain(tls_sock), host, hop["ocsp_asked"])
         ctx.close(tls_sock)
         raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}") from exc
     except BaseException:
@@ -385,6 +389,7 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
         raise
     hop["timings"]["tls"] = ms_since(mark)
     hop["tls"] = tls_details(tls_sock, verified=True if verify else None, verify_error=None)
+    tlsview.extend(hop["tls"], tls_sock, peer_chain(tls_sock), host, hop["ocsp_asked"])
     return tls_sock
 
 

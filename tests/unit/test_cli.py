@@ -348,3 +348,58 @@ def test_agent_stats_show_the_headline_latency_not_the_task_duration():
         {"ping": {"count": 4, "avg_ms": 1530.0, "p95_ms": 1540.0, "latency_avg_ms": 10.4, "latency_p95_ms": 11.2}}
     )
     assert "10" in text and "1.53 s" not in text and "×4" in text
+
+
+def test_http_request_flags_become_the_apis_options():
+    ns = build_parser().parse_args(
+        [
+            "http",
+            "https://example.com/api",
+            "--method",
+            "post",
+            "--body",
+            '{"q": 1}',
+            "-H",
+            "Content-Type: application/json",
+            "--header",
+            "X-Trace: 1",
+            "--expect",
+            '{"status": [200], "json": {"$.ok": true}}',
+            "--http-version",
+            "2",
+        ]
+    )
+    assert type_options(ns) == {
+        "http": {
+            "method": "POST",
+            "body": '{"q": 1}',
+            "headers": {"Content-Type": "application/json", "X-Trace": "1"},
+            "expect": {"status": [200], "json": {"$.ok": True}},
+            "http_version": "2",
+        }
+    }
+
+
+def test_a_json_option_that_is_not_json_exits_2_naming_it(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["http", "example.com", "--expect", "{status: 200"])
+    assert exc.value.code == 2
+    assert "--expect" in capsys.readouterr().err
+
+
+def test_assertions_certificates_and_a_differing_certificate_are_shown():
+    tls = {"fingerprint_sha256": "AB:CD:EF:01:23", "key_type": "RSA", "key_bits": 2048}
+    passed = [{"assertion": "status", "passed": True}, {"assertion": "body_contains", "passed": True}]
+    body = check([row(0, data={"status_code": 200, "timings_ms": {"total": 11}, "tls": tls, "assertions": passed})])
+    body["certificates"] = {
+        "differ": True,
+        "leaves": [
+            {"fingerprint_sha256": "AB:CD:EF:01:23", "agents": ["fra-1", "iad-1"]},
+            {"fingerprint_sha256": "99:88:77:66:55", "agents": ["sin-1"]},
+        ],
+    }
+    text = text_of(check_view(body))
+    assert "2/2 assertions" in text and "cert AB:CD:EF:01 RSA 2048" in text
+    assert "Certificates differ between agents: AB:CD:EF:01 (fra-1, iad-1) · 99:88:77:66 (sin-1)" in text
+    body["certificates"]["differ"] = False
+    assert "differ" not in text_of(check_view(body))

@@ -245,7 +245,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        ErrorKind: "dns_failure" | "timeout" | "refused" | "unreachable" | "tls_error" | "blocked_target" | "http_error" | "internal" | "agent_offline" | "not_dispatched";
+        ErrorKind: "dns_failure" | "timeout" | "refused" | "unreachable" | "tls_error" | "blocked_target" | "http_error" | "assertion_failed" | "internal" | "agent_offline" | "not_dispatched";
         TaskError: {
             kind: components["schemas"]["ErrorKind"];
             message: string;
@@ -269,10 +269,11 @@ export interface components {
             options?: {
                 http?: {
                     /**
+                     * @description POST may carry `body`; OPTIONS and HEAD read no body
                      * @default GET
                      * @enum {string}
                      */
-                    method: "GET" | "HEAD";
+                    method: "GET" | "HEAD" | "OPTIONS" | "POST";
                     /**
                      * @description for a target without one (a bare host); https by default
                      * @default https
@@ -293,6 +294,37 @@ export interface components {
                     verify_tls: boolean;
                     /** @default 15 */
                     timeout: number;
+                    /** @description at most 16 custom request headers; Content-Length, Connection, Transfer-Encoding and the like are the check's own (400). A Host header is allowed, its value under the target policy (a private name or address is a 400 blocked_target); the connection still goes only to the checked address. Authorization and Cookie values read back as ******** */
+                    headers?: {
+                        [key: string]: string;
+                    } | null;
+                    /** @description POST only; at most 8192 bytes of UTF-8. Content-Type defaults to application/x-www-form-urlencoded (as curl -d) unless headers give one */
+                    body?: string | null;
+                    /** @description HTTP basic auth {username, password}; sent to the first request's origin only. Reads of the check show password ******** (never the password) */
+                    auth?: {
+                        username: string;
+                        password?: string;
+                    } | null;
+                    /** @description assertions, all of which must hold; a failure is error kind assertion_failed naming the first failing one and what was seen, and data.assertions lists each {assertion, expected, passed, seen}. status replaces expected_status */
+                    expect?: {
+                        /** @description codes or ranges: [200, "301-302"] */
+                        status?: (number | string | unknown[])[] | number | string;
+                        /** @description header name -> true (present) or a regex (re.search over its value) */
+                        headers?: {
+                            [key: string]: string | boolean;
+                        };
+                        body_contains?: string;
+                        /** @description a regex (re.search) */
+                        body_matches?: string;
+                        /** @description JSON path ($.a.b[0], $["key"]) -> the value it must equal */
+                        json?: Record<string, never>;
+                    } | null;
+                    /**
+                     * @description 2: offer h2 in ALPN and speak HTTP/2 (h2) when the server picks it, else HTTP/1.1 (data.http_version says which); plain http:// is always HTTP/1.1
+                     * @default 1.1
+                     * @enum {string}
+                     */
+                    http_version: "1.1" | "2";
                     /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
@@ -318,15 +350,34 @@ export interface components {
                      * @default A
                      * @enum {string}
                      */
-                    record_type: "A" | "AAAA" | "CNAME" | "MX" | "NS" | "TXT" | "SOA" | "CAA" | "SRV" | "PTR";
+                    record_type: "A" | "AAAA" | "CNAME" | "MX" | "NS" | "TXT" | "SOA" | "CAA" | "SRV" | "PTR" | "HTTPS" | "SVCB" | "DNSKEY" | "DS" | "NSEC" | "ANY";
                     resolver?: string | null;
-                    /** @default 53 */
+                    /**
+                     * @description default 53, 853 for dot, 443 for doh
+                     * @default 53
+                     */
                     port: number;
                     /**
+                     * @description udp (falls back to tcp when truncated), tcp, dot (DNS over TLS, RFC 7858) or doh (DNS over HTTPS, RFC 8484 POST); dot and doh verify the resolver's certificate against its name or address
                      * @default udp
                      * @enum {string}
                      */
-                    protocol: "udp" | "tcp";
+                    protocol: "udp" | "tcp" | "dot" | "doh";
+                    /**
+                     * @description the DoH URL's path on the resolver
+                     * @default /dns-query
+                     */
+                    doh_path: string;
+                    /**
+                     * @description set the DO bit: data.dnssec reports the AD flag, the RRSIGs and the agent's own validation of the answer against the zone's DNSKEY (status secure | insecure | bogus)
+                     * @default false
+                     */
+                    dnssec: boolean;
+                    /**
+                     * @description iterate from the root servers down (as dig +trace), over udp or tcp: data.trace lists each delegation step
+                     * @default false
+                     */
+                    trace: boolean;
                     /** @default 10 */
                     timeout: number;
                     /**
@@ -461,6 +512,21 @@ export interface components {
             /** @enum {string} */
             scheme?: "http" | "https";
             port?: number;
+            request?: {
+                method: string;
+                /** @description the custom headers; secret values as ******** */
+                headers: Record<string, never>;
+                body_bytes: number | null;
+                basic_auth_user: string | null;
+            };
+            /** @description with options.http.expect: each assertion in order, whether it held and what was seen */
+            assertions?: {
+                assertion: string;
+                expected: unknown;
+                passed: boolean;
+                seen: unknown;
+            }[];
+            tls?: components["schemas"]["TlsView"];
             /** @description every request in order: the redirects, then the last one */
             hops?: {
                 url: string;
@@ -470,6 +536,49 @@ export interface components {
                 timings_ms: Record<string, never>;
             }[];
         };
+        /** @description the handshake of the last hop: DESIGN §6's fields plus the full chain, OCSP stapling, the SAN/hostname match and the leaf's key */
+        TlsView: {
+            alpn?: string | null;
+            fingerprint_sha256?: string | null;
+            key_type?: string | null;
+            key_bits?: number | null;
+            /** @description every certificate the server sent, leaf first */
+            chain?: {
+                subject: string;
+                issuer: string;
+                /** Format: date-time */
+                not_before?: string;
+                /** Format: date-time */
+                not_after?: string;
+                /** @description RSA, EC, Ed25519, Ed448, DSA */
+                key_type?: string;
+                key_bits?: number | null;
+                curve?: string | null;
+                signature_algorithm?: string | null;
+                serial?: string;
+                fingerprint_sha256: string;
+                is_ca?: boolean;
+            }[];
+            ocsp?: {
+                /** @description null: this agent could not ask for a staple */
+                stapled: boolean | null;
+                status: string | null;
+                /** @enum {string|null} */
+                cert_status: "good" | "revoked" | "unknown" | null;
+                /** Format: date-time */
+                this_update: string | null;
+                /** Format: date-time */
+                next_update: string | null;
+                /** Format: date-time */
+                produced_at: string | null;
+            };
+            hostname_match?: {
+                host: string;
+                matched: boolean | null;
+                /** @description san:<name> or cn:<name> that matched */
+                by: string | null;
+            };
+        } | null;
         /** @description dns data beyond DESIGN §6 */
         DnsData: {
             /** @description e.g. 'no PTR record for <ip> (NXDOMAIN ...)', a successful result with no answers */
@@ -496,8 +605,20 @@ export interface components {
             summary: {
                 [key: string]: components["schemas"]["TypeSummary"];
             };
+            certificates: components["schemas"]["Certificates"];
             results: components["schemas"]["TaskRow"][];
         };
+        /** @description the leaf certificates the http results saw, grouped by SHA-256 fingerprint; differ is true when agents were shown different ones (a CDN edge, a middlebox). null: no result has a certificate */
+        Certificates: {
+            differ: boolean;
+            leaves: {
+                fingerprint_sha256: string;
+                subject: string | null;
+                issuer: string | null;
+                /** @description agent names */
+                agents: string[];
+            }[];
+        } | null;
         CheckListItem: {
             /** Format: uuid */
             check_id: string;

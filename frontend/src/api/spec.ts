@@ -17,6 +17,7 @@ export const ERROR_KINDS = [
   "tls_error",
   "blocked_target",
   "http_error",
+  "assertion_failed",
   "internal",
   "agent_offline",
   "not_dispatched"
@@ -37,9 +38,12 @@ export const OPTION_SPECS = {
       "type": "string",
       "enum": [
         "GET",
-        "HEAD"
+        "HEAD",
+        "OPTIONS",
+        "POST"
       ],
-      "default": "GET"
+      "default": "GET",
+      "description": "POST may carry `body`; OPTIONS and HEAD read no body"
     },
     "scheme": {
       "type": "string",
@@ -93,6 +97,43 @@ export const OPTION_SPECS = {
       "minimum": 1,
       "maximum": 60,
       "default": 15
+    },
+    "headers": {
+      "type": [
+        "object",
+        "null"
+      ],
+      "description": "at most 16 custom request headers; Content-Length, Connection, Transfer-Encoding and the like are the check's own (400). A Host header is allowed, its value under the target policy (a private name or address is a 400 blocked_target); the connection still goes only to the checked address. Authorization and Cookie values read back as ********"
+    },
+    "body": {
+      "type": [
+        "string",
+        "null"
+      ],
+      "description": "POST only; at most 8192 bytes of UTF-8. Content-Type defaults to application/x-www-form-urlencoded (as curl -d) unless headers give one"
+    },
+    "auth": {
+      "type": [
+        "object",
+        "null"
+      ],
+      "description": "HTTP basic auth {username, password}; sent to the first request's origin only. Reads of the check show password ******** (never the password)"
+    },
+    "expect": {
+      "type": [
+        "object",
+        "null"
+      ],
+      "description": "assertions, all of which must hold; a failure is error kind assertion_failed naming the first failing one and what was seen, and data.assertions lists each {assertion, expected, passed, seen}. status replaces expected_status"
+    },
+    "http_version": {
+      "type": "string",
+      "enum": [
+        "1.1",
+        "2"
+      ],
+      "default": "1.1",
+      "description": "2: offer h2 in ALPN and speak HTTP/2 (h2) when the server picks it, else HTTP/1.1 (data.http_version says which); plain http:// is always HTTP/1.1"
     },
     "ip_version": {
       "type": [
@@ -158,7 +199,13 @@ export const OPTION_SPECS = {
         "SOA",
         "CAA",
         "SRV",
-        "PTR"
+        "PTR",
+        "HTTPS",
+        "SVCB",
+        "DNSKEY",
+        "DS",
+        "NSEC",
+        "ANY"
       ],
       "default": "A",
       "description": "an IP target is always a PTR lookup (stored as PTR); another type for it is a 400"
@@ -173,15 +220,34 @@ export const OPTION_SPECS = {
       "type": "integer",
       "minimum": 1,
       "maximum": 65535,
-      "default": 53
+      "default": 53,
+      "description": "default 53, 853 for dot, 443 for doh"
     },
     "protocol": {
       "type": "string",
       "enum": [
         "udp",
-        "tcp"
+        "tcp",
+        "dot",
+        "doh"
       ],
-      "default": "udp"
+      "default": "udp",
+      "description": "udp (falls back to tcp when truncated), tcp, dot (DNS over TLS, RFC 7858) or doh (DNS over HTTPS, RFC 8484 POST); dot and doh verify the resolver's certificate against its name or address"
+    },
+    "doh_path": {
+      "type": "string",
+      "default": "/dns-query",
+      "description": "the DoH URL's path on the resolver"
+    },
+    "dnssec": {
+      "type": "boolean",
+      "default": false,
+      "description": "set the DO bit: data.dnssec reports the AD flag, the RRSIGs and the agent's own validation of the answer against the zone's DNSKEY (status secure | insecure | bogus)"
+    },
+    "trace": {
+      "type": "boolean",
+      "default": false,
+      "description": "iterate from the root servers down (as dig +trace), over udp or tcp: data.trace lists each delegation step"
     },
     "timeout": {
       "type": [

@@ -33,7 +33,7 @@ export type CheckOptions = Partial<Record<CheckType, Record<string, unknown>>>;
 
 export type Check = Loose<
   Omit<S["Check"], "options" | "results" | "summary" | "assumed">,
-  "target_info" | "selection" | "error" | "started_at"
+  "target_info" | "selection" | "error" | "started_at" | "certificates"
 > & {
   options: CheckOptions | null;
   summary: Record<string, TypeSummary> | null;
@@ -41,6 +41,8 @@ export type Check = Loose<
   /** Per type, what was chosen because neither the target nor the options said (http: scheme, port). */
   assumed?: Partial<Record<CheckType, Record<string, unknown>>> | null;
 };
+
+export type Certificates = NonNullable<S["Certificates"]>;
 
 /** An item of GET /api/checks. Only check_id/target/status/created_at are relied on. */
 export type CheckListItem = Loose<S["CheckListItem"], "check_types" | "error" | "task_count" | "summary" | "completed_at">;
