@@ -247,6 +247,7 @@ export function verdictOf(s: TypeSummary): Verdict {
 function optionText(key: string, v: unknown): string {
   if (key === "expected_status" && Array.isArray(v)) return v[0] === v[1] ? String(v[0]) : `${v[0]}-${v[1]}`;
   if (key === "expected_status" && typeof v === "string") return v.replace(/\s+/g, "");
+  if (v && typeof v === "object") return Object.keys(v).length ? JSON.stringify(v) : "";
   return v === null || v === undefined ? "" : String(v);
 }
 
@@ -277,6 +278,20 @@ function describeOption(type: string, key: string, v: unknown): string | null {
       return type === "dns" ? null : `port ${text}`; // dns: said with the resolver below
     case "resolver":
       return null;
+    case "headers":
+      return `${Object.keys(v as object).length} custom header${Object.keys(v as object).length === 1 ? "" : "s"}`;
+    case "auth":
+      return `basic auth as ${(v as { username?: string }).username ?? "?"}`;
+    case "expect":
+      return `${Object.keys(v as object).length} assertion${Object.keys(v as object).length === 1 ? "" : "s"}`;
+    case "body":
+      return `body ${new TextEncoder().encode(String(v)).length} B`;
+    case "http_version":
+      return `HTTP/${text}`;
+    case "dnssec":
+      return v ? "DNSSEC" : null;
+    case "trace":
+      return v ? "trace" : null;
     default:
       return `${key.replace(/_/g, " ")} ${text}`;
   }

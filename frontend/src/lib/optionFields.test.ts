@@ -45,3 +45,49 @@ describe("option fields", () => {
     expect(validateField(findField("http", "timeout")!, "0.5")).toEqual({ field: "options.http.timeout", message: "Must be between 1 and 60" });
   });
 });
+
+describe("the http request and assertion fields", () => {
+  const http = (values: Record<string, string | boolean>): FormValues => ({
+    ...base,
+    checks: ["http"],
+    options: { ...DEFAULT_OPTIONS, http: { ...DEFAULT_OPTIONS.http, ...values } },
+  });
+
+  it("send headers and assertions as objects and basic auth as username and password", () => {
+    const opts = buildOptions(
+      http({
+        method: "POST",
+        body: "a=1",
+        headers: '{"X-Trace": "1"}',
+        auth: "ada:pa:ss",
+        expect: '{"status": [200], "json": {"$.ok": true}}',
+        http_version: "2",
+      }),
+    );
+    expect(opts).toEqual({
+      http: {
+        method: "POST",
+        body: "a=1",
+        headers: { "X-Trace": "1" },
+        auth: { username: "ada", password: "pa:ss" },
+        expect: { status: [200], json: { "$.ok": true } },
+        http_version: "2",
+      },
+    });
+  });
+
+  it("name the field when headers or assertions are not a JSON object", () => {
+    expect(validateForm(http({ headers: "X-Trace: 1", expect: "[1]" }))).toEqual([
+      { field: "options.http.headers", message: expect.stringContaining("JSON object") },
+      { field: "options.http.expect", message: "Must be a JSON object" },
+    ]);
+    expect(validateField(findField("http", "auth")!, "ada")).toEqual({ field: "options.http.auth", message: "Use user:password" });
+  });
+
+  it("offer the methods, HTTP versions and DNS protocols the API knows", () => {
+    expect(findField("http", "method")!.choices.map((c) => c.value)).toEqual(["GET", "HEAD", "OPTIONS", "POST"]);
+    expect(findField("http", "http_version")!.choices.map((c) => c.label)).toEqual(["HTTP/1.1", "HTTP/2 (h2)"]);
+    expect(findField("dns", "protocol")!.choices.map((c) => c.value)).toEqual(["udp", "tcp", "dot", "doh"]);
+    expect(toApiValue(findField("dns", "dnssec")!, true)).toBe(true);
+  });
+});

@@ -38,6 +38,15 @@ export interface OptionField extends FieldMeta {
   apiDefault: unknown;
 }
 
+function jsonObject(v: string): string | null {
+  try {
+    const parsed: unknown = JSON.parse(v);
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? null : "Must be a JSON object";
+  } catch {
+    return "Must be a JSON object, like {\"name\": \"value\"}";
+  }
+}
+
 const STATUS_SPEC = /^\s*\d{3}\s*(-\s*\d{3}\s*)?$/;
 const IP_VERSION = { "": "any", "4": "IPv4", "6": "IPv6" };
 
@@ -62,6 +71,35 @@ const META: FieldMeta[] = [
   { type: "http", key: "verify_tls", label: "Verify TLS", help: "Off: a self-signed or expired certificate does not fail the check (its details are still shown)" },
   { type: "http", key: "follow_redirects", label: "Follow redirects" },
   { type: "http", key: "max_redirects", label: "Max redirects" },
+  { type: "http", key: "http_version", label: "HTTP version", choiceLabels: { "1.1": "HTTP/1.1", "2": "HTTP/2 (h2)" } },
+  {
+    type: "http",
+    key: "headers",
+    label: "Request headers",
+    placeholder: '{"Accept-Language": "de"}',
+    mono: true,
+    help: "A JSON object of up to 16 headers. A Host header may not name a private address.",
+    validate: (v) => jsonObject(v),
+  },
+  { type: "http", key: "body", label: "Body (POST)", mono: true, help: "Sent with POST only, at most 8 KB." },
+  {
+    type: "http",
+    key: "auth",
+    label: "Basic auth",
+    placeholder: "user:password",
+    mono: true,
+    help: "Sent to the target only; the password is never shown again.",
+    validate: (v) => (v.includes(":") ? null : "Use user:password"),
+  },
+  {
+    type: "http",
+    key: "expect",
+    label: "Assertions",
+    placeholder: '{"status": [200], "body_contains": "ok", "json": {"$.status": "ok"}}',
+    mono: true,
+    help: "A JSON object: status, headers, body_contains, body_matches, json. A failed one fails the check (assertion failed).",
+    validate: (v) => jsonObject(v),
+  },
   timeout("http"),
   ipVersion("http"),
   { type: "ping", key: "count", label: "Packets" },
@@ -79,7 +117,14 @@ const META: FieldMeta[] = [
     validate: (v) => (/\s/.test(v) ? "A resolver is one address or hostname, without spaces" : null),
   },
   { type: "dns", key: "port", label: "Resolver port" },
-  { type: "dns", key: "protocol", label: "Protocol", choiceLabels: { udp: "UDP", tcp: "TCP" } },
+  {
+    type: "dns",
+    key: "protocol",
+    label: "Protocol",
+    choiceLabels: { udp: "UDP", tcp: "TCP", dot: "DNS over TLS", doh: "DNS over HTTPS" },
+  },
+  { type: "dns", key: "dnssec", label: "DNSSEC", help: "Ask for signatures (DO bit) and validate the answer" },
+  { type: "dns", key: "trace", label: "Trace from the root", help: "Follow the delegations from the root servers, as dig +trace (UDP/TCP)" },
   timeout("dns"),
   ipVersion("dns", "The resolver's address family."),
   { type: "tcp", key: "port", label: "Port", placeholder: "the URL's, else 443" },
@@ -105,7 +150,7 @@ function controlOf(spec: OptionSpec): Control {
   const types = typesOf(spec);
   if (spec.enum) return "select";
   if (types.includes("boolean")) return "checkbox";
-  if (types.includes("string") || types.includes("array")) return "text";
+  if (types.includes("string") || types.includes("array") || types.includes("object")) return "text";
   return "number";
 }
 
@@ -192,5 +237,10 @@ export function toApiValue(f: OptionField, value: string | boolean): unknown {
   if (!v) return undefined;
   if (f.control === "number") return Number(v);
   if (f.key === "expected_status") return /^\d+$/.test(v) ? Number(v) : v.replace(/\s+/g, "");
+  if (f.key === "headers" || f.key === "expect") return JSON.parse(v) as unknown;
+  if (f.key === "auth") {
+    const at = v.indexOf(":");
+    return { username: v.slice(0, at), password: v.slice(at + 1) };
+  }
   return v;
 }

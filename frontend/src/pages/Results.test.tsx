@@ -46,6 +46,31 @@ describe("Results page", () => {
     expect(screen.queryByTestId("polling-indicator")).not.toBeInTheDocument();
   });
 
+  it("flags certificates that differ between agents, naming who saw which", async () => {
+    const tls = (fp: string) => ({ ...HTTP_DATA, tls: { ...HTTP_DATA.tls, fingerprint_sha256: fp } });
+    getCheck.mockResolvedValue(
+      check({
+        results: AGENTS.map((a, i) => result({ task_id: `t${i}`, agent: a, check_type: "http", data: tls(i === 2 ? "BB:02:03:04:05:06" : "AA:01:02:03:04:05") })),
+      }),
+    );
+    renderResults();
+    const flag = await screen.findByTestId("certificates-differ");
+    expect(flag).toHaveTextContent("Certificates differ between agents");
+    const leaves = screen.getAllByTestId("certificates-leaf");
+    expect(leaves[0]).toHaveTextContent("AA:01:02:03…");
+    expect(leaves[0]).toHaveTextContent("Frankfurt, Virginia");
+    expect(leaves[1]).toHaveTextContent("BB:02:03:04…");
+    expect(leaves[1]).toHaveTextContent("Singapore");
+  });
+
+  it("shows no certificate flag when every agent saw the same leaf", async () => {
+    const data = { ...HTTP_DATA, tls: { ...HTTP_DATA.tls, fingerprint_sha256: "AA:01" } };
+    getCheck.mockResolvedValue(check({ results: AGENTS.map((a, i) => result({ task_id: `t${i}`, agent: a, check_type: "http", data })) }));
+    renderResults();
+    await screen.findAllByTestId(/^result-row-/);
+    expect(screen.queryByTestId("certificates-differ")).not.toBeInTheDocument();
+  });
+
   it("quotes the median RTT for ping", async () => {
     getCheck.mockResolvedValue(
       check({

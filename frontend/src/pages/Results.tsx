@@ -2,6 +2,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import type { Check, CreateCheckRequest } from "../api/types";
 import { RateLimitNotice } from "../components/RateLimitNotice";
+import { CertificatesFlag } from "../components/CertificatesFlag";
 import { CompareCharts } from "../components/CompareCharts";
 import { ExportBar } from "../components/ExportBar";
 import { ResultsTable } from "../components/ResultsTable";
@@ -168,6 +169,9 @@ export default function Results() {
 
       <Card title="Summary" testId="summary-card">
         <SummaryLines check={check} />
+        <div className="mt-3 empty:hidden">
+          <CertificatesFlag results={check.results ?? []} />
+        </div>
       </Card>
 
       <Card title="Per agent" testId="results-card">

@@ -3,6 +3,7 @@ import type { TaskResult } from "../../api/types";
 import { formatBytes, formatDateTime, formatMs, formatPct, isNum } from "../../lib/format";
 import { HopTimeline, hopsOf } from "./HopTimeline";
 import { RttChart } from "./RttChart";
+import { Assertions, TlsExtras } from "./TlsChain";
 import { Waterfall } from "./Waterfall";
 
 /** The page-wide scales (ms) every agent's chart is drawn to, so their lengths compare. */
@@ -133,7 +134,13 @@ export function HttpDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
             ]}
           />
         )}
+        {tls && <TlsExtras tls={tls} />}
       </Section>
+      {Array.isArray(d.assertions) && d.assertions.length > 0 && (
+        <Section title={`Assertions (${d.assertions.filter((a: { passed: boolean }) => a.passed).length}/${d.assertions.length} passed)`}>
+          <Assertions items={d.assertions} />
+        </Section>
+      )}
       <Section title="Headers" testId="http-headers">
         {Object.keys(headers).length === 0 ? (
           <p className="text-sm text-slate-500">No headers recorded.</p>
