@@ -77,7 +77,13 @@ def headline(row: dict[str, Any]) -> str:
         if not answers:
             return f"0 answers ({d['rcode']})" if d.get("rcode") else "0 answers"
         values = ", ".join(str(a.get("value", "")) for a in answers[:2]) + (", …" if len(answers) > 2 else "")
-        return f"{len(answers)} answer{'s' if len(answers) != 1 else ''}: {values}"
+        extra = ""
+        validation = (d.get("dnssec") or {}).get("validation") if isinstance(d.get("dnssec"), dict) else None
+        if isinstance(validation, dict) and validation.get("status"):
+            extra += f" · DNSSEC {validation['status']}"
+        if isinstance(d.get("trace"), list) and d["trace"]:
+            extra += f" · traced in {len(d['trace'])} steps"
+        return f"{len(answers)} answer{'s' if len(answers) != 1 else ''}: {values}{extra}"
     if kind == "tcp":
         ms = d.get("connect_ms", row.get("duration_ms"))
         return f"{format_ms(ms)} connect" if is_num(ms) else ""

@@ -48,6 +48,7 @@ import dns.reversename
 
 from chalicelib import protocol, targets
 
+from . import dnsx
 from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked
 
 
@@ -149,9 +150,14 @@ def run(ctx: CheckContext) -> dict:
         record_type = "PTR"
     else:
         qname = dns.name.from_text(t.host)
+    rdtype = dns.rdatatype.from_text(record_type)
+    if opts.get("trace"):
+        return _run_trace(ctx, qname, rdtype, record_type, note)
     servers = _resolvers(ctx)
     port = int(opts["port"])
-    query = dns.message.make_query(qname, dns.rdatatype.from_text(record_type))
+    query = dns.message.make_query(qname, rdtype, want_dnssec=bool(opts.get("dnssec")))
+    if opts.get("dnssec"):
+        query.flags |= dns.flags.AD  # RFC 6840 5.7: ask the resolver to say whether it validated
     data = {
         "query": qname.to_text(),
         "record_type": record_type,
@@ -172,7 +178,9 @@ def run(ctx: CheckContext) -> dict:
         data["resolver"], data["ip_version"] = server, ip_version_of(server)
         started = time.monotonic()
         try:
-            if opts["protocol"] == "tcp":
+            if opts["protocol"] in ("dot", "doh"):
+                response = _encrypted(ctx, query, server, port, data)
+            elif opts["protocol"] == "tcp":
                 response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
             else:
                 with _connected_udp_socket(server, port) as udp_sock:
@@ -205,6 +213,8 @@ def run(ctx: CheckContext) -> dict:
     data["answers"] = _records(response.answer)
     data["authority"] = _records(response.authority)
     data["authoritative"] = bool(response.flags & dns.flags.AA)
+    if opts.get("dnssec"):
+        data["dnssec"] = dnsx.dnssec_view(response, lambda signer: _dnskey(ctx, signer, data["resolver"], port, data))
     blocked = withhold_blocked(data["answers"], ctx.allow_private)
     if blocked:
         raise CheckFailure(
@@ -227,5 +237,86 @@ def run(ctx: CheckContext) -> dict:
     if not data["answers"]:
         raise CheckFailure(
             "dns_failure", f"{qname} has no {record_type} records (NOERROR, empty answer)", data=data, address=address
+        )
+    return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
+
+
+def _encrypted(ctx: CheckContext, query, server: str, port: int, data: dict):
+    """DoT or DoH to `server` (an approved address), verified against the resolver as named."""
+    name = ctx.options.get("resolver") or server
+    data["transport"] = transport = {}
+    if ctx.options["protocol"] == "dot":
+        return dnsx.query_dot(ctx, query, server, port, name, transport)
+    return dnsx.query_doh(ctx, query, server, port, name, ctx.options["doh_path"], transport)
+
+
+def _dnskey(ctx: CheckContext, signer, server: str, port: int, data: dict):
+    """The signer zone's DNSKEY set (with its RRSIG), asked of the same server the same way."""
+    query = dns.message.make_query(signer, dns.rdatatype.DNSKEY, want_dnssec=True)
+    protocol = ctx.options["protocol"]
+    if protocol in ("dot", "doh"):
+        return _encrypted(ctx, query, server, port, {"transport": None})
+    if protocol == "tcp":
+        return dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
+    return dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining())[0]
+
+
+def _run_trace(ctx: CheckContext, qname, rdtype: int, record_type: str, note: str | None) -> dict:
+    opts = ctx.options
+    start = _resolvers(ctx) if opts.get("resolver") else list(dnsx.ROOT_SERVERS)
+    port = int(opts["port"])
+    data = {
+        "query": qname.to_text(),
+        "record_type": record_type,
+        "resolver": start[0],
+        "port": port,
+        "protocol": opts["protocol"],
+        "rcode": None,
+        "answers": [],
+        "authority": [],
+        "query_time_ms": None,
+        "ip_version": ip_version_of(start[0]),
+        "note": note,
+        "trace": [],
+    }
+    started = time.monotonic()
+    try:
+        steps, response = dnsx.trace(ctx, qname, rdtype, start, port, opts["protocol"] == "tcp", bool(opts["dnssec"]))
+    except CheckFailure as exc:
+        exc.data = data
+        raise
+    data["trace"] = steps
+    data["query_time_ms"] = ms_since(started)
+    data["resolver"] = steps[-1]["server"]
+    data["rcode"] = dns.rcode.to_text(response.rcode())
+    data["answers"] = _records(response.answer)
+    data["authority"] = _records(response.authority)
+    data["authoritative"] = bool(response.flags & dns.flags.AA)
+    if opts.get("dnssec"):
+        last = steps[-1]["server"]
+        data["dnssec"] = dnsx.dnssec_view(
+            response,
+            lambda signer: dns.query.udp_with_fallback(
+                dns.message.make_query(signer, dns.rdatatype.DNSKEY, want_dnssec=True),
+                last,
+                port=port,
+                timeout=ctx.remaining(),
+            )[0],
+        )
+    blocked = withhold_blocked(data["answers"], ctx.allow_private)
+    if blocked:
+        raise CheckFailure(
+            "blocked_target",
+            f"{qname} {record_type}: the answer holds an address in a blocked range ({blocked})",
+            data=data,
+        )
+    address = next((a["value"] for a in data["answers"] if a["type"] in ("A", "AAAA")), None)
+    if data["rcode"] != "NOERROR" or not data["answers"]:
+        raise CheckFailure(
+            "dns_failure",
+            f"trace: {qname} {record_type}: {data['rcode']} from {data['resolver']}, "
+            f"{'no records' if data['rcode'] == 'NOERROR' else 'no answer'}",
+            data=data,
+            address=address,
         )
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)

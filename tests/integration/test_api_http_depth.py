@@ -138,3 +138,19 @@ def test_certificates_agree_when_every_agent_saw_the_same_leaf(api, agent):
 def test_certificates_is_null_without_a_tls_result(api, agent):
     body = api.create_check("http://example.com/", checks=["http"]).body
     assert api.get(f"/api/checks/{body['check_id']}").body["certificates"] is None
+
+
+def test_dns_depth_options_are_stored_with_the_protocols_port(api, agent):
+    body = api.create_check(
+        "example.com", checks=["dns"], options={"dns": {"protocol": "DOH", "dnssec": True, "record_type": "svcb"}}
+    ).body
+    stored = api.get(f"/api/checks/{body['check_id']}").body["options"]["dns"]
+    assert (stored["protocol"], stored["port"], stored["doh_path"], stored["dnssec"], stored["record_type"]) == (
+        "doh",
+        443,
+        "/dns-query",
+        True,
+        "SVCB",
+    )
+    reply = api.create_check("example.com", checks=["dns"], options={"dns": {"protocol": "dot", "trace": True}})
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "options.dns.trace"

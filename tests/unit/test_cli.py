@@ -403,3 +403,14 @@ def test_assertions_certificates_and_a_differing_certificate_are_shown():
     assert "Certificates differ between agents: AB:CD:EF:01 (fra-1, iad-1) · 99:88:77:66 (sin-1)" in text
     body["certificates"]["differ"] = False
     assert "differ" not in text_of(check_view(body))
+
+
+def test_dns_depth_flags_and_the_dnssec_verdict():
+    ns = build_parser().parse_args(["dns", "example.com", "--protocol", "DoT", "--dnssec", "--type", "https"])
+    assert type_options(ns) == {"dns": {"protocol": "dot", "dnssec": True, "record_type": "HTTPS"}}
+    data = {
+        "answers": [{"value": "198.18.7.7"}],
+        "dnssec": {"validation": {"status": "secure"}},
+        "trace": [{}, {}, {}],
+    }
+    assert headline({"check_type": "dns", "data": data}) == "1 answer: 198.18.7.7 · DNSSEC secure · traced in 3 steps"
