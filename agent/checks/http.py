@@ -73,7 +73,7 @@ from cryptography.hazmat.primitives import hashes
 
 from chalicelib import protocol, targets
 
-from . import expect, httpreq, tlsview
+from . import expect, http2, httpreq, tlsview
 from .base import (
     CheckContext,
     CheckFailure,
@@ -281,6 +281,10 @@ def _fetch(ctx: CheckContext, url: str, request: httpreq.Request, keep_body: boo
             sock = _handshake(ctx, sock, t.host, hop)
 
         phase = "request"
+        if https and sock.selected_alpn_protocol() == "h2":
+            phase = "the HTTP/2 response"
+            keep = keep_body and request.method != "HEAD"
+            return http2.exchange(ctx, sock, t, request, hop, started, keep, BODY_CAP_BYTES, REPORTED_HEADERS)
         sock.settimeout(ctx.remaining())
         sock.sendall(request.http11(t, _request_target(t.path)))
         sent = time.monotonic()
@@ -346,12 +350,14 @@ def _request_target(path: str) -> str:
 _contexts: dict[tuple, ssl.SSLContext] = {}
 
 
-def _tls_context(verify: bool) -> ssl.SSLContext:
+def _tls_context(verify: bool, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
     """A client context, made once: loading the system trust store takes tens of ms.
 
-    Verifying contexts are kept per SSL_CERT_FILE/SSL_CERT_DIR setting.
+    Verifying contexts are kept per SSL_CERT_FILE/SSL_CERT_DIR setting, and per ALPN offer
+    (http_version 2 offers h2 first).
     """
     key = (verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if verify else (False,)
+    key += alpn
     context = _contexts.get(key)
     if context is None:
         if verify:
@@ -360,7 +366,7 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        context.set_alpn_protocols(["http/1.1"])
+        context.set_alpn_protocols(list(alpn))
         _contexts[key] = context
     return context
 
@@ -371,7 +377,9 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
     See the module docstring for why verification happens in this handshake.
     """
     verify = bool(ctx.options["verify_tls"])
-    tls_sock = ctx.track(_tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
+    alpn = ("h2", "http/1.1") if ctx.options.get("http_version") == "2" else ("http/1.1",)
+    context = _tls_context(verify, alpn)
+    tls_sock = ctx.track(context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
     hop["ocsp_asked"] = tlsview.request_ocsp(tls_sock, host)
     mark = time.monotonic()
     try:
