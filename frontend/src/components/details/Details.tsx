@@ -3,6 +3,7 @@ import type { TaskResult } from "../../api/types";
 import { formatBytes, formatDateTime, formatMs, formatPct, isNum } from "../../lib/format";
 import { HopTimeline, hopsOf } from "./HopTimeline";
 import { RttChart } from "./RttChart";
+import { DnsDepth } from "./DnsDepth";
 import { Assertions, TlsExtras } from "./TlsChain";
 import { Waterfall } from "./Waterfall";
 
@@ -200,6 +201,7 @@ export function DnsDetail({ r }: { r: TaskResult }) {
           ...(d.note ? ([["Note", <span data-testid="dns-note">{String(d.note)}</span>]] as [string, ReactNode][]) : []),
         ]}
       />
+      <DnsDepth d={d} />
       <Section title={`Answers (${answers.length})`} testId="dns-answers">
         {answers.length === 0 ? (
           <p className="text-sm text-slate-500">No answers.</p>
