@@ -139,7 +139,7 @@ fi
 if [ -n "$AGENTS" ]; then
   step "agent bundle"
   BUNDLE="$BUILD/hostchecker-agent.tar.gz"
-  tar -czf "$BUNDLE" -C "$ROOT" --exclude=__pycache__ agent chalicelib/targets.py chalicelib/protocol.py \
+  tar -czf "$BUNDLE" -C "$ROOT" --exclude=__pycache__ agent chalicelib/targets.py chalicelib/protocol.py chalicelib/httpopts.py \
     requirements-agent.txt infra/agent
   KEY="builds/$STAGE/agent-$(sha256sum "$BUNDLE" | cut -c1-16).tar.gz"
   run aws s3 cp "$BUNDLE" "s3://$ARTIFACTS/$KEY" --region "$REGION"

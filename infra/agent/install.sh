@@ -6,7 +6,7 @@
 #     sudo -E bash infra/agent/install.sh [SRC_DIR] [--no-start]
 #
 # SRC_DIR (default: the repository this script is in) holds agent/, chalicelib/targets.py,
-# chalicelib/protocol.py, requirements-agent.txt and infra/agent/. The agent runs as the
+# chalicelib/protocol.py, chalicelib/httpopts.py, requirements-agent.txt and infra/agent/. The agent runs as the
 # unprivileged user `hostchecker` with CAP_NET_RAW only (ping/traceroute).
 # Every HC_* variable in the environment is written to /etc/hostchecker/agent.env (0640); with
 # none set, an existing agent.env is kept. Re-running upgrades the code and restarts the unit.
@@ -25,7 +25,7 @@ for arg in "$@"; do
 done
 [ -n "$SRC" ] || SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo -E bash $0)" >&2; exit 1; }
-for f in agent/__main__.py chalicelib/targets.py chalicelib/protocol.py requirements-agent.txt \
+for f in agent/__main__.py chalicelib/targets.py chalicelib/protocol.py chalicelib/httpopts.py requirements-agent.txt \
          infra/agent/hostchecker-agent.service; do
   [ -e "$SRC/$f" ] || { echo "install.sh: $SRC/$f is missing (is $SRC a Host Checker checkout or bundle?)" >&2; exit 1; }
 done
@@ -47,7 +47,7 @@ echo "[install] code -> $APP"
 rm -rf "$APP.new"
 mkdir -p "$APP.new/chalicelib"
 cp -r "$SRC/agent" "$APP.new/agent"
-cp "$SRC/chalicelib/targets.py" "$SRC/chalicelib/protocol.py" "$APP.new/chalicelib/"
+cp "$SRC/chalicelib/targets.py" "$SRC/chalicelib/protocol.py" "$SRC/chalicelib/httpopts.py" "$APP.new/chalicelib/"
 : > "$APP.new/chalicelib/__init__.py"   # only the pure modules; never the Lambda-side package
 find "$APP.new" -name __pycache__ -type d -prune -exec rm -rf {} +
 rm -rf "$APP.old"; [ -d "$APP" ] && mv "$APP" "$APP.old"; mv "$APP.new" "$APP"; rm -rf "$APP.old"

@@ -169,6 +169,7 @@ def image_specs() -> list[Image]:
                 "requirements-agent.txt": ROOT / "requirements-agent.txt",
                 "chalicelib/targets.py": ROOT / "chalicelib" / "targets.py",
                 "chalicelib/protocol.py": ROOT / "chalicelib" / "protocol.py",
+                "chalicelib/httpopts.py": ROOT / "chalicelib" / "httpopts.py",
                 "agent": ROOT / "agent",
                 "infra/agent/container-entrypoint.sh": ROOT / "infra" / "agent" / "container-entrypoint.sh",
                 "infra/agent/regional-delay.py": ROOT / "infra" / "agent" / "regional-delay.py",

@@ -1,6 +1,6 @@
 """The agent ships alone to regional VMs (infra/agent/install.sh, Dockerfile): every
 third-party module it imports must be in requirements-agent.txt, and it may import
-from chalicelib only the two pure modules that travel with it."""
+from chalicelib only the three pure modules that travel with it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_FROM_CHALICELIB = {"chalicelib.targets", "chalicelib.protocol"}
+SHIPPED_FROM_CHALICELIB = {"chalicelib.targets", "chalicelib.protocol", "chalicelib.httpopts"}
 
 
 def agent_imports() -> set[str]:
