@@ -14,6 +14,11 @@ target policy approved (a DNS-rebinding hole). So each hop is done by hand:
       -> headers parsed by http.client.HTTPResponse, body read and discarded,
          capped at BODY_CAP_BYTES                        (timings.download)
 
+The request itself (method, custom headers, basic auth, a small body, what follows a
+redirect) is built by httpreq.py; `expect` assertions are evaluated by expect.py; with
+http_version 2 and ALPN h2 the exchange is http2.py's, over the same socket; the TLS
+view (full chain, OCSP stapling, hostname match) is tlsview.py's.
+
 `timings_ms` at the top level is the sum over all hops, as Prometheus
 blackbox_exporter reports it; each entry of `redirects` carries its own hop's
 timings. `redirects` lists the responses that redirected, in order
