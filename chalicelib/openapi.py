@@ -392,7 +392,23 @@ SCHEMAS: dict[str, Any] = {
             "note": {
                 "type": ["string", "null"],
                 "description": "e.g. 'no PTR record for <ip> (NXDOMAIN ...)', a successful result with no answers",
-            }
+            },
+            "transport": {
+                "type": "object",
+                "description": "dot/doh: {connect_ms, tls_ms, tls_version, alpn, http_status (doh)}",
+            },
+            "dnssec": {
+                "type": "object",
+                "description": "with options.dns.dnssec: {ad, rrsigs: [{covers, signer, key_tag, algorithm, "
+                "expiration}], validation: {status: secure | bogus | insecure | indeterminate, signer, key_tags, "
+                "error}}",
+            },
+            "trace": {
+                "type": "array",
+                "description": "with options.dns.trace: each step from the root, "
+                "{zone, server, server_name, rcode, referral, ds, answers, query_time_ms}",
+                "items": {"type": "object"},
+            },
         },
     },
     "Check": _obj(

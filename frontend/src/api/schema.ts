@@ -583,6 +583,12 @@ export interface components {
         DnsData: {
             /** @description e.g. 'no PTR record for <ip> (NXDOMAIN ...)', a successful result with no answers */
             note?: string | null;
+            /** @description dot/doh: {connect_ms, tls_ms, tls_version, alpn, http_status (doh)} */
+            transport?: Record<string, never>;
+            /** @description with options.dns.dnssec: {ad, rrsigs: [{covers, signer, key_tag, algorithm, expiration}], validation: {status: secure | bogus | insecure | indeterminate, signer, key_tags, error}} */
+            dnssec?: Record<string, never>;
+            /** @description with options.dns.trace: each step from the root, {zone, server, server_name, rcode, referral, ds, answers, query_time_ms} */
+            trace?: Record<string, never>[];
         };
         Check: {
             /** Format: uuid */
