@@ -1,4 +1,4 @@
-import { useRef, type FormEvent } from "react";
+import { useCallback, useRef, type FormEvent } from "react";
 import { useCheckForm } from "../hooks/useCheckForm";
 import { useCreateCheck } from "../hooks/useCreateCheck";
 import { buildRequest, validateForm, type FormValues } from "../lib/buildRequest";
@@ -13,6 +13,11 @@ import { RateLimitNotice } from "./RateLimitNotice";
 export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
   const [s, dispatch] = useCheckForm(initial);
   const targetRef = useRef<HTMLInputElement>(null);
+  // stable, so the memoized option inputs skip the re-render a keystroke in the target causes
+  const onOptionChange = useCallback(
+    (check: string, key: string, value: string | boolean) => dispatch({ type: "option", check, key, value }),
+    [dispatch],
+  );
   const showErrors = (details: { field?: string; message: string }[], fallback?: string) => {
     dispatch({ type: "errors", details, fallback });
     if (details.some((d) => d.field === "target")) targetRef.current?.focus();
@@ -72,7 +77,7 @@ export function NewCheckForm({ initial }: { initial?: Partial<FormValues> }) {
               type={type}
               values={s.options[type]}
               errors={s.fieldErrors}
-              onChange={(check, key, value) => dispatch({ type: "option", check, key, value })}
+              onChange={onOptionChange}
             />
           ))}
         </div>

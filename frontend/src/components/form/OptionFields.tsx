@@ -1,3 +1,4 @@
+import { memo } from "react";
 import type { CheckType } from "../../api/types";
 import { checkLabel } from "../../lib/checkTypes";
 import { fieldPath, fieldsOf, rangeHint, type OptionField, type OptionValues } from "../../lib/optionFields";
@@ -6,8 +7,21 @@ import { inputCls, labelCls } from "./styles";
 
 type OnChange = (check: string, key: string, value: string | boolean) => void;
 
-/** One option, drawn from its declaration (api/spec.ts + lib/optionFields.ts): select, number, text or checkbox. */
-export function OptionInput({ f, value, errors, onChange }: { f: OptionField; value: string | boolean; errors?: string[]; onChange: OnChange }) {
+/**
+ * One option, drawn from its declaration (api/spec.ts + lib/optionFields.ts): select, number, text or checkbox.
+ * Memoized: typing the target re-renders the form, and the option inputs (over thirty) need not follow.
+ */
+export const OptionInput = memo(function OptionInput({
+  f,
+  value,
+  errors,
+  onChange,
+}: {
+  f: OptionField;
+  value: string | boolean;
+  errors?: string[];
+  onChange: OnChange;
+}) {
   const id = `opt-${f.type}-${f.key}`;
   const invalid = Boolean(errors);
   if (f.control === "checkbox") {
@@ -57,7 +71,7 @@ export function OptionInput({ f, value, errors, onChange }: { f: OptionField; va
       <FieldError field={fieldPath(f)} messages={errors} />
     </div>
   );
-}
+});
 
 /** A check type's options, as one card of the advanced section. */
 export function OptionGroup({
