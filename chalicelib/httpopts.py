@@ -69,6 +69,8 @@ def validate_headers(value: Any, field: str) -> dict[str, str]:
             raise OptionError(where, f"must be at most {MAX_HEADER_VALUE} characters")
         if any(c in text for c in "\r\n\0"):
             raise OptionError(where, "must not contain line breaks or NUL")
+        if lower in SECRET_HEADERS and text == REDACTED:
+            raise OptionError(where, "is the redaction mark of a stored check; give the value itself")
         if not text.isascii():
             raise OptionError(where, "must be ASCII (encode other text, e.g. RFC 8187)")
         out[name] = text

@@ -62,6 +62,8 @@ def test_credentials_reach_the_agent_but_are_never_read_back(api, agent, redis_c
         ({"expect": {"body_has": "x"}}, "options.http.expect.body_has"),
         ({"expect": {}}, "options.http.expect"),
         ({"http_version": "3"}, "options.http.http_version"),
+        ({"auth": {"username": "a", "password": "********"}}, "options.http.auth.password"),  # a re-run of a read
+        ({"headers": {"Cookie": "********"}}, "options.http.headers.Cookie"),
     ],
 )
 def test_bad_http_options_are_400_naming_the_field(api, agent, http, field):
