@@ -123,6 +123,9 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "auth": Opt(None, dict, nullable=True),
         "expect": Opt(None, dict, nullable=True),
         "http_version": Opt("1.1", str, choices=HTTP_VERSIONS),
+        # ask for a stapled OCSP response (status_request), as browsers do; off by default so the
+        # handshake is curl's own and the timings compare with curl's (agent/checks/tlsview.py)
+        "ocsp": Opt(False, bool),
     },
     "ping": {
         "count": Opt(4, int, 1, 16),

@@ -385,7 +385,7 @@ def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> 
     alpn = ("h2", "http/1.1") if ctx.options.get("http_version") == "2" else ("http/1.1",)
     context = _tls_context(verify, alpn)
     tls_sock = ctx.track(context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
-    hop["ocsp_asked"] = tlsview.request_ocsp(tls_sock, host)
+    hop["ocsp_asked"] = bool(ctx.options.get("ocsp")) and tlsview.request_ocsp(tls_sock, host)
     mark = time.monotonic()
     try:
         tls_sock.settimeout(ctx.remaining())

@@ -9,13 +9,15 @@ an OCSP response, and whether the leaf names the host, so regions can be compare
     hostname_match   {matched, host, by}: the leaf's SAN (or, without one, its CN) against the
                host the check asked for, RFC 6125 rules (a wildcard stands for one leftmost label)
 
-OCSP stapling: the standard library's ssl module neither asks for a stapled response nor
-exposes one. OpenSSL does both (SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE before the handshake,
+OCSP stapling (only with options.http.ocsp, see protocol.py for why): the standard
+library's ssl module neither asks for a stapled response nor exposes one. OpenSSL does
+both (SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE before the handshake,
 SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP after it), so they are called through ctypes on
 the SSL object the ssl module made. Finding that object relies on CPython's layout of
 _ssl._SSLSocket (the SSL* right after the weak reference to the socket); it is used only
-when SSL_get_servername on it gives back the SNI name we set, so a different layout turns
-OCSP reporting off (stapled null) instead of touching the wrong memory.
+when SSL_get_servername on it gives back the SNI name we set (or, with no SNI, its
+SSL_CTX is the context's), so a different layout turns OCSP reporting off (stapled null)
+instead of touching the wrong memory.
 """
 
 from __future__ import annotations

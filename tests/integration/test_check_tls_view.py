@@ -77,7 +77,13 @@ def test_the_full_chain_is_reported_certificate_by_certificate(trusted):
     assert (tls["key_type"], tls["key_bits"]) == ("RSA", 2048)
     assert tls["hostname_match"] == {"host": "localhost", "matched": True, "by": "san:localhost"}
     assert tls["alpn"] == "http/1.1" or tls["alpn"] is None  # the demo server does not negotiate ALPN
-    assert tls["ocsp"]["stapled"] is False  # asked, and the stdlib server staples nothing
+    assert tls["ocsp"]["stapled"] is None  # not asked: ocsp is off by default
+    server, url = _serve(context)
+    try:
+        asked = run_check("http", url, {"ocsp": True}, allow_private=True)
+    finally:
+        server.shutdown()
+    assert asked["data"]["tls"]["ocsp"]["stapled"] is False  # asked, and the stdlib server staples nothing
 
 
 def test_a_certificate_for_another_name_reports_no_hostname_match_and_still_the_chain(pki):
@@ -149,7 +155,7 @@ def test_a_stapled_ocsp_response_is_reported_with_its_status(trusted):
     thread = threading.Thread(target=_serve_once_pyopenssl, args=(listener, context), daemon=True)
     thread.start()
     try:
-        result = run_check("http", f"https://localhost:{port}/", {}, allow_private=True)
+        result = run_check("http", f"https://localhost:{port}/", {"ocsp": True}, allow_private=True)
     finally:
         listener.close()
         thread.join(10)

@@ -326,6 +326,11 @@ export interface components {
                      */
                     http_version: "1.1" | "2";
                     /**
+                     * @description ask for a stapled OCSP response (the status_request extension, as browsers send it) and report it in tls.ocsp; off by default, so the handshake is curl's own and the timings compare with curl's (asking changed them by ~20 ms against a Python server here); off, tls.ocsp.stapled is null
+                     * @default false
+                     */
+                    ocsp: boolean;
+                    /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
                      */

@@ -72,6 +72,7 @@ const META: FieldMeta[] = [
   { type: "http", key: "follow_redirects", label: "Follow redirects" },
   { type: "http", key: "max_redirects", label: "Max redirects" },
   { type: "http", key: "http_version", label: "HTTP version", choiceLabels: { "1.1": "HTTP/1.1", "2": "HTTP/2 (h2)" } },
+  { type: "http", key: "ocsp", label: "Ask for OCSP staple", help: "Report whether the server staples an OCSP response (as browsers ask)" },
   {
     type: "http",
     key: "headers",
