@@ -284,3 +284,21 @@ def test_chalice_local_still_serves_the_api_as_the_option(pg_url, redis_url, tmp
     finally:
         stop(proc.pid)
         proc.wait()
+
+
+# --- what make run / make up start ----------------------------------------------------------------
+
+
+def test_make_run_serves_the_api_with_the_gateway_unless_told_chalice():
+    from scripts.localcloud.stack import StepFailed, api_command
+
+    title, argv = api_command("127.0.0.1", 8000, {})
+    assert argv[1:3] == ["-m", "scripts.gateway"] and "--stage" in argv and argv[argv.index("--stage") + 1] == "local"
+    assert argv[argv.index("--workers") + 1] == str(gateway.default_workers()) and "gateway" in title
+    _, argv = api_command("127.0.0.1", 8000, {"HC_API_WORKERS": "3"})
+    assert argv[argv.index("--workers") + 1] == "3"
+    title, argv = api_command("127.0.0.1", 8000, {"HC_API_SERVER": "chalice"})
+    assert argv[0].endswith("chalice") and argv[1:4] == ["local", "--stage", "local"] and "chalice local" in title
+    for bad in ({"HC_API_SERVER": "nginx"}, {"HC_API_WORKERS": "0"}, {"HC_API_WORKERS": "many"}):
+        with pytest.raises(StepFailed, match=next(iter(bad))):
+            api_command("127.0.0.1", 8000, bad)
