@@ -192,11 +192,27 @@ def start_api(port: int, env: dict, log_path, what: str = "the API", server: str
         proc = subprocess.Popen(api_argv(port, server), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, what)
+        if proc.poll() is None:
+            _first_answer(port)
     except ServiceError:
         proc.kill()
         proc.wait()
         raise
     return proc
+
+
+def _first_answer(port: int, timeout: float = 120) -> None:
+    """Wait for the first answer: the gateway listens before its workers have imported app.py
+    (seconds on a loaded machine), and the request waits in its listen queue meanwhile."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # answered (503 while a dependency is down)
+    except OSError as exc:
+        raise ServiceError(f"the API on port {port} did not answer: {exc}") from None
 
 
 def start_chalice_local(port: int, env: dict, log_path, what: str = "chalice local") -> subprocess.Popen:

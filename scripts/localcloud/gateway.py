@@ -278,8 +278,10 @@ def request_buffered(data: bytes | bytearray) -> bool:
     length = None
     for line in bytes(data[:end]).split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            value = value.strip()
+        name, value = name.strip().lower(), value.strip()
+        if name == b"expect":
+            return True  # the client waits for "100 Continue" before its body: the parser sends it
+        if name == b"content-length":
             if not value.isdigit() or length is not None:
                 return True  # the parser refuses it
             length = int(value)
@@ -347,6 +349,11 @@ class GatewayWorker(ThreadWorker):
 
     def murder_pending(self):
         """Connections whose request did not arrive in time: 408 if they started one, then closed."""
+        if not self.alive:  # stopping: a connection that has not started a request has none to finish
+            for conn in [conn for conn in self.pending_conns if not conn.received]:
+                self._forget_pending(conn)
+                self.nr_conns -= 1
+                conn.close()
         now = time.monotonic()
         while self.pending_conns and self.pending_conns[0].timeout <= now:
             conn = self.pending_conns.popleft()
@@ -427,6 +434,9 @@ def gunicorn_options(args) -> dict:
         "worker_connections": WORKER_CONNECTIONS,
         "backlog": args.backlog,
         "keepalive": args.keepalive,
+        # API Gateway takes about 10 KB of request line and headers; gunicorn's line default (4094)
+        # refused queries the API itself answers 400, naming the field.
+        "limit_request_line": 8190,
         "timeout": 0,  # a request runs as long as it runs (the worker's main thread stays responsive)
         "graceful_timeout": 10,
         "control_socket_disable": True,  # its default path is per user, shared by every checkout

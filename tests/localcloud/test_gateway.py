@@ -158,13 +158,34 @@ def test_hostile_and_broken_requests_get_a_json_error_never_html_or_a_traceback(
     assert "Traceback" not in log_path.read_text(errors="replace")
 
 
-def test_a_request_that_is_not_finished_in_time_is_a_json_408(served):
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\n",  # and never the blank line
+        b"POST /api/checks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",  # 1 byte of 100
+    ],
+    ids=["head", "body"],
+)
+def test_a_request_that_is_not_finished_in_time_is_a_json_408(served, start):
     port, _, _ = served
     with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_S * 5) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        sock.sendall(start)
         status, headers, body, _ = read_response(sock)
         assert_json_error(status, headers, body, 408, "request_timeout")
         assert sock.recv(1) == b""  # then closed
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(served):
+    port, _, _ = served
+    body = b'{"current_tasks": 0}'
+    head = "POST /api/agents/heartbeat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        status, _, reply, _ = read_response(sock)
+    assert status == 401 and json.loads(reply)["error"]["code"] == "unauthorized"  # the app's own answer
 
 
 def test_slow_connections_cost_no_threads_and_a_normal_request_is_still_answered(served):
