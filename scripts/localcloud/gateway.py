@@ -8,19 +8,21 @@ request (Nagle plus delayed ACK). This is closer to Lambda, built on gunicorn:
 - **Workers are Lambda instances.** Each of `--workers` processes (default 2 x cores + 1) imports
   app.py once, with the stage's environment from .chalice/config.json as `chalice local --stage`
   applies it, and serves one request at a time: gunicorn's gthread worker with a single request
-  thread. Chalice's own `LocalGateway` turns the HTTP request into the API Gateway proxy event and
-  calls the app, so routing, CORS preflights and the event shape are chalice local's.
+  thread. (Its sync worker would too, but it closes every connection after one response and blocks
+  on a slow client; gthread adds keep-alive and a poller that holds idle and unfinished
+  connections.) Chalice's own `LocalGateway` turns the HTTP request into the API Gateway proxy
+  event and calls the app, so routing, CORS preflights and the event shape are chalice local's.
 - **Connections wait in the kernel, not in a busy worker.** The listen backlog is deep (2048). A
-  worker takes new connections only while its request thread is idle, so a busy instance never
-  queues a request another instance could serve. Idle keep-alive connections wait in the worker's
-  poller, not in its request thread (keep-alive without a thread per connection).
+  worker takes new connections only while its request thread is idle, so a new connection goes to
+  an idle instance. Idle keep-alive connections wait in their worker's poller, not in its request
+  thread (keep-alive without a thread per connection); their next request is served by that worker.
 - **No Nagle stall.** Accepted sockets get TCP_NODELAY, and each response is corked while gunicorn
   writes its headers and body, so it leaves in one segment (for responses under one MSS).
 - **Slow clients cost a file descriptor, not a worker.** A request reaches the request thread only
   once its head (and a body up to 256 KiB) has arrived; until then it waits in the poller, and one
-  not complete within `--request-timeout` is answered 408 and closed. What the thread still reads
-  itself (a larger or chunked body) is bounded by the same deadline. Threads and processes stay
-  at workers x 2 + 1 however many connections are open.
+  not complete within `--request-timeout` is answered 408 and closed (a connection that never sent
+  a byte is just closed). What the thread still reads itself (a larger or chunked body) is bounded
+  by the same deadline. The count of threads and processes does not grow with open connections.
 - **Every error is JSON in the project's shape** (chalicelib/errors.py), never HTML or a
   traceback: malformed requests (400), `Content-Length: abc` (400), oversized request lines and
   headers (414, 431), bodies over API Gateway's 10 MiB (413), methods API Gateway does not route,
