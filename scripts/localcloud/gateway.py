@@ -39,6 +39,7 @@ import errno
 import json
 import logging
 import os
+import select
 import selectors
 import socket
 import sys
@@ -290,6 +291,23 @@ def request_buffered(data: bytes | bytearray) -> bool:
     return len(data) - end - 4 >= min(length or 0, BUFFERED_BODY_BYTES)
 
 
+class _ExclusiveAcceptSelector(selectors.EpollSelector):
+    """epoll with the listening sockets registered EPOLLEXCLUSIVE: a new connection wakes one idle
+    worker, not every one (with 5 workers, waking all cost about 10% more CPU per small request).
+    It uses EpollSelector's epoll object (`_selector`): selectors has no way to pass the flag."""
+
+    def __init__(self, listeners):
+        super().__init__()
+        self._listeners = {listener.fileno() for listener in listeners}
+
+    def register(self, fileobj, events, data=None):
+        key = super().register(fileobj, events, data)
+        if key.fd in self._listeners:  # EPOLLEXCLUSIVE is only allowed when adding, not modifying
+            self._selector.unregister(key.fd)
+            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        return key
+
+
 class GatewayWorker(ThreadWorker):
     """gunicorn's gthread worker with one request thread: one request at a time, like a Lambda instance."""
 
@@ -298,6 +316,12 @@ class GatewayWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+
+    def run(self):
+        if hasattr(select, "EPOLLEXCLUSIVE"):
+            self.poller.close()
+            self.poller = _ExclusiveAcceptSelector(self.sockets)
+        super().run()
 
     # Accepting: only while idle, so a waiting connection goes to an instance that can serve it.
     def set_accept_enabled(self, enabled):
