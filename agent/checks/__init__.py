@@ -118,7 +118,9 @@ async def run_check_async(check_type: str, target: str, options: dict | None, *,
         if _icmp_pool is None:
             _icmp_pool = DaemonPool(ICMP_WORKERS, "hc-icmp")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_icmp_pool, _run_blocking, check_type, target, options, allow_private, started)
+        return await loop.run_in_executor(
+            _icmp_pool, _run_blocking, check_type, target, options, allow_private, started
+        )
     ctx = None
     try:
         ctx, module = _prepare(check_type, target, options, allow_private, started)
