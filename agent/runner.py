@@ -70,9 +70,10 @@ START_ATTEMPTS = 3
 SPOOL_RETRY_CAP_S = 15.0
 # How long, after the grace period, shutdown waits for failed tasks' results to be posted or spooled.
 FINAL_DELIVERY_S = 10.0
-# Threads for the tasks' blocking steps (start, result, ack): a few ms each against a healthy
-# API, so a few threads keep up with hundreds of checks in flight.
-TASK_WORKERS = 16
+# Threads for the tasks' blocking steps (start, result, ack). A few ms each against a healthy
+# API, so a few threads keep up with hundreds of checks in flight; more against a slow one
+# (these bound how many API calls wait at once: 16 behind a 1 s API made 16 calls/s).
+TASK_WORKERS = 32
 # Threads for a run_check that is a plain function (not a coroutine), e.g. a test's stub.
 BLOCKING_CHECK_WORKERS = 16
 

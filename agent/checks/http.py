@@ -278,7 +278,8 @@ async def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
 async def _exchange(ctx: CheckContext, url: str, method: str, hop: dict, where: dict, started: float) -> None:
     """The phases of one hop, recorded in `hop` as they happen; the connection in hop["_conn"]."""
     timings = hop["timings"]
-    t = targets.parse_target(url, ctx.allow_private)
+    # The first URL is usually the target itself, parsed already (a parse is a good part of a probe's CPU).
+    t = ctx.target if url == ctx.target.url else targets.parse_target(url, ctx.allow_private)
     https = t.scheme == "https"
     port = t.port or (443 if https else 80)
     addresses = await resolve_checked_async(ctx, t.host)
