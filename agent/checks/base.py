@@ -41,7 +41,9 @@ USER_AGENT = f"HostChecker/{protocol.VERSION} (+https://github.com/host-checker)
 # - a bounded pool puts every check behind the stuck lookups of others (32
 #   names whose resolver is down would stall all name lookups), and one slow
 #   target must never block the others. Checks are bounded by the runner's
-#   concurrency, and so are these threads.
+#   concurrency, and so are these threads. They live only while a name is being
+#   looked up: a check waiting on its server afterwards holds no thread (the
+#   network checks are coroutines, resolve_checked_async), and an IP target none at all.
 
 
 class CheckFailure(Exception):
