@@ -599,4 +599,7 @@ class Runner:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._workers.shutdown()
         self._blocking_checks.shutdown()
+        self._loop_thread.join(2.0)
+        if not self._loop.is_running():
+            self._loop.close()  # its selector and wake-up sockets; checks still pending are dropped
         event(log, logging.INFO, "stopped", spooled=len(self.spool), still_running=self.current_tasks() or None)
