@@ -251,3 +251,16 @@ def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options,
 def test_a_url_target_is_fetched_as_written_whatever_the_bare_host_options_say():
     target = targets.parse_target("http://example.com/")
     assert targets.http_endpoint(target, {"scheme": "https", "port": 8443}) == ("http", 80, {"port": 80})
+
+
+def test_a_name_whose_answer_mixes_public_and_private_addresses_is_refused(monkeypatch):
+    def fake(host, *args, **kwargs):
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(targets.BlockedTarget, match="127.0.0.1 is a blocked address"):
+        targets.resolve("mixed.example.com", allow_private=False)
+    assert targets.resolve("mixed.example.com", allow_private=True) == ["93.184.215.14", "127.0.0.1"]
