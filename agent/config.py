@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chalicelib import targets
 from chalicelib.protocol import MAX_LOCATION, MAX_NAME, MAX_REGION, VERSION
 
 # Checks in flight at once. They wait on the network without holding a thread (agent/runner.py),
@@ -263,6 +264,10 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         raise ConfigError(
             f"{_flag('allow_private_targets')} must be true or false, got {raw['allow_private_targets']!r}"
         )
+    try:  # the tests' stand-in for the internet: honoured on HC_STAGE=test only (chalicelib/targets.py)
+        targets.test_public_networks(env)
+    except targets.UnsafePolicy as exc:
+        raise ConfigError(str(exc)) from None
     log_format = (raw["log_format"] or "text").lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"{_flag('log_format')} must be text or json, got {raw['log_format']!r}")

@@ -21,6 +21,7 @@ from .protocol import (
     MAX_LOCATION,
     MAX_NAME,
     MAX_REGION,
+    MAX_REPORTED_TASKS,
     MAX_VERSION,
     STREAM_GROUP,
     task_stream_key,
@@ -157,7 +158,7 @@ def authenticate(token: str | None) -> dict[str, Any]:
 
 def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
     inputs.reject_unknown(body, ("current_tasks", "version", "capabilities", "clock_offset_ms"))
-    current = inputs.integer(body, "current_tasks", low=0, high=100_000, default=0)
+    current = inputs.integer(body, "current_tasks", low=0, high=MAX_REPORTED_TASKS, default=0)
     offset = inputs.number(body, "clock_offset_ms", low=-MAX_REPORTED_OFFSET_MS, high=MAX_REPORTED_OFFSET_MS)
     version = inputs.string(body, "version", max_len=MAX_VERSION)
     capabilities = inputs.string_list(body, "capabilities", max_items=len(CHECK_TYPES), choices=CHECK_TYPES)

@@ -15,10 +15,15 @@ from .protocol import (
     CHECK_STATUSES,
     CHECK_TYPES,
     ERROR_KINDS,
+    MAX_ADDRESS,
     MAX_CLOCK_OFFSET_S,
+    MAX_DURATION_MS,
+    MAX_ERROR_MESSAGE,
     MAX_LOCATION,
     MAX_NAME,
+    MAX_OPTION_TEXT,
     MAX_REGION,
+    MAX_REPORTED_TASKS,
     MAX_VERSION,
     OPTION_SPECS,
     TASK_STATUSES,
@@ -29,6 +34,9 @@ TIME = {"type": "string", "format": "date-time"}
 NTIME = {"type": ["string", "null"], "format": "date-time"}
 NSTR = {"type": ["string", "null"]}
 NNUM = {"type": ["number", "null"]}
+
+
+_FAILED_NEEDS_ERROR = "error {kind, message} is required when success is false"
 
 
 def _ref(name: str) -> dict:
@@ -55,6 +63,24 @@ OPTION_NOTES = {
 }
 
 
+# What an option's Opt spec cannot say, so the schema says it and the validator enforces it
+# (chalicelib/bodies.py); protocol.normalize_options holds the same rules for the agent.
+OPTION_RULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("http", "path"): {"pattern": "^/"},
+    ("http", "expected_status"): {
+        "description": "a status (200), a range as text (200-399), or [low, high]; within 100-599, low first",
+        "minimum": 100,
+        "maximum": 599,
+        "pattern": r"^\s*\d{3}\s*(-\s*\d{3}\s*)?$",
+        "items": {"type": "integer", "minimum": 100, "maximum": 599},
+        "minItems": 2,
+        "maxItems": 2,
+    },
+}
+# A text that must hold something besides spaces (the services strip what they read).
+NOT_BLANK = {"minLength": 1, "pattern": r"\S"}
+
+
 def _option_schema(check_type: str) -> dict:
     props = {}
     for name, spec in OPTION_SPECS[check_type].items():
@@ -69,6 +95,9 @@ def _option_schema(check_type: str) -> dict:
             prop["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
         if spec.low is not None:
             prop["minimum"], prop["maximum"] = spec.low, spec.high
+        if str in kinds and not spec.choices:
+            prop["maxLength"] = MAX_OPTION_TEXT
+        prop.update(OPTION_RULES.get((check_type, name), {}))
         if spec.default is not None:
             prop["default"] = spec.default
         if (check_type, name) in OPTION_NOTES:
@@ -109,6 +138,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "target": {
                 "type": "string",
+                **NOT_BLANK,
                 "maxLength": 2048,
                 "description": "hostname, IP literal or http(s) URL; private and reserved literals are refused",
             },
@@ -126,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "locations": {
                 "type": "array",
-                "items": {"type": "string", "maxLength": MAX_LOCATION},
+                "items": {"type": "string", **NOT_BLANK, "maxLength": MAX_LOCATION},
                 "maxItems": 20,
                 "description": "agent locations or regions (case-insensitive); one that no registered "
                 "agent has is a 400",
@@ -387,11 +417,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "location"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "maxLength": MAX_NAME},
-            "location": {"type": "string", "maxLength": MAX_LOCATION},
+            "name": {"type": "string", **NOT_BLANK, "maxLength": MAX_NAME},
+            "location": {"type": "string", **NOT_BLANK, "maxLength": MAX_LOCATION},
             "region": {"type": "string", "maxLength": MAX_REGION},
             "version": {"type": "string", "maxLength": MAX_VERSION},
-            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "capabilities": {"type": "array", "items": _ref("CheckType"), "maxItems": len(CHECK_TYPES)},
             "replace": {
                 "type": "boolean",
                 "description": "take over an existing agent of this name, rotating its token",
@@ -412,15 +442,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "current_tasks": {"type": "integer", "minimum": 0},
-            "version": {"type": "string"},
+            "current_tasks": {"type": "integer", "minimum": 0, "maximum": MAX_REPORTED_TASKS},
+            "version": {"type": "string", "maxLength": MAX_VERSION},
             "clock_offset_ms": {
                 "type": "number",
                 "minimum": -86400000,
                 "maximum": 86400000,
                 "description": "the agent's clock minus the API's (from server_time), in ms",
             },
-            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "capabilities": {"type": "array", "items": _ref("CheckType"), "maxItems": len(CHECK_TYPES)},
         },
     },
     "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
@@ -468,10 +498,25 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "success": {"type": "boolean"},
-            "duration_ms": {"type": ["number", "null"], "minimum": 0},
-            "address": NSTR,
+            "duration_ms": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_DURATION_MS},
+            "address": {"type": ["string", "null"], "maxLength": MAX_ADDRESS},
             "data": {"type": ["object", "null"]},
-            "error": _ref("TaskError"),
+            "error": {
+                "type": ["object", "null"],
+                "required": ["kind", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "kind": _ref("ErrorKind"),
+                    "message": {"type": "string", "maxLength": MAX_ERROR_MESSAGE},
+                },
+            },
+        },
+        # A failed result says why: {kind, message}, not null.
+        "if": {"properties": {"success": {"const": False}}, "required": ["success"]},
+        "then": {
+            "required": ["error"],
+            "properties": {"error": {"type": "object", "x-error": _FAILED_NEEDS_ERROR}},
+            "x-error": _FAILED_NEEDS_ERROR,
         },
     },
     "ResultAccepted": {
@@ -537,8 +582,9 @@ def _header(name: str, description: str) -> dict:
     return {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": description}
 
 
-def _body(schema_name: str) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
+def _body(schema_name: str, required: bool = True) -> dict:
+    """A JSON requestBody; chalicelib/bodies.py validates every request against exactly this."""
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
 AGENT_TOKEN = _header("X-Agent-Token", "the token from registration")
@@ -627,7 +673,7 @@ PATHS: dict[str, Any] = {
             "operationId": "agentHeartbeat",
             "summary": "An agent is alive",
             "parameters": [AGENT_TOKEN],
-            "requestBody": _body("HeartbeatRequest"),
+            "requestBody": _body("HeartbeatRequest", required=False),
             "responses": {
                 "200": _json("HeartbeatReply", "recorded"),
                 "400": BAD,

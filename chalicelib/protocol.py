@@ -38,6 +38,12 @@ MAX_NAME = 64
 MAX_LOCATION = 64
 MAX_REGION = 64
 MAX_VERSION = 32
+# Bounds of what agents report; the OpenAPI schemas carry them and the API enforces them there.
+MAX_REPORTED_TASKS = 100_000  # heartbeat current_tasks
+MAX_DURATION_MS = 24 * 3600 * 1000  # a result's duration_ms: a day
+MAX_ADDRESS = 255
+MAX_ERROR_MESSAGE = 2000
+MAX_OPTION_TEXT = 255  # a text option (http.path, dns.resolver)
 
 # Redis keys (DESIGN §4). Everything in Redis can be rebuilt from PostgreSQL.
 STREAM_GROUP = "agent"  # the consumer group every agent's stream carries
@@ -129,8 +135,10 @@ def parse_expected_status(value: Any, field_name: str = "expected_status") -> li
     """`200`, `"200"`, `"200-399"` or an already parsed `[200, 399]` -> [low, high]."""
     if isinstance(value, bool):
         raise OptionError(field_name, "must be a status code or a range like 200-399")
-    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
-        value = f"{value[0]}-{value[1]}"
+    if isinstance(value, list) and len(value) == 2 and all(_integral(v) for v in value):
+        value = f"{int(value[0])}-{int(value[1])}"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int):
         value = str(value)
     match = _STATUS_RANGE.match(value) if isinstance(value, str) else None
@@ -143,6 +151,11 @@ def parse_expected_status(value: Any, field_name: str = "expected_status") -> li
     return [low, high]
 
 
+def _integral(value: Any) -> bool:
+    """An integer as JSON Schema has it: 200 and 200.0 alike, never true/false."""
+    return type(value) is int or (type(value) is float and value.is_integer())
+
+
 def _check_value(name: str, spec: Opt, value: Any) -> Any:
     if value is None:
         if spec.nullable:
@@ -152,6 +165,8 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     # bool is an int in Python; only accept it where bool is meant.
     if isinstance(value, bool) and bool not in kinds:
         raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+    if isinstance(value, float) and int in kinds and float not in kinds and value.is_integer():
+        value = int(value)  # JSON Schema: 2.0 is an integer
     if not isinstance(value, kinds):
         raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
     if spec.choices is not None:
@@ -164,8 +179,8 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     numeric = not isinstance(value, bool) and isinstance(value, (int, float))
     if spec.low is not None and numeric and not spec.low <= value <= spec.high:
         raise OptionError(name, f"must be between {spec.low:g} and {spec.high:g}")
-    if isinstance(value, str) and len(value) > 255:
-        raise OptionError(name, "must be at most 255 characters")
+    if isinstance(value, str) and len(value) > MAX_OPTION_TEXT:
+        raise OptionError(name, f"must be at most {MAX_OPTION_TEXT} characters")
     return value
 
 

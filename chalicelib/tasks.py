@@ -16,13 +16,10 @@ from . import inputs, observability, transitions, views
 from .agents import authenticate
 from .db import run_transaction, transaction
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
-from .protocol import ERROR_KINDS
+from .protocol import ERROR_KINDS, MAX_ADDRESS, MAX_DURATION_MS, MAX_ERROR_MESSAGE
 from .serialize import epoch_ms, iso
 
 log = logging.getLogger(__name__)
-
-MAX_ADDRESS = 255
-MAX_ERROR_MESSAGE = 2000
 
 
 def _task_for_agent(conn, task_id: str, agent: dict, lock: bool = False) -> dict[str, Any]:
@@ -94,7 +91,7 @@ def _start_task(conn, task_id: str, agent: dict) -> dict[str, Any] | None:
 def parse_result(body: dict[str, Any]) -> dict[str, Any]:
     inputs.reject_unknown(body, ("success", "duration_ms", "address", "data", "error"))
     success = inputs.boolean(body, "success", required=True)
-    duration = inputs.number(body, "duration_ms", low=0, high=24 * 3600 * 1000)
+    duration = inputs.number(body, "duration_ms", low=0, high=MAX_DURATION_MS)
     address = inputs.string(body, "address", max_len=MAX_ADDRESS)
     data = body.get("data")
     if data is None:

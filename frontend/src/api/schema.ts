@@ -283,8 +283,11 @@ export interface components {
                     path: string;
                     /** @description default: the target's port, else the scheme's (443 for a bare host) */
                     port?: number | null;
-                    /** @default 200-399 */
-                    expected_status: unknown[] | number | string;
+                    /**
+                     * @description a status (200), a range as text (200-399), or [low, high]; within 100-599, low first
+                     * @default 200-399
+                     */
+                    expected_status: number[] | number | string;
                     /** @default true */
                     follow_redirects: boolean;
                     /** @default 10 */
@@ -649,7 +652,10 @@ export interface components {
             duration_ms?: number | null;
             address?: string | null;
             data?: Record<string, never> | null;
-            error?: components["schemas"]["TaskError"];
+            error?: {
+                kind: components["schemas"]["ErrorKind"];
+                message: string;
+            } | null;
         };
         ResultAccepted: {
             /** Format: uuid */
@@ -1077,7 +1083,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["HeartbeatRequest"];
             };

@@ -69,7 +69,10 @@ export const OPTION_SPECS = {
         "integer",
         "string"
       ],
-      "default": "200-399"
+      "minimum": 100,
+      "maximum": 599,
+      "default": "200-399",
+      "description": "a status (200), a range as text (200-399), or [low, high]; within 100-599, low first"
     },
     "follow_redirects": {
       "type": "boolean",
