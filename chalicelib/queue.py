@@ -72,25 +72,33 @@ def ensure_group(agent_id: str) -> None:
             raise
 
 
-def enqueue(messages: list[TaskMessage], metrics: Batch | None = None) -> dict[str, str]:
+def enqueue(messages: list[TaskMessage], metrics: Batch | None = None, ensure_groups: bool = False) -> dict[str, str]:
     """Push tasks onto their agents' streams in ONE round trip: an XADD per task, and
     `metrics` (what the caller counts) at the pipeline's end. Returns {task_id: stream entry id}.
 
-    No XGROUP CREATE per agent here (it was one error reply per agent per fan-out, a fifth of
-    the pipeline at 100 agents): registration creates each agent's group, and an agent that
-    finds its group gone (Redis restarted empty) creates it again from id 0, so the entries
-    XADDed meanwhile are still read (agent/queue.py `_with_group`).
+    A new check's fan-out sends no XGROUP CREATE (it was one error reply per agent per check,
+    a fifth of the pipeline at 100 agents): registration creates each agent's group, and an
+    agent that finds its group gone creates it again from id 0, so entries XADDed meanwhile
+    are still read (agent/queue.py `_with_group`). The pushes that repair a loss (`redispatch`,
+    after Redis came back empty) pass `ensure_groups` and (re)create the groups first in the
+    same pipeline (BUSYGROUP is expected and ignored).
     """
     if not messages:
         return {}
     pipe = get_redis().pipeline(transaction=False)
+    agents = sorted({m.agent_id for m in messages}) if ensure_groups else []
+    for agent_id in agents:
+        pipe.xgroup_create(task_stream_key(agent_id), STREAM_GROUP, id="0", mkstream=True)
     for message in messages:
         pipe.xadd(task_stream_key(message.agent_id), message.to_fields())
     if metrics:
         metrics.add_to(pipe)
     results = pipe.execute(raise_on_error=False)
+    for result in results[: len(agents)]:
+        if isinstance(result, Exception) and not _is_busygroup(result):
+            raise result
     ids: dict[str, str] = {}
-    for message, result in zip(messages, results[: len(messages)], strict=True):
+    for message, result in zip(messages, results[len(agents) : len(agents) + len(messages)], strict=True):
         if isinstance(result, Exception):
             log.warning("enqueue of task %s failed: %s", message.task_id, result)
             continue
