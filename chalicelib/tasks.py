@@ -232,7 +232,7 @@ def _run(token_hash: str, results: list[Entry], started: list[Entry]) -> _Done:
 
 
 def parse_result(body: dict[str, Any]) -> dict[str, Any]:
-    inputs.reject_unknown(body, ("success", "duration_ms", "address", "data", "error"))
+    inputs.reject_unknown(body, RESULT_FIELDS)
     success = inputs.boolean(body, "success", required=True)
     duration = inputs.number(body, "duration_ms", low=0, high=24 * 3600 * 1000)
     address = inputs.string(body, "address", max_len=MAX_ADDRESS)

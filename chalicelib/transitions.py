@@ -75,16 +75,6 @@ def complete_checks(conn, *, check_id: str | None = None, check_ids: list[str] |
     ).fetchall()
 
 
-def start_check(conn, check_id: str) -> bool:
-    """pending -> in_progress when its first task starts."""
-    row = conn.execute(
-        "UPDATE checks SET status = 'in_progress', started_at = now() "
-        "WHERE id = %s AND status = 'pending' RETURNING id",
-        (check_id,),
-    ).fetchone()
-    return row is not None
-
-
 def mark_agents_offline(conn) -> list[dict]:
     """online -> offline for agents past the heartbeat TTL: the same test every reader applies."""
     return conn.execute(
