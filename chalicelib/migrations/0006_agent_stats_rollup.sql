@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS agent_rollup (
     check_type  text NOT NULL,
     metric      text NOT NULL,
     bucket      smallint NOT NULL DEFAULT 0,
-    n           bigint NOT NULL DEFAULT 0,
+    n           integer NOT NULL DEFAULT 0,  -- integer: sum(integer) is a bigint, sum(bigint) a slow numeric
     total       double precision NOT NULL DEFAULT 0,
     PRIMARY KEY (agent_id, hour, check_type, metric, bucket)
 );
