@@ -2,11 +2,16 @@
 
 `ResultBatcher.post(task_id, result)` has the contract of `ApiClient.post_result`: it
 returns the API's answer for that task or raises the same `ApiError` classes. Behind it,
-results posted within `linger_s` of each other (or until `max_batch` are waiting) travel in
-one `POST /api/tasks/results`, which the API stores in one transaction; each caller gets its
-own entry's answer. No thread of its own: the first caller of a batch waits the linger,
-sends the batch and hands the answers out, so it works the same under one thread per task
-or a worker pool.
+results travel in `POST /api/tasks/results` (one transaction at the API for the lot), each
+caller getting its own entry's answer:
+
+- A result with no request in flight leaves at once: an idle agent adds no latency.
+- Results that finish while a request is in flight wait for it and leave together in the
+  next one (at most `max_batch`), as Nagle's algorithm does for small writes: the busier
+  the agent, the bigger the batches. `linger_s` (default 0) adds an optional wait for company.
+- No thread of its own: the caller whose result starts a request sends it and hands the
+  answers out, then hands the lead to the first result that came in meanwhile. It works the
+  same under one thread per task or a worker pool.
 
 An API without the batch route (an older deployment: 404 or 405 for it) is remembered, and
 every result goes by the single endpoint from then on.
@@ -24,24 +29,26 @@ from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnav
 
 log = logging.getLogger("agent.delivery")
 
-# A result waits at most this long for others to share its request: a fraction of a
-# millisecond of the API's time per result saved against a few ms of latency.
-LINGER_S = 0.005
+# How long a request waits for more results before it leaves (0: it leaves at once; results
+# still batch up behind a request in flight).
+LINGER_S = 0.0
 # The API's bound (chalicelib/tasks.MAX_BATCH).
 MAX_BATCH = 100
 # What an API that predates the batch route answers for it.
 NO_BATCH_ROUTE = (404, 405)
 
 
+_PENDING = object()  # no answer yet
+SINGLE = object()  # the batch route is missing: post this one alone
+
+
 @dataclass
 class _Waiting:
     task_id: str
     result: dict
-    done: threading.Event = field(default_factory=threading.Event)
-    answer: Any = None  # the body, or an exception (ApiError) to raise, or SINGLE
-
-
-SINGLE = object()  # the batch route is missing: post this one alone
+    wake: threading.Event = field(default_factory=threading.Event)
+    answer: Any = _PENDING  # the body, or an exception (ApiError) to raise, or SINGLE
+    lead: bool = False  # woken to send the next request
 
 
 class ResultBatcher:
@@ -52,7 +59,7 @@ class ResultBatcher:
         self.batches_supported = True
         self._cond = threading.Condition()
         self._waiting: list[_Waiting] = []
-        self._leader = False  # a caller is lingering for the current batch
+        self._sending = False  # a caller is lingering for, or sending, a request
 
     def post(self, task_id: str, result: dict) -> dict:
         if not self.batches_supported:
@@ -60,38 +67,46 @@ class ResultBatcher:
         me = _Waiting(task_id, result)
         with self._cond:
             self._waiting.append(me)
-            lead = not self._leader
-            if lead:
-                self._leader = True
+            if not self._sending:
+                self._sending = me.lead = True
             elif len(self._waiting) >= self.max_batch:
-                self._cond.notify_all()  # wake the leader: the batch is full
-        if lead:
-            self._lead()
-        me.done.wait()
+                self._cond.notify_all()  # a lingering sender: the batch is full
+        while True:
+            if me.lead:
+                me.lead = False
+                self._send_waiting()
+            me.wake.wait()
+            if me.answer is not _PENDING:
+                break
+            me.wake.clear()  # woken to lead the next request
         if me.answer is SINGLE:
             return self.api.post_result(task_id, result)
         if isinstance(me.answer, Exception):
             raise me.answer
         return me.answer
 
-    def _lead(self) -> None:
-        """Linger for company, then send what is waiting (at most max_batch) and answer it."""
-        end = time.monotonic() + self.linger_s
+    def _send_waiting(self) -> None:
+        """Send what is waiting (at most max_batch, after the linger), answer it, and hand the
+        lead to the first result that came in meanwhile."""
         with self._cond:
-            while len(self._waiting) < self.max_batch and (left := end - time.monotonic()) > 0:
-                self._cond.wait(left)
+            if self.linger_s:
+                end = time.monotonic() + self.linger_s
+                while len(self._waiting) < self.max_batch and (left := end - time.monotonic()) > 0:
+                    self._cond.wait(left)
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-            self._leader = False
-            if self._waiting:  # more than a batch came: the first of the rest leads the next
-                self._leader = True
-                threading.Thread(target=self._lead, name="result-batch", daemon=True).start()
         try:
             answers = self.send(batch)
         except Exception as exc:  # noqa: BLE001 - a bug here must reach every caller, not strand them
             answers = [exc] * len(batch)
         for waiting, answer in zip(batch, answers, strict=True):
             waiting.answer = answer
-            waiting.done.set()
+            waiting.wake.set()
+        with self._cond:
+            if self._waiting:
+                self._waiting[0].lead = True
+                self._waiting[0].wake.set()
+            else:
+                self._sending = False
 
     def send(self, batch: list[_Waiting] | list[tuple[str, dict]]) -> list[Any]:
         """One POST /api/tasks/results for `batch` (waiting callers, or (task_id, result) pairs: the

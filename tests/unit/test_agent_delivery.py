@@ -50,6 +50,41 @@ def test_a_lone_result_leaves_after_the_linger():
     assert api.batch_sizes == [1]
 
 
+def test_with_no_linger_a_lone_result_leaves_at_once_and_results_behind_a_request_share_the_next():
+    class Held(FakeApi):
+        """The first batch request waits until the test lets it answer."""
+
+        def __init__(self):
+            super().__init__()
+            self.release = threading.Event()
+
+        def post_results(self, results, started=()):
+            if self.batch_posts == 0:
+                self.batch_posts += 1
+                self.batch_sizes.append(len(results))
+                self.release.wait(10)
+                self.batch_posts -= 1
+                self.batch_sizes.pop()
+            return super().post_results(results, started)
+
+    api = Held()
+    batcher = ResultBatcher(api)  # linger 0, the default
+    answers: dict[str, object] = {}
+    threads = [
+        threading.Thread(target=lambda t=t: answers.setdefault(t, batcher.post(t, RESULT))) for t in ("a", "b", "c")
+    ]
+    threads[0].start()
+    wait_until(lambda: api.batch_posts == 1, "the first request, sent without waiting")
+    threads[1].start()
+    threads[2].start()
+    wait_until(lambda: len(batcher._waiting) == 2, "two results queued behind it")
+    api.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == ["a", "b", "c"]
+    assert api.batch_sizes == [1, 2]
+
+
 def test_an_entry_the_api_refuses_fails_only_its_own_caller():
     class OneForbidden(FakeApi):
         def post_results(self, results, started=()):
