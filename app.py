@@ -219,6 +219,12 @@ def post_result(task_id):
     return tasks.accept_result(_header("x-agent-token"), task_id, _body())
 
 
+@api("/api/tasks/results", ["POST"])
+def post_results():
+    """A batch of results (and starts) in one request and one transaction (docs/api.md)."""
+    return tasks.accept_batch(_header("x-agent-token"), _body())
+
+
 # ---- service
 
 

@@ -47,8 +47,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays, with_retries
+from agent.api import (
+    ApiClient,
+    ApiError,
+    ApiRejected,
+    ApiUnauthorized,
+    ApiUnavailable,
+    backoff_delays,
+    with_retries,
+)
 from agent.config import AgentConfig
+from agent.delivery import MAX_BATCH, SINGLE, ResultBatcher
 from agent.heartbeat import Heartbeat
 from agent.logs import event
 from agent.metrics import AgentMetrics
@@ -139,6 +148,7 @@ class Runner:
         self._check_is_async = inspect.iscoroutinefunction(run_check)
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="hc-engine", daemon=True)
+        self._results = ResultBatcher(api)  # results finishing together share one POST (agent/delivery.py)
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -456,9 +466,7 @@ class Runner:
     def _deliver(self, run: TaskRun, result: dict, how: str) -> None:
         task_id = run.msg.task_id
         try:
-            reply = with_retries(
-                lambda: self.api.post_result(task_id, result), RESULT_ATTEMPTS, what=f"result {task_id}"
-            )
+            reply = with_retries(lambda: self._results.post(task_id, result), RESULT_ATTEMPTS, what=f"result {task_id}")
         except ApiUnauthorized as exc:
             self._spool(run, result, how, str(exc))
         except ApiRejected as exc:
@@ -503,46 +511,68 @@ class Runner:
                 delays = backoff_delays(base=0.5, cap=SPOOL_RETRY_CAP_S)
 
     def deliver_spooled(self, stop: threading.Event | None = None) -> bool:
-        """One pass over the spool. True when it is empty afterwards."""
-        for task_id in self.spool.task_ids():
+        """One pass over the spool, up to MAX_BATCH results per request. True when it is empty afterwards."""
+        task_ids = self.spool.task_ids()
+        for first in range(0, len(task_ids), MAX_BATCH):
             if stop is not None and stop.is_set():
                 return False
-            entry = self.spool.load(task_id)
-            if entry is None:
-                self.spool.remove(task_id)
+            entries = []
+            for task_id in task_ids[first : first + MAX_BATCH]:
+                entry = self.spool.load(task_id)
+                if entry is None:
+                    self.spool.remove(task_id)
+                else:
+                    entries.append(entry)
+            if entries and not self._deliver_spooled_batch(entries):
+                return False
+        return len(self.spool) == 0
+
+    def _deliver_spooled_batch(self, entries: list[SpooledResult]) -> bool:
+        """Post `entries` in one batch (one by one for an API without the batch route); settle
+        each one the API answered. False when the API could not take them (try again later)."""
+        answers = self._results.send([(e.task_id, e.result) for e in entries])
+        available = True
+        for entry, answer in zip(entries, answers, strict=True):
+            if answer is SINGLE:
+                if not available:
+                    continue
+                try:
+                    answer = self.api.post_result(entry.task_id, entry.result)
+                except ApiError as exc:
+                    answer = exc
+            if isinstance(answer, (ApiUnauthorized, ApiUnavailable)):
+                self.metrics.retried.inc()
+                available = False
                 continue
-            try:
-                reply = self.api.post_result(task_id, entry.result)
-                outcome = "spool_delivered" + ("_duplicate" if reply.get("duplicate") else "")
+            if isinstance(answer, ApiRejected):
+                outcome, level = f"spool_rejected_{answer.status}", logging.ERROR
+            else:
+                outcome = "spool_delivered" + ("_duplicate" if answer.get("duplicate") else "")
                 level = logging.INFO
                 self.metrics.delivered.labels("spool").inc()
-            except ApiUnauthorized:
-                self.metrics.retried.inc()
-                return False
-            except ApiRejected as exc:
-                outcome, level = f"spool_rejected_{exc.status}", logging.ERROR
-            except ApiUnavailable:
-                self.metrics.retried.inc()
-                return False
-            with self._lock:
-                extra = self._extra_entries.pop(task_id, [])
-                self._known_entries.difference_update(extra)
-            self._ack(entry.entry_ids + extra)
-            self.spool.remove(task_id)
-            err = entry.result.get("error") or {}
-            event(
-                log,
-                level,
-                "task done",
-                task=task_id,
-                type=entry.check_type,
-                outcome=outcome,
-                success=entry.result.get("success"),
-                error=err.get("kind"),
-                duration_ms=entry.result.get("duration_ms"),
-                spooled_s=round((now_ms() - entry.spooled_at_ms) / 1000, 1) if entry.spooled_at_ms else None,
-            )
-        return len(self.spool) == 0
+            self._settle_spooled(entry, outcome, level)
+        return available
+
+    def _settle_spooled(self, entry: SpooledResult, outcome: str, level: int) -> None:
+        task_id = entry.task_id
+        with self._lock:
+            extra = self._extra_entries.pop(task_id, [])
+            self._known_entries.difference_update(extra)
+        self._ack(entry.entry_ids + extra)
+        self.spool.remove(task_id)
+        err = entry.result.get("error") or {}
+        event(
+            log,
+            level,
+            "task done",
+            task=task_id,
+            type=entry.check_type,
+            outcome=outcome,
+            success=entry.result.get("success"),
+            error=err.get("kind"),
+            duration_ms=entry.result.get("duration_ms"),
+            spooled_s=round((now_ms() - entry.spooled_at_ms) / 1000, 1) if entry.spooled_at_ms else None,
+        )
 
     # -- shutdown ----------------------------------------------------------------
 

@@ -530,6 +530,47 @@ SCHEMAS: dict[str, Any] = {
             "result": _ref("StoredResult"),
         },
     },
+    "ResultBatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "at least one of results and started; a task named once per batch",
+        "properties": {
+            "results": {
+                "type": "array",
+                "maxItems": 100,
+                "items": {
+                    # Only the entry's shape here: each entry's fields are validated against
+                    # ResultRequest on their own, so one bad entry is its own 400, not the batch's.
+                    "type": "object",
+                    "required": ["task_id"],
+                    "properties": {"task_id": {"type": "string", "maxLength": 64}},
+                    "description": "task_id plus the fields of a ResultRequest, which each entry is validated "
+                    "against on its own (a bad entry is answered 400 in its place)",
+                },
+            },
+            "started": {"type": "array", "maxItems": 100, "items": UUID},
+        },
+    },
+    "BatchEntryAnswer": {
+        "type": "object",
+        "required": ["task_id", "status", "body"],
+        "description": "what the single endpoint (result, start) answers for this task: its HTTP status and body",
+        "properties": {
+            "task_id": {"type": "string"},
+            "status": {"type": "integer"},
+            "body": {
+                "anyOf": [_ref("ResultAccepted"), _ref("TaskStarted"), _ref("TaskFinished"), _ref("Error")],
+            },
+        },
+    },
+    "ResultBatchAnswer": {
+        "type": "object",
+        "required": ["results", "started"],
+        "properties": {
+            "results": {"type": "array", "items": _ref("BatchEntryAnswer")},
+            "started": {"type": "array", "items": _ref("BatchEntryAnswer")},
+        },
+    },
     "Health": _obj(
         {
             "status": {"enum": ["ok", "degraded"]},
@@ -720,6 +761,23 @@ PATHS: dict[str, Any] = {
                 _param("hours", "query", {"type": "integer", "minimum": 1, "maximum": 720}),
             ],
             "responses": {"200": _json("AgentStats", "stats"), "400": BAD, "404": _err("no such agent"), **COMMON},
+        },
+    },
+    "/api/tasks/results": {
+        "post": {
+            "operationId": "postResults",
+            "summary": "Many results (and starts) of the agent's tasks in one transaction",
+            "description": "Each entry is answered with the status and body its single endpoint would give, "
+            "so one bad entry never hides the others; a result for a task never started implies its start. "
+            'See docs/api.md, "Batches".',
+            "parameters": [AGENT_TOKEN],
+            "requestBody": _body("ResultBatchRequest"),
+            "responses": {
+                "200": _json("ResultBatchAnswer", "every entry answered, in the order given"),
+                "400": BAD,
+                "401": _err("missing or unknown token"),
+                **COMMON,
+            },
         },
     },
     "/api/tasks/{task_id}": {

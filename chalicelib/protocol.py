@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
@@ -227,7 +227,8 @@ class TaskMessage:
 
     def to_fields(self) -> dict[str, str]:
         """Redis stream fields: one JSON document under `task`."""
-        return {"task": json.dumps(asdict(self), separators=(",", ":"))}
+        # vars(), not asdict(): asdict deep-copies the options, per message (500 for a fan-out).
+        return {"task": json.dumps(vars(self), separators=(",", ":"))}
 
     @classmethod
     def from_fields(cls, fields: dict) -> TaskMessage:

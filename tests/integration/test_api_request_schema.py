@@ -52,6 +52,8 @@ def _valid_requests(api, agent) -> dict[str, tuple[str, dict, dict]]:
             {"success": True, "duration_ms": 1.5, "address": "192.0.2.1", "data": {}, "error": None},
             token,
         ),
+        # A batch naming an unknown task: valid, answered 200 with that entry's 404 in its place.
+        "postResults": ("/api/tasks/results", {"results": [{"task_id": str(uuid.uuid4()), "success": True}]}, token),
     }
 
 

@@ -95,6 +95,16 @@ CORPUS = {
         {"version": "v" * 33},
         {"clock_offset_ms": 1e12},
     ],
+    "/api/tasks/results": [
+        {"results": [{"task_id": "8a4f6c1e-0000-4000-8000-000000000001", "success": True}]},
+        {"results": [{"task_id": "8a4f6c1e-0000-4000-8000-000000000001", "success": False}]},
+        {"results": [{"success": True}]},
+        {"results": ["x"]},
+        {"started": ["8a4f6c1e-0000-4000-8000-000000000001"]},
+        {"started": [1]},
+        {"results": [], "extra": 1},
+        {},
+    ],
     "/api/tasks/{task_id}/result": [
         {"success": True},
         {"success": False},

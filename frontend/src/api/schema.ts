@@ -125,6 +125,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Many results (and starts) of the agent's tasks in one transaction
+         * @description Each entry is answered with the status and body its single endpoint would give, so one bad entry never hides the others; a result for a task never started implies its start. See docs/api.md, "Batches".
+         */
+        post: operations["postResults"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{task_id}": {
         parameters: {
             query?: never;
@@ -664,6 +684,23 @@ export interface components {
             late: boolean;
             duplicate: boolean;
             result?: components["schemas"]["StoredResult"];
+        };
+        /** @description at least one of results and started; a task named once per batch */
+        ResultBatchRequest: {
+            results?: {
+                task_id: string;
+            }[];
+            started?: string[];
+        };
+        /** @description what the single endpoint (result, start) answers for this task: its HTTP status and body */
+        BatchEntryAnswer: {
+            task_id: string;
+            status: number;
+            body: components["schemas"]["ResultAccepted"] | components["schemas"]["TaskStarted"] | components["schemas"]["TaskFinished"] | components["schemas"]["Error"];
+        };
+        ResultBatchAnswer: {
+            results: components["schemas"]["BatchEntryAnswer"][];
+            started: components["schemas"]["BatchEntryAnswer"][];
         };
         Health: {
             /** @enum {unknown} */
@@ -1364,6 +1401,79 @@ export interface operations {
             };
             /** @description no such agent */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests from this address */
+            429: {
+                headers: {
+                    /** @description requests allowed in the window */
+                    "X-RateLimit-Limit"?: string;
+                    /** @description requests left in the window */
+                    "X-RateLimit-Remaining"?: string;
+                    /** @description seconds until the window resets */
+                    "X-RateLimit-Reset"?: string;
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a dependency is down */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postResults: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the token from registration */
+                "X-Agent-Token": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResultBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description every entry answered, in the order given */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResultBatchAnswer"];
+                };
+            };
+            /** @description bad input; details name the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing or unknown token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
