@@ -888,6 +888,7 @@ WEBSOCKET = {
             "type": "status",
             "status": "completed | failed",
             "summary": "as in GET",
+            "verdict": "as in GET (the layer verdict over every result)",
             "completed_at": "ISO 8601",
         },
         "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},
