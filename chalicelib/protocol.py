@@ -188,8 +188,12 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     return value
 
 
-def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
-    """Validate one check type's options and fill in the defaults."""
+def normalize_options(check_type: str, given: Any, *, alone: bool = False) -> dict[str, Any]:
+    """Validate one check type's options and fill in the defaults.
+
+    `alone`: the options are validated one at a time (the CLI's flags), so the rules that
+    relate two options (a port needs protocol tcp or udp) are left to the API.
+    """
     prefix = f"options.{check_type}"
     if given is None:
         given = {}
@@ -206,8 +210,8 @@ def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
         out["expected_status"] = parse_expected_status(out["expected_status"], f"{prefix}.expected_status")
         if not out["path"].startswith("/"):
             raise OptionError(f"{prefix}.path", "must start with /")
-    if check_type in PROBED_TYPES and out["protocol"] == "icmp" and out["port"] is not None:
-        raise OptionError(f"{prefix}.port", "applies only with protocol tcp or udp (ICMP has no ports)")
+    if check_type in PROBED_TYPES and not alone and out["protocol"] == "icmp" and out["port"] is not None:
+        raise OptionError(f"{prefix}.port", "port applies only with protocol tcp or udp (ICMP has no ports)")
     return out
 
 

@@ -42,7 +42,7 @@ def _converter(check_type: str, name: str, spec) -> Any:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         try:
-            normalized = normalize_options(check_type, {name: value})
+            normalized = normalize_options(check_type, {name: value}, alone=True)
         except OptionError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
         # keep what the user typed (the API normalizes the same way), except a choice's case
