@@ -119,8 +119,9 @@ export function MtrTable({ hops }: { hops: MtrHop[] }) {
         {hops.map((h) => (
           <tr key={h.ttl} className="border-t border-slate-100" data-testid="mtr-hop">
             <td className={td}>{h.ttl}</td>
-            <td className={`${td} break-all text-left`} title={h.hostname && h.address ? h.address : undefined}>
-              {h.hostname ?? h.address ?? "???"}
+            <td className={`${td} break-all text-left`}>
+              {h.address ?? "???"}
+              {h.hostname && <span className="ml-1 text-slate-500">({h.hostname})</span>}
             </td>
             <td className={`${td}${h.loss_pct > 0 ? " text-red-700" : ""}`}>{formatPct(h.loss_pct)}</td>
             <td className={td}>{h.sent}</td>
