@@ -264,8 +264,9 @@ def layer_line(check: dict[str, Any]) -> Text | None:
     """The verdict across types (chalicelib/verdict.py): "TLS fails from Singapore only"."""
     verdict = check.get("verdict") or {}
     scope = verdict.get("scope")
-    # All OK on one type says nothing the type's own line has not said.
-    if not verdict.get("text") or (scope == "none" and len(check.get("check_types") or []) < 2):
+    # All OK on one type, or only DNS tested (ping, traceroute, mtr), says nothing the type lines have not.
+    beyond_dns = any(layer != "dns" for layer in verdict.get("layers") or {})
+    if not verdict.get("text") or (scope == "none" and (len(check.get("check_types") or []) < 2 or not beyond_dns)):
         return None
     style = {"none": "green", "regional": "yellow", "global": "red"}.get(scope, "dim")
     prefix = f"Layers ({scope}): " if scope in ("global", "regional") else "Layers: "

@@ -41,8 +41,16 @@ describe("LayerVerdict", () => {
     const pending: Verdict = { failing_layer: null, scope: "pending", text: null, layers: {}, agents: [] };
     const { container, rerender } = render(<LayerVerdict check={{ verdict: pending, check_types: ["http", "tcp"] }} />);
     expect(container).toBeEmptyDOMElement();
-    const fine: Verdict = { ...pending, scope: "none", text: "DNS and TCP OK from 2/2 agents" };
+    const fine: Verdict = {
+      ...pending,
+      scope: "none",
+      text: "DNS and TCP OK from 2/2 agents",
+      layers: { dns: { failed: [], ok: [fra, sin] }, tcp: { failed: [], ok: [fra, sin] } },
+    };
     rerender(<LayerVerdict check={{ verdict: fine, check_types: ["tcp"] }} />);
+    expect(container).toBeEmptyDOMElement();
+    const dnsOnly: Verdict = { ...fine, text: "DNS OK from 2/2 agents", layers: { dns: fine.layers.dns } };
+    rerender(<LayerVerdict check={{ verdict: dnsOnly, check_types: ["ping", "mtr"] }} />);
     expect(container).toBeEmptyDOMElement();
     rerender(<LayerVerdict check={{ verdict: fine, check_types: ["tcp", "ping"] }} />);
     expect(screen.getByTestId("layer-verdict-text")).toHaveTextContent("DNS and TCP OK from 2/2 agents");

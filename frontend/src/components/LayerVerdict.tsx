@@ -15,12 +15,14 @@ const CHIP: Record<string, string> = {
  * The verdict across check types (chalicelib/verdict.py): which layer fails, DNS → TCP → TLS →
  * HTTP, and whether from every agent or some ("TLS fails from Singapore only"), with each agent's
  * layers as chips. Nothing is drawn until an agent has a verdict, nor when everything passed on a
- * single check type (its summary line says as much).
+ * single check type or only DNS was tested (ping, traceroute, mtr): the summary lines say as much.
  */
 export function LayerVerdict({ check }: { check: Pick<Check, "verdict" | "check_types"> }) {
   const v = check.verdict;
   if (!v || v.scope === "pending" || !v.text) return null;
-  if (v.scope === "none" && (check.check_types ?? []).length < 2) return null;
+  // All passing says something only when layers past DNS were tested by more than one type.
+  const beyondDns = Object.keys(v.layers ?? {}).some((layer) => layer !== "dns");
+  if (v.scope === "none" && ((check.check_types ?? []).length < 2 || !beyondDns)) return null;
   return (
     <div data-testid="layer-verdict" data-scope={v.scope} data-layer={v.failing_layer ?? ""} className={`rounded-md border px-3 py-2 text-sm ${TONE[v.scope] ?? ""}`}>
       <p data-testid="layer-verdict-text" className="font-medium">

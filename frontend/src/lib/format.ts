@@ -271,7 +271,7 @@ function describeOption(type: string, key: string, v: unknown): string | null {
     case "ip_version":
       return text ? `IPv${text} only` : null;
     case "count":
-      return `${text} packets`;
+      return type === "mtr" ? `${text} rounds` : `${text} packets`;
     case "max_hops":
       return `max ${text} hops`;
     case "protocol":
