@@ -275,3 +275,68 @@ def test_without_cap_net_raw_tcp_ping_works_and_traceroute_says_what_it_needs():
         assert (
             "CAP_NET_RAW" in result["error"]["message"] and "TCP ping needs no privilege" in result["error"]["message"]
         )
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")  # readable by nobody, unlike a python under /root; same ABI as the venv's
+
+
+@pytest.mark.skipif(
+    shutil.which("capsh") is None or not SYSTEM_PYTHON.exists() or sys.version_info[:2] != (3, 11),
+    reason="needs capsh and a system Python 3.11 to run as nobody",
+)
+def test_as_nobody_with_only_cap_net_raw_every_mode_runs():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    site = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
+    few = {"count": 2, "interval": 0.2}
+    modes = [
+        ("ping", few),
+        ("ping", dict(few, protocol="tcp", port=port)),
+        ("ping", dict(few, protocol="udp", port=9)),
+        ("traceroute", {}),
+        ("traceroute", {"protocol": "tcp", "port": port}),
+        ("traceroute", {"protocol": "udp"}),
+        ("mtr", few),
+        ("mtr", dict(few, protocol="tcp", port=port)),
+    ]
+    code = (
+        "import json, os, sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(site)!r}]\n"
+        "from agent.checks import capabilities, run_check\n"
+        "runs = {}\n"
+        "for t, o in json.loads(sys.argv[1]):\n"
+        "    r = run_check(t, '127.0.0.1', o, allow_private=True)\n"
+        "    runs[t + '/' + o.get('protocol', 'icmp')] = [r['success'], r['error']]\n"
+        "print(json.dumps({'uid': os.getuid(), 'caps': capabilities(), 'runs': runs}))\n"
+    )
+    try:
+        done = subprocess.run(
+            [
+                "capsh",
+                "--caps=cap_net_raw+eip cap_setuid,cap_setgid,cap_setpcap+ep",
+                "--keep=1",
+                "--user=nobody",
+                "--addamb=cap_net_raw",
+                "--",
+                "-c",
+                f'{SYSTEM_PYTHON} -c "$0" "$1"',
+                code,
+                json.dumps(modes),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        listener.close()
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["uid"] != 0
+    assert {"ping", "traceroute", "mtr"} <= set(out["caps"])
+    assert out["runs"] == {
+        key: [True, None]
+        for key in ("ping/icmp", "ping/tcp", "ping/udp", "traceroute/icmp", "traceroute/tcp", "traceroute/udp")
+        + ("mtr/icmp", "mtr/tcp")
+    }
