@@ -65,9 +65,10 @@ def test_bad_probe_options_are_400_naming_the_field(api, agents, options, field)
 
 def test_mtr_summary_median_quotes_the_targets_rtt(api, agents):
     body = api.create_check(checks=["mtr"]).body
-    for agent, task, rtt in zip(agents, body["tasks"], (12.0, 30.0), strict=True):
-        assert task["agent_id"] == agent["agent_id"]
-        api.result(agent, task["task_id"], duration_ms=6000, data={"reached": True, "rtt_ms": {"avg": rtt}, "hops": []})
+    tasks = {t["agent_id"]: t["task_id"] for t in body["tasks"]}
+    for agent, rtt in zip(agents, (12.0, 30.0), strict=True):
+        data = {"reached": True, "rtt_ms": {"avg": rtt}, "hops": []}
+        api.result(agent, tasks[agent["agent_id"]], duration_ms=6000, data=data)
     check = api.get(f"/api/checks/{body['check_id']}").body
     assert check["summary"]["mtr"]["median_ms"] == 21.0
 
