@@ -40,8 +40,8 @@ def _lock_state_dir(config: AgentConfig):
 
 
 def _warn_missing_icmp(capabilities: list[str]) -> None:
-    """Say why ping/traceroute are off, the way an operator fixes it (usually a container's caps)."""
-    missing = [t for t in ("ping", "traceroute") if t not in capabilities]
+    """Say why ping/traceroute/mtr are off, the way an operator fixes it (usually a container's caps)."""
+    missing = [t for t in ("ping", "traceroute", "mtr") if t not in capabilities]
     if missing:
         log.warning(
             "%s unavailable: no raw ICMP sockets (needs CAP_NET_RAW: in a container, run it with "

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import inputs, metrics, observability, queue, targets, transitions, views
+from . import inputs, metrics, observability, queue, targets, transitions, verdict, views
 from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
@@ -284,6 +284,7 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
 
 
 def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    results = [views.task_view(r) for r in rows]
     return {
         "check_id": str(check["id"]),
         "target": check["target"],
@@ -297,7 +298,8 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "started_at": iso(check["started_at"]),
         "completed_at": iso(check["completed_at"]),
         "summary": views.summarise(list(check["check_types"]), rows),
-        "results": [views.task_view(r) for r in rows],
+        "verdict": verdict.verdict(results),
+        "results": results,
     }
 
 

@@ -44,6 +44,7 @@ def _number(path: str) -> str:
 _LATENCY = f"""CASE WHEN r.success THEN CASE t.check_type
     WHEN 'http' THEN {_number("{timings_ms,total}")}
     WHEN 'ping' THEN {_number("{rtt_ms,avg}")}
+    WHEN 'mtr' THEN {_number("{rtt_ms,avg}")}
     WHEN 'tcp' THEN {_number("{connect_ms}")}
     WHEN 'dns' THEN {_number("{query_time_ms}")}
     WHEN 'traceroute' THEN CASE WHEN (r.data ->> 'reached')::boolean THEN

@@ -26,8 +26,11 @@ from .protocol import (
     MAX_REPORTED_TASKS,
     MAX_VERSION,
     OPTION_SPECS,
+    PROBE_PROTOCOLS,
+    PROBED_TYPES,
     TASK_STATUSES,
 )
+from .verdict import LAYERS
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -60,6 +63,20 @@ OPTION_NOTES = {
     ("http", "scheme"): "for a target without one (a bare host); https by default",
     ("http", "port"): "default: the target's port, else the scheme's (443 for a bare host)",
     ("tcp", "port"): "default: the target's port, else its URL scheme's, else 443 (a bare host, as http assumes)",
+    **{
+        (t, "protocol"): "icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), "
+        "which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port "
+        "Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp "
+        "ping need no privilege"
+        for t in PROBED_TYPES
+    },
+    **{
+        (t, "port"): "tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else "
+        "its URL scheme's, else 443); udp the target's port, else 33434"
+        for t in PROBED_TYPES
+    },
+    ("mtr", "count"): "rounds: every hop is probed once per round",
+    ("mtr", "interval"): "seconds between rounds; a probe unanswered within 1 s is lost",
 }
 
 
@@ -105,6 +122,98 @@ def _option_schema(check_type: str) -> dict:
         props[name] = prop
     return {"type": "object", "properties": props, "additionalProperties": False}
 
+
+_RTT = _obj({"min": NNUM, "avg": NNUM, "max": NNUM, "stddev": NNUM})
+_LAYER = {"type": "string", "enum": list(LAYERS)}
+
+# ping over tcp/udp, mtr, and the verdict across types (chalicelib/verdict.py).
+PROBE_SCHEMAS: dict[str, Any] = {
+    "PingData": {
+        "type": "object",
+        "description": "ping data beyond DESIGN §6. protocol tcp/udp add port, replies and port_state",
+        "properties": {
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+            "mode": {"type": "string", "enum": ["raw", "unprivileged", "socket"]},
+            "replies": {
+                "type": "object",
+                "description": "answers counted by kind: syn_ack, rst (tcp); udp_reply, port_unreachable (udp)",
+                "additionalProperties": {"type": "integer"},
+            },
+            "port_state": {"type": ["string", "null"], "enum": ["open", "closed", None]},
+            "icmp_errors": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "TracerouteData": {
+        "type": "object",
+        "description": "traceroute data beyond DESIGN §6",
+        "properties": {
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+        },
+    },
+    "MtrHop": _obj(
+        {
+            "ttl": {"type": "integer"},
+            "address": NSTR,
+            "addresses": {"type": "array", "items": {"type": "string"}},
+            "hostname": NSTR,
+            "sent": {"type": "integer"},
+            "received": {"type": "integer"},
+            "loss_pct": {"type": "number"},
+            "rtt_ms": _obj({"last": NNUM, "min": NNUM, "avg": NNUM, "max": NNUM, "stddev": NNUM}),
+            "jitter_ms": _obj({"min": NNUM, "avg": NNUM, "max": NNUM}),
+            "rtts_ms": {"type": "array", "items": NNUM, "description": "one per round; null where lost"},
+        }
+    ),
+    "MtrData": _obj(
+        {
+            "address": {"type": "string"},
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+            "reached": {"type": "boolean"},
+            "count": {"type": "integer"},
+            "rounds_done": {"type": "integer"},
+            "max_hops": {"type": "integer"},
+            "hops": {"type": "array", "items": _ref("MtrHop")},
+            "rtt_ms": {**_RTT, "description": "the target's hop (nulls when not reached)"},
+            "loss_pct": {"type": "number"},
+        }
+    ),
+    "AgentVerdict": _obj(
+        {
+            "agent": _ref("AgentRef"),
+            "layers": {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "fail"]}},
+            "failing_layer": {"type": ["string", "null"], "enum": [*LAYERS, None]},
+            "failed_by": {
+                "type": "array",
+                "items": _obj({"check_type": _ref("CheckType"), "layer": _LAYER, "error": _ref("TaskError")}),
+            },
+        }
+    ),
+    "Verdict": _obj(
+        {
+            "failing_layer": {"type": ["string", "null"], "enum": [*LAYERS, None]},
+            "scope": {"type": "string", "enum": ["global", "regional", "none", "pending"]},
+            "text": {"type": ["string", "null"], "description": 'e.g. "TLS fails from Singapore only"'},
+            "layers": {
+                "type": "object",
+                "description": "per layer, the agents that failed at it (as their lowest failing layer) and passed it",
+                "additionalProperties": _obj(
+                    {
+                        "failed": {"type": "array", "items": _ref("AgentRef")},
+                        "ok": {"type": "array", "items": _ref("AgentRef")},
+                    }
+                ),
+            },
+            "agents": {"type": "array", "items": _ref("AgentVerdict")},
+        },
+    ),
+}
+PROBE_SCHEMAS["Verdict"]["description"] = (
+    "which layer fails, per agent (DNS -> TCP -> TLS -> HTTP, the lowest failing one), and whether "
+    "that is global (every agent) or regional (chalicelib/verdict.py); over the results in so far"
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(
@@ -189,7 +298,10 @@ SCHEMAS: dict[str, Any] = {
             "status": _ref("TaskStatus"),
             "success": {"type": ["boolean", "null"]},
             "error": _ref("TaskError"),
-            "data": {"type": ["object", "null"], "description": "see ResultData (all types), HttpData, DnsData"},
+            "data": {
+                "type": ["object", "null"],
+                "description": "see ResultData (all types), HttpData, DnsData, PingData, TracerouteData, MtrData",
+            },
             "duration_ms": NNUM,
             "address": NSTR,
             "late": {"type": "boolean"},
@@ -290,6 +402,7 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    **PROBE_SCHEMAS,
     "Check": _obj(
         {
             "check_id": UUID,
@@ -309,6 +422,7 @@ SCHEMAS: dict[str, Any] = {
             "started_at": NTIME,
             "completed_at": NTIME,
             "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
+            "verdict": _ref("Verdict"),
             "results": {"type": "array", "items": _ref("TaskRow")},
         }
     ),
@@ -878,6 +992,7 @@ WEBSOCKET = {
             "type": "status",
             "status": "completed | failed",
             "summary": "as in GET",
+            "verdict": "as in GET (the layer verdict over every result)",
             "completed_at": "ISO 8601",
         },
         "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},

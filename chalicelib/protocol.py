@@ -13,7 +13,7 @@ from typing import Any
 
 VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
 
-CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
+CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute", "mtr")
 ERROR_KINDS = (
     "dns_failure",
     "timeout",
@@ -31,6 +31,11 @@ OPEN_TASK_STATUSES = ("pending", "in_progress")
 CHECK_STATUSES = ("pending", "in_progress", "completed", "failed")
 DNS_RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV", "PTR")
 HTTP_METHODS = ("GET", "HEAD")
+# How ping, traceroute and mtr probe: ICMP echo, a TCP SYN to `port` (answered by SYN-ACK or
+# RST, so it passes ICMP filters) or a UDP datagram to `port` (answered by the service or by
+# ICMP port unreachable). agent/checks/probes.py; port defaults in chalicelib/targets.py.
+PROBE_PROTOCOLS = ("icmp", "tcp", "udp")
+PROBED_TYPES = ("ping", "traceroute", "mtr")
 
 # What an agent may call itself; the API refuses longer values and the agent checks
 # its own settings against the same numbers before it registers.
@@ -105,6 +110,8 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "count": Opt(4, int, 1, 16),
         "interval": Opt(0.5, (int, float), 0.2, 5),
         "timeout": Opt(10, (int, float), 1, 60),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),  # tcp/udp only (chalicelib/targets.py probe_port)
     },
     "dns": {
         "record_type": Opt("A", str, choices=DNS_RECORD_TYPES),
@@ -121,6 +128,18 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "max_hops": Opt(30, int, 1, 64),
         "probes": Opt(3, int, 1, 5),
         "timeout": Opt(30, (int, float), 1, 120),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),
+    },
+    # Traceroute's hops probed `count` rounds `interval` seconds apart, with per-hop loss,
+    # RTT statistics and jitter, as mtr (and Globalping's mtr) reports them.
+    "mtr": {
+        "count": Opt(10, int, 1, 30),
+        "interval": Opt(0.5, (int, float), 0.2, 5),
+        "max_hops": Opt(30, int, 1, 64),
+        "timeout": Opt(30, (int, float), 1, 120),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),
     },
 }
 
@@ -184,8 +203,12 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     return value
 
 
-def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
-    """Validate one check type's options and fill in the defaults."""
+def normalize_options(check_type: str, given: Any, *, alone: bool = False) -> dict[str, Any]:
+    """Validate one check type's options and fill in the defaults.
+
+    `alone`: the options are validated one at a time (the CLI's flags), so the rules that
+    relate two options (a port needs protocol tcp or udp) are left to the API.
+    """
     prefix = f"options.{check_type}"
     if given is None:
         given = {}
@@ -202,13 +225,16 @@ def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
         out["expected_status"] = parse_expected_status(out["expected_status"], f"{prefix}.expected_status")
         if not out["path"].startswith("/"):
             raise OptionError(f"{prefix}.path", "must start with /")
+    if check_type in PROBED_TYPES and not alone and out["protocol"] == "icmp" and out["port"] is not None:
+        raise OptionError(f"{prefix}.port", "port applies only with protocol tcp or udp (ICMP has no ports)")
     return out
 
 
 def check_timeout_s(check_type: str, options: dict[str, Any]) -> float:
     timeout = float(options.get("timeout", OPTION_SPECS[check_type]["timeout"].default))
-    if check_type == "ping":  # the packets themselves take count * interval
-        timeout += options.get("count", 4) * options.get("interval", 0.5)
+    if check_type in ("ping", "mtr"):  # the packets (rounds) themselves take count * interval
+        spec = OPTION_SPECS[check_type]
+        timeout += options.get("count", spec["count"].default) * options.get("interval", spec["interval"].default)
     return timeout
 
 
@@ -263,6 +289,7 @@ def result_envelope(
 _LATENCY_PATHS = {
     "http": ("timings_ms", "total"),
     "ping": ("rtt_ms", "avg"),
+    "mtr": ("rtt_ms", "avg"),
     "tcp": ("connect_ms",),
     "dns": ("query_time_ms",),
 }
@@ -271,7 +298,8 @@ _LATENCY_PATHS = {
 def headline_latency_ms(check_type: str, data: Any) -> float | None:
     """The latency users compare, from the result's data only (never the task's duration:
     a ping task lasts its packet interval, not its RTT). Traceroute: the mean RTT of the
-    last hop when the target was reached."""
+    last hop when the target was reached; mtr: the target's average RTT (`rtt_ms`, null when
+    it was not reached)."""
     if not isinstance(data, dict):
         return None
     if check_type == "traceroute":

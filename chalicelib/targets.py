@@ -438,12 +438,35 @@ def tcp_port(target: Target, options: dict[str, Any]) -> tuple[int, dict[str, An
     return port, {"port": port}
 
 
+# The port a UDP probe goes to when neither options nor target name one: traceroute's classic
+# base port, which nothing listens on, so the target answers with ICMP port unreachable.
+UDP_PROBE_PORT = 33434
+
+
+def probe_port(target: Target, options: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """(port, assumed) of a ping/traceroute/mtr probe: None for ICMP; for tcp as the tcp check
+    (options.port, the target's, its scheme's default, else 443); for udp options.port, the
+    target's, else UDP_PROBE_PORT."""
+    proto = options.get("protocol") or "icmp"
+    if proto == "tcp":
+        return tcp_port(target, options)
+    if proto == "udp":
+        if options.get("port"):
+            return int(options["port"]), {}
+        if target.port:
+            return target.port, {}
+        return UDP_PROBE_PORT, {"port": UDP_PROBE_PORT}
+    return None, {}
+
+
 def assumed_for(check_type: str, target: Target, options: dict[str, Any]) -> dict[str, Any]:
     """What `check_type` assumes for `target` with these (normalized) options; {} when nothing."""
     if check_type == "http":
         return http_endpoint(target, options)[2]
     if check_type == "tcp":
         return tcp_port(target, options)[1]
+    if check_type in ("ping", "traceroute", "mtr"):
+        return probe_port(target, options)[1]
     if check_type == "dns" and target.is_ip:
         return {"record_type": "PTR", "query": "reverse name of the IP address"}
     return {}

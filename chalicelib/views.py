@@ -64,6 +64,7 @@ def task_view(row: dict[str, Any]) -> dict[str, Any]:
 _HEADLINE_PATHS = {
     "http": ("timings_ms", "total"),
     "ping": ("rtt_ms", "avg"),
+    "mtr": ("rtt_ms", "avg"),
     "tcp": ("connect_ms",),
     "dns": ("query_time_ms",),
 }

@@ -1,4 +1,4 @@
-"""The five checks (DESIGN §6), one module each, behind one entry point.
+"""The checks (DESIGN §6, and mtr), one module each, behind one entry point.
 
     await run_check_async(check_type, target, options, *, allow_private) -> result envelope
     run_check(check_type, target, options, *, allow_private) -> the same, for callers without a loop
@@ -177,8 +177,11 @@ def capabilities(refresh: bool = False) -> list[str]:
     """The check types this host can run, in protocol order.
 
     ping needs raw ICMP sockets (root / CAP_NET_RAW) or unprivileged ICMP
-    (net.ipv4.ping_group_range). traceroute needs raw sockets: an unprivileged
-    ICMP socket does not receive the routers' Time Exceeded replies.
+    (net.ipv4.ping_group_range). traceroute and mtr need raw sockets, whatever
+    their protocol: an unprivileged socket does not receive the routers' Time
+    Exceeded replies. A capability is the type's default (ICMP) mode, so an agent
+    without ICMP does not advertise ping even though ping over tcp/udp would run
+    there (agent/checks/probes.py); asked anyway, it says what it lacks.
     """
     global _capabilities
     if _capabilities is None or refresh:
@@ -187,7 +190,7 @@ def capabilities(refresh: bool = False) -> list[str]:
         for check_type in protocol.CHECK_TYPES:
             if check_type == "ping" and mode is None:
                 continue
-            if check_type == "traceroute" and mode != "raw":
+            if check_type in ("traceroute", "mtr") and mode != "raw":
                 continue
             caps.append(check_type)
         _capabilities = caps

@@ -271,7 +271,7 @@ export interface components {
             message: string;
         } | null;
         /** @enum {string} */
-        CheckType: "http" | "ping" | "dns" | "tcp" | "traceroute";
+        CheckType: "http" | "ping" | "dns" | "tcp" | "traceroute" | "mtr";
         /** @enum {string} */
         CheckStatus: "pending" | "in_progress" | "completed" | "failed";
         /** @enum {string} */
@@ -330,6 +330,14 @@ export interface components {
                     /** @default 10 */
                     timeout: number;
                     /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
+                    /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
                      */
@@ -377,6 +385,43 @@ export interface components {
                     /** @default 30 */
                     timeout: number;
                     /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
+                    /**
+                     * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
+                     * @enum {integer|null}
+                     */
+                    ip_version?: 4 | 6 | null;
+                };
+                mtr?: {
+                    /**
+                     * @description rounds: every hop is probed once per round
+                     * @default 10
+                     */
+                    count: number;
+                    /**
+                     * @description seconds between rounds; a probe unanswered within 1 s is lost
+                     * @default 0.5
+                     */
+                    interval: number;
+                    /** @default 30 */
+                    max_hops: number;
+                    /** @default 30 */
+                    timeout: number;
+                    /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
+                    /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
                      */
@@ -416,7 +461,7 @@ export interface components {
             status: components["schemas"]["TaskStatus"];
             success: boolean | null;
             error: components["schemas"]["TaskError"];
-            /** @description see ResultData (all types), HttpData, DnsData */
+            /** @description see ResultData (all types), HttpData, DnsData, PingData, TracerouteData, MtrData */
             data: Record<string, never> | null;
             duration_ms: number | null;
             address: string | null;
@@ -498,6 +543,100 @@ export interface components {
             /** @description e.g. 'no PTR record for <ip> (NXDOMAIN ...)', a successful result with no answers */
             note?: string | null;
         };
+        /** @description ping data beyond DESIGN §6. protocol tcp/udp add port, replies and port_state */
+        PingData: {
+            /** @enum {string} */
+            protocol?: "icmp" | "tcp" | "udp";
+            port?: number | null;
+            /** @enum {string} */
+            mode?: "raw" | "unprivileged" | "socket";
+            /** @description answers counted by kind: syn_ack, rst (tcp); udp_reply, port_unreachable (udp) */
+            replies?: {
+                [key: string]: number;
+            };
+            /** @enum {string|null} */
+            port_state?: "open" | "closed" | null;
+            icmp_errors?: string[];
+        };
+        /** @description traceroute data beyond DESIGN §6 */
+        TracerouteData: {
+            /** @enum {string} */
+            protocol?: "icmp" | "tcp" | "udp";
+            port?: number | null;
+        };
+        MtrHop: {
+            ttl: number;
+            address: string | null;
+            addresses: string[];
+            hostname: string | null;
+            sent: number;
+            received: number;
+            loss_pct: number;
+            rtt_ms: {
+                last: number | null;
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+                stddev: number | null;
+            };
+            jitter_ms: {
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+            };
+            /** @description one per round; null where lost */
+            rtts_ms: (number | null)[];
+        };
+        MtrData: {
+            address: string;
+            /** @enum {string} */
+            protocol: "icmp" | "tcp" | "udp";
+            port: number | null;
+            reached: boolean;
+            count: number;
+            rounds_done: number;
+            max_hops: number;
+            hops: components["schemas"]["MtrHop"][];
+            /** @description the target's hop (nulls when not reached) */
+            rtt_ms: {
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+                stddev: number | null;
+            };
+            loss_pct: number;
+        };
+        AgentVerdict: {
+            agent: components["schemas"]["AgentRef"];
+            layers: {
+                [key: string]: "ok" | "fail";
+            };
+            /** @enum {string|null} */
+            failing_layer: "dns" | "tcp" | "tls" | "http" | null;
+            failed_by: {
+                check_type: components["schemas"]["CheckType"];
+                /** @enum {string} */
+                layer: "dns" | "tcp" | "tls" | "http";
+                error: components["schemas"]["TaskError"];
+            }[];
+        };
+        /** @description which layer fails, per agent (DNS -> TCP -> TLS -> HTTP, the lowest failing one), and whether that is global (every agent) or regional (chalicelib/verdict.py); over the results in so far */
+        Verdict: {
+            /** @enum {string|null} */
+            failing_layer: "dns" | "tcp" | "tls" | "http" | null;
+            /** @enum {string} */
+            scope: "global" | "regional" | "none" | "pending";
+            /** @description e.g. "TLS fails from Singapore only" */
+            text: string | null;
+            /** @description per layer, the agents that failed at it (as their lowest failing layer) and passed it */
+            layers: {
+                [key: string]: {
+                    failed: components["schemas"]["AgentRef"][];
+                    ok: components["schemas"]["AgentRef"][];
+                };
+            };
+            agents: components["schemas"]["AgentVerdict"][];
+        };
         Check: {
             /** Format: uuid */
             check_id: string;
@@ -519,6 +658,7 @@ export interface components {
             summary: {
                 [key: string]: components["schemas"]["TypeSummary"];
             };
+            verdict: components["schemas"]["Verdict"];
             results: components["schemas"]["TaskRow"][];
         };
         CheckListItem: {
