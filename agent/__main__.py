@@ -40,8 +40,8 @@ def _lock_state_dir(config: AgentConfig):
 
 
 def _warn_missing_icmp(capabilities: list[str]) -> None:
-    """Say why ping/traceroute are off, the way an operator fixes it (usually a container's caps)."""
-    missing = [t for t in ("ping", "traceroute") if t not in capabilities]
+    """Say why ping/traceroute/mtr are off, the way an operator fixes it (usually a container's caps)."""
+    missing = [t for t in ("ping", "traceroute", "mtr") if t not in capabilities]
     if missing:
         log.warning(
             "%s unavailable: no raw ICMP sockets (needs CAP_NET_RAW: in a container, run it with "
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from agent import checks
 
-        run_check = checks.run_check
+        run_check = checks.run_check_async
         capabilities = list(checks.capabilities())
     except Exception as exc:  # noqa: BLE001 - report in one line, whatever broke
         return _fail(f"the checks module cannot be loaded: {type(exc).__name__}: {exc}", 1)

@@ -197,3 +197,11 @@ class ApiClient:
 
     def post_result(self, task_id: str, result: dict) -> dict:
         return self._agent_call("POST", f"/api/tasks/{quote(task_id, safe='')}/result", result)
+
+    def post_results(self, results: list[dict], started: list[str] | tuple[str, ...] = ()) -> dict:
+        """POST /api/tasks/results: `results` are `{task_id, <result fields>}`, at most 100, as are
+        `started`; answers `{results: [{task_id, status, body}], started: [...]}` (docs/api.md)."""
+        body: dict[str, Any] = {"results": results}
+        if started:
+            body["started"] = list(started)
+        return self._agent_call("POST", "/api/tasks/results", body)

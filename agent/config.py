@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chalicelib import targets
 from chalicelib.protocol import MAX_LOCATION, MAX_NAME, MAX_REGION, VERSION
 
-DEFAULT_CONCURRENCY = 64
+# Checks in flight at once. They wait on the network without holding a thread (agent/runner.py),
+# so this is a bound on sockets and memory (about 1 descriptor and a few KB each), not on threads.
+DEFAULT_CONCURRENCY = 512
 DEFAULT_GRACE_PERIOD_S = 20.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
 _TRUE = {"1", "true", "yes", "on"}
@@ -72,7 +75,13 @@ _SETTINGS = [
     ("name", "HC_AGENT_NAME", "--name", "unique agent name, also the stream consumer name (required)"),
     ("location", "HC_AGENT_LOCATION", "--location", "human-readable location, e.g. 'Frankfurt, DE' (required)"),
     ("region", "HC_AGENT_REGION", "--region", "region code, e.g. eu-central-1 (optional)"),
-    ("concurrency", "HC_CONCURRENCY", "--concurrency", f"checks run at once (default {DEFAULT_CONCURRENCY})"),
+    (
+        "concurrency",
+        "HC_CONCURRENCY",
+        "--concurrency",
+        f"tasks in flight at once (default {DEFAULT_CONCURRENCY}); network checks wait without holding a "
+        "thread, ping and traceroute run at most 16 at a time among them",
+    ),
     (
         "registration_token",
         "HC_REGISTRATION_TOKEN",
@@ -255,6 +264,10 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         raise ConfigError(
             f"{_flag('allow_private_targets')} must be true or false, got {raw['allow_private_targets']!r}"
         )
+    try:  # the tests' stand-in for the internet: honoured on HC_STAGE=test only (chalicelib/targets.py)
+        targets.test_public_networks(env)
+    except targets.UnsafePolicy as exc:
+        raise ConfigError(str(exc)) from None
     log_format = (raw["log_format"] or "text").lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"{_flag('log_format')} must be text or json, got {raw['log_format']!r}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from . import httpopts, inputs, metrics, observability, queue, targets, transitions, views
+from . import httpopts, inputs, metrics, observability, queue, targets, transitions, verdict, views
 from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import transaction
@@ -214,6 +214,11 @@ def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
     }
 
 
+_INSERT_CHECK = """INSERT INTO checks (id, target, check_types, options, agent_selection, status, error,
+                                     client_ip, completed_at)
+                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)"""
+
+
 @observability.tracer.capture_method(capture_response=False)
 def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
     """Store the check and one task per (agent, type) in one transaction, then fan out
@@ -228,36 +233,35 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
         pairs = [(a, t) for a in agents for t in req.check_types if t in (a["capabilities"] or ())]
         status = "pending" if pairs else "failed"
         error = None if pairs else f"no eligible agent: {reason}"
-        check = conn.execute(
-            """INSERT INTO checks (id, target, check_types, options, agent_selection, status, error,
-                                   client_ip, completed_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
-               RETURNING created_at""",
-            (
-                check_id,
-                req.target,
-                req.check_types,
-                Jsonb(req.options),
-                Jsonb(selection),
-                status,
-                error,
-                client_ip,
-                status == "failed",
-            ),
-        ).fetchone()
+        check_row = (
+            check_id,
+            req.target,
+            req.check_types,
+            Jsonb(req.options),
+            Jsonb(selection),
+            status,
+            error,
+            client_ip,
+            status == "failed",
+        )
         tasks = []
         if pairs:
+            # The check and its tasks in ONE statement, whatever the number of agents.
             task_ids = [str(uuid.uuid4()) for _ in pairs]
             timeouts = [check_timeout_s(t, req.options[t]) + DEADLINE_SLACK_S for _, t in pairs]
             tasks = conn.execute(
-                """INSERT INTO check_tasks (id, check_id, agent_id, check_type, deadline_at)
-                   SELECT v.id, %s, v.agent_id, v.check_type, now() + make_interval(secs => v.timeout)
-                   FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[])
+                f"""WITH c AS ({_INSERT_CHECK} RETURNING id)
+                   INSERT INTO check_tasks (id, check_id, agent_id, check_type, deadline_at)
+                   SELECT v.id, c.id, v.agent_id, v.check_type, now() + make_interval(secs => v.timeout)
+                   FROM c, unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[])
                         WITH ORDINALITY AS v(id, agent_id, check_type, timeout, n)
                    ORDER BY v.n
                    RETURNING id, check_id, agent_id, check_type, deadline_at, created_at""",
-                (check_id, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs], timeouts),
+                (*check_row, task_ids, [str(a["id"]) for a, _ in pairs], [t for _, t in pairs], timeouts),
             ).fetchall()
+            created_at = tasks[0]["created_at"]  # now(): the transaction's time, the check's too
+        else:
+            created_at = conn.execute(_INSERT_CHECK + " RETURNING created_at", check_row).fetchone()["created_at"]
     counted = metrics.checks_created(req.check_types)
     push_tasks(({**t, "target": req.target, "options": req.options[t["check_type"]]} for t in tasks), counted)
     metrics.send(counted)  # no-op once the fan-out carried it; else (no task, Redis down) its own trip
@@ -270,7 +274,7 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
         "error": error,
         "target": req.target,
         "check_types": req.check_types,
-        "created_at": iso(check["created_at"]),
+        "created_at": iso(created_at),
         "tasks": [
             {"task_id": str(t["id"]), "agent_id": str(t["agent_id"]), "check_type": t["check_type"]} for t in tasks
         ],
@@ -280,6 +284,7 @@ def create(req: CheckRequest, client_ip: str | None) -> dict[str, Any]:
 
 
 def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    results = [views.task_view(r) for r in rows]
     return {
         "check_id": str(check["id"]),
         "target": check["target"],
@@ -294,7 +299,8 @@ def _check_view(check: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "completed_at": iso(check["completed_at"]),
         "summary": views.summarise(list(check["check_types"]), rows),
         "certificates": views.certificates(rows),
-        "results": [views.task_view(r) for r in rows],
+        "verdict": verdict.verdict(results),
+        "results": results,
     }
 
 

@@ -173,4 +173,12 @@ def _refuse_unsafe(settings: Settings) -> Settings:
         )
         log.critical(message)
         raise RuntimeError(message)
+    from .targets import UnsafePolicy, test_public_networks
+
+    try:
+        test_public_networks(stage=settings.stage)
+    except UnsafePolicy as exc:
+        message = f"configuration error: {exc}"
+        log.critical(message)
+        raise RuntimeError(message) from None
     return settings

@@ -35,6 +35,11 @@ class DatabaseUnavailable(RuntimeError):
     """PostgreSQL cannot be reached; the API answers 503."""
 
 
+class ConnectionLost(DatabaseUnavailable):
+    """A pooled connection turned out broken (e.g. PostgreSQL restarted since it was opened):
+    nothing of the transaction was committed, so run_transaction runs it once more."""
+
+
 def get_pool() -> ConnectionPool:
     """The pool for the configured URL; a changed URL (tests) gets a new pool."""
     global _pool, _pool_url
@@ -54,7 +59,8 @@ def get_pool() -> ConnectionPool:
                     open=True,
                     timeout=5,
                     kwargs={"row_factory": dict_row, "connect_timeout": 3},
-                    check=ConnectionPool.check_connection,
+                    # No per-checkout check (a round trip on every request): a connection found
+                    # broken is handled where it fails, by run_transaction (ConnectionLost).
                 )
     return _pool
 
@@ -87,7 +93,7 @@ def transaction(timeout: float | None = None) -> Iterator[psycopg.Connection]:
             yield conn
     except psycopg.OperationalError as exc:
         if conn.broken:
-            raise DatabaseUnavailable(f"the database connection was lost: {_first_line(exc)}") from exc
+            raise ConnectionLost(f"the database connection was lost: {_first_line(exc)}") from exc
         raise
     finally:
         pool.putconn(conn)
@@ -98,19 +104,29 @@ def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | No
     client to retry (deadlock detected, serialization failure: SQLSTATE class 40) is rolled
     back and `work` runs once more; a second one is raised like any other error.
 
+    A connection found broken (the pool does not test connections on checkout) makes the
+    pool test its idle ones, dropping the dead, and `work` runs once more on a good one.
+
     `work` must do nothing outside the transaction that a second run would repeat.
     """
-    for attempt in range(1, ROLLBACK_RETRIES + 2):
+    rollbacks, lost = 0, False
+    while True:
         try:
             with transaction(timeout) as conn:
                 return work(conn)
+        except ConnectionLost as exc:
+            if lost:
+                raise
+            lost = True
+            log.warning("%s; testing the pool's idle connections and running the transaction again", exc)
+            get_pool().check()
         except psycopg.Error as exc:
             # By SQLSTATE class: psycopg's classes for 40001 and 40P01 do not derive from
             # TransactionRollback (40000).
-            if not (exc.sqlstate or "").startswith("40") or attempt > ROLLBACK_RETRIES:
+            if not (exc.sqlstate or "").startswith("40") or rollbacks >= ROLLBACK_RETRIES:
                 raise
+            rollbacks += 1
             log.warning("transaction rolled back (%s, SQLSTATE %s); running it again", type(exc).__name__, exc.sqlstate)
-    raise AssertionError("unreachable")
 
 
 def _first_line(exc: BaseException) -> str:

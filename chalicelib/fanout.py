@@ -54,9 +54,9 @@ def task_message(row: dict[str, Any]) -> TaskMessage:
     )
 
 
-def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> int:
+def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None, ensure_groups: bool = False) -> int:
     """Push the tasks of `rows` in one Redis round trip and store each one's stream entry id;
-    `metrics` (what the caller counts) rides in that round trip.
+    `metrics` (what the caller counts) rides in that round trip; `ensure_groups`: see queue.enqueue.
 
     Rows need id, check_id, agent_id, check_type, target, options, deadline_at and
     created_at. Redis being down pushes nothing (logged): the tasks stay `pending` in
@@ -66,7 +66,7 @@ def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None) -> 
     if not messages:
         return 0
     try:
-        ids = queue.enqueue(messages, metrics)
+        ids = queue.enqueue(messages, metrics, ensure_groups=ensure_groups)
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("enqueue of %d task(s) failed; the sweeper will push them again: %s", len(messages), exc)
         return 0
@@ -110,7 +110,9 @@ def redispatch(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     claimed = run_transaction(lambda conn: _claim(conn, rows))
-    return push_tasks({**r, "deadline_at": claimed[str(r["id"])]} for r in rows if str(r["id"]) in claimed)
+    return push_tasks(
+        ({**r, "deadline_at": claimed[str(r["id"])]} for r in rows if str(r["id"]) in claimed), ensure_groups=True
+    )
 
 
 def _claim(conn, rows: list[dict[str, Any]]) -> dict[str, Any]:

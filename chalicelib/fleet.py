@@ -10,6 +10,13 @@ because no result came before the deadline; every other kind (`refused`,
 value (HTTP total, ping average RTT, TCP connect, DNS query time, traceroute RTT
 to the target), over successful results: a ping task lasts its packet interval
 (1.5 s for 4 packets), which says nothing about the link.
+
+The stats are read from `agent_rollup` (migration 0006), which triggers keep per agent,
+type and hour, so their cost follows the hours in the window, not the rows: the window
+is whole hours, from the start of the hour `hours` ago to now. Percentiles come from its
+10%-wide histograms, each bucket standing for its mean: exact while a bucket holds one
+value, within a bucket's width otherwise. `direct_stats` is the same report computed from
+the rows; a test holds the two to agreeing.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ def _number(path: str) -> str:
 _LATENCY = f"""CASE WHEN r.success THEN CASE t.check_type
     WHEN 'http' THEN {_number("{timings_ms,total}")}
     WHEN 'ping' THEN {_number("{rtt_ms,avg}")}
+    WHEN 'mtr' THEN {_number("{rtt_ms,avg}")}
     WHEN 'tcp' THEN {_number("{connect_ms}")}
     WHEN 'dns' THEN {_number("{query_time_ms}")}
     WHEN 'traceroute' THEN CASE WHEN (r.data ->> 'reached')::boolean THEN
@@ -53,8 +61,7 @@ WITH done AS (
                 ELSE 'target' END AS blame
     FROM check_tasks t
     LEFT JOIN check_results r ON r.task_id = t.id AND NOT r.late
-    WHERE t.agent_id = %(agent)s AND t.status IN ('completed', 'failed')
-      AND t.completed_at > now() - make_interval(hours => %(hours)s)
+    WHERE t.agent_id = %(agent)s AND t.status IN ('completed', 'failed') AND t.completed_at >= %(since)s
 )
 SELECT check_type, count(*) AS count,
        count(*) FILTER (WHERE success) AS ok,
@@ -73,7 +80,7 @@ SELECT t.check_type, COALESCE(r.error ->> 'kind', t.error ->> 'kind', 'internal'
 FROM check_tasks t
 LEFT JOIN check_results r ON r.task_id = t.id AND NOT r.late
 WHERE t.agent_id = %(agent)s AND t.status IN ('completed', 'failed') AND NOT COALESCE(r.success, false)
-  AND t.completed_at > now() - make_interval(hours => %(hours)s)
+  AND t.completed_at >= %(since)s
 GROUP BY 1, 2
 """
 
@@ -85,12 +92,85 @@ def _agent_or_404(conn, agent_id: str) -> dict[str, Any]:
     return row
 
 
+_WINDOW_START = "date_trunc('hour', now() - make_interval(hours => %(hours)s))"
+_ROLLUP = f"""
+SELECT check_type, metric, bucket, sum(n) AS n, sum(total) AS total
+FROM agent_rollup
+WHERE agent_id = %(agent)s AND hour >= {_WINDOW_START}
+GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+ORDER BY 1, 2, 3
+"""
+
+
 def stats(agent_id: str, params: dict | None) -> dict[str, Any]:
     agent_id = inputs.uuid_or_404(agent_id, "agent")
     hours = inputs.query_int(params, "hours", 24, 1, STATS_MAX_HOURS)
-    args = {"agent": agent_id, "hours": hours, "agent_kinds": list(AGENT_FAILURE_KINDS)}
     with transaction() as conn:
         _agent_or_404(conn, agent_id)
+        rows = conn.execute(_ROLLUP, {"agent": agent_id, "hours": hours}).fetchall()
+    by_type: dict[str, list[dict]] = {}
+    for row in rows:
+        by_type.setdefault(row["check_type"], []).append(row)
+    return {
+        "agent_id": agent_id,
+        "window_hours": hours,
+        "stats": {t: _rollup_stats(by_type.get(t, [])) for t in CHECK_TYPES},
+    }
+
+
+def _rollup_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One type's stats from its rollup rows (metric, bucket, n, total)."""
+    counts = {r["metric"]: int(r["n"]) for r in rows if r["bucket"] == 0 and r["metric"] not in ("dur", "lat")}
+    dur = [(r["total"], int(r["n"])) for r in rows if r["metric"] == "dur"]
+    lat = [(r["total"], int(r["n"])) for r in rows if r["metric"] == "lat"]
+    row = None
+    if counts.get("count"):
+        row = {
+            "count": counts["count"],
+            "ok": counts.get("ok", 0),
+            "target_failures": counts.get("target", 0),
+            "agent_failures": counts.get("agent", 0),
+            "avg_ms": _mean(dur),
+            "p95_ms": _percentile(dur, 0.95),
+            "latency_avg_ms": _mean(lat),
+            "latency_p50_ms": _percentile(lat, 0.5),
+            "latency_p95_ms": _percentile(lat, 0.95),
+        }
+    kinds = {m.removeprefix("kind:"): n for m, n in counts.items() if m.startswith("kind:") and n}
+    return _type_stats(row, kinds)
+
+
+def _mean(buckets: list[tuple[float, int]]) -> float | None:
+    n = sum(c for _, c in buckets)
+    return sum(t for t, _ in buckets) / n if n else None
+
+
+def _percentile(buckets: list[tuple[float, int]], q: float) -> float | None:
+    """percentile_cont(q) over the values, each bucket (in value order) standing for n copies of its mean."""
+    n = sum(c for _, c in buckets)
+    if not n:
+        return None
+    position = q * (n - 1)
+    below, above = int(position), min(int(position) + 1, n - 1)
+
+    def value_at(k: int) -> float:
+        seen = 0
+        for total, count in buckets:
+            seen += count
+            if k < seen:
+                return total / count
+        return buckets[-1][0] / buckets[-1][1]
+
+    low = value_at(below)
+    return low + (position - below) * (value_at(above) - low)
+
+
+def direct_stats(agent_id: str, hours: int) -> dict[str, Any]:
+    """The same report computed from the task and result rows over the same window: the
+    definition the rollup must agree with (tests/integration/test_agent_stats_rollup.py)."""
+    with transaction() as conn:
+        since = conn.execute(f"SELECT {_WINDOW_START} AS since", {"hours": hours}).fetchone()["since"]
+        args = {"agent": agent_id, "since": since, "agent_kinds": list(AGENT_FAILURE_KINDS)}
         rows = {r["check_type"]: r for r in conn.execute(_STATS, args).fetchall()}
         kinds = conn.execute(_FAILURE_KINDS, args).fetchall()
     return {

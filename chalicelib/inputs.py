@@ -144,6 +144,8 @@ def integer(
     value = _given(body, name, field, required)
     if value is _MISSING:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema: 2.0 is an integer (and bounded by the schema before this)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{field} must be an integer", field=field)
     _bounds(field, value, low, high)

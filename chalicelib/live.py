@@ -247,6 +247,7 @@ def status_message(view: dict[str, Any]) -> dict[str, Any]:
         "type": "status",
         "status": view["status"],
         "summary": view["summary"],
+        "verdict": view.get("verdict"),
         "completed_at": view["completed_at"],
     }
 

@@ -6,7 +6,9 @@
   events GET /metrics counts (chalicelib/metrics.py) go out under the same names
   (hostchecker_checks_total, hostchecker_tasks_total, ...); `with_cold_start` adds
   Powertools' ColdStart metric; a few operational ones (AgentsOnline, LivePush*) too.
-- Tracer: X-Ray, disabled locally by POWERTOOLS_TRACE_DISABLED.
+- Tracer: X-Ray, only when tracing is on (in Lambda, unless POWERTOOLS_TRACE_DISABLED). With it
+  off, `tracer` is a stand-in whose decorators return the function as it is, and the X-Ray SDK
+  (more than half of `import app`, botocore included) is never imported.
 
 Nothing here connects anywhere; EMF is just structured stdout.
 """
@@ -18,7 +20,7 @@ import os
 import uuid
 import warnings
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import SERVICE
@@ -27,7 +29,36 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HostChecker")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_enabled(environ=os.environ) -> bool:
+    """Powertools' own rule (Tracer._is_tracer_disabled): on inside Lambda only, and not under
+    SAM or chalice local, unless POWERTOOLS_TRACE_DISABLED says otherwise."""
+    if environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on", "y", "t"):
+        return False
+    in_lambda = bool(environ.get("LAMBDA_TASK_ROOT"))
+    return in_lambda and not (environ.get("AWS_SAM_LOCAL") or environ.get("AWS_CHALICE_CLI_MODE"))
+
+
+class NoTracer:
+    """What `tracer` is with tracing off: its decorators hand the function back untouched."""
+
+    def capture_method(self, method=None, **_options):
+        return method if method is not None else (lambda fn: fn)
+
+    def capture_lambda_handler(self, handler=None, **_options):
+        return handler if handler is not None else (lambda fn: fn)
+
+
+def _tracer():
+    if not tracing_enabled():
+        return NoTracer()
+    from aws_lambda_powertools import Tracer  # imports the X-Ray SDK
+
+    return Tracer(service=SERVICE)
+
+
+tracer = _tracer()
 
 # chalicelib modules log through the standard library; route them into the
 # Powertools handler so they share the JSON format and the correlation id.

@@ -16,20 +16,30 @@ from .protocol import (
     CHECK_STATUSES,
     CHECK_TYPES,
     ERROR_KINDS,
+    MAX_ADDRESS,
     MAX_CLOCK_OFFSET_S,
+    MAX_DURATION_MS,
+    MAX_ERROR_MESSAGE,
     MAX_LOCATION,
     MAX_NAME,
     MAX_REGION,
+    MAX_REPORTED_TASKS,
     MAX_VERSION,
     OPTION_SPECS,
+    PROBE_PROTOCOLS,
+    PROBED_TYPES,
     TASK_STATUSES,
 )
+from .verdict import LAYERS
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
 NTIME = {"type": ["string", "null"], "format": "date-time"}
 NSTR = {"type": ["string", "null"]}
 NNUM = {"type": ["number", "null"]}
+
+
+_FAILED_NEEDS_ERROR = "error {kind, message} is required when success is false"
 
 
 def _ref(name: str) -> dict:
@@ -78,9 +88,23 @@ OPTION_NOTES = {
     "validation of the answer against the zone's DNSKEY (status secure | insecure | bogus)",
     ("dns", "trace"): "iterate from the root servers down (as dig +trace), over udp or tcp: data.trace lists "
     "each delegation step",
+    **{
+        (t, "protocol"): "icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), "
+        "which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port "
+        "Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp "
+        "ping need no privilege"
+        for t in PROBED_TYPES
+    },
+    **{
+        (t, "port"): "tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else "
+        "its URL scheme's, else 443); udp the target's port, else 33434"
+        for t in PROBED_TYPES
+    },
+    ("mtr", "count"): "rounds: every hop is probed once per round",
+    ("mtr", "interval"): "seconds between rounds; a probe unanswered within 1 s is lost",
 }
 
-HEADER_NAME = {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"}
+HEADER_NAME = {"type": "string", "pattern": r"^[!#\$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"}
 OPTION_SCHEMAS = {
     ("http", "headers"): {
         "type": ["object", "null"],
@@ -119,6 +143,25 @@ OPTION_SCHEMAS = {
 }
 
 
+# What an option's Opt spec cannot say, so the schema says it and the validator enforces it
+# (chalicelib/bodies.py); protocol.normalize_options holds the same rules for the agent.
+OPTION_RULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("http", "path"): {"pattern": "^/"},
+    ("dns", "doh_path"): {"pattern": "^/"},
+    ("http", "expected_status"): {
+        "description": "a status (200), a range as text (200-399), or [low, high]; within 100-599, low first",
+        "minimum": 100,
+        "maximum": 599,
+        "pattern": r"^\s*\d{3}\s*(-\s*\d{3}\s*)?$",
+        "items": {"type": "integer", "minimum": 100, "maximum": 599},
+        "minItems": 2,
+        "maxItems": 2,
+    },
+}
+# A text that must hold something besides spaces (the services strip what they read).
+NOT_BLANK = {"minLength": 1, "pattern": r"\S"}
+
+
 def _option_schema(check_type: str) -> dict:
     props = {}
     for name, spec in OPTION_SPECS[check_type].items():
@@ -139,6 +182,9 @@ def _option_schema(check_type: str) -> dict:
             prop["enum"] = list(spec.choices) + ([None] if spec.nullable else [])
         if spec.low is not None:
             prop["minimum"], prop["maximum"] = spec.low, spec.high
+        if str in kinds and not spec.choices:
+            prop["maxLength"] = spec.max_len
+        prop.update(OPTION_RULES.get((check_type, name), {}))
         if spec.default is not None:
             prop["default"] = spec.default
         if (check_type, name) in OPTION_NOTES:
@@ -146,6 +192,98 @@ def _option_schema(check_type: str) -> dict:
         props[name] = prop
     return {"type": "object", "properties": props, "additionalProperties": False}
 
+
+_RTT = _obj({"min": NNUM, "avg": NNUM, "max": NNUM, "stddev": NNUM})
+_LAYER = {"type": "string", "enum": list(LAYERS)}
+
+# ping over tcp/udp, mtr, and the verdict across types (chalicelib/verdict.py).
+PROBE_SCHEMAS: dict[str, Any] = {
+    "PingData": {
+        "type": "object",
+        "description": "ping data beyond DESIGN §6. protocol tcp/udp add port, replies and port_state",
+        "properties": {
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+            "mode": {"type": "string", "enum": ["raw", "unprivileged", "socket"]},
+            "replies": {
+                "type": "object",
+                "description": "answers counted by kind: syn_ack, rst (tcp); udp_reply, port_unreachable (udp)",
+                "additionalProperties": {"type": "integer"},
+            },
+            "port_state": {"type": ["string", "null"], "enum": ["open", "closed", None]},
+            "icmp_errors": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "TracerouteData": {
+        "type": "object",
+        "description": "traceroute data beyond DESIGN §6",
+        "properties": {
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+        },
+    },
+    "MtrHop": _obj(
+        {
+            "ttl": {"type": "integer"},
+            "address": NSTR,
+            "addresses": {"type": "array", "items": {"type": "string"}},
+            "hostname": NSTR,
+            "sent": {"type": "integer"},
+            "received": {"type": "integer"},
+            "loss_pct": {"type": "number"},
+            "rtt_ms": _obj({"last": NNUM, "min": NNUM, "avg": NNUM, "max": NNUM, "stddev": NNUM}),
+            "jitter_ms": _obj({"min": NNUM, "avg": NNUM, "max": NNUM}),
+            "rtts_ms": {"type": "array", "items": NNUM, "description": "one per round; null where lost"},
+        }
+    ),
+    "MtrData": _obj(
+        {
+            "address": {"type": "string"},
+            "protocol": {"type": "string", "enum": list(PROBE_PROTOCOLS)},
+            "port": {"type": ["integer", "null"]},
+            "reached": {"type": "boolean"},
+            "count": {"type": "integer"},
+            "rounds_done": {"type": "integer"},
+            "max_hops": {"type": "integer"},
+            "hops": {"type": "array", "items": _ref("MtrHop")},
+            "rtt_ms": {**_RTT, "description": "the target's hop (nulls when not reached)"},
+            "loss_pct": {"type": "number"},
+        }
+    ),
+    "AgentVerdict": _obj(
+        {
+            "agent": _ref("AgentRef"),
+            "layers": {"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "fail"]}},
+            "failing_layer": {"type": ["string", "null"], "enum": [*LAYERS, None]},
+            "failed_by": {
+                "type": "array",
+                "items": _obj({"check_type": _ref("CheckType"), "layer": _LAYER, "error": _ref("TaskError")}),
+            },
+        }
+    ),
+    "Verdict": _obj(
+        {
+            "failing_layer": {"type": ["string", "null"], "enum": [*LAYERS, None]},
+            "scope": {"type": "string", "enum": ["global", "regional", "none", "pending"]},
+            "text": {"type": ["string", "null"], "description": 'e.g. "TLS fails from Singapore only"'},
+            "layers": {
+                "type": "object",
+                "description": "per layer, the agents that failed at it (as their lowest failing layer) and passed it",
+                "additionalProperties": _obj(
+                    {
+                        "failed": {"type": "array", "items": _ref("AgentRef")},
+                        "ok": {"type": "array", "items": _ref("AgentRef")},
+                    }
+                ),
+            },
+            "agents": {"type": "array", "items": _ref("AgentVerdict")},
+        },
+    ),
+}
+PROBE_SCHEMAS["Verdict"]["description"] = (
+    "which layer fails, per agent (DNS -> TCP -> TLS -> HTTP, the lowest failing one), and whether "
+    "that is global (every agent) or regional (chalicelib/verdict.py); over the results in so far"
+)
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(
@@ -179,6 +317,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "target": {
                 "type": "string",
+                **NOT_BLANK,
                 "maxLength": 2048,
                 "description": "hostname, IP literal or http(s) URL; private and reserved literals are refused",
             },
@@ -196,7 +335,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "locations": {
                 "type": "array",
-                "items": {"type": "string", "maxLength": MAX_LOCATION},
+                "items": {"type": "string", **NOT_BLANK, "maxLength": MAX_LOCATION},
                 "maxItems": 20,
                 "description": "agent locations or regions (case-insensitive); one that no registered "
                 "agent has is a 400",
@@ -229,7 +368,10 @@ SCHEMAS: dict[str, Any] = {
             "status": _ref("TaskStatus"),
             "success": {"type": ["boolean", "null"]},
             "error": _ref("TaskError"),
-            "data": {"type": ["object", "null"], "description": "see ResultData (all types), HttpData, DnsData"},
+            "data": {
+                "type": ["object", "null"],
+                "description": "see ResultData (all types), HttpData, DnsData, PingData, TracerouteData, MtrData",
+            },
             "duration_ms": NNUM,
             "address": NSTR,
             "late": {"type": "boolean"},
@@ -414,6 +556,7 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    **PROBE_SCHEMAS,
     "Check": _obj(
         {
             "check_id": UUID,
@@ -434,6 +577,7 @@ SCHEMAS: dict[str, Any] = {
             "completed_at": NTIME,
             "summary": {"type": "object", "additionalProperties": _ref("TypeSummary")},
             "certificates": _ref("Certificates"),
+            "verdict": _ref("Verdict"),
             "results": {"type": "array", "items": _ref("TaskRow")},
         }
     ),
@@ -562,11 +706,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "location"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "maxLength": MAX_NAME},
-            "location": {"type": "string", "maxLength": MAX_LOCATION},
+            "name": {"type": "string", **NOT_BLANK, "maxLength": MAX_NAME},
+            "location": {"type": "string", **NOT_BLANK, "maxLength": MAX_LOCATION},
             "region": {"type": "string", "maxLength": MAX_REGION},
             "version": {"type": "string", "maxLength": MAX_VERSION},
-            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "capabilities": {"type": "array", "items": _ref("CheckType"), "maxItems": len(CHECK_TYPES)},
             "replace": {
                 "type": "boolean",
                 "description": "take over an existing agent of this name, rotating its token",
@@ -587,15 +731,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "current_tasks": {"type": "integer", "minimum": 0},
-            "version": {"type": "string"},
+            "current_tasks": {"type": "integer", "minimum": 0, "maximum": MAX_REPORTED_TASKS},
+            "version": {"type": "string", "maxLength": MAX_VERSION},
             "clock_offset_ms": {
                 "type": "number",
                 "minimum": -86400000,
                 "maximum": 86400000,
                 "description": "the agent's clock minus the API's (from server_time), in ms",
             },
-            "capabilities": {"type": "array", "items": _ref("CheckType")},
+            "capabilities": {"type": "array", "items": _ref("CheckType"), "maxItems": len(CHECK_TYPES)},
         },
     },
     "HeartbeatReply": _obj({"agent_id": UUID, "status": {"const": "online"}, "server_time": TIME}),
@@ -643,10 +787,25 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "success": {"type": "boolean"},
-            "duration_ms": {"type": ["number", "null"], "minimum": 0},
-            "address": NSTR,
+            "duration_ms": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_DURATION_MS},
+            "address": {"type": ["string", "null"], "maxLength": MAX_ADDRESS},
             "data": {"type": ["object", "null"]},
-            "error": _ref("TaskError"),
+            "error": {
+                "type": ["object", "null"],
+                "required": ["kind", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "kind": _ref("ErrorKind"),
+                    "message": {"type": "string", "maxLength": MAX_ERROR_MESSAGE},
+                },
+            },
+        },
+        # A failed result says why: {kind, message}, not null.
+        "if": {"properties": {"success": {"const": False}}, "required": ["success"]},
+        "then": {
+            "required": ["error"],
+            "properties": {"error": {"type": "object", "x-error": _FAILED_NEEDS_ERROR}},
+            "x-error": _FAILED_NEEDS_ERROR,
         },
     },
     "ResultAccepted": {
@@ -658,6 +817,47 @@ SCHEMAS: dict[str, Any] = {
             "late": {"type": "boolean"},
             "duplicate": {"type": "boolean"},
             "result": _ref("StoredResult"),
+        },
+    },
+    "ResultBatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "at least one of results and started; a task named once per batch",
+        "properties": {
+            "results": {
+                "type": "array",
+                "maxItems": 100,
+                "items": {
+                    # Only the entry's shape here: each entry's fields are validated against
+                    # ResultRequest on their own, so one bad entry is its own 400, not the batch's.
+                    "type": "object",
+                    "required": ["task_id"],
+                    "properties": {"task_id": {"type": "string", "maxLength": 64}},
+                    "description": "task_id plus the fields of a ResultRequest, which each entry is validated "
+                    "against on its own (a bad entry is answered 400 in its place)",
+                },
+            },
+            "started": {"type": "array", "maxItems": 100, "items": UUID},
+        },
+    },
+    "BatchEntryAnswer": {
+        "type": "object",
+        "required": ["task_id", "status", "body"],
+        "description": "what the single endpoint (result, start) answers for this task: its HTTP status and body",
+        "properties": {
+            "task_id": {"type": "string"},
+            "status": {"type": "integer"},
+            "body": {
+                "anyOf": [_ref("ResultAccepted"), _ref("TaskStarted"), _ref("TaskFinished"), _ref("Error")],
+            },
+        },
+    },
+    "ResultBatchAnswer": {
+        "type": "object",
+        "required": ["results", "started"],
+        "properties": {
+            "results": {"type": "array", "items": _ref("BatchEntryAnswer")},
+            "started": {"type": "array", "items": _ref("BatchEntryAnswer")},
         },
     },
     "Health": _obj(
@@ -712,8 +912,9 @@ def _header(name: str, description: str) -> dict:
     return {"name": name, "in": "header", "required": True, "schema": {"type": "string"}, "description": description}
 
 
-def _body(schema_name: str) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
+def _body(schema_name: str, required: bool = True) -> dict:
+    """A JSON requestBody; chalicelib/bodies.py validates every request against exactly this."""
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema_name)}}}
 
 
 AGENT_TOKEN = _header("X-Agent-Token", "the token from registration")
@@ -802,7 +1003,7 @@ PATHS: dict[str, Any] = {
             "operationId": "agentHeartbeat",
             "summary": "An agent is alive",
             "parameters": [AGENT_TOKEN],
-            "requestBody": _body("HeartbeatRequest"),
+            "requestBody": _body("HeartbeatRequest", required=False),
             "responses": {
                 "200": _json("HeartbeatReply", "recorded"),
                 "400": BAD,
@@ -849,6 +1050,23 @@ PATHS: dict[str, Any] = {
                 _param("hours", "query", {"type": "integer", "minimum": 1, "maximum": 720}),
             ],
             "responses": {"200": _json("AgentStats", "stats"), "400": BAD, "404": _err("no such agent"), **COMMON},
+        },
+    },
+    "/api/tasks/results": {
+        "post": {
+            "operationId": "postResults",
+            "summary": "Many results (and starts) of the agent's tasks in one transaction",
+            "description": "Each entry is answered with the status and body its single endpoint would give, "
+            "so one bad entry never hides the others; a result for a task never started implies its start. "
+            'See docs/api.md, "Batches".',
+            "parameters": [AGENT_TOKEN],
+            "requestBody": _body("ResultBatchRequest"),
+            "responses": {
+                "200": _json("ResultBatchAnswer", "every entry answered, in the order given"),
+                "400": BAD,
+                "401": _err("missing or unknown token"),
+                **COMMON,
+            },
         },
     },
     "/api/tasks/{task_id}": {
@@ -949,6 +1167,7 @@ WEBSOCKET = {
             "type": "status",
             "status": "completed | failed",
             "summary": "as in GET",
+            "verdict": "as in GET (the layer verdict over every result)",
             "completed_at": "ISO 8601",
         },
         "error": {"type": "error", "code": "4400 | 4404", "message": "what was wrong"},

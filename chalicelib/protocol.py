@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = "0.1.0"  # of the API and the agent, which ship from one tree
 
-CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
+CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute", "mtr")
 ERROR_KINDS = (
     "dns_failure",
     "timeout",
@@ -53,6 +53,11 @@ DNS_PROTOCOLS = ("udp", "tcp", "dot", "doh")
 DNS_DEFAULT_PORTS = {"udp": 53, "tcp": 53, "dot": 853, "doh": 443}
 HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
 HTTP_VERSIONS = ("1.1", "2")
+# How ping, traceroute and mtr probe: ICMP echo, a TCP SYN to `port` (answered by SYN-ACK or
+# RST, so it passes ICMP filters) or a UDP datagram to `port` (answered by the service or by
+# ICMP port unreachable). agent/checks/probes.py; port defaults in chalicelib/targets.py.
+PROBE_PROTOCOLS = ("icmp", "tcp", "udp")
+PROBED_TYPES = ("ping", "traceroute", "mtr")
 
 # What an agent may call itself; the API refuses longer values and the agent checks
 # its own settings against the same numbers before it registers.
@@ -60,6 +65,12 @@ MAX_NAME = 64
 MAX_LOCATION = 64
 MAX_REGION = 64
 MAX_VERSION = 32
+# Bounds of what agents report; the OpenAPI schemas carry them and the API enforces them there.
+MAX_REPORTED_TASKS = 100_000  # heartbeat current_tasks
+MAX_DURATION_MS = 24 * 3600 * 1000  # a result's duration_ms: a day
+MAX_ADDRESS = 255
+MAX_ERROR_MESSAGE = 2000
+MAX_OPTION_TEXT = 255  # a text option (http.path, dns.resolver)
 
 # Redis keys (DESIGN §4). Everything in Redis can be rebuilt from PostgreSQL.
 STREAM_GROUP = "agent"  # the consumer group every agent's stream carries
@@ -103,7 +114,7 @@ class Opt:
     high: float | None = None
     choices: tuple | None = None
     nullable: bool = False
-    max_len: int = 255  # of a string
+    max_len: int = MAX_OPTION_TEXT  # of a string
 
 
 OPTION_SPECS: dict[str, dict[str, Opt]] = {
@@ -131,6 +142,8 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "count": Opt(4, int, 1, 16),
         "interval": Opt(0.5, (int, float), 0.2, 5),
         "timeout": Opt(10, (int, float), 1, 60),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),  # tcp/udp only (chalicelib/targets.py probe_port)
     },
     "dns": {
         "record_type": Opt("A", str, choices=DNS_RECORD_TYPES),
@@ -150,6 +163,18 @@ OPTION_SPECS: dict[str, dict[str, Opt]] = {
         "max_hops": Opt(30, int, 1, 64),
         "probes": Opt(3, int, 1, 5),
         "timeout": Opt(30, (int, float), 1, 120),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),
+    },
+    # Traceroute's hops probed `count` rounds `interval` seconds apart, with per-hop loss,
+    # RTT statistics and jitter, as mtr (and Globalping's mtr) reports them.
+    "mtr": {
+        "count": Opt(10, int, 1, 30),
+        "interval": Opt(0.5, (int, float), 0.2, 5),
+        "max_hops": Opt(30, int, 1, 64),
+        "timeout": Opt(30, (int, float), 1, 120),
+        "protocol": Opt("icmp", str, choices=PROBE_PROTOCOLS),
+        "port": Opt(None, int, 1, 65535, nullable=True),
     },
 }
 
@@ -164,8 +189,10 @@ def parse_expected_status(value: Any, field_name: str = "expected_status") -> li
     """`200`, `"200"`, `"200-399"` or an already parsed `[200, 399]` -> [low, high]."""
     if isinstance(value, bool):
         raise OptionError(field_name, "must be a status code or a range like 200-399")
-    if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
-        value = f"{value[0]}-{value[1]}"
+    if isinstance(value, list) and len(value) == 2 and all(_integral(v) for v in value):
+        value = f"{int(value[0])}-{int(value[1])}"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int):
         value = str(value)
     match = _STATUS_RANGE.match(value) if isinstance(value, str) else None
@@ -181,6 +208,11 @@ def parse_expected_status(value: Any, field_name: str = "expected_status") -> li
 _KIND_NAMES = {dict: "an object"}
 
 
+def _integral(value: Any) -> bool:
+    """An integer as JSON Schema has it: 200 and 200.0 alike, never true/false."""
+    return type(value) is int or (type(value) is float and value.is_integer())
+
+
 def _check_value(name: str, spec: Opt, value: Any) -> Any:
     if value is None:
         if spec.nullable:
@@ -190,6 +222,8 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     # bool is an int in Python; only accept it where bool is meant.
     if isinstance(value, bool) and bool not in kinds:
         raise OptionError(name, f"must be {' or '.join(k.__name__ for k in kinds)}")
+    if isinstance(value, float) and int in kinds and float not in kinds and value.is_integer():
+        value = int(value)  # JSON Schema: 2.0 is an integer
     if not isinstance(value, kinds):
         raise OptionError(name, f"must be {' or '.join(_KIND_NAMES.get(k, k.__name__) for k in kinds)}")
     if spec.choices is not None:
@@ -207,8 +241,12 @@ def _check_value(name: str, spec: Opt, value: Any) -> Any:
     return value
 
 
-def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
-    """Validate one check type's options and fill in the defaults."""
+def normalize_options(check_type: str, given: Any, *, alone: bool = False) -> dict[str, Any]:
+    """Validate one check type's options and fill in the defaults.
+
+    `alone`: the options are validated one at a time (the CLI's flags), so the rules that
+    relate two options (a port needs protocol tcp or udp) are left to the API.
+    """
     prefix = f"options.{check_type}"
     if given is None:
         given = {}
@@ -233,6 +271,8 @@ def normalize_options(check_type: str, given: Any) -> dict[str, Any]:
             raise OptionError(f"{prefix}.doh_path", "must start with /")
         if out["trace"] and out["protocol"] in ("dot", "doh"):
             raise OptionError(f"{prefix}.trace", "asks the root and authoritative servers, over udp or tcp only")
+    if check_type in PROBED_TYPES and not alone and out["protocol"] == "icmp" and out["port"] is not None:
+        raise OptionError(f"{prefix}.port", "port applies only with protocol tcp or udp (ICMP has no ports)")
     return out
 
 
@@ -249,8 +289,9 @@ def _http_rules():
 
 def check_timeout_s(check_type: str, options: dict[str, Any]) -> float:
     timeout = float(options.get("timeout", OPTION_SPECS[check_type]["timeout"].default))
-    if check_type == "ping":  # the packets themselves take count * interval
-        timeout += options.get("count", 4) * options.get("interval", 0.5)
+    if check_type in ("ping", "mtr"):  # the packets (rounds) themselves take count * interval
+        spec = OPTION_SPECS[check_type]
+        timeout += options.get("count", spec["count"].default) * options.get("interval", spec["interval"].default)
     return timeout
 
 
@@ -269,7 +310,8 @@ class TaskMessage:
 
     def to_fields(self) -> dict[str, str]:
         """Redis stream fields: one JSON document under `task`."""
-        return {"task": json.dumps(asdict(self), separators=(",", ":"))}
+        # vars(), not asdict(): asdict deep-copies the options, per message (500 for a fan-out).
+        return {"task": json.dumps(vars(self), separators=(",", ":"))}
 
     @classmethod
     def from_fields(cls, fields: dict) -> TaskMessage:
@@ -304,6 +346,7 @@ def result_envelope(
 _LATENCY_PATHS = {
     "http": ("timings_ms", "total"),
     "ping": ("rtt_ms", "avg"),
+    "mtr": ("rtt_ms", "avg"),
     "tcp": ("connect_ms",),
     "dns": ("query_time_ms",),
 }
@@ -312,7 +355,8 @@ _LATENCY_PATHS = {
 def headline_latency_ms(check_type: str, data: Any) -> float | None:
     """The latency users compare, from the result's data only (never the task's duration:
     a ping task lasts its packet interval, not its RTT). Traceroute: the mean RTT of the
-    last hop when the target was reached."""
+    last hop when the target was reached; mtr: the target's average RTT (`rtt_ms`, null when
+    it was not reached)."""
     if not isinstance(data, dict):
         return None
     if check_type == "traceroute":

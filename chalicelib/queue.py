@@ -72,17 +72,21 @@ def ensure_group(agent_id: str) -> None:
             raise
 
 
-def enqueue(messages: list[TaskMessage], metrics: Batch | None = None) -> dict[str, str]:
-    """Push tasks onto their agents' streams in ONE round trip.
+def enqueue(messages: list[TaskMessage], metrics: Batch | None = None, ensure_groups: bool = False) -> dict[str, str]:
+    """Push tasks onto their agents' streams in ONE round trip: an XADD per task, and
+    `metrics` (what the caller counts) at the pipeline's end. Returns {task_id: stream entry id}.
 
-    The pipeline first (re)creates each agent's group (BUSYGROUP is expected and
-    ignored), then XADDs every task; `metrics` (what the caller counts) rides at its end.
-    Returns {task_id: stream entry id}.
+    A new check's fan-out sends no XGROUP CREATE (it was one error reply per agent per check,
+    a fifth of the pipeline at 100 agents): registration creates each agent's group, and an
+    agent that finds its group gone creates it again from id 0, so entries XADDed meanwhile
+    are still read (agent/queue.py `_with_group`). The pushes that repair a loss (`redispatch`,
+    after Redis came back empty) pass `ensure_groups` and (re)create the groups first in the
+    same pipeline (BUSYGROUP is expected and ignored).
     """
     if not messages:
         return {}
     pipe = get_redis().pipeline(transaction=False)
-    agents = sorted({m.agent_id for m in messages})
+    agents = sorted({m.agent_id for m in messages}) if ensure_groups else []
     for agent_id in agents:
         pipe.xgroup_create(task_stream_key(agent_id), STREAM_GROUP, id="0", mkstream=True)
     for message in messages:

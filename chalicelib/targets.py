@@ -18,7 +18,9 @@ A-label the user typed is used as given and only decoded for display.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import os
 import re
 import socket
 from contextlib import suppress
@@ -118,9 +120,55 @@ class Target:
         return f"{self.scheme}://{host}{port}{self.path}"
 
 
+# --- Ranges the tests treat as public ---------------------------------------------
+# Everything on a test machine is private (loopback, or the labs' 198.18.0.0/15), so a test
+# of "an allowed target that redirects to loopback" needs an allowed target: an explicit
+# list of ranges, honoured only on the `test` stage (HC_STAGE=test). Anywhere else it is
+# refused when the API's settings or the agent's config are first read, loudly, and a
+# check that meets it fails closed.
+TEST_PUBLIC_RANGES_ENV = "HC_TEST_PUBLIC_RANGES"
+TEST_STAGE = "test"
+
+
+class UnsafePolicy(RuntimeError):
+    """The policy was configured in a way that must never run (a test-only list off the test stage)."""
+
+
+def test_public_networks(environ=None, stage: str | None = None) -> tuple:
+    """The networks HC_TEST_PUBLIC_RANGES (comma-separated CIDRs) treats as public; () when unset.
+
+    `stage` defaults to the environment's HC_STAGE. Raises UnsafePolicy off the test stage or
+    for a value that is not a list of networks."""
+    environ = os.environ if environ is None else environ
+    raw = (environ.get(TEST_PUBLIC_RANGES_ENV) or "").strip()
+    if not raw:
+        return ()
+    return _parse_test_public(raw, environ.get("HC_STAGE", "") if stage is None else stage)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_test_public(raw: str, stage: str) -> tuple:
+    if stage != TEST_STAGE:
+        raise UnsafePolicy(
+            f"{TEST_PUBLIC_RANGES_ENV} is set on the {stage or '(unset)'!r} stage; it is honoured only on the "
+            f"{TEST_STAGE!r} stage (HC_STAGE={TEST_STAGE}): unset it"
+        )
+    networks = []
+    for part in raw.split(","):
+        try:
+            networks.append(ipaddress.ip_network(part.strip()))
+        except ValueError:
+            raise UnsafePolicy(
+                f"{TEST_PUBLIC_RANGES_ENV}: {part.strip()!r} is not a network like 198.18.100.0/24"
+            ) from None
+    return tuple(networks)
+
+
 def blocked_reason(address: str | IPAddress) -> str | None:
     """Why `address` may not be probed, or None when it is a public address."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if any(ip.version == net.version and ip in net for net in test_public_networks()):
+        return None  # the test stage's stand-in for the internet
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour
         if embedded is None and ip in ipaddress.ip_network("64:ff9b::/96"):
@@ -302,9 +350,9 @@ def parse_target(raw: object, allow_private: bool = False) -> Target:
 
 
 def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
-    """Resolve `host` and return the addresses the policy allows, in resolver order.
+    """Resolve `host` and return its addresses, in resolver order, when the policy allows them all.
 
-    Raises BlockedTarget when every address is refused, and socket.gaierror
+    Raises BlockedTarget when any address is refused, and socket.gaierror
     when the name does not resolve. Callers connect to one of the returned
     addresses directly and never resolve the name a second time.
     """
@@ -320,13 +368,19 @@ def resolve(host: str, allow_private: bool, family: int = 0) -> list[str]:
         address = info[4][0].split("%", 1)[0]
         if address not in addresses:
             addresses.append(address)
-    allowed = [a for a in addresses if allow_private or blocked_reason(a) is None]
-    if not allowed:
+    if allow_private:
+        return addresses
+    # One blocked address refuses the name: whoever answers for it is pointing it inside (a
+    # rebinding setup, or a leak of internal addresses), and an answer is no promise of which
+    # address a second lookup, a retry or another client would use.
+    blocked = [(a, blocked_reason(a)) for a in addresses if blocked_reason(a)]
+    if blocked:
+        address, why = blocked[0]
         raise BlockedTarget(
-            f"{host} resolves to {', '.join(addresses)}, a blocked address ({blocked_reason(addresses[0])}); "
+            f"{host} resolves to {', '.join(addresses)}; {address} is a blocked address ({why}); "
             "probing it is not allowed"
         )
-    return allowed
+    return addresses
 
 
 # --- What a check assumes when the target leaves something open ---------------
@@ -384,12 +438,35 @@ def tcp_port(target: Target, options: dict[str, Any]) -> tuple[int, dict[str, An
     return port, {"port": port}
 
 
+# The port a UDP probe goes to when neither options nor target name one: traceroute's classic
+# base port, which nothing listens on, so the target answers with ICMP port unreachable.
+UDP_PROBE_PORT = 33434
+
+
+def probe_port(target: Target, options: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
+    """(port, assumed) of a ping/traceroute/mtr probe: None for ICMP; for tcp as the tcp check
+    (options.port, the target's, its scheme's default, else 443); for udp options.port, the
+    target's, else UDP_PROBE_PORT."""
+    proto = options.get("protocol") or "icmp"
+    if proto == "tcp":
+        return tcp_port(target, options)
+    if proto == "udp":
+        if options.get("port"):
+            return int(options["port"]), {}
+        if target.port:
+            return target.port, {}
+        return UDP_PROBE_PORT, {"port": UDP_PROBE_PORT}
+    return None, {}
+
+
 def assumed_for(check_type: str, target: Target, options: dict[str, Any]) -> dict[str, Any]:
     """What `check_type` assumes for `target` with these (normalized) options; {} when nothing."""
     if check_type == "http":
         return http_endpoint(target, options)[2]
     if check_type == "tcp":
         return tcp_port(target, options)[1]
+    if check_type in ("ping", "traceroute", "mtr"):
+        return probe_port(target, options)[1]
     if check_type == "dns" and target.is_ip:
         return {"record_type": "PTR", "query": "reverse name of the IP address"}
     return {}

@@ -6,8 +6,10 @@ processes at once, is harmless: the second finds nothing to do. The API (reading
 an overdue check, starting a late task) and the sweeper use the same statements.
 
 Lock order, to keep concurrent writers free of deadlocks: a transaction that
-touches both takes the check row first, then its tasks. The statements here that
-update tasks without holding the check row run in their own transactions.
+touches both takes the check row first, then its tasks; one that takes several of
+either (a batch of results, chalicelib/tasks.py) takes them in id order. The
+statements here that update tasks without holding the check row run in their own
+transactions.
 """
 
 from __future__ import annotations
@@ -63,20 +65,14 @@ def fail_overdue_tasks(conn, *, check_id: str | None = None, task_id: str | None
     return conn.execute(_FAIL_OVERDUE.format(filter=" ".join(clauses)), params).fetchall()
 
 
-def complete_checks(conn, *, check_id: str | None = None) -> list[dict]:
-    if check_id is None:
+def complete_checks(conn, *, check_id: str | None = None, check_ids: list[str] | None = None) -> list[dict]:
+    if check_id is not None:
+        check_ids = [check_id]
+    if check_ids is None:
         return conn.execute(_COMPLETE_CHECKS.format(filter="")).fetchall()
-    return conn.execute(_COMPLETE_CHECKS.format(filter="AND c.id = %(id)s"), {"id": check_id}).fetchall()
-
-
-def start_check(conn, check_id: str) -> bool:
-    """pending -> in_progress when its first task starts."""
-    row = conn.execute(
-        "UPDATE checks SET status = 'in_progress', started_at = now() "
-        "WHERE id = %s AND status = 'pending' RETURNING id",
-        (check_id,),
-    ).fetchone()
-    return row is not None
+    return conn.execute(
+        _COMPLETE_CHECKS.format(filter="AND c.id = ANY(%(ids)s::uuid[])"), {"ids": check_ids}
+    ).fetchall()
 
 
 def mark_agents_offline(conn) -> list[dict]:

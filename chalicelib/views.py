@@ -64,6 +64,7 @@ def task_view(row: dict[str, Any]) -> dict[str, Any]:
 _HEADLINE_PATHS = {
     "http": ("timings_ms", "total"),
     "ping": ("rtt_ms", "avg"),
+    "mtr": ("rtt_ms", "avg"),
     "tcp": ("connect_ms",),
     "dns": ("query_time_ms",),
 }
@@ -203,19 +204,28 @@ def publish_check_changes(task_ids: Iterable[str] = (), statuses: Iterable[Statu
     (with `extra`, e.g. `late`), then each check's new status, in that order, so a listener
     sees the last result before the check's verdict."""
     task_ids = list(task_ids)
+    rows = []
     if task_ids:
         with transaction() as conn:
             rows = task_rows(conn, task_ids=task_ids)
-        for row in rows:
-            check_id = str(row["check_id"])
-            view = task_view(row)
-            # Called once per transition (the compare-and-set statements return each row once), so
-            # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
-            publish_event(
-                check_id,
-                {"type": "task", "check_id": check_id, "task": view, **extra},
-                metrics.task_event(view, late=bool(extra.get("late"))),
-            )
+    publish_task_events([(row, extra) for row in rows], statuses)
+
+
+def publish_task_events(
+    events: Iterable[tuple[dict[str, Any], dict[str, Any]]], statuses: Iterable[StatusChange] = ()
+) -> None:
+    """`publish_check_changes` for rows the caller already has (a TASK_ROWS row each, e.g. built
+    from its statements' RETURNING), with each one's `extra`: no read of its own."""
+    for row, extra in events:
+        check_id = str(row["check_id"])
+        view = task_view(row)
+        # Called once per transition (the compare-and-set statements return each row once), so
+        # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
+        publish_event(
+            check_id,
+            {"type": "task", "check_id": check_id, "task": view, **extra},
+            metrics.task_event(view, late=bool(extra.get("late"))),
+        )
     for change in statuses:
         publish_event(
             change.check_id,

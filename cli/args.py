@@ -14,10 +14,11 @@ from .protocol import CHECK_TYPES, OPTION_SPECS, OptionError, normalize_options
 OPTION_DEST = "opt__{check_type}__{name}"
 DESCRIPTIONS = {
     "http": "an HTTP(S) request: status, phase timings, redirects, TLS",
-    "ping": "ICMP echo: loss and round-trip times",
+    "ping": "ICMP echo (or --protocol tcp/udp with --port): loss and round-trip times",
     "dns": "a DNS query: answers, rcode, query time",
     "tcp": "a TCP connect (the port from host:port or --port, else the API's default)",
-    "traceroute": "the hops to the target",
+    "traceroute": "the hops to the target (--protocol icmp/tcp/udp)",
+    "mtr": "the hops probed over rounds: per-hop loss, RTT statistics and jitter",
 }
 
 
@@ -47,7 +48,7 @@ def _converter(check_type: str, name: str, spec) -> Any:
         if name == "body":
             return value  # its rules depend on --method; the API checks them together
         try:
-            normalized = normalize_options(check_type, {name: value})
+            normalized = normalize_options(check_type, {name: value}, alone=True)
         except OptionError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
         # keep what the user typed (the API normalizes the same way), except a choice's case
@@ -186,7 +187,7 @@ def _check_flags() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hostchecker",
-        description="Check a host from the Host Checker agents: HTTP, ping, DNS, TCP, traceroute.",
+        description="Check a host from the Host Checker agents: HTTP, ping, DNS, TCP, traceroute, mtr.",
         epilog="exit codes: 0 every task succeeded, 1 a task failed, 2 usage or input error, "
         "3 API unreachable or 5xx, 4 rate limited",
     )

@@ -221,7 +221,7 @@ def cmd_show(ctx: Context) -> int:
 
 
 COMMANDS = {
-    **{t: cmd_check for t in ("http", "ping", "dns", "tcp", "traceroute", "check")},
+    **{t: cmd_check for t in ("http", "ping", "dns", "tcp", "traceroute", "mtr", "check")},
     "show": cmd_show,
     "agents": commands.agents,
     "history": commands.history,

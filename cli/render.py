@@ -15,7 +15,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-LABELS = {"http": "HTTP", "ping": "Ping", "dns": "DNS", "tcp": "TCP", "traceroute": "Traceroute"}
+LABELS = {"http": "HTTP", "ping": "Ping", "dns": "DNS", "tcp": "TCP", "traceroute": "Traceroute", "mtr": "MTR"}
 STYLES = {"ok": "green", "failed": "red", "running": "yellow", "pending": "dim"}
 
 
@@ -66,11 +66,17 @@ def headline(row: dict[str, Any]) -> str:
             )
             if p
         )
-    if kind == "ping":
+    if kind in ("ping", "mtr"):
         rtt = d.get("rtt_ms") or {}
         parts = [f"{format_ms(rtt['avg'])} avg"] if is_num(rtt.get("avg")) else []
         if is_num(d.get("loss_pct")):
             parts.append(f"{d['loss_pct']:g}% loss")
+        if kind == "mtr" and isinstance(d.get("hops"), list):
+            parts.append(f"{len(d['hops'])} hops")
+        if d.get("protocol") in ("tcp", "udp"):
+            parts.append(
+                f"{d['protocol'].upper()} {d.get('port')}" + (f" {d['port_state']}" if d.get("port_state") else "")
+            )
         return " · ".join(parts)
     if kind == "dns":
         answers = d.get("answers") if isinstance(d.get("answers"), list) else []
@@ -131,6 +137,7 @@ def figure_ms(row: dict[str, Any]) -> float | None:
     candidates = {
         "http": (d.get("timings_ms") or {}).get("total"),
         "ping": (d.get("rtt_ms") or {}).get("avg"),
+        "mtr": (d.get("rtt_ms") or {}).get("avg"),
         "dns": d.get("query_time_ms"),
         "tcp": d.get("connect_ms"),
         "traceroute": _last_hop_ms(d),
@@ -186,10 +193,12 @@ def failure_kinds(rows: list[dict[str, Any]]) -> str:
 
 def _median_for(check_type: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[Any, str]:
     """Ping and traceroute quote round-trip times: their task duration is mostly waiting."""
-    if check_type in ("ping", "traceroute"):
+    if check_type in ("ping", "traceroute", "mtr"):
         figures = [f for f in (figure_ms(r) for r in rows) if f is not None]
         if figures:
-            return statistics.median(figures), "median RTT" if check_type == "ping" else "median RTT to the last hop"
+            return statistics.median(
+                figures
+            ), "median RTT to the last hop" if check_type == "traceroute" else "median RTT"
     return summary.get("median_ms"), "median"
 
 
@@ -263,12 +272,54 @@ def type_table(check: dict[str, Any], check_type: str) -> Table:
     return table
 
 
+def mtr_table(row: dict[str, Any]) -> Table:
+    """One agent's mtr: a row per hop, as mtr's report mode prints it."""
+    agent = row.get("agent") or {}
+    table = Table(
+        title=f"MTR hops from {agent.get('name', '?')} ({agent.get('location', '')})",
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
+    for name in ("Hop", "Host", "Loss", "Sent", "Last", "Avg", "Best", "Worst", "StDev", "Jitter"):
+        table.add_column(name, justify="left" if name == "Host" else "right", no_wrap=True)
+    for hop in (row.get("data") or {}).get("hops") or []:
+        rtt, jitter = hop.get("rtt_ms") or {}, hop.get("jitter_ms") or {}
+        host = hop.get("hostname") or hop.get("address") or "???"
+        table.add_row(
+            str(hop.get("ttl")),
+            host,
+            f"{hop.get('loss_pct', 0):g}%",
+            str(hop.get("sent", "")),
+            *(format_ms(rtt.get(k)) for k in ("last", "avg", "min", "max", "stddev")),
+            format_ms(jitter.get("avg")),
+        )
+    return table
+
+
+def layer_line(check: dict[str, Any]) -> Text | None:
+    """The verdict across types (chalicelib/verdict.py): "TLS fails from Singapore only"."""
+    verdict = check.get("verdict") or {}
+    scope = verdict.get("scope")
+    # All OK on one type, or only DNS tested (ping, traceroute, mtr), says nothing the type lines have not.
+    beyond_dns = any(layer != "dns" for layer in verdict.get("layers") or {})
+    if not verdict.get("text") or (scope == "none" and (len(check.get("check_types") or []) < 2 or not beyond_dns)):
+        return None
+    style = {"none": "green", "regional": "yellow", "global": "red"}.get(scope, "dim")
+    prefix = f"Layers ({scope}): " if scope in ("global", "regional") else "Layers: "
+    return Text(prefix + verdict["text"], style=style)
+
+
 def check_view(check: dict[str, Any]) -> Group:
-    """The whole check: its tables, then one verdict line per type."""
+    """The whole check: its tables, then one verdict line per type, then the layer verdict."""
     parts: list[Any] = []
     types = check.get("check_types") or []
     for check_type in types:
         parts += [type_table(check, check_type), Text("")]
+        if check_type == "mtr":
+            for row in rows_of(check, check_type):
+                if (row.get("data") or {}).get("hops"):
+                    parts += [mtr_table(row), Text("")]
     if check.get("status") == "failed" and check.get("error"):
         parts.append(Text(f"The check could not run: {check['error']}", style="red"))
     differ = certificates_line(check)
@@ -281,6 +332,9 @@ def check_view(check: dict[str, Any]) -> Group:
                 verdict_line(check_type, rows, (check.get("summary") or {}).get(check_type)), style=verdict_style(rows)
             )
         )
+    layers = layer_line(check)
+    if layers is not None:
+        parts.append(layers)
     return Group(*parts)
 
 

@@ -28,10 +28,15 @@
   An agent's own resolver may serve private zones (on AWS, Route 53 private
   hosted zones): this keeps a public service from mapping the agent's network.
   Other record types are shown as answered.
+
+It runs on the agent's event loop (`run` is a coroutine): the query goes out
+on a connected non-blocking socket and the check awaits the answer, up to
+its deadline, without holding a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import time
@@ -49,7 +54,7 @@ import dns.reversename
 from chalicelib import protocol, targets
 
 from . import dnsx
-from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked
+from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked_async
 
 
 def _records(rrsets) -> list[dict]:
@@ -67,13 +72,13 @@ def _records(rrsets) -> list[dict]:
     return out
 
 
-def _resolvers(ctx: CheckContext) -> list[str]:
+async def _resolvers(ctx: CheckContext) -> list[str]:
     chosen = ctx.options.get("resolver")
     if chosen:
         try:
             ip = ipaddress.ip_address(chosen.strip("[]"))
         except ValueError:
-            return resolve_checked(ctx, chosen)  # a resolver by name: resolved and checked
+            return await resolve_checked_async(ctx, chosen)  # a resolver by name: resolved and checked
         targets.check_address(ip, ctx.allow_private)
         return [str(ip)]
     try:
@@ -138,7 +143,51 @@ def _connected_udp_socket(server: str, port: int) -> socket.socket:
     return sock
 
 
-def run(ctx: CheckContext) -> dict:
+async def _udp_exchange(query: dns.message.Message, server: str, port: int) -> tuple[dns.message.Message, bool]:
+    """The query over UDP, and over TCP when the answer is truncated (as dig); (response, used TCP)."""
+    loop = asyncio.get_running_loop()
+    with _connected_udp_socket(server, port) as sock:
+        await loop.sock_sendall(sock, query.to_wire())
+        while True:
+            wire = await loop.sock_recv(sock, 65535)
+            try:
+                response = dns.message.from_wire(wire, raise_on_truncation=True)
+            except dns.message.Truncated as truncated:
+                if query.is_response(truncated.message()):
+                    return await _tcp_exchange(query, server, port), True
+                continue
+            if query.is_response(response):
+                return response, False
+            # Anything else (a late answer to another query on this port) is not ours: wait on.
+
+
+async def _tcp_exchange(query: dns.message.Message, server: str, port: int) -> dns.message.Message:
+    """The query over TCP: two length-prefixed messages on one connection."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (server, port))
+        wire = query.to_wire()
+        await loop.sock_sendall(sock, len(wire).to_bytes(2, "big") + wire)
+        size = int.from_bytes(await _recv_exactly(loop, sock, 2), "big")
+        response = dns.message.from_wire(await _recv_exactly(loop, sock, size))
+    if not query.is_response(response):
+        raise dns.query.BadResponse
+    return response
+
+
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise ConnectionResetError("the resolver closed the TCP connection mid-answer")
+        data += chunk
+    return bytes(data)
+
+
+async def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     record_type = opts["record_type"]
     t = ctx.target
@@ -152,8 +201,8 @@ def run(ctx: CheckContext) -> dict:
         qname = dns.name.from_text(t.host)
     rdtype = dns.rdatatype.from_text(record_type)
     if opts.get("trace"):
-        return _run_trace(ctx, qname, rdtype, record_type, note)
-    servers = _resolvers(ctx)
+        return await _run_trace(ctx, qname, rdtype, record_type, note)
+    servers = await _resolvers(ctx)
     port = int(opts["port"])
     query = dns.message.make_query(qname, rdtype, want_dnssec=bool(opts.get("dnssec")))
     if opts.get("dnssec"):
@@ -176,23 +225,24 @@ def run(ctx: CheckContext) -> dict:
     response = last_error = None
     for server in servers:
         data["resolver"], data["ip_version"] = server, ip_version_of(server)
+        ctx.remaining()  # the deadline is spent: a timeout, not a try of the next resolver
         started = time.monotonic()
         try:
-            if opts["protocol"] in ("dot", "doh"):
-                response = _encrypted(ctx, query, server, port, data)
-            elif opts["protocol"] == "tcp":
-                response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
-            else:
-                with _connected_udp_socket(server, port) as udp_sock:
-                    response, used_tcp = dns.query.udp_with_fallback(
-                        query, server, port=port, timeout=ctx.remaining(), udp_sock=udp_sock
-                    )
-                data["truncated_retried"] = used_tcp
+            async with asyncio.timeout_at(ctx.deadline):
+                if opts["protocol"] in ("dot", "doh"):
+                    response = await _encrypted(ctx, query, server, port, data)
+                elif opts["protocol"] == "tcp":
+                    response = await _tcp_exchange(query, server, port)
+                else:
+                    response, data["truncated_retried"] = await _udp_exchange(query, server, port)
             data["query_time_ms"] = ms_since(started)
             break
-        except CheckFailure:
-            raise
-        except (dns.exception.Timeout, OSError) as exc:
+        except TimeoutError:
+            data["query_time_ms"] = ms_since(started)
+            last_error = dns.exception.Timeout()
+            if opts.get("resolver"):
+                break
+        except OSError as exc:
             data["query_time_ms"] = ms_since(started)
             last_error = exc  # try the next system resolver, if any
             if opts.get("resolver"):
@@ -214,7 +264,7 @@ def run(ctx: CheckContext) -> dict:
     data["authority"] = _records(response.authority)
     data["authoritative"] = bool(response.flags & dns.flags.AA)
     if opts.get("dnssec"):
-        data["dnssec"] = dnsx.dnssec_view(response, lambda signer: _dnskey(ctx, signer, data["resolver"], port, data))
+        data["dnssec"] = await _dnssec(ctx, response, lambda signer: _dnskey(ctx, signer, data["resolver"], port), data)
     blocked = withhold_blocked(data["answers"], ctx.allow_private)
     if blocked:
         raise CheckFailure(
@@ -241,29 +291,42 @@ def run(ctx: CheckContext) -> dict:
     return protocol.result_envelope(True, ctx.elapsed_ms(), address, data)
 
 
-def _encrypted(ctx: CheckContext, query, server: str, port: int, data: dict):
+async def _encrypted(ctx: CheckContext, query, server: str, port: int, data: dict):
     """DoT or DoH to `server` (an approved address), verified against the resolver as named."""
     name = ctx.options.get("resolver") or server
     data["transport"] = transport = {}
     if ctx.options["protocol"] == "dot":
-        return dnsx.query_dot(ctx, query, server, port, name, transport)
-    return dnsx.query_doh(ctx, query, server, port, name, ctx.options["doh_path"], transport)
+        return await dnsx.query_dot(ctx, query, server, port, name, transport)
+    return await dnsx.query_doh(ctx, query, server, port, name, ctx.options["doh_path"], transport)
 
 
-def _dnskey(ctx: CheckContext, signer, server: str, port: int, data: dict):
+async def _dnskey(ctx: CheckContext, signer, server: str, port: int):
     """The signer zone's DNSKEY set (with its RRSIG), asked of the same server the same way."""
     query = dns.message.make_query(signer, dns.rdatatype.DNSKEY, want_dnssec=True)
-    protocol = ctx.options["protocol"]
-    if protocol in ("dot", "doh"):
-        return _encrypted(ctx, query, server, port, {"transport": None})
-    if protocol == "tcp":
-        return dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
-    return dns.query.udp_with_fallback(query, server, port=port, timeout=ctx.remaining())[0]
+    protocol_ = ctx.options["protocol"]
+    if protocol_ in ("dot", "doh"):
+        return await _encrypted(ctx, query, server, port, {"transport": None})
+    if protocol_ == "tcp":
+        return await _tcp_exchange(query, server, port)
+    return (await _udp_exchange(query, server, port))[0]
 
 
-def _run_trace(ctx: CheckContext, qname, rdtype: int, record_type: str, note: str | None) -> dict:
+async def _dnssec(ctx: CheckContext, response, fetch_dnskey, data: dict) -> dict:
+    """dnsx.dnssec_view within the check's deadline (fetching the DNSKEY set is one more query)."""
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            return await dnsx.dnssec_view(response, fetch_dnskey)
+    except TimeoutError:
+        raise CheckFailure(
+            "timeout",
+            f"fetching the DNSKEY set for DNSSEC validation outlived the {ctx.timeout_s:g} s timeout",
+            data=data,
+        ) from None
+
+
+async def _run_trace(ctx: CheckContext, qname, rdtype: int, record_type: str, note: str | None) -> dict:
     opts = ctx.options
-    start = _resolvers(ctx) if opts.get("resolver") else list(dnsx.ROOT_SERVERS)
+    start = await _resolvers(ctx) if opts.get("resolver") else list(dnsx.ROOT_SERVERS)
     port = int(opts["port"])
     data = {
         "query": qname.to_text(),
@@ -279,12 +342,24 @@ def _run_trace(ctx: CheckContext, qname, rdtype: int, record_type: str, note: st
         "note": note,
         "trace": [],
     }
+    if opts["protocol"] == "tcp":
+
+        async def exchange(query, address):
+            return await _tcp_exchange(query, address, port)
+    else:
+
+        async def exchange(query, address):
+            return (await _udp_exchange(query, address, port))[0]
+
     started = time.monotonic()
     try:
-        steps, response = dnsx.trace(ctx, qname, rdtype, start, port, opts["protocol"] == "tcp", bool(opts["dnssec"]))
+        async with asyncio.timeout_at(ctx.deadline):
+            steps, response = await dnsx.trace(ctx, qname, rdtype, start, exchange, bool(opts["dnssec"]))
     except CheckFailure as exc:
         exc.data = data
         raise
+    except TimeoutError:
+        raise CheckFailure("timeout", f"trace: no answer within {ctx.timeout_s:g} s", data=data) from None
     data["trace"] = steps
     data["query_time_ms"] = ms_since(started)
     data["resolver"] = steps[-1]["server"]
@@ -294,15 +369,11 @@ def _run_trace(ctx: CheckContext, qname, rdtype: int, record_type: str, note: st
     data["authoritative"] = bool(response.flags & dns.flags.AA)
     if opts.get("dnssec"):
         last = steps[-1]["server"]
-        data["dnssec"] = dnsx.dnssec_view(
-            response,
-            lambda signer: dns.query.udp_with_fallback(
-                dns.message.make_query(signer, dns.rdatatype.DNSKEY, want_dnssec=True),
-                last,
-                port=port,
-                timeout=ctx.remaining(),
-            )[0],
-        )
+
+        async def fetch_dnskey(signer):
+            return await exchange(dns.message.make_query(signer, dns.rdatatype.DNSKEY, want_dnssec=True), last)
+
+        data["dnssec"] = await _dnssec(ctx, response, fetch_dnskey, data)
     blocked = withhold_blocked(data["answers"], ctx.allow_private)
     if blocked:
         raise CheckFailure(

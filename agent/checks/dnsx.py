@@ -1,8 +1,10 @@
 """dns depth: DNS over TLS and over HTTPS, DNSSEC, and the trace from the root.
 
 Transports (options.dns.protocol), all over a socket the check opens itself to the
-resolver address the target policy approved (connect_checked), so the
-connect-only-to-the-checked-address rule holds for them as for udp/tcp:
+resolver address the target policy approved (connect_checked_async), so the
+connect-only-to-the-checked-address rule holds for them as for udp/tcp. Like the rest of
+the dns check they run on the agent's event loop: TLS is asyncio's own over that socket,
+and every wait is bounded by the check's deadline (asyncio.timeout_at in dns.py).
 - dot: RFC 7858, TCP + TLS on port 853; the two-byte length framing of DNS over TCP.
 - doh: RFC 8484, an HTTP/1.1 POST of the wire-format query (application/dns-message) over
   TLS to https://<resolver>:443<doh_path>.
@@ -26,30 +28,34 @@ section, addresses from the glue) until an authoritative answer. The start is
 options.dns.resolver when given (a root server of one's own, as the tests have), else the
 IANA root servers. Every server asked is an address the target policy must allow, on
 options.dns.port. `data.trace` lists the steps: {zone, server, server_name, rcode,
-referral: [ns names], ds: [...], answers, query_time_ms}.
+referral: [ns names], ds: [...], answers, query_time_ms}. The queries go out through the
+exchange dns.py gives (its connected UDP socket, or TCP), and a server name without glue is
+resolved with resolve_checked_async, under the target policy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import io
 import os
 import ssl
 import struct
 import time
+from collections.abc import Awaitable, Callable
 
 import dns.dnssec
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
 from chalicelib import targets
 
-from .base import USER_AGENT, CheckContext, CheckFailure, connect_checked, ms_since
+from .base import USER_AGENT, CheckContext, CheckFailure, connect_checked_async, ms_since, resolve_checked_async
 
 # a.root-servers.net ... m (IANA root hints, IPv4)
 ROOT_SERVERS = (
@@ -68,6 +74,7 @@ ROOT_SERVERS = (
     "202.12.27.33",
 )
 MAX_TRACE_STEPS = 16
+DOH_RESPONSE_CAP = 1 << 17  # a DNS message is at most 64 KB; this leaves room for the HTTP head
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 
@@ -83,57 +90,66 @@ def _tls_context(alpn: list[str] | None) -> ssl.SSLContext:
     return context
 
 
-def _tls_connect(ctx: CheckContext, server: str, port: int, name: str, alpn, transport: dict) -> ssl.SSLSocket:
+async def _tls_connect(
+    ctx: CheckContext, server: str, port: int, name: str, alpn, transport: dict
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TLS to `server` (checked by the policy again as it is connected), verified against `name`.
+
+    The caller closes the writer; a failure here closes the socket.
+    """
     mark = time.monotonic()
-    sock, _ = connect_checked(ctx, [server], port)
+    sock, _ = await connect_checked_async(ctx, [server], port)
     transport["connect_ms"] = ms_since(mark)
     mark = time.monotonic()
-    tls = ctx.track(_tls_context(alpn).wrap_socket(sock, server_hostname=name, do_handshake_on_connect=False))
     try:
-        tls.settimeout(ctx.remaining())
-        tls.do_handshake()
+        reader, writer = await asyncio.open_connection(
+            sock=sock, ssl=_tls_context(alpn), server_hostname=name, limit=DOH_RESPONSE_CAP
+        )
     except ssl.SSLCertVerificationError as exc:
+        sock.close()
         raise CheckFailure(
             "tls_error", f"resolver {name} port {port}: certificate verification failed: {exc.verify_message}"
         ) from exc
+    except BaseException:
+        sock.close()
+        raise
+    tls = writer.get_extra_info("ssl_object")
     transport.update(tls_ms=ms_since(mark), tls_version=tls.version(), alpn=tls.selected_alpn_protocol())
-    return tls
+    return reader, writer
 
 
-def query_dot(ctx: CheckContext, query: dns.message.Message, server: str, port: int, name: str, transport: dict):
-    tls = _tls_connect(ctx, server, port, name, None, transport)
+def _close(writer: asyncio.StreamWriter) -> None:
+    """Close without waiting for the peer's close_notify: the answer is in, the deadline runs."""
+    writer.close()
+
+
+async def query_dot(ctx: CheckContext, query: dns.message.Message, server: str, port: int, name: str, transport: dict):
+    reader, writer = await _tls_connect(ctx, server, port, name, None, transport)
     try:
         wire = query.to_wire()
-        tls.sendall(struct.pack("!H", len(wire)) + wire)
-        size = struct.unpack("!H", _read(ctx, tls, 2))[0]
-        return dns.message.from_wire(_read(ctx, tls, size))
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        try:
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            return dns.message.from_wire(await reader.readexactly(size))
+        except asyncio.IncompleteReadError as exc:
+            raise dns.exception.DNSException("the resolver closed the connection mid-answer") from exc
     finally:
-        ctx.close(tls)
-
-
-def _read(ctx: CheckContext, sock, size: int) -> bytes:
-    out = b""
-    while len(out) < size:
-        sock.settimeout(ctx.remaining())
-        chunk = sock.recv(size - len(out))
-        if not chunk:
-            raise dns.exception.DNSException("the resolver closed the connection mid-answer")
-        out += chunk
-    return out
+        _close(writer)
 
 
 class _Reader:
-    def __init__(self, sock):
-        self._file = sock.makefile("rb")
+    def __init__(self, raw: bytes):
+        self._file = io.BytesIO(raw)
 
     def makefile(self, *_args, **_kwargs):
         return self._file
 
 
-def query_doh(
+async def query_doh(
     ctx: CheckContext, query: dns.message.Message, server: str, port: int, name: str, path: str, transport: dict
 ):
-    tls = _tls_connect(ctx, server, port, name, ["http/1.1"], transport)
+    reader, writer = await _tls_connect(ctx, server, port, name, ["http/1.1"], transport)
     try:
         wire = query.to_wire()
         authority = f"[{name}]" if ":" in name else name
@@ -144,23 +160,29 @@ def query_doh(
             "Content-Type: application/dns-message\r\nAccept: application/dns-message\r\n"
             f"Content-Length: {len(wire)}\r\nConnection: close\r\n\r\n"
         )
-        tls.settimeout(ctx.remaining())
-        tls.sendall(head.encode("ascii") + wire)
-        response = http.client.HTTPResponse(_Reader(tls), method="POST")
-        response.begin()
-        transport["http_status"] = response.status
-        body = response.read(65535)
-        if response.status != 200:
-            raise CheckFailure(
-                "dns_failure",
-                f"DoH resolver https://{authority}{path} answered HTTP {response.status} {response.reason}",
-            )
-        kind = response.headers.get("content-type", "")
-        if kind.split(";")[0].strip() != "application/dns-message":
-            raise CheckFailure("dns_failure", f"DoH resolver answered {kind or 'no content type'}, not a DNS message")
-        return dns.message.from_wire(body)
+        writer.write(head.encode("ascii") + wire)
+        await writer.drain()
+        raw = bytearray()
+        while len(raw) < DOH_RESPONSE_CAP:  # Connection: close, so the answer ends at the close
+            chunk = await reader.read(DOH_RESPONSE_CAP - len(raw))
+            if not chunk:
+                break
+            raw += chunk
     finally:
-        ctx.close(tls)
+        _close(writer)
+    response = http.client.HTTPResponse(_Reader(bytes(raw)), method="POST")
+    response.begin()
+    transport["http_status"] = response.status
+    body = response.read(65535)
+    if response.status != 200:
+        raise CheckFailure(
+            "dns_failure",
+            f"DoH resolver https://{authority}{path} answered HTTP {response.status} {response.reason}",
+        )
+    kind = response.headers.get("content-type", "")
+    if kind.split(";")[0].strip() != "application/dns-message":
+        raise CheckFailure("dns_failure", f"DoH resolver answered {kind or 'no content type'}, not a DNS message")
+    return dns.message.from_wire(body)
 
 
 # ---- DNSSEC
@@ -182,8 +204,8 @@ def _rrsig_view(rrsigs: list[dns.rrset.RRset]) -> list[dict]:
     return out
 
 
-def dnssec_view(response: dns.message.Message, fetch_dnskey) -> dict:
-    """`data.dnssec` for a response to a DO query; fetch_dnskey(name) -> the DNSKEY response."""
+async def dnssec_view(response: dns.message.Message, fetch_dnskey) -> dict:
+    """`data.dnssec` for a response to a DO query; `await fetch_dnskey(name)` -> the DNSKEY response."""
     sigs = [r for r in response.answer if r.rdtype == dns.rdatatype.RRSIG]
     signed = [r for r in response.answer if r.rdtype != dns.rdatatype.RRSIG]
     view = {"ad": bool(response.flags & dns.flags.AD), "rrsigs": _rrsig_view(sigs), "validation": None}
@@ -194,7 +216,7 @@ def dnssec_view(response: dns.message.Message, fetch_dnskey) -> dict:
     validation = {"status": "secure", "signer": signer.to_text(), "key_tags": [], "error": None}
     view["validation"] = validation
     try:
-        keys_response = fetch_dnskey(signer)
+        keys_response = await fetch_dnskey(signer)
         keys = next((r for r in keys_response.answer if r.rdtype == dns.rdatatype.DNSKEY), None)
         if keys is None:
             raise dns.dnssec.ValidationFailure(f"{signer} has no DNSKEY records")
@@ -233,8 +255,17 @@ def _records(rrsets) -> list[dict]:
     ]
 
 
-def trace(ctx: CheckContext, qname: dns.name.Name, rdtype: int, start: list[str], port: int, tcp: bool, dnssec: bool):
-    """Walk the delegations from `start` to an authoritative answer; (steps, last response)."""
+Exchange = Callable[[dns.message.Message, str], Awaitable[dns.message.Message]]
+
+
+async def trace(
+    ctx: CheckContext, qname: dns.name.Name, rdtype: int, start: list[str], exchange: Exchange, dnssec: bool
+):
+    """Walk the delegations from `start` to an authoritative answer; (steps, last response).
+
+    `await exchange(query, address)` asks one server (dns.py's UDP or TCP exchange, on the
+    port the options give).
+    """
     steps: list[dict] = []
     servers = [(addr, None) for addr in start]
     zone = "."
@@ -248,10 +279,7 @@ def trace(ctx: CheckContext, qname: dns.name.Name, rdtype: int, start: list[str]
             steps.append(step)
             started = time.monotonic()
             try:
-                if tcp:
-                    response = dns.query.tcp(query, address, port=port, timeout=ctx.remaining())
-                else:
-                    response = dns.query.udp(query, address, port=port, timeout=ctx.remaining())
+                response = await exchange(query, address)
                 step["query_time_ms"] = ms_since(started)
                 break
             except (dns.exception.DNSException, OSError) as exc:
@@ -275,9 +303,7 @@ def trace(ctx: CheckContext, qname: dns.name.Name, rdtype: int, start: list[str]
         if not servers:  # no glue: resolve the server names under the policy
             for ns in referral:
                 try:
-                    servers += [
-                        (a, ns.target.to_text()) for a in targets.resolve(ns.target.to_text(), ctx.allow_private)
-                    ]
+                    servers += [(a, ns.target.to_text()) for a in await resolve_checked_async(ctx, ns.target.to_text())]
                 except (OSError, targets.TargetError):
                     continue
         if not servers:

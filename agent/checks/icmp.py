@@ -1,11 +1,10 @@
-"""ICMP sockets for ping and traceroute, on top of icmplib's socket classes.
+"""ICMP sockets for the ICMP ping, on top of icmplib's socket classes (traceroute and mtr
+use agent/checks/probes.py, which needs raw sockets for every protocol anyway).
 
-Both checks drive the socket themselves instead of calling icmplib.ping /
-icmplib.traceroute, because those wait `timeout` per packet with no overall
-deadline (4 lost packets at 10 s = 40 s), and traceroute drops silent hops and
-reuses sequence numbers across TTLs (a late reply gets credited to the wrong
-hop). Here every probe has a unique (id, sequence) and the check's deadline
-bounds every wait.
+ping drives the socket itself instead of calling icmplib.ping, because that waits
+`timeout` per packet with no overall deadline (4 lost packets at 10 s = 40 s). Here
+every packet has a unique (id, sequence) and the check's deadline bounds every wait;
+an unprivileged ICMP socket is used where raw ones are not allowed.
 """
 
 from __future__ import annotations
@@ -23,20 +22,17 @@ TIME_EXCEEDED = {4: 11, 6: 3}
 
 NO_ICMP = (
     "ICMP is not available to this agent: raw sockets need root or CAP_NET_RAW, "
-    "and unprivileged ICMP is off (net.ipv4.ping_group_range)"
+    "and unprivileged ICMP is off (net.ipv4.ping_group_range); protocol tcp or udp needs neither"
 )
 
 
-def open_socket(address: str, *, raw_only: bool = False):
+def open_socket(address: str):
     """An icmplib socket for `address`'s family: raw if allowed, else unprivileged."""
     cls = ICMPv6Socket if ":" in address else ICMPv4Socket
     try:
         return cls(privileged=True)
     except SocketPermissionError:
-        if raw_only:
-            raise CheckFailure(
-                "internal", "traceroute needs raw ICMP sockets (root or CAP_NET_RAW); this agent has none"
-            ) from None
+        pass
     try:
         return cls(privileged=False)
     except SocketPermissionError:

@@ -1,4 +1,5 @@
-"""ping: ICMP echo, `count` packets `interval` seconds apart.
+"""ping: ICMP echo, `count` packets `interval` seconds apart (protocol tcp or udp:
+agent/checks/portping.py, the same `data` plus the port's answers).
 
 A packet is lost when no reply arrives within `timeout` seconds of it being
 sent; the check waits for the stragglers after the last send, never past
@@ -19,7 +20,7 @@ from icmplib.exceptions import TimeoutExceeded
 
 from chalicelib import protocol
 
-from . import icmp
+from . import icmp, portping
 from .base import CheckContext, CheckFailure, classify, resolve_checked
 
 
@@ -27,6 +28,8 @@ def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     count, interval, timeout = int(opts["count"]), float(opts["interval"]), float(opts["timeout"])
     address = resolve_checked(ctx, ctx.target.host)[0]
+    if opts.get("protocol", "icmp") != "icmp":
+        return portping.run(ctx, address)
     family = icmp.family_of(address)
     sock = icmp.open_socket(address)
     ident = icmp.new_identifier()
@@ -104,6 +107,7 @@ def _result(ctx, sock, address, timeout, requests, rtts, unreachable) -> dict:
         "rtts_ms": values,
         "icmp_errors": sorted(set(unreachable.values())),
         "mode": "raw" if sock.is_privileged else "unprivileged",
+        "protocol": "icmp",
     }
     if not values:
         if unreachable:

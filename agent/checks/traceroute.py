@@ -1,13 +1,15 @@
-"""traceroute: ICMP echo with rising TTL, `probes` probes per hop.
+"""traceroute: probes with rising TTL, `probes` per hop, over ICMP echo (the default),
+TCP SYN or UDP to `port` (options.protocol; agent/checks/probes.py).
 
 For each TTL the probes are sent back to back, then answers are awaited for
 up to HOP_WAIT_S (less when the deadline is nearer). Silent hops are reported
 as `{address: null, loss_pct: 100}`. The trace stops when the target answers
-(`reached: true`), when a router reports the target unreachable, at
+(`reached: true`: an echo reply, a SYN-ACK or RST, a UDP reply or the target's
+Port Unreachable), when a router reports the target unreachable, at
 `max_hops`, or at the deadline (`timeout`, with the hops found so far).
 Reverse names are looked up afterwards, in parallel, with a short timeout.
-Needs raw ICMP sockets: an unprivileged ICMP socket does not receive the
-routers' Time Exceeded messages.
+Every protocol needs a raw ICMP socket (root or CAP_NET_RAW): the routers'
+Time Exceeded messages come only to one.
 """
 
 from __future__ import annotations
@@ -15,29 +17,25 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from icmplib import ICMPRequest
-from icmplib.exceptions import TimeoutExceeded
+from chalicelib import protocol, targets
 
-from chalicelib import protocol
-
-from . import icmp
 from .base import CheckContext, CheckFailure, classify, resolve_checked
+from .probes import Prober
 
 HOP_WAIT_S = 1.0
 REVERSE_LOOKUP_TIMEOUT_S = 1.0
-SEQ_STRIDE = 8  # sequence = ttl * SEQ_STRIDE + probe: unique per probe in one trace
 
 
 def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     max_hops, probes = int(opts["max_hops"]), int(opts["probes"])
+    proto = opts.get("protocol") or "icmp"
+    port = targets.probe_port(ctx.target, opts)[0]
     address = resolve_checked(ctx, ctx.target.host)[0]
-    family = icmp.family_of(address)
-    sock = icmp.open_socket(address, raw_only=True)
-    ident = icmp.new_identifier()
     hops: list[dict] = []
     try:
-        reached, stop_reason = _trace(ctx, sock, address, family, ident, max_hops, probes, hops)
+        with Prober(address, proto, port, with_ttl=True, check_type="traceroute") as prober:
+            reached, stop_reason = _trace(ctx, prober, max_hops, probes, hops)
     except CheckFailure:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. ENETUNREACH on send
@@ -45,53 +43,34 @@ def run(ctx: CheckContext) -> dict:
         raise CheckFailure(
             kind, f"{address}: {message}", address=address, data={"address": address, "reached": False, "hops": hops}
         ) from exc
-    return _result(ctx, address, hops, reached, stop_reason, max_hops, probes)
+    result = _result(ctx, address, hops, reached, stop_reason, max_hops, probes)
+    result["data"].update(protocol=proto, port=port)
+    return result
 
 
-def _trace(ctx, sock, address, family, ident, max_hops, probes, hops) -> tuple[bool, str | None]:
+def _trace(ctx, prober: Prober, max_hops, probes, hops) -> tuple[bool, str | None]:
     """Probe TTL 1, 2, ... appending to `hops`; returns (reached, why it stopped early)."""
-    reached = False
-    stop_reason = None
     # Leave time for the reverse lookups at the end.
     trace_deadline = ctx.deadline - REVERSE_LOOKUP_TIMEOUT_S - 0.2
-    with sock:
-        for ttl in range(1, max_hops + 1):
-            if time.monotonic() >= trace_deadline:
-                stop_reason = "timeout"
-                break
-            requests = {}
-            for probe in range(probes):
-                request = ICMPRequest(address, ident, ttl * SEQ_STRIDE + probe, ttl=ttl)
-                sock.send(request)
-                requests[request.sequence] = request
-            answers: dict[int, tuple] = {}
-            hop_end = min(time.monotonic() + HOP_WAIT_S, trace_deadline)
-            while len(answers) < probes:
-                left = hop_end - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    reply = sock.receive(None, timeout=left)
-                except TimeoutExceeded:
-                    break
-                if (
-                    reply.id == ident
-                    and reply.sequence in requests
-                    and reply.sequence not in answers
-                    and reply.type in icmp.ACCEPTED_TYPES[family]
-                ):
-                    rtt = round((reply.time - requests[reply.sequence].time) * 1000, 3)
-                    answers[reply.sequence] = (reply.source, rtt, reply.type)
-            hop = _hop(ttl, probes, [answers[s] for s in sorted(answers)])
-            hops.append(hop)
-            types = {a[2] for a in answers.values()}
-            if icmp.ECHO_REPLY[family] in types:
-                reached = True
-                break
-            if types - {icmp.TIME_EXCEEDED[family]}:
-                stop_reason = "unreachable"
-                break
-    return reached, stop_reason
+    for ttl in range(1, max_hops + 1):
+        if time.monotonic() >= trace_deadline:
+            return False, "timeout"
+        keys = [prober.send(ttl) for _ in range(probes)]
+        answers = {}
+        hop_end = min(time.monotonic() + HOP_WAIT_S, trace_deadline)
+        while len(answers) < probes and time.monotonic() < hop_end:
+            for answer in prober.poll(hop_end):
+                answers[answer.key] = answer
+        for key in keys:
+            prober.expire(key)
+        got = [answers[k] for k in keys if k in answers]
+        hops.append(_hop(ttl, probes, [(a.responder, a.rtt_ms) for a in got]))
+        kinds = {a.kind for a in got}
+        if "reply" in kinds:
+            return True, None
+        if "unreachable" in kinds:
+            return False, "unreachable"
+    return False, None
 
 
 def _result(ctx, address, hops, reached, stop_reason, max_hops, probes) -> dict:

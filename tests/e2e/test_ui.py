@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 RESULTS_TIMEOUT_MS = 90_000  # three agents, two check types, a local target: normally a few seconds
-CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute")
+CHECK_TYPES = ("http", "ping", "dns", "tcp", "traceroute", "mtr")
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +217,35 @@ def test_ping_tcp_traceroute_details(stack, ui, page):
     hops = detail.get_by_test_id("traceroute-hop")
     expect(hops.last).to_contain_text(stack["DEMO_HOST"])
     shot(page, "09-traceroute-detail")
+
+
+def test_tcp_ping_and_mtr_details(stack, ui, page):
+    """Ping over TCP to the demo site's HTTP port, and an mtr whose hop table and RTT chart end at it."""
+    page.goto(ui)
+    page.get_by_test_id("target-input").fill(stack["DEMO_HOST"])
+    set_check_types(page, {"ping", "mtr"})
+    page.get_by_test_id("advanced-toggle").click()
+    page.get_by_test_id("opt-ping-protocol").select_option("tcp")
+    page.get_by_test_id("opt-ping-port").fill("80")
+    page.get_by_test_id("opt-mtr-count").fill("3")
+    page.get_by_test_id("submit-check").click()
+    expect(page.get_by_test_id("check-status")).to_have_attribute(
+        "data-status", "completed", timeout=RESULTS_TIMEOUT_MS
+    )
+    expect(page.locator('[data-testid^="result-cell-"][data-status="ok"]')).to_have_count(6)
+    expect(page.get_by_test_id("summary-mtr")).to_contain_text(re.compile(r"MTR OK from 3/3 agents, median RTT"))
+    row = page.locator('[data-testid^="result-row-"]').first
+    expect(row.locator('[data-check-type="ping"] [data-testid="cell-headline"]')).to_have_text(
+        re.compile(r"avg · 0% loss · TCP 80$")
+    )
+    row.locator('[data-check-type="mtr"]').click()
+    detail = page.get_by_test_id("cell-detail")
+    expect(detail).to_have_attribute("data-check-type", "mtr")
+    expect(detail.get_by_test_id("mtr-chart")).to_be_visible()
+    hops = detail.get_by_test_id("mtr-hop")
+    expect(hops.last).to_contain_text(stack["DEMO_HOST"])
+    expect(detail.get_by_test_id("mtr-bar").last).to_have_attribute("data-lost", "false")
+    shot(page, "10-mtr-detail")
 
 
 def test_https_redirects_and_tls(stack, ui, page):

@@ -32,7 +32,7 @@ def test_create_check_answers_202_with_location_and_one_task_per_agent_and_type(
 
 def test_created_tasks_are_on_their_own_agents_stream_as_task_messages(api, agent, redis_client):
     other = api.register("sin-1", "Singapore")
-    body = api.create_check(checks=["dns"], options={"dns": {"record_type": "mx"}}).body
+    body = api.create_check(checks=["dns"], options={"dns": {"record_type": "MX"}}).body
     for a in (agent, other):
         entries = redis_client.xrange(a["stream"])
         assert len(entries) == 1

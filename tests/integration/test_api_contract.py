@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from jsonschema import Draft202012Validator
 
@@ -102,6 +103,18 @@ def test_every_route_answers_as_the_openapi_document_says(api, db):
         ),
     )
     check("POST", "/api/tasks/x/result", api.post(f"/api/tasks/{theirs[0]['task_id']}/result", {"success": True}))
+    batch = {
+        "results": [
+            {"task_id": mine[0]["task_id"], "success": True, "duration_ms": 1},  # a duplicate by now
+            {"task_id": theirs[0]["task_id"], "success": True},  # 403
+            {"task_id": "nope", "success": True},  # 400
+        ],
+        "started": [mine[0]["task_id"] if len(mine) < 3 else mine[2]["task_id"], str(uuid.UUID(int=0))],
+    }
+    token = {"X-Agent-Token": agent["api_token"]}
+    check("POST", "/api/tasks/results", api.post("/api/tasks/results", batch, headers=token))
+    check("POST", "/api/tasks/results", api.post("/api/tasks/results", {"results": "x"}, headers=token))
+    check("POST", "/api/tasks/results", api.post("/api/tasks/results", batch))
     check("GET", f"/api/tasks/{mine[0]['task_id']}", api.get(f"/api/tasks/{mine[0]['task_id']}"))
     check("GET", "/api/tasks/x", api.get("/api/tasks/x"))
     db.execute(

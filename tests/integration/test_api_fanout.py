@@ -51,3 +51,49 @@ def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline
     # every task knows its stream entry, so the sweeper can tell a lost one
     missing = db.execute("SELECT count(*) AS n FROM check_tasks WHERE stream_id IS NULL").fetchone()["n"]
     assert missing == 0
+
+
+def _statements_to_fan_out(db, monkeypatch, agents: int) -> tuple[int, list[str], int]:
+    """(statements, INSERT statements, tasks) of one check x 5 types to `agents` online agents,
+    counted on the API pool's own connections (tests/integration/test_task_path_transactions.py)."""
+    from chalicelib import db as db_module
+    from tests.integration.test_task_path_transactions import CountingConnection
+
+    db.execute("TRUNCATE check_results, check_tasks, checks, agents CASCADE")
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO agents (id, name, location, api_token_hash, status, last_heartbeat) "
+            "VALUES (%s, %s, %s, %s, 'online', now())",
+            [
+                (i, f"agent-{n:03d}", f"loc-{n % 10}", hash_token(i))
+                for n, i in enumerate(str(uuid.uuid4()) for _ in range(agents))
+            ],
+        )
+    sent: list[str] = []
+    original = CountingConnection.execute
+
+    def recording(self, query, *args, **kwargs):
+        sent.append(str(query).lstrip())
+        return original(self, query, *args, **kwargs)
+
+    class RecordingPool(db_module.ConnectionPool):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, connection_class=CountingConnection, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CountingConnection, "execute", recording)
+        patch.setattr(db_module, "ConnectionPool", RecordingPool)
+        db_module.close_pool()
+        request = checks.parse_request({"target": "example.com", "checks": list(CHECK_TYPES)})
+        created = checks.create(request, client_ip="203.0.113.9")
+        db_module.close_pool()
+    inserts = [q for q in sent if q.upper().startswith(("INSERT", "WITH"))]
+    return len(sent), inserts, len(created["tasks"])
+
+
+def test_fan_out_is_one_insert_statement_and_as_many_statements_for_100_agents_as_for_10(settings, db, monkeypatch):
+    few, few_inserts, few_tasks = _statements_to_fan_out(db, monkeypatch, 10)
+    many, many_inserts, many_tasks = _statements_to_fan_out(db, monkeypatch, 100)
+    assert (few_tasks, many_tasks) == (50, 500)
+    assert len(many_inserts) == 1 and "INSERT INTO check_tasks" in many_inserts[0], many_inserts
+    assert many == few, f"{few} statements for 10 agents, {many} for 100"

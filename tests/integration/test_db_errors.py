@@ -174,3 +174,32 @@ def test_an_error_that_is_not_about_the_connection_is_500_not_503(api, db, caplo
     finally:
         db.execute("DROP TRIGGER hc_test_disk_full ON agents")
         db.execute("DROP FUNCTION hc_test_disk_full()")
+
+
+def test_pooled_connections_killed_while_idle_cost_no_request(api, settings, db):
+    """No connection check on checkout: a pooled connection PostgreSQL dropped while it sat idle
+    (a restart, an idle timeout) fails on first use, and run_transaction tests the pool's idle
+    connections and runs the transaction again on a good one, so the agent's start still answers 200."""
+    from chalicelib import db as db_module
+
+    agent = api.register("fra-1")
+    task_id = api.create_check(checks=["tcp"]).body["tasks"][0]["task_id"]
+    pool = db_module.get_pool()
+    held = [pool.getconn() for _ in range(3)]  # three idle connections in the pool at least...
+    for conn in held:
+        pool.putconn(conn)
+    pids = [  # ...and every one of them dropped
+        r["pid"]
+        for r in db.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchall()
+    ]
+    assert len(pids) >= 3
+    wait_until(
+        lambda: not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone(),
+        "the backends to exit",
+    )
+    reply = api.start(agent, task_id)
+    assert reply.status == 200, reply.body
+    assert reply.body["attempts"] == 1  # ran once: the failed try had changed nothing

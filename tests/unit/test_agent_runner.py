@@ -105,6 +105,9 @@ class FakeApi:
         self.offsets_reported: list = []  # clock_offset_ms of each heartbeat
         self.down = False
         self.finished: set[str] = set()  # start answers 409 for these
+        self.batch_posts = 0
+        self.batch_sizes: list[int] = []
+        self.batch_route_missing = False  # an older API: POST /api/tasks/results is 404
 
     def _check(self):
         if self.down:
@@ -131,6 +134,21 @@ class FakeApi:
             duplicate = task_id in self.results
             self.results.setdefault(task_id, result)
         return {"task_id": task_id, "status": "completed", "late": False, "duplicate": duplicate}
+
+    def post_results(self, results, started=()):
+        """The batch route, answered entry by entry as post_result would (agent/delivery.py uses it)."""
+        self._check()
+        with self.lock:
+            self.batch_posts += 1
+            self.batch_sizes.append(len(results))
+        if self.batch_route_missing:
+            raise ApiRejected(404, "route_not_found", "no route for POST /api/tasks/results")
+        answers = []
+        for item in results:
+            task_id = item["task_id"]
+            body = self.post_result(task_id, {k: v for k, v in item.items() if k != "task_id"})
+            answers.append({"task_id": task_id, "status": 200, "body": body})
+        return {"results": answers, "started": []}
 
 
 class StubChecks:

@@ -209,11 +209,20 @@ def test_a_dns_resolver_in_a_blocked_range_is_refused_naming_the_option(resolver
     assert targets.apply_assumptions("dns", target, {}, options, allow_private=True)["resolver"]
 
 
-@pytest.mark.parametrize("value", [5, 0, "6", True, 4.0])
+@pytest.mark.parametrize("value", [5, 0, "6", True, 4.5])
 def test_ip_version_must_be_4_or_6(value):
     with pytest.raises(protocol.OptionError) as caught:
         protocol.normalize_options("tcp", {"ip_version": value})
     assert caught.value.field == "options.tcp.ip_version"
+
+
+def test_an_integral_float_is_an_integer_option_as_json_schema_says():
+    # 4.0 is an integer in JSON Schema (and so in the OpenAPI document); it is stored as 4.
+    options = protocol.normalize_options("http", {"ip_version": 4.0, "max_redirects": 3.0, "expected_status": 204.0})
+    assert options["ip_version"] == 4 and type(options["ip_version"]) is int
+    assert options["max_redirects"] == 3 and type(options["max_redirects"]) is int
+    assert options["expected_status"] == [204, 204]
+    assert protocol.normalize_options("http", {"expected_status": [200.0, 299.0]})["expected_status"] == [200, 299]
 
 
 @pytest.mark.parametrize("check_type", protocol.CHECK_TYPES)
@@ -242,3 +251,16 @@ def test_ip_version_must_fit_the_literal_it_applies_to(check_type, raw, options,
 def test_a_url_target_is_fetched_as_written_whatever_the_bare_host_options_say():
     target = targets.parse_target("http://example.com/")
     assert targets.http_endpoint(target, {"scheme": "https", "port": 8443}) == ("http", 80, {"port": 80})
+
+
+def test_a_name_whose_answer_mixes_public_and_private_addresses_is_refused(monkeypatch):
+    def fake(host, *args, **kwargs):
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(targets.BlockedTarget, match="127.0.0.1 is a blocked address"):
+        targets.resolve("mixed.example.com", allow_private=False)
+    assert targets.resolve("mixed.example.com", allow_private=True) == ["93.184.215.14", "127.0.0.1"]

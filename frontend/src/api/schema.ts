@@ -125,6 +125,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Many results (and starts) of the agent's tasks in one transaction
+         * @description Each entry is answered with the status and body its single endpoint would give, so one bad entry never hides the others; a result for a task never started implies its start. See docs/api.md, "Batches".
+         */
+        post: operations["postResults"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{task_id}": {
         parameters: {
             query?: never;
@@ -251,7 +271,7 @@ export interface components {
             message: string;
         } | null;
         /** @enum {string} */
-        CheckType: "http" | "ping" | "dns" | "tcp" | "traceroute";
+        CheckType: "http" | "ping" | "dns" | "tcp" | "traceroute" | "mtr";
         /** @enum {string} */
         CheckStatus: "pending" | "in_progress" | "completed" | "failed";
         /** @enum {string} */
@@ -284,8 +304,11 @@ export interface components {
                     path: string;
                     /** @description default: the target's port, else the scheme's (443 for a bare host) */
                     port?: number | null;
-                    /** @default 200-399 */
-                    expected_status: unknown[] | number | string;
+                    /**
+                     * @description a status (200), a range as text (200-399), or [low, high]; within 100-599, low first
+                     * @default 200-399
+                     */
+                    expected_status: number[] | number | string;
                     /** @default true */
                     follow_redirects: boolean;
                     /** @default 10 */
@@ -343,6 +366,14 @@ export interface components {
                     interval: number;
                     /** @default 10 */
                     timeout: number;
+                    /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
                     /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
@@ -410,6 +441,43 @@ export interface components {
                     /** @default 30 */
                     timeout: number;
                     /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
+                    /**
+                     * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
+                     * @enum {integer|null}
+                     */
+                    ip_version?: 4 | 6 | null;
+                };
+                mtr?: {
+                    /**
+                     * @description rounds: every hop is probed once per round
+                     * @default 10
+                     */
+                    count: number;
+                    /**
+                     * @description seconds between rounds; a probe unanswered within 1 s is lost
+                     * @default 0.5
+                     */
+                    interval: number;
+                    /** @default 30 */
+                    max_hops: number;
+                    /** @default 30 */
+                    timeout: number;
+                    /**
+                     * @description icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege
+                     * @default icmp
+                     * @enum {string}
+                     */
+                    protocol: "icmp" | "tcp" | "udp";
+                    /** @description tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434 */
+                    port?: number | null;
+                    /**
                      * @description 4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)
                      * @enum {integer|null}
                      */
@@ -449,7 +517,7 @@ export interface components {
             status: components["schemas"]["TaskStatus"];
             success: boolean | null;
             error: components["schemas"]["TaskError"];
-            /** @description see ResultData (all types), HttpData, DnsData */
+            /** @description see ResultData (all types), HttpData, DnsData, PingData, TracerouteData, MtrData */
             data: Record<string, never> | null;
             duration_ms: number | null;
             address: string | null;
@@ -595,6 +663,100 @@ export interface components {
             /** @description with options.dns.trace: each step from the root, {zone, server, server_name, rcode, referral, ds, answers, query_time_ms} */
             trace?: Record<string, never>[];
         };
+        /** @description ping data beyond DESIGN §6. protocol tcp/udp add port, replies and port_state */
+        PingData: {
+            /** @enum {string} */
+            protocol?: "icmp" | "tcp" | "udp";
+            port?: number | null;
+            /** @enum {string} */
+            mode?: "raw" | "unprivileged" | "socket";
+            /** @description answers counted by kind: syn_ack, rst (tcp); udp_reply, port_unreachable (udp) */
+            replies?: {
+                [key: string]: number;
+            };
+            /** @enum {string|null} */
+            port_state?: "open" | "closed" | null;
+            icmp_errors?: string[];
+        };
+        /** @description traceroute data beyond DESIGN §6 */
+        TracerouteData: {
+            /** @enum {string} */
+            protocol?: "icmp" | "tcp" | "udp";
+            port?: number | null;
+        };
+        MtrHop: {
+            ttl: number;
+            address: string | null;
+            addresses: string[];
+            hostname: string | null;
+            sent: number;
+            received: number;
+            loss_pct: number;
+            rtt_ms: {
+                last: number | null;
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+                stddev: number | null;
+            };
+            jitter_ms: {
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+            };
+            /** @description one per round; null where lost */
+            rtts_ms: (number | null)[];
+        };
+        MtrData: {
+            address: string;
+            /** @enum {string} */
+            protocol: "icmp" | "tcp" | "udp";
+            port: number | null;
+            reached: boolean;
+            count: number;
+            rounds_done: number;
+            max_hops: number;
+            hops: components["schemas"]["MtrHop"][];
+            /** @description the target's hop (nulls when not reached) */
+            rtt_ms: {
+                min: number | null;
+                avg: number | null;
+                max: number | null;
+                stddev: number | null;
+            };
+            loss_pct: number;
+        };
+        AgentVerdict: {
+            agent: components["schemas"]["AgentRef"];
+            layers: {
+                [key: string]: "ok" | "fail";
+            };
+            /** @enum {string|null} */
+            failing_layer: "dns" | "tcp" | "tls" | "http" | null;
+            failed_by: {
+                check_type: components["schemas"]["CheckType"];
+                /** @enum {string} */
+                layer: "dns" | "tcp" | "tls" | "http";
+                error: components["schemas"]["TaskError"];
+            }[];
+        };
+        /** @description which layer fails, per agent (DNS -> TCP -> TLS -> HTTP, the lowest failing one), and whether that is global (every agent) or regional (chalicelib/verdict.py); over the results in so far */
+        Verdict: {
+            /** @enum {string|null} */
+            failing_layer: "dns" | "tcp" | "tls" | "http" | null;
+            /** @enum {string} */
+            scope: "global" | "regional" | "none" | "pending";
+            /** @description e.g. "TLS fails from Singapore only" */
+            text: string | null;
+            /** @description per layer, the agents that failed at it (as their lowest failing layer) and passed it */
+            layers: {
+                [key: string]: {
+                    failed: components["schemas"]["AgentRef"][];
+                    ok: components["schemas"]["AgentRef"][];
+                };
+            };
+            agents: components["schemas"]["AgentVerdict"][];
+        };
         Check: {
             /** Format: uuid */
             check_id: string;
@@ -617,6 +779,7 @@ export interface components {
                 [key: string]: components["schemas"]["TypeSummary"];
             };
             certificates: components["schemas"]["Certificates"];
+            verdict: components["schemas"]["Verdict"];
             results: components["schemas"]["TaskRow"][];
         };
         /** @description the leaf certificates the http results saw, grouped by SHA-256 fingerprint; differ is true when agents were shown different ones (a CDN edge, a middlebox). null: no result has a certificate */
@@ -781,7 +944,10 @@ export interface components {
             duration_ms?: number | null;
             address?: string | null;
             data?: Record<string, never> | null;
-            error?: components["schemas"]["TaskError"];
+            error?: {
+                kind: components["schemas"]["ErrorKind"];
+                message: string;
+            } | null;
         };
         ResultAccepted: {
             /** Format: uuid */
@@ -790,6 +956,23 @@ export interface components {
             late: boolean;
             duplicate: boolean;
             result?: components["schemas"]["StoredResult"];
+        };
+        /** @description at least one of results and started; a task named once per batch */
+        ResultBatchRequest: {
+            results?: {
+                task_id: string;
+            }[];
+            started?: string[];
+        };
+        /** @description what the single endpoint (result, start) answers for this task: its HTTP status and body */
+        BatchEntryAnswer: {
+            task_id: string;
+            status: number;
+            body: components["schemas"]["ResultAccepted"] | components["schemas"]["TaskStarted"] | components["schemas"]["TaskFinished"] | components["schemas"]["Error"];
+        };
+        ResultBatchAnswer: {
+            results: components["schemas"]["BatchEntryAnswer"][];
+            started: components["schemas"]["BatchEntryAnswer"][];
         };
         Health: {
             /** @enum {unknown} */
@@ -1209,7 +1392,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["HeartbeatRequest"];
             };
@@ -1490,6 +1673,79 @@ export interface operations {
             };
             /** @description no such agent */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many requests from this address */
+            429: {
+                headers: {
+                    /** @description requests allowed in the window */
+                    "X-RateLimit-Limit"?: string;
+                    /** @description requests left in the window */
+                    "X-RateLimit-Remaining"?: string;
+                    /** @description seconds until the window resets */
+                    "X-RateLimit-Reset"?: string;
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a dependency is down */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postResults: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the token from registration */
+                "X-Agent-Token": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResultBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description every entry answered, in the order given */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResultBatchAnswer"];
+                };
+            };
+            /** @description bad input; details name the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing or unknown token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,7 +6,8 @@ export const CHECK_TYPES = [
   "ping",
   "dns",
   "tcp",
-  "traceroute"
+  "traceroute",
+  "mtr"
 ] as const;
 
 export const ERROR_KINDS = [
@@ -73,7 +74,10 @@ export const OPTION_SPECS = {
         "integer",
         "string"
       ],
-      "default": "200-399"
+      "minimum": 100,
+      "maximum": 599,
+      "default": "200-399",
+      "description": "a status (200), a range as text (200-399), or [low, high]; within 100-599, low first"
     },
     "follow_redirects": {
       "type": "boolean",
@@ -177,6 +181,25 @@ export const OPTION_SPECS = {
       "minimum": 1,
       "maximum": 60,
       "default": 10
+    },
+    "protocol": {
+      "type": "string",
+      "enum": [
+        "icmp",
+        "tcp",
+        "udp"
+      ],
+      "default": "icmp",
+      "description": "icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege"
+    },
+    "port": {
+      "type": [
+        "integer",
+        "null"
+      ],
+      "minimum": 1,
+      "maximum": 65535,
+      "description": "tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434"
     },
     "ip_version": {
       "type": [
@@ -329,6 +352,90 @@ export const OPTION_SPECS = {
       "minimum": 1,
       "maximum": 120,
       "default": 30
+    },
+    "protocol": {
+      "type": "string",
+      "enum": [
+        "icmp",
+        "tcp",
+        "udp"
+      ],
+      "default": "icmp",
+      "description": "icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege"
+    },
+    "port": {
+      "type": [
+        "integer",
+        "null"
+      ],
+      "minimum": 1,
+      "maximum": 65535,
+      "description": "tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434"
+    },
+    "ip_version": {
+      "type": [
+        "integer",
+        "null"
+      ],
+      "enum": [
+        4,
+        6,
+        null
+      ],
+      "description": "4 or 6: resolve the target (dns: a named resolver) to that family only; null: the first address getaddrinfo answers. Must fit an IP literal it applies to (400 otherwise)"
+    }
+  },
+  "mtr": {
+    "count": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 30,
+      "default": 10,
+      "description": "rounds: every hop is probed once per round"
+    },
+    "interval": {
+      "type": [
+        "integer",
+        "number"
+      ],
+      "minimum": 0.2,
+      "maximum": 5,
+      "default": 0.5,
+      "description": "seconds between rounds; a probe unanswered within 1 s is lost"
+    },
+    "max_hops": {
+      "type": "integer",
+      "minimum": 1,
+      "maximum": 64,
+      "default": 30
+    },
+    "timeout": {
+      "type": [
+        "integer",
+        "number"
+      ],
+      "minimum": 1,
+      "maximum": 120,
+      "default": 30
+    },
+    "protocol": {
+      "type": "string",
+      "enum": [
+        "icmp",
+        "tcp",
+        "udp"
+      ],
+      "default": "icmp",
+      "description": "icmp: echo requests; tcp: a SYN to `port`, answered by SYN-ACK (open) or RST (closed), which passes networks that drop ICMP; udp: a datagram to `port`, answered by the service or by ICMP Port Unreachable. traceroute and mtr need a raw ICMP socket (CAP_NET_RAW) for every protocol; tcp and udp ping need no privilege"
+    },
+    "port": {
+      "type": [
+        "integer",
+        "null"
+      ],
+      "minimum": 1,
+      "maximum": 65535,
+      "description": "tcp and udp only (a 400 with icmp). Default: tcp as the tcp check (the target's port, else its URL scheme's, else 443); udp the target's port, else 33434"
     },
     "ip_version": {
       "type": [

@@ -31,9 +31,11 @@ export type TaskResult = Loose<Omit<S["TaskRow"], "data">, "late" | "attempts" |
 
 export type CheckOptions = Partial<Record<CheckType, Record<string, unknown>>>;
 
+export type Verdict = S["Verdict"];
+
 export type Check = Loose<
   Omit<S["Check"], "options" | "results" | "summary" | "assumed">,
-  "target_info" | "selection" | "error" | "started_at" | "certificates"
+  "target_info" | "selection" | "error" | "started_at" | "certificates" | "verdict"
 > & {
   options: CheckOptions | null;
   summary: Record<string, TypeSummary> | null;

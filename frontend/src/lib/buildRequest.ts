@@ -1,5 +1,5 @@
 import type { CheckOptions, CheckType, CreateCheckRequest, FieldDetail } from "../api/types";
-import { fieldsOf, initialOptions, OPTION_FIELDS, toApiValue, validateField, type OptionValues } from "./optionFields";
+import { initialOptions, OPTION_FIELDS, shownFieldsOf, toApiValue, validateField, type OptionValues } from "./optionFields";
 import { validateTarget } from "./validateTarget";
 
 export type { OptionValues } from "./optionFields";
@@ -23,7 +23,7 @@ export function validateForm(v: FormValues): FieldDetail[] {
   const t = validateTarget(v.target);
   if (!t.ok) errs.push({ field: "target", message: t.message });
   if (v.checks.length === 0) errs.push({ field: "checks", message: "Pick at least one check type" });
-  for (const f of OPTION_FIELDS.filter((o) => v.checks.includes(o.type))) {
+  for (const f of OPTION_FIELDS.filter((o) => v.checks.includes(o.type) && (!o.shownWhen || o.shownWhen(v.options[o.type])))) {
     const err = validateField(f, v.options[f.type]?.[f.key] ?? f.initial);
     if (err) errs.push(err);
   }
@@ -38,7 +38,7 @@ export function buildOptions(v: FormValues): CheckOptions {
   const out: CheckOptions = {};
   for (const type of v.checks) {
     const opts: Record<string, unknown> = {};
-    for (const f of fieldsOf(type)) {
+    for (const f of shownFieldsOf(type, v.options[type])) {
       const value = toApiValue(f, v.options[type]?.[f.key] ?? f.initial);
       if (value !== undefined) opts[f.key] = value;
     }

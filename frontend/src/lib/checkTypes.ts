@@ -10,6 +10,7 @@ export const CHECK_LABEL: Record<string, string> = {
   dns: "DNS",
   tcp: "TCP",
   traceroute: "Traceroute",
+  mtr: "MTR",
 };
 
 export function checkLabel(t: string): string {

@@ -11,6 +11,7 @@ export function latencyOf(r: TaskResult | undefined): number | null {
     case "http":
       return isNum(d.timings_ms?.total) ? d.timings_ms.total : r.duration_ms;
     case "ping":
+    case "mtr":
       return isNum(d.rtt_ms?.avg) ? d.rtt_ms.avg : null;
     case "tcp":
       return isNum(d.connect_ms) ? d.connect_ms : r.duration_ms;

@@ -123,10 +123,13 @@ export function headline(r: TaskResult): string {
       if (isNum(total)) parts.push(formatMs(total));
       return parts.join(" · ");
     }
-    case "ping": {
+    case "ping":
+    case "mtr": {
       const parts: string[] = [];
       if (isNum(d.rtt_ms?.avg)) parts.push(`${formatMs(d.rtt_ms.avg)} avg`);
       if (isNum(d.loss_pct)) parts.push(`${formatPct(d.loss_pct)} loss`);
+      if (r.check_type === "mtr" && Array.isArray(d.hops)) parts.push(`${d.hops.length} hops`);
+      if (d.protocol === "tcp" || d.protocol === "udp") parts.push(`${String(d.protocol).toUpperCase()} ${d.port}`);
       return parts.join(" · ");
     }
     case "dns": {
@@ -185,9 +188,9 @@ export function computeSummary(results: TaskResult[], type: string): TypeSummary
  * the packet interval, so the median of the agents' average RTTs says more.
  */
 export function summaryMedian(type: string, results: TaskResult[], s: TypeSummary): { value: number | null; label: string } {
-  if (type === "ping") {
+  if (type === "ping" || type === "mtr") {
     const rtts = results
-      .filter((r) => r.check_type === "ping" && outcomeOf(r) === "ok" && isNum(r.data?.rtt_ms?.avg))
+      .filter((r) => r.check_type === type && outcomeOf(r) === "ok" && isNum(r.data?.rtt_ms?.avg))
       .map((r) => r.data!.rtt_ms.avg as number);
     const m = median(rtts);
     if (m !== null) return { value: m, label: "median RTT" };
@@ -269,7 +272,7 @@ function describeOption(type: string, key: string, v: unknown): string | null {
     case "ip_version":
       return text ? `IPv${text} only` : null;
     case "count":
-      return `${text} packets`;
+      return type === "mtr" ? `${text} rounds` : `${text} packets`;
     case "max_hops":
       return `max ${text} hops`;
     case "protocol":

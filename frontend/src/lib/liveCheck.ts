@@ -1,4 +1,4 @@
-import type { AgentRef, Check, CheckStatus, TaskResult, TaskStatus, TypeSummary } from "../api/types";
+import type { AgentRef, Check, CheckStatus, TaskResult, TaskStatus, TypeSummary, Verdict } from "../api/types";
 import { computeSummary } from "./format";
 
 /**
@@ -15,7 +15,13 @@ export type LiveMessage =
   | { type: "snapshot"; check: Check }
   | { type: "result"; result: TaskResult }
   | { type: "task"; task_id: string; status: TaskStatus; agent: AgentRef }
-  | { type: "status"; status: CheckStatus; summary: Record<string, TypeSummary> | null; completed_at: string | null }
+  | {
+      type: "status";
+      status: CheckStatus;
+      summary: Record<string, TypeSummary> | null;
+      verdict?: Verdict | null;
+      completed_at: string | null;
+    }
   | { type: "error"; code: number; message: string };
 
 const LIVE_TYPES: ReadonlySet<string> = new Set<LiveMessage["type"]>(["snapshot", "result", "task", "status", "error"]);
@@ -79,7 +85,13 @@ export function applyLiveMessage(check: Check | undefined, msg: LiveMessage): Ch
     return { ...check, status: running, results };
   }
   if (msg.type === "status") {
-    return { ...check, status: msg.status, summary: msg.summary ?? check.summary, completed_at: msg.completed_at };
+    return {
+      ...check,
+      status: msg.status,
+      summary: msg.summary ?? check.summary,
+      verdict: msg.verdict ?? check.verdict,
+      completed_at: msg.completed_at,
+    };
   }
   return check;
 }

@@ -24,6 +24,8 @@ interface FieldMeta {
   /** Labels of the enum values ("" stands for null). */
   choiceLabels?: Record<string, string>;
   validate?: (value: string) => string | null;
+  /** Shown (and sent) only when this says so of the type's other values, e.g. a port only for tcp/udp. */
+  shownWhen?: (values: Record<string, string | boolean> | undefined) => boolean;
 }
 
 export interface OptionField extends FieldMeta {
@@ -51,6 +53,25 @@ const STATUS_SPEC = /^\s*\d{3}\s*(-\s*\d{3}\s*)?$/;
 const IP_VERSION = { "": "any", "4": "IPv4", "6": "IPv6" };
 
 const timeout = (type: CheckType): FieldMeta => ({ type, key: "timeout", label: "Timeout (s)" });
+const PROTOCOL_LABELS = { icmp: "ICMP", tcp: "TCP (SYN)", udp: "UDP" };
+/** ping, traceroute and mtr: icmp, tcp or udp; the port only for the latter two. */
+const probeProtocol = (type: CheckType): FieldMeta[] => [
+  {
+    type,
+    key: "protocol",
+    label: "Protocol",
+    choiceLabels: PROTOCOL_LABELS,
+    help: "TCP sends a SYN to the port and times the SYN-ACK or RST, so it passes networks that drop ICMP.",
+  },
+  {
+    type,
+    key: "port",
+    label: "Port",
+    placeholder: type === "ping" ? "tcp: the URL's, else 443; udp: 33434" : "tcp: 443; udp: 33434",
+    help: "tcp and udp only.",
+    shownWhen: (values) => (values?.protocol ?? "icmp") !== "icmp",
+  },
+];
 const ipVersion = (type: CheckType, help?: string): FieldMeta => ({
   type,
   key: "ip_version",
@@ -105,6 +126,7 @@ const META: FieldMeta[] = [
   ipVersion("http"),
   { type: "ping", key: "count", label: "Packets" },
   { type: "ping", key: "interval", label: "Interval (s)" },
+  ...probeProtocol("ping"),
   timeout("ping"),
   ipVersion("ping"),
   { type: "dns", key: "record_type", label: "Record type", help: "An IP target is always a PTR lookup." },
@@ -133,8 +155,15 @@ const META: FieldMeta[] = [
   ipVersion("tcp"),
   { type: "traceroute", key: "max_hops", label: "Max hops" },
   { type: "traceroute", key: "probes", label: "Probes per hop" },
+  ...probeProtocol("traceroute"),
   timeout("traceroute"),
   ipVersion("traceroute"),
+  { type: "mtr", key: "count", label: "Rounds" },
+  { type: "mtr", key: "interval", label: "Interval (s)" },
+  { type: "mtr", key: "max_hops", label: "Max hops" },
+  ...probeProtocol("mtr"),
+  timeout("mtr"),
+  ipVersion("mtr"),
 ];
 
 function specOf(type: CheckType, key: string): OptionSpec {
@@ -184,6 +213,11 @@ export const OPTION_FIELDS: OptionField[] = META.map(toField);
 
 export function fieldsOf(type: string): OptionField[] {
   return OPTION_FIELDS.filter((f) => f.type === type);
+}
+
+/** The fields of a type that apply with these values (see FieldMeta.shownWhen). */
+export function shownFieldsOf(type: string, values: Record<string, string | boolean> | undefined): OptionField[] {
+  return fieldsOf(type).filter((f) => !f.shownWhen || f.shownWhen(values));
 }
 
 export function findField(type: string, key: string): OptionField | undefined {

@@ -11,7 +11,7 @@ export default function Dashboard() {
       <div>
         <h1 className="text-2xl font-semibold text-slate-900">Check a host</h1>
         <p className="mt-1 text-sm text-slate-500">
-          Is it reachable, and how does it look from different places? Run HTTP, ping, DNS, TCP and traceroute checks from every agent at once.
+          Is it reachable, and how does it look from different places? Run HTTP, ping, DNS, TCP, traceroute and MTR checks from every agent at once.
         </p>
       </div>
       <Card testId="new-check">

@@ -2,6 +2,7 @@ import type { ReactNode } from "react";
 import type { TaskResult } from "../../api/types";
 import { formatBytes, formatDateTime, formatMs, formatPct, isNum } from "../../lib/format";
 import { HopTimeline, hopsOf } from "./HopTimeline";
+import { MtrDetail } from "./MtrDetail";
 import { RttChart } from "./RttChart";
 import { DnsDepth } from "./DnsDepth";
 import { Assertions, TlsExtras } from "./TlsChain";
@@ -162,6 +163,19 @@ export function HttpDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
   );
 }
 
+/** ping over tcp/udp: the port, how it answered (syn_ack, rst, ...) and so whether it is open. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function probeRows(d: Record<string, any>): [string, ReactNode][] {
+  if (d.protocol !== "tcp" && d.protocol !== "udp") return [];
+  const replies = d.replies && typeof d.replies === "object" ? (d.replies as Record<string, number>) : {};
+  const answers = Object.entries(replies).map(([k, n]) => `${k.replace("_", "-")} ×${n}`);
+  return [
+    ["Protocol", `${String(d.protocol).toUpperCase()} port ${show(d.port)}`],
+    ["Answers", answers.join(", ") || "—"],
+    ["Port", show(d.port_state)],
+  ];
+}
+
 export function PingDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
   const d = r.data ?? {};
   const rtt = d.rtt_ms ?? {};
@@ -174,6 +188,7 @@ export function PingDetail({ r, scales }: { r: TaskResult; scales?: Scales }) {
         <KV
           rows={[
             ["Address", show(d.address)],
+            ...probeRows(d),
             ["Sent / received", `${show(d.packets_sent)} / ${show(d.packets_received)}`],
             ["Loss", formatPct(d.loss_pct, 1)],
             ["Min", formatMs(rtt.min)],
@@ -254,6 +269,7 @@ export function TracerouteDetail({ r }: { r: TaskResult }) {
       <KV
         rows={[
           ["Destination", show(d.address)],
+          ["Protocol", `${String(d.protocol ?? "icmp").toUpperCase()}${isNum(d.port) ? ` port ${d.port}` : ""}`],
           ["Reached", show(d.reached)],
         ]}
       />
@@ -301,6 +317,8 @@ export function ResultDetail({ r, scales }: { r: TaskResult; scales?: Scales }) 
         return <TcpDetail r={r} />;
       case "traceroute":
         return <TracerouteDetail r={r} />;
+      case "mtr":
+        return <MtrDetail r={r} />;
       default:
         return null;
     }

@@ -1,7 +1,7 @@
 import { memo } from "react";
 import type { CheckType } from "../../api/types";
 import { checkLabel } from "../../lib/checkTypes";
-import { fieldPath, fieldsOf, rangeHint, type OptionField, type OptionValues } from "../../lib/optionFields";
+import { fieldPath, rangeHint, shownFieldsOf, type OptionField, type OptionValues } from "../../lib/optionFields";
 import { FieldError } from "../FieldError";
 import { inputCls, labelCls } from "./styles";
 
@@ -85,7 +85,7 @@ export function OptionGroup({
   errors: Record<string, string[]>;
   onChange: OnChange;
 }) {
-  const fields = fieldsOf(type);
+  const fields = shownFieldsOf(type, values);
   const notes = [...new Set(fields.filter((f) => f.control !== "checkbox" && f.help && f.key !== "ip_version").map((f) => f.help))];
   return (
     <div data-testid={`options-${type}`} className="rounded-md border border-slate-200 bg-white p-3">
