@@ -134,6 +134,13 @@ def explain(exc) -> tuple[str, str]:
         unknown = sorted(set(value) - set(known)) if isinstance(value, dict) else []
         name = _join(field, unknown[0]) if unknown else where
         return name, f"unknown field (known: {', '.join(known)})"
+    if rule == "propertyNames" and isinstance(value, dict) and isinstance(limit, dict):
+        # name the key itself (options.http.headers.Bad Name), as the other field errors do
+        pattern = limit.get("pattern")
+        bad = next((k for k in value if pattern and not re.search(pattern, k)), None)
+        if bad is not None:
+            name = _join(field, bad)
+            return name, f"{name} is not an HTTP header name (a token of at most 64 characters)"
     if rule == "type":
         kinds = limit if isinstance(limit, list) else [limit]
         if "number" in kinds and "integer" in kinds:

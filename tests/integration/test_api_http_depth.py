@@ -144,7 +144,7 @@ def test_certificates_is_null_without_a_tls_result(api, agent):
 
 def test_dns_depth_options_are_stored_with_the_protocols_port(api, agent):
     body = api.create_check(
-        "example.com", checks=["dns"], options={"dns": {"protocol": "DOH", "dnssec": True, "record_type": "svcb"}}
+        "example.com", checks=["dns"], options={"dns": {"protocol": "doh", "dnssec": True, "record_type": "SVCB"}}
     ).body
     stored = api.get(f"/api/checks/{body['check_id']}").body["options"]["dns"]
     assert (stored["protocol"], stored["port"], stored["doh_path"], stored["dnssec"], stored["record_type"]) == (
@@ -154,5 +154,8 @@ def test_dns_depth_options_are_stored_with_the_protocols_port(api, agent):
         True,
         "SVCB",
     )
+    # the schema's enums are case-sensitive (chalicelib/bodies.py validates against them)
+    reply = api.create_check("example.com", checks=["dns"], options={"dns": {"protocol": "DOH"}})
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "options.dns.protocol"
     reply = api.create_check("example.com", checks=["dns"], options={"dns": {"protocol": "dot", "trace": True}})
     assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "options.dns.trace"

@@ -155,7 +155,7 @@ def test_a_header_name_that_is_not_a_token_is_named():
     body = {"target": "x", "checks": ["http"], "options": {"http": {"headers": {"bad name": "1"}}}}
     with pytest.raises(ValidationFailed) as caught:
         bodies.validate("POST", "/api/checks", body)
-    assert caught.value.details[0]["field"] == "options.http.headers"
+    assert caught.value.details[0]["field"] == "options.http.headers.bad name"
     assert "HTTP header name" in caught.value.details[0]["message"]
 
 
