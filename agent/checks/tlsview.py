@@ -13,7 +13,9 @@ OCSP stapling (only with options.http.ocsp, see protocol.py for why): the standa
 library's ssl module neither asks for a stapled response nor exposes one. OpenSSL does
 both (SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE before the handshake,
 SSL_CTRL_GET_TLSEXT_STATUS_REQ_OCSP_RESP after it), so they are called through ctypes on
-the SSL object the ssl module made. Finding that object relies on CPython's layout of
+the SSL object the ssl module made. The http check's ssl.SSLObject (TLS through memory BIOs
+on the event loop) wraps the same _ssl._SSLSocket C object an SSLSocket does, as
+`sslobj._sslobj`, so this works on either. Finding that object relies on CPython's layout of
 _ssl._SSLSocket (the SSL* right after the weak reference to the socket); it is used only
 when SSL_get_servername on it gives back the SNI name we set (or, with no SNI, its
 SSL_CTX is the context's), so a different layout turns OCSP reporting off (stapled null)
@@ -58,7 +60,7 @@ def _load_libssl():
 _lib = _load_libssl()
 
 
-def _ssl_pointer(tls_sock: ssl.SSLSocket, server_hostname: str | None) -> int | None:
+def _ssl_pointer(tls_sock: ssl.SSLSocket | ssl.SSLObject, server_hostname: str | None) -> int | None:
     """The SSL* under `tls_sock`, confirmed: it carries the SNI name we set, or (an IP target
     sends none) it belongs to the SSL_CTX under the socket's context (that one's SSL_CTX*
     comes first after PyObject_HEAD in _ssl._SSLContext)."""
@@ -75,7 +77,7 @@ def _ssl_pointer(tls_sock: ssl.SSLSocket, server_hostname: str | None) -> int | 
     return ptr if ctx_ptr and _lib.SSL_get_SSL_CTX(ptr) == ctx_ptr else None
 
 
-def request_ocsp(tls_sock: ssl.SSLSocket, server_hostname: str | None) -> bool:
+def request_ocsp(tls_sock: ssl.SSLSocket | ssl.SSLObject, server_hostname: str | None) -> bool:
     """Ask for a stapled OCSP response in the coming handshake; False when we cannot ask."""
     ptr = _ssl_pointer(tls_sock, server_hostname)
     if ptr is None:
@@ -83,7 +85,7 @@ def request_ocsp(tls_sock: ssl.SSLSocket, server_hostname: str | None) -> bool:
     return _lib.SSL_ctrl(ptr, _SET_STATUS_TYPE, _STATUSTYPE_OCSP, None) == 1
 
 
-def stapled_ocsp(tls_sock: ssl.SSLSocket, server_hostname: str | None) -> bytes | None:
+def stapled_ocsp(tls_sock: ssl.SSLSocket | ssl.SSLObject, server_hostname: str | None) -> bytes | None:
     ptr = _ssl_pointer(tls_sock, server_hostname)
     if ptr is None:
         return None
@@ -214,7 +216,9 @@ def hostname_match(leaf_der: bytes | None, host: str) -> dict[str, Any]:
     return view
 
 
-def extend(info: dict[str, Any], tls_sock: ssl.SSLSocket, chain: list[bytes], host: str, ocsp_asked: bool) -> None:
+def extend(
+    info: dict[str, Any], tls_sock: ssl.SSLSocket | ssl.SSLObject, chain: list[bytes], host: str, ocsp_asked: bool
+) -> None:
     """Add the chain, OCSP and hostname views to http's tls details (in place)."""
     info["chain"] = chain_view(chain)
     der = None

@@ -5,6 +5,7 @@ from a root of our own down through a TLD to the zone."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import dns.dnssec
@@ -247,3 +248,19 @@ def test_trace_refuses_a_referral_into_blocked_space(hierarchy):
 def test_trace_over_dot_is_refused_by_the_options():
     result = run_check("dns", "example.test", {"trace": True, "protocol": "dot"}, allow_private=True)
     assert result["error"]["kind"] == "internal" and "options.dns.trace" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("protocol", ["dot", "doh"])
+def test_an_encrypted_resolver_that_never_answers_the_handshake_times_out_at_the_deadline(protocol):
+    """The TLS handshake runs on the event loop under the check's deadline: a resolver that accepts
+    the connection and stays silent ends the check as a timeout, with the connect it made."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = listener.getsockname()[1]
+        opts = {"protocol": protocol, "resolver": "127.0.0.1", "port": port, "timeout": 1}
+        result = run_check("dns", "example.test", opts, allow_private=True)
+    finally:
+        listener.close()
+    assert result["success"] is False
+    assert result["error"]["kind"] == "timeout", result["error"]
+    assert result["data"]["transport"]["connect_ms"] is not None
