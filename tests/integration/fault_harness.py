@@ -12,6 +12,7 @@ checkouts' servers are never touched.
   `kill()` and `start()` again on the same port.
 - `Scheduler`: the local scheduler (EventBridge's stand-in) running the sweep, time-scaled.
 - `Fleet`: agents (agent_harness.AgentProcess) against one API and Redis.
+- `DelayedHttpServer`: a target that takes a while to answer.
 - `fault_procs` (fixture): everything above that a test started is stopped at its end, in reverse.
 """
 
@@ -22,6 +23,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+from contextlib import suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -176,18 +180,9 @@ class Fleet:
 
     def wait_online(self, db: Db) -> dict[str, str]:
         """Every agent registered and heart-beating; returns {name: agent id}."""
-        ids = {}
         for agent in self.agents:
-            wait_until(
-                lambda a=agent: (a.state() or {}).get("agent_id")
-                and (row := db.agent_named(a.name))
-                and row["last_heartbeat"]
-                and row["last_heartbeat"] > row["registered_at"],
-                f"agent {agent.name} to register and heartbeat",
-                diagnostics=agent.tail,
-            )
-            ids[agent.name] = agent.state()["agent_id"]
-        return ids
+            wait_until(lambda a=agent: _beating(db, a), f"agent {agent.name} to heartbeat", diagnostics=agent.tail)
+        return {agent.name: agent.state()["agent_id"] for agent in self.agents}
 
     def tails(self) -> str:
         return "\n".join(agent.tail(15) for agent in self.agents)
@@ -200,6 +195,55 @@ def _teardown(proc) -> None:
         proc.stop()
     else:
         proc.close()  # agent_harness's servers
+
+
+def _beating(db: Db, agent: AgentProcess) -> bool:
+    """The agent saved its identity and has heart-beaten since it registered."""
+    row = db.agent_named(agent.name)
+    return bool((agent.state() or {}).get("agent_id") and row and row["last_heartbeat"] > row["registered_at"])
+
+
+class _BusyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # every agent's checks at once, never a refused connection
+
+
+class DelayedHttpServer:
+    """Answers every GET with 200 after `delay_s`: a target whose checks take a while, so that an
+    agent killed at any moment has checks running. Counts the requests."""
+
+    def __init__(self, delay_s: float):
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                with outer._lock:
+                    outer.requests += 1
+                outer._closing.wait(delay_s)  # the target's own slowness, not a synchronisation
+                body = b"ok\n"
+                with suppress(OSError):  # the agent may have been killed meanwhile
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _BusyServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
@@ -225,4 +269,3 @@ def metrics_text(api_url: str) -> str:
     resp = requests.get(f"{api_url}/metrics", headers={"X-Admin-Token": ADMIN_TOKEN}, timeout=15)
     assert resp.status_code == 200, resp.text
     return resp.text
-
