@@ -31,6 +31,9 @@ T = TypeVar("T")
 # meant that after a 20 s outage its next attempt came up to 11 s after PostgreSQL was back,
 # and the API answered 503 until then (issue 16, suite 3). Keep it under the pool timeout.
 RECONNECT_TIMEOUT_S = 1.0
+# Connections one process holds at most (each API instance, the scheduler): what PostgreSQL sees is
+# this times the number of processes, however heavy the load (tests/integration/test_fault_load.py).
+POOL_MAX_SIZE = 8
 
 _pool: ConnectionPool | None = None
 _pool_url: str | None = None
@@ -56,7 +59,7 @@ def get_pool() -> ConnectionPool:
                 _pool = ConnectionPool(
                     url,
                     min_size=0,
-                    max_size=8,
+                    max_size=POOL_MAX_SIZE,
                     open=True,
                     timeout=5,
                     reconnect_timeout=RECONNECT_TIMEOUT_S,
