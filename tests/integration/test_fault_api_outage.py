@@ -9,8 +9,9 @@ sweep keep running. (A proxy rather than killing the API process, so that the ou
 - A check created the moment the API is back reaches every agent, with no shortfall.
 
 The agents heart-beat at their default interval against the default 30 s TTL. The length matters here
-(it is measured against the TTL), so it is the issue's 20 s: the first heartbeat after the outage comes
-at most interval + outage + the 2 s retry cap after the last one, under the TTL.
+(it is measured against the TTL), so it is the issue's 20 s, and it starts just before one agent's next
+heartbeat is due: that agent's first heartbeat after it comes interval + outage + up to the 2 s retry cap
+after its last one, which must be under the TTL (with the former 10 s interval it was not).
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def test_api_outage_agents_stay_online_and_heartbeats_and_results_resume(
     running = create(api.url, {"target": slow.url, "checks": ["http"], "options": {"http": {"timeout": 60}}})
     wait_until(lambda: slow.requests == AGENTS, "every agent to be running the check", diagnostics=fleet.tails)
 
+    # The worst moment for one agent: just before its next heartbeat is due, so that its silence is the
+    # whole interval plus the outage plus the retry that finds the API back.
+    first = fleet.agents[0].name
+    wait_until(
+        lambda: (
+            db.one("SELECT extract(epoch FROM now() - last_heartbeat) AS age FROM agents WHERE name = %s", first)["age"]
+            >= DEFAULT_HEARTBEAT_INTERVAL_S - 0.3
+        ),
+        f"{first}'s next heartbeat to be due",
+        interval=0.02,
+    )
     proxy.close()
     back_at = time.monotonic() + OUTAGE_S
     slow.release()  # the check ends during the outage: its results wait in the agents' spools
