@@ -8,8 +8,7 @@ checkouts' servers are never touched.
 - `OwnRedis`: a redis-server; `lose()` kills it and deletes its data, `start()` brings up an empty
   one on the same port.
 - `OwnPostgres`: a PostgreSQL cluster, migrated; `stop()`/`start()` on the same port.
-- `ApiProcess`: the local API server (tests.conftest.start_chalice_local) on a port of its own;
-  `kill()` and `start()` again on the same port.
+- `ApiProcess`: the local API server (tests.conftest.start_chalice_local) on a port of its own.
 - `Scheduler`: the local scheduler (EventBridge's stand-in) running the sweep, time-scaled.
 - `Fleet`: agents (agent_harness.AgentProcess) against one API and Redis.
 - `DelayedHttpServer`: a target that takes a while to answer.
@@ -96,7 +95,7 @@ def api_env(database_url: str, redis_url: str, **overrides: str) -> dict[str, st
 
 
 class ApiProcess:
-    """The local API server on a port of its own, which a test may kill and start again there."""
+    """The local API server on a port of its own, on the test's own servers."""
 
     def __init__(self, env: dict[str, str], log_path: Path):
         self.env = env
@@ -114,18 +113,10 @@ class ApiProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self) -> None:
-        """SIGKILL: the API is gone at once, mid-request, as a crashed host would be."""
-        self.proc.kill()
-        self.proc.wait(10)
-
     def stop(self) -> None:
         if self.running():
             stop(self.proc.pid)
             self.proc.wait(10)
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 class Scheduler:
