@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench import procstat, results
 from bench.harness import ROOT, Bench, say
@@ -31,7 +31,7 @@ def git(*args: str) -> str:
 def meta(numbers: list[int]) -> dict:
     sha = git("rev-parse", "HEAD") or "unknown"
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_sha": sha,
         "short_sha": sha[:7],
         "branch": git("rev-parse", "--abbrev-ref", "HEAD"),

@@ -40,7 +40,14 @@ def compare(a: dict, b: dict) -> list[dict]:
             if ratio is not None and ratio != 1:
                 better = "B" if (ratio > 1) == higher_is_better(metric) else "A"
             rows.append(
-                {"scenario": row_a["id"], "metric": metric, "a": value_a, "b": value_b, "ratio": ratio, "better": better}
+                {
+                    "scenario": row_a["id"],
+                    "metric": metric,
+                    "a": value_a,
+                    "b": value_b,
+                    "ratio": ratio,
+                    "better": better,
+                }
             )
     return rows
 
@@ -59,7 +66,8 @@ def render(rows: list[dict], a_meta: dict, b_meta: dict) -> str:
     for row in rows:
         ratio = f"{row['ratio']:.3f}" if row["ratio"] is not None else "-"
         lines.append(
-            f"{row['scenario']:>2}  {row['metric']:<40} {row['a']:>12g} {row['b']:>12g} {ratio:>8}  {row['better'] or ''}"
+            f"{row['scenario']:>2}  {row['metric']:<40} {row['a']:>12g} {row['b']:>12g} {ratio:>8}  "
+            + (row["better"] or "")
         )
     if not rows:
         lines.append("(no metric in common)")

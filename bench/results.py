@@ -40,7 +40,9 @@ def scenario_result(
         "target": target,
         "met": met,
         "notes": notes,
-        "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "metrics": {
+            k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        },
     }
 
 
@@ -98,7 +100,8 @@ def render_markdown(doc: dict) -> str:
     start = " ".join(f"{x:.2f}" for x in load.get("start", []))
     end = " ".join(f"{x:.2f}" for x in load.get("end", []))
     lines = [
-        f"# Benchmarks: {meta['date']} at {meta['short_sha']}" + (" (uncommitted changes)" if meta.get("dirty") else ""),
+        f"# Benchmarks: {meta['date']} at {meta['short_sha']}"
+        + (" (uncommitted changes)" if meta.get("dirty") else ""),
         "",
         f"{meta.get('cores')} cores, load average {start} at the start and {end} at the end (1, 5, 15 min); "
         f"Python {meta.get('python')}; {meta.get('duration_s', 0):.0f} s in all. "

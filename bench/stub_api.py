@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.minihttp import json_body, serve
@@ -53,7 +53,7 @@ def handler(method: str, path: str, body: bytes):
         return 200, OK
     if path == "/api/agents/heartbeat":
         COUNTS["heartbeats"] += 1
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         return 200, json_body({"agent_id": STATE["agent_id"], "status": "online", "server_time": now})
     if path == "/api/agents/register":
         COUNTS["registrations"] += 1

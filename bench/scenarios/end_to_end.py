@@ -134,7 +134,11 @@ def run(bench: Bench) -> dict:
     met = all(stats[m]["p50"] <= 8 and stats[m]["p95"] <= 15 for m in headline) and "ws" in stats
     figure = "; ".join(
         f"{label} p50 {stats[m]['p50']} / p95 {stats[m]['p95']} ms"
-        for m, label in (("ws", "WebSocket"), ("poll", "keep-alive polling"), ("poll_fresh", "fresh-connection polling"))
+        for m, label in (
+            ("ws", "WebSocket"),
+            ("poll", "keep-alive polling"),
+            ("poll_fresh", "fresh-connection polling"),
+        )
         if m in stats
     )
     notes = []

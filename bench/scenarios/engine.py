@@ -20,9 +20,9 @@ import requests
 
 from bench import profile, wrk
 from bench.harness import STATE, Bench, free_port, say
-from scripts.localcloud.procs import wait_for
 from bench.results import scenario_result
 from bench.stats import ratio
+from scripts.localcloud.procs import wait_for
 
 NUMBER = 3
 TITLE = "Agent engine vs blackbox_exporter (same target, same concurrency): (a) TCP, (b) HTTP"
@@ -174,4 +174,3 @@ def run(bench: Bench) -> dict:
         if (ratios[kind] or 0) < threshold and kind in prof:
             notes.append(profile.note(f"agent ({kind})", prof[kind]))
     return scenario_result(NUMBER, TITLE, figure, TARGET, met, "; ".join(notes), metrics)
-

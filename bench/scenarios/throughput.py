@@ -46,7 +46,7 @@ def task_counts(bench: Bench, agent_ids: list[str], since: float) -> dict:
             (agent_ids, since, since + LOAD_S),
         ).fetchone()[0]
     keys = ("checks", "tasks", "completed", "failed", "open", "results", "without_result", "last_result", "first")
-    counts = dict(zip(keys, row))
+    counts = dict(zip(keys, row, strict=True))
     counts.update(duplicates=duplicates, results_in_window=window)
     return counts
 
