@@ -166,6 +166,7 @@ def test_importtime_output_gives_the_total_and_the_heaviest_direct_imports():
     parsed = parse_importtime(stderr)
     assert parsed["total_ms"] == 300
     assert parsed["top"][0] == ("aws_xray_sdk", 140) and ("json.decoder", 0.05) not in parsed["top"]
+    assert parsed["self_top"][0] == ("app", 1)
     with pytest.raises(ValueError, match="app"):
         parse_importtime("import time:       100 |        100 | json")
 
