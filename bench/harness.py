@@ -115,8 +115,9 @@ class Bench:
         from scripts.localcloud.stack import PROFILES, managed_pid
 
         profile = PROFILES["run"]
+        api = managed_pid(profile, "api") or listener_pid(int(self.env.get("PORT_API") or 0))
         return {
-            "api": managed_pid(profile, "api"),
+            "api": api,
             "postgres": Postgres(profile.state, 0).pid(),
             "redis": Redis(profile.state, 0).pid(),
             "websocket": managed_pid(profile, "websocket"),
@@ -313,6 +314,18 @@ def wait_until(predicate, timeout: float, interval: float = 0.01):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid listening on TCP `port` (ss -ltnp), for a stack whose API runs under another name."""
+    if not port:
+        return None
+    proc = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    for part in proc.stdout.split("pid=")[1:]:
+        digits = part.split(",")[0]
+        if digits.isdigit():
+            return int(digits)
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -104,3 +104,26 @@ def note(label: str, prof: dict) -> str:
         f"py-spy {label} ({prof['samples']} samples holding the GIL): top of stack {prof['self']}; "
         f"our frames {prof['ours']}"
     )
+
+
+class Recorder:
+    """py-spy on `pid` for as long as a `with` block runs (stopped with SIGINT, on which py-spy writes
+    what it has): `with Recorder(pid, "s5-api") as rec: ...`, then `rec.result`."""
+
+    LONGEST_S = 600
+
+    def __init__(self, pid: int | None, label: str):
+        self.pid, self.label, self.proc, self.result = pid, label, None, {"error": "no process to profile"}
+
+    def __enter__(self):
+        if self.pid:
+            self.proc = start_record(self.pid, self.LONGEST_S, self.label)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            self.result = finish_record(self.proc, timeout=30)
+        return False
