@@ -21,6 +21,10 @@ class ApiProcess:
     first_answer_s: float
     profile: stack.Profile
 
+    @property
+    def pid(self) -> int | None:
+        return stack.managed_pid(self.profile, "api")
+
     def stop(self) -> None:
         stack.stop_managed(self.profile, ["api"], grace=10)
 

@@ -32,8 +32,10 @@ def frame_name(frame: str) -> str:
 
 
 def parse_raw(text: str) -> tuple[Counter, Counter, int]:
-    """(self samples by function, inclusive samples of our own functions, total samples) of py-spy's
-    raw output: one `frame;frame;...;leaf count` line per distinct stack."""
+    """(self samples by function, samples by our innermost function, total samples) of py-spy's raw
+    output: one `frame;frame;...;leaf count` line per distinct stack. "Our innermost function" is the
+    deepest frame from this project's code (app.py, chalicelib/, agent/, scripts/) on each stack: the
+    code of ours that the time was spent for, below the handlers every request passes through."""
     own, ours, total = Counter(), Counter(), 0
     for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -45,9 +47,10 @@ def parse_raw(text: str) -> tuple[Counter, Counter, int]:
         if not frames:
             continue
         own[frames[-1]] += n
-        for name in set(frames):
+        for name in reversed(frames):
             if any(marker in name for marker in OUR_CODE):
                 ours[name] += n
+                break
     return own, ours, total
 
 
@@ -102,7 +105,7 @@ def note(label: str, prof: dict) -> str:
         return f"py-spy {label}: {prof['error']}"
     return (
         f"py-spy {label} ({prof['samples']} samples holding the GIL): top of stack {prof['self']}; "
-        f"our frames {prof['ours']}"
+        f"innermost of ours {prof['ours']}"
     )
 
 

@@ -11,6 +11,7 @@ import time
 import requests
 from websockets.sync.client import connect
 
+from bench import profile
 from bench.harness import Bench, synthetic_client
 from bench.results import scenario_result
 from bench.stats import ratio, summary
@@ -115,16 +116,26 @@ def run(bench: Bench) -> dict:
     if ws_url:
         modes["ws"] = lambda: via_websocket(api, ws_url, body)
     samples: dict[str, list[dict]] = {mode: [] for mode in modes}
+    recorder = profile.Recorder(bench.stack_pids()["api"], "s1-api")
     try:
-        for i in range(WARMUP + ROUNDS):
-            names = list(modes)
-            for mode in names[i % len(names) :] + names[: i % len(names)]:  # interleaved, rotating order
-                sent = time.time()
-                seconds, check_id, seen = modes[mode]()
-                if i >= WARMUP:
-                    samples[mode].append({"ms": seconds * 1000, "check_id": check_id, "sent": sent, "seen": seen})
+        with recorder:
+            _rounds(modes, samples)
     finally:
         bench.stop_agent(agent)
+    return _result(bench, samples, recorder.result)
+
+
+def _rounds(modes: dict, samples: dict) -> None:
+    for i in range(WARMUP + ROUNDS):
+        names = list(modes)
+        for mode in names[i % len(names) :] + names[: i % len(names)]:  # interleaved, rotating order
+            sent = time.time()
+            seconds, check_id, seen = modes[mode]()
+            if i >= WARMUP:
+                samples[mode].append({"ms": seconds * 1000, "check_id": check_id, "sent": sent, "seen": seen})
+
+
+def _result(bench: Bench, samples: dict, prof: dict) -> dict:
     stats = {mode: summary([s["ms"] for s in values], 1) for mode, values in samples.items()}
     metrics = {}
     for mode, st in stats.items():
@@ -154,4 +165,6 @@ def run(bench: Bench) -> dict:
         notes.append(f"{mode} stages (median ms): " + ", ".join(f"{k} {v}" for k, v in breakdown.items()))
     slowest = max((stages.get("poll") or {"?": 0}).items(), key=lambda kv: kv[1])
     notes.append(f"largest polling stage: {slowest[0]} ({slowest[1]} ms)")
+    if not met:
+        notes.append(profile.note("API", prof))
     return scenario_result(NUMBER, TITLE, figure, TARGET, met, "; ".join(notes), metrics)

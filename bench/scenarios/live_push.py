@@ -3,7 +3,7 @@ WebSocket subscribed to the check (bench/ws_latency.py, folded in: its fake agen
 
 from __future__ import annotations
 
-from bench import ws_latency
+from bench import profile, ws_latency
 from bench.harness import Bench
 from bench.results import scenario_result
 from bench.stats import summary
@@ -20,8 +20,11 @@ def run(bench: Bench) -> dict:
     if not env.get("WS_URL"):
         raise RuntimeError("stack.env has no WS_URL: the stack runs no WebSocket endpoint")
     agents = ws_latency.register(bench.http, env, AGENTS)
+    pids = bench.stack_pids()
+    api, emulator = profile.Recorder(pids["api"], "s9-api"), profile.Recorder(pids["websocket"], "s9-websocket")
     try:
-        samples = [s for _ in range(CHECKS) for s in ws_latency.run_check(bench.http, env, agents)]
+        with api, emulator:
+            samples = [s for _ in range(CHECKS) for s in ws_latency.run_check(bench.http, env, agents)]
     finally:
         for agent in agents:
             bench.retire(agent["agent_id"])
@@ -34,4 +37,6 @@ def run(bench: Bench) -> dict:
         f"from the POST's answer to the message: p50 {answered['p50']} ms "
         "(negative: the push arrives before the POST is answered)"
     )
+    if not met:
+        notes += "; " + profile.note("API", api.result) + "; " + profile.note("WebSocket emulator", emulator.result)
     return scenario_result(NUMBER, TITLE, figure, TARGET, met, notes, metrics)

@@ -138,6 +138,8 @@ def test_py_spy_raw_output_gives_self_and_our_inclusive_frames():
     assert total == 10
     assert own.most_common(1) == [("execute (cursor.py)", 6)]
     assert ours["handler (chalicelib/checks.py)"] == 9, "one function, whatever its line"
+    assert ours["<module> (app.py)"] == 0, "only the innermost of our frames counts"
+    assert ours["run (agent/runner.py)"] == 1
     assert frame_name("wait (/usr/lib/python3.11/threading.py:320)") == "wait (threading.py)"
 
 
