@@ -4,7 +4,8 @@
 
 Prints one row per metric both files have: A, B and B/A. Lower is better for times, CPU and memory
 (`_ms`, `_s`, `_mb`, `cpu`); higher is better for rates and ratios (`per_s`, `ratio`), which the
-`better` column takes into account. Figures from a shared machine are noisy: trust ratios measured side
+`better` column takes into account (so a ratio where lower is better, like scenario 1's WebSocket over
+polling, is named without "ratio"). Figures from a shared machine are noisy: trust ratios measured side
 by side within one run over a difference between runs, and look at both files' load average.
 """
 
@@ -84,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"bench.compare: {exc}", file=sys.stderr)
         return 2
-    print(render(compare(a, b), a["meta"], b["meta"]))
+    try:
+        print(render(compare(a, b), a["meta"], b["meta"]))
+    except BrokenPipeError:  # `| head`
+        pass
     return 0
 
 

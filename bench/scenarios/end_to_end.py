@@ -154,8 +154,8 @@ def _result(bench: Bench, samples: dict, prof: dict) -> dict:
     )
     notes = []
     if "ws" in stats:
-        metrics["ws_over_poll_p50_ratio"] = ratio(stats["ws"]["p50"], stats["poll"]["p50"])
-        notes.append(f"WebSocket/keep-alive polling p50 = {metrics['ws_over_poll_p50_ratio']}×")
+        metrics["ws_over_poll_p50"] = ratio(stats["ws"]["p50"], stats["poll"]["p50"])
+        notes.append(f"WebSocket/keep-alive polling p50 = {metrics['ws_over_poll_p50']}×")
     else:
         notes.append("no WS_URL in stack.env: WebSocket not measured")
     for mode in headline:
