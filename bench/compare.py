@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from bench.results import load
@@ -85,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"bench.compare: {exc}", file=sys.stderr)
         return 2
-    try:
+    with suppress(BrokenPipeError):  # `| head`
         print(render(compare(a, b), a["meta"], b["meta"]))
-    except BrokenPipeError:  # `| head`
-        pass
     return 0
 
 
