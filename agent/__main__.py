@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from agent import checks
 
-        run_check = checks.run_check
+        run_check = checks.run_check_async
         capabilities = list(checks.capabilities())
     except Exception as exc:  # noqa: BLE001 - report in one line, whatever broke
         return _fail(f"the checks module cannot be loaded: {type(exc).__name__}: {exc}", 1)

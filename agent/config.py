@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from chalicelib.protocol import MAX_LOCATION, MAX_NAME, MAX_REGION, VERSION
 
-DEFAULT_CONCURRENCY = 64
+# Checks in flight at once. They wait on the network without holding a thread (agent/runner.py),
+# so this is a bound on sockets and memory (about 1 descriptor and a few KB each), not on threads.
+DEFAULT_CONCURRENCY = 512
 DEFAULT_GRACE_PERIOD_S = 20.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
 _TRUE = {"1", "true", "yes", "on"}
@@ -72,7 +74,13 @@ _SETTINGS = [
     ("name", "HC_AGENT_NAME", "--name", "unique agent name, also the stream consumer name (required)"),
     ("location", "HC_AGENT_LOCATION", "--location", "human-readable location, e.g. 'Frankfurt, DE' (required)"),
     ("region", "HC_AGENT_REGION", "--region", "region code, e.g. eu-central-1 (optional)"),
-    ("concurrency", "HC_CONCURRENCY", "--concurrency", f"checks run at once (default {DEFAULT_CONCURRENCY})"),
+    (
+        "concurrency",
+        "HC_CONCURRENCY",
+        "--concurrency",
+        f"tasks in flight at once (default {DEFAULT_CONCURRENCY}); network checks wait without holding a "
+        "thread, ping and traceroute run at most 16 at a time among them",
+    ),
     (
         "registration_token",
         "HC_REGISTRATION_TOKEN",

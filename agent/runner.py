@@ -21,18 +21,30 @@ For every entry of `hc:tasks:{agent_id}`:
 - SIGTERM/SIGINT: stop reading, give running checks the grace period, fail
   the ones still running (`agent_offline`), deliver or spool every result, exit 0.
 
-Threads, not asyncio: the checks are synchronous (`agent.checks.run_check`),
-and a daemon thread per check lets the runner abandon one that overstays its
-timeout without blocking the others or the shutdown.
+The engine: no thread per task, no thread per check.
+- The reader (the thread that calls `run`) takes entries from the stream while
+  fewer than `concurrency` tasks are in flight.
+- A task's blocking steps (`start`, then delivering the result and the ack) run
+  on a small pool of TASK_WORKERS threads, whose API sessions are reused.
+- Its check runs on one event loop thread: the network checks are coroutines
+  (`agent.checks.run_check_async`), so 500 checks waiting on slow servers are
+  500 sockets and 500 small coroutines, not 500 threads. ping and traceroute,
+  which block, run on a bounded pool of their own (agent/checks ICMP_WORKERS).
+- Each check is bounded twice: by its own deadline (which closes its sockets),
+  and by the runner's hard limit (its timeout plus HARD_TIMEOUT_MARGIN_S),
+  past which the runner reports a timeout itself and cancels it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays, with_retries
@@ -42,6 +54,7 @@ from agent.logs import event
 from agent.metrics import AgentMetrics
 from agent.queue import QueueUnavailable, TaskQueue
 from agent.spool import Spool, SpooledResult
+from agent.workers import DaemonPool
 from chalicelib.protocol import TaskMessage, check_timeout_s, error, result_envelope
 
 log = logging.getLogger("agent.runner")
@@ -57,6 +70,12 @@ START_ATTEMPTS = 3
 SPOOL_RETRY_CAP_S = 15.0
 # How long, after the grace period, shutdown waits for failed tasks' results to be posted or spooled.
 FINAL_DELIVERY_S = 10.0
+# Threads for the tasks' blocking steps (start, result, ack). A few ms each against a healthy
+# API, so a few threads keep up with hundreds of checks in flight; more against a slow one
+# (these bound how many API calls wait at once: 16 behind a 1 s API made 16 calls/s).
+TASK_WORKERS = 32
+# Threads for a run_check that is a plain function (not a coroutine), e.g. a test's stub.
+BLOCKING_CHECK_WORKERS = 16
 
 RunCheck = Callable[..., dict]
 
@@ -70,8 +89,8 @@ class TaskRun:
     msg: TaskMessage
     entry_ids: list[str]
     reclaimed: bool = False
-    wake: threading.Event = field(default_factory=threading.Event)
     started_mono: float = field(default_factory=time.monotonic)
+    check: asyncio.Task | None = None  # the check's task on the engine loop, while it runs
 
 
 class Runner:
@@ -115,6 +134,11 @@ class Runner:
             on_accepted=self.metrics.heartbeat_accepted,
         )
         self._spool_thread = threading.Thread(target=self._deliver_spool_loop, name="spool", daemon=True)
+        self._workers = DaemonPool(TASK_WORKERS, "hc-task")
+        self._blocking_checks = DaemonPool(BLOCKING_CHECK_WORKERS, "hc-check")
+        self._check_is_async = inspect.iscoroutinefunction(run_check)
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="hc-engine", daemon=True)
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -153,6 +177,7 @@ class Runner:
         spooled = self.spool.open()
         if spooled:
             event(log, logging.INFO, "replaying spooled results", count=len(spooled))
+        self._loop_thread.start()
         self.heartbeat.start()
         self._spool_thread.start()
         self._spool_wake.set()
@@ -251,22 +276,41 @@ class Runner:
             run = TaskRun(msg, [entry_id], reclaimed)
             self._inflight[msg.task_id] = run
             self._known_entries.add(entry_id)
-        threading.Thread(target=self._execute, args=(run,), name=f"task-{msg.task_id[:8]}", daemon=True).start()
+        self._workers.submit(self._execute, run)
 
     # -- one task ----------------------------------------------------------------
+    # _execute (a task worker) -> _checked (the engine loop) -> _finish (a task worker)
 
     def _execute(self, run: TaskRun) -> None:
         try:
-            self._process(run)
+            if not self._begin(run):
+                self._release(run)
+                return
+            future = asyncio.run_coroutine_threadsafe(self._checked(run), self._loop)
+        except Exception:  # noqa: BLE001 - a bug must not take the slot with it
+            log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
+            self._release(run)
+            return
+        future.add_done_callback(lambda done: self._workers.submit(self._finish, run, done))
+
+    def _finish(self, run: TaskRun, done: Future) -> None:
+        try:
+            result = done.result()  # _checked never raises
+            self.metrics.probe(run.msg.check_type, result, time.monotonic() - run.started_mono)
+            self._deliver(run, result, "ran")
         except Exception:  # noqa: BLE001 - a bug must not take the slot with it
             log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
         finally:
-            with self._lock:
-                self._inflight.pop(run.msg.task_id, None)
-                self._known_entries.difference_update(run.entry_ids)
-                self._lock.notify_all()
+            self._release(run)
 
-    def _process(self, run: TaskRun) -> None:
+    def _release(self, run: TaskRun) -> None:
+        with self._lock:
+            self._inflight.pop(run.msg.task_id, None)
+            self._known_entries.difference_update(run.entry_ids)
+            self._lock.notify_all()
+
+    def _begin(self, run: TaskRun) -> bool:
+        """Before the check: answer an expired task, and tell the API it starts. False: do not run it."""
         msg = run.msg
         deadline_ms = msg.deadline_ms
         server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
@@ -280,7 +324,7 @@ class Runner:
                 error("timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"),
             )
             self._deliver(run, result, "expired")
-            return
+            return False
 
         try:
             with_retries(lambda: self.api.start_task(msg.task_id), START_ATTEMPTS, what=f"start {msg.task_id}")
@@ -305,54 +349,66 @@ class Runner:
                 reason=exc.message[:200],
                 reclaimed=run.reclaimed or None,
             )
-            return
+            return False
         except ApiUnavailable as exc:
             # The task is ours (it is on our stream); run it and spool the result if need be.
             event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))
+        run.started_mono = time.monotonic()
+        return True
 
-        began = time.monotonic()
-        result = self._run_check(run)
-        self.metrics.probe(msg.check_type, result, time.monotonic() - began)
-        self._deliver(run, result, "ran")
+    def _call_check(self, msg: TaskMessage):
+        """The check as an awaitable on the engine loop: the coroutine itself, or a blocking call on a pool."""
+        args = (msg.check_type, msg.target, msg.options or {})
+        if self._check_is_async:
+            return self.run_check(*args, allow_private=self.config.allow_private_targets)
+        return self._loop.run_in_executor(
+            self._blocking_checks,
+            lambda: self.run_check(*args, allow_private=self.config.allow_private_targets),
+        )
 
-    def _run_check(self, run: TaskRun) -> dict:
+    async def _checked(self, run: TaskRun) -> dict:
+        """Run the task's check on the engine loop, within its hard limit; never raises."""
         msg = run.msg
         try:
             timeout_s = check_timeout_s(msg.check_type, msg.options or {})
         except (KeyError, TypeError, ValueError):
             timeout_s = 30.0  # unknown type or odd options: run_check reports the problem itself
         hard_limit = timeout_s + HARD_TIMEOUT_MARGIN_S
-        box: dict = {}
-
-        def target():
-            try:
-                box["result"] = self.run_check(
-                    msg.check_type, msg.target, msg.options or {}, allow_private=self.config.allow_private_targets
-                )
-            except BaseException as exc:  # noqa: BLE001 - the interface says never raises; be sure
-                box["exc"] = exc
-            finally:
-                run.wake.set()
-
         began = time.monotonic()
-        threading.Thread(target=target, name=f"check-{msg.task_id[:8]}", daemon=True).start()
-        run.wake.wait(hard_limit)
-        elapsed_ms = (time.monotonic() - began) * 1000
-        if "result" in box:
-            return self._validated(box["result"], elapsed_ms)
-        if "exc" in box:
-            exc = box["exc"]
+        run.check = asyncio.current_task()
+        try:
+            if self.abort.is_set():
+                raise asyncio.CancelledError
+            async with asyncio.timeout(hard_limit):
+                result = await self._call_check(msg)
+            return self._validated(result, (time.monotonic() - began) * 1000)
+        except TimeoutError:
+            return result_envelope(
+                False,
+                (time.monotonic() - began) * 1000,
+                None,
+                {},
+                error("timeout", f"check did not finish within {hard_limit:.0f} s"),
+            )
+        except asyncio.CancelledError:  # _abort_running: the grace period is over
+            return result_envelope(
+                False,
+                (time.monotonic() - began) * 1000,
+                None,
+                {},
+                error("agent_offline", "the agent shut down before the check finished"),
+            )
+        except Exception as exc:  # noqa: BLE001 - the interface says never raises; be sure
             log.error("check raised", exc_info=exc, extra={"fields": {"task": msg.task_id}})
             return result_envelope(
-                False, elapsed_ms, None, {}, error("internal", f"check crashed: {type(exc).__name__}")
+                False,
+                (time.monotonic() - began) * 1000,
+                None,
+                {},
+                error("internal", f"check crashed: {type(exc).__name__}"),
             )
-        if self.abort.is_set():
-            return result_envelope(
-                False, elapsed_ms, None, {}, error("agent_offline", "the agent shut down before the check finished")
-            )
-        return result_envelope(
-            False, elapsed_ms, None, {}, error("timeout", f"check did not finish within {hard_limit:.0f} s")
-        )
+        finally:
+            run.check = None
 
     @staticmethod
     def _validated(result, elapsed_ms: float) -> dict:
@@ -503,8 +559,9 @@ class Runner:
     def _abort_running(self) -> None:
         self.abort.set()
         with self._lock:
-            for run in self._inflight.values():
-                run.wake.set()
+            checks = [run.check for run in self._inflight.values() if run.check is not None]
+        for check in checks:
+            self._loop.call_soon_threadsafe(check.cancel)
 
     def _wait_idle(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -539,4 +596,10 @@ class Runner:
             timer.cancel()
         self._done.set()
         self._spool_wake.set()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._workers.shutdown()
+        self._blocking_checks.shutdown()
+        self._loop_thread.join(2.0)
+        if not self._loop.is_running():
+            self._loop.close()  # its selector and wake-up sockets; checks still pending are dropped
         event(log, logging.INFO, "stopped", spooled=len(self.spool), still_running=self.current_tasks() or None)

@@ -28,5 +28,8 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     css: false,
     include: ["src/**/*.test.{ts,tsx}"],
+    // A guard against a hung test, not a speed target: on a loaded 2-core machine a
+    // user-event typing test took over the 5 s default, and its keystrokes leaked into the next test.
+    testTimeout: 30_000,
   },
 });

@@ -10,8 +10,10 @@ Fixtures:
 - `pg_url`, `redis_url` (session): the test servers, migrated.
 - `clean_state` (function): empty tables and an empty Redis before a test.
 - `settings` (function): chalicelib settings for the `test` stage, pointed at them.
-- `api_server` (session): `chalice local --stage test` on its own port, for tests
-  that need a real HTTP API. Yields its base URL.
+- `api_server` (session): the local API gateway (scripts/localcloud/gateway.py: gunicorn
+  workers around Chalice's LocalGateway, as `make run` starts it) with `--stage test`, on its
+  own port, for tests that need a real HTTP API. Yields its base URL. HC_TEST_API_SERVER=chalice
+  serves them with `chalice local` instead (tests/localcloud/test_gateway.py keeps it working).
 
 Each session gets a database and a Redis db of its own on the shared test
 servers, so concurrent sessions never disturb each other.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -165,17 +168,32 @@ def settings(pg_url, redis_url, clean_state, monkeypatch):
 API_SERVER_LOGS: list = []  # of pathlib.Path
 
 
-def start_chalice_local(port: int, env: dict, log_path, what: str = "chalice local") -> subprocess.Popen:
-    """`chalice local --stage test` on 127.0.0.1:`port`, logging to `log_path`. Returns once *this*
+# What serves the tests' API: the local gateway (as `make run`), or chalice local; and its workers.
+API_SERVER = os.environ.get("HC_TEST_API_SERVER", "gateway")
+API_WORKERS = int(os.environ.get("HC_TEST_API_WORKERS", "2"))
+
+
+def api_argv(port: int, server: str = API_SERVER, workers: int = API_WORKERS) -> list[str]:
+    """The command serving app.py with `--stage test` on 127.0.0.1:`port`."""
+    if server == "chalice":
+        chalice = ROOT / ".venv" / "bin" / "chalice"
+        argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test", "--host", "127.0.0.1"]
+        return argv + ["--port", str(port), "--no-autoreload"]
+    from scripts.localcloud import gateway
+
+    return gateway.command(port, "127.0.0.1", "test", workers=workers, python=sys.executable)
+
+
+def start_api(port: int, env: dict, log_path, what: str = "the API", server: str = API_SERVER) -> subprocess.Popen:
+    """The test API (`api_argv`) on 127.0.0.1:`port`, logging to `log_path`. Returns once *this*
     process listens (procs.listens, never another session's server) or has exited: the caller
     checks `poll()`."""
-    chalice = ROOT / ".venv" / "bin" / "chalice"
-    argv = [str(chalice) if chalice.exists() else "chalice", "local", "--stage", "test", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--no-autoreload"]
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(api_argv(port, server), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, what)
+        if proc.poll() is None:
+            _first_answer(port)
     except ServiceError:
         proc.kill()
         proc.wait()
@@ -183,20 +201,39 @@ def start_chalice_local(port: int, env: dict, log_path, what: str = "chalice loc
     return proc
 
 
+def _first_answer(port: int, timeout: float = 120) -> None:
+    """Wait for the first answer: the gateway listens before its workers have imported app.py
+    (seconds on a loaded machine), and the request waits in its listen queue meanwhile."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # answered (503 while a dependency is down)
+    except OSError as exc:
+        raise ServiceError(f"the API on port {port} did not answer: {exc}") from None
+
+
+def start_chalice_local(port: int, env: dict, log_path, what: str = "chalice local") -> subprocess.Popen:
+    """`chalice local --stage test`, the option `HC_API_SERVER=chalice` keeps for `make run`."""
+    return start_api(port, env, log_path, what, server="chalice")
+
+
 @pytest.fixture(scope="session")
 def api_server(pg_url, redis_url, tmp_path_factory):
-    """A real `chalice local --stage test` serving app.py on API_PORT (or a free port)."""
-    log_path = tmp_path_factory.mktemp("api") / "chalice-local.log"
+    """A real HTTP API (`start_api`) serving app.py on API_PORT (or a free port)."""
+    log_path = tmp_path_factory.mktemp("api") / f"api-{API_SERVER}.log"
     API_SERVER_LOGS.append(log_path)
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
     proc = None
-    # The chosen port first; if it is taken between our look and chalice's bind, a free one.
+    # The chosen port first; if it is taken between our look and the server's bind, a free one.
     for port in (API_PORT, free_port()):
-        proc = start_chalice_local(port, env, log_path)
+        proc = start_api(port, env, log_path)
         if proc.poll() is None:
             break
     if proc.poll() is not None:
-        pytest.fail(f"chalice local exited: {log_path.read_text()[-2000:]}")
+        pytest.fail(f"the API ({API_SERVER}) exited: {log_path.read_text()[-2000:]}")
     url = f"http://127.0.0.1:{port}"
     yield url
     stop(proc.pid)

@@ -1,11 +1,19 @@
 """The five checks (DESIGN §6), one module each, behind one entry point.
 
-    run_check(check_type, target, options, *, allow_private) -> result envelope
+    await run_check_async(check_type, target, options, *, allow_private) -> result envelope
+    run_check(check_type, target, options, *, allow_private) -> the same, for callers without a loop
     capabilities() -> the check types this host can run
 
-`run_check` is synchronous (the runner calls it from a thread pool), honours
-the per-type timeout itself and never raises: every failure comes back as
+Both honour the per-type timeout and never raise: every failure comes back as
 `{"success": false, "error": {"kind", "message"}, ...}`.
+
+The network checks (tcp, http, dns) are coroutines: the agent runs them all on
+one event loop (agent/runner.py), so a check waiting on a slow server holds a
+socket, not a thread. ping and traceroute stay synchronous: each drives a raw
+ICMP socket with waits bounded by its deadline, and runs on a small bounded
+pool of threads (ICMP_WORKERS). `run_check` runs a network check on an event
+loop of its own, made for that call on the calling thread (so in that
+thread's network namespace, as scripts/netlab.py call_in relies on).
 
 Every result's `data` also says, whatever the type (`_describe`): `host` (the
 A-label form the check used) and `host_unicode` (for people), `ip_version` of
@@ -16,6 +24,7 @@ the address it talked to (the envelope's `address`; for dns the resolver), and
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import socket
@@ -24,7 +33,8 @@ from typing import Any
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, failure_envelope, ip_version_of, ms_since
+from ..workers import DaemonPool
+from .base import REAP_MARGIN_S, CheckContext, CheckFailure, failure_envelope, ip_version_of, ms_since
 
 log = logging.getLogger(__name__)
 
@@ -45,40 +55,96 @@ def _normalize(check_type: str, options: Any) -> dict:
     return protocol.normalize_options(check_type, opts)
 
 
-def run_check(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
-    """Run one check against `target` and return protocol.result_envelope(...)."""
-    started = time.monotonic()
-    parsed = opts = ctx = None
-    try:
-        if check_type not in _MODULES:
-            raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
-        opts = _normalize(check_type, options)
-        parsed = targets.parse_target(target, allow_private)
-        ctx = CheckContext(
-            check_type,
-            parsed,
-            opts,
-            allow_private,
-            started=started,
-            timeout_s=float(protocol.check_timeout_s(check_type, opts)),
+# The checks that block a thread for their whole run (raw ICMP sockets); the rest are coroutines.
+BLOCKING_TYPES = frozenset({"ping", "traceroute"})
+# At most this many ping/traceroute checks run at once on the agent's loop; more wait their turn.
+ICMP_WORKERS = 16
+_icmp_pool: DaemonPool | None = None
+
+
+def _prepare(check_type: str, target: str, options: dict | None, allow_private: bool, started: float):
+    """(context, module) for a check, or raises what failure_envelope reports."""
+    if check_type not in _MODULES:
+        raise CheckFailure("internal", f"unknown check type {check_type!r} (known: {', '.join(_MODULES)})")
+    opts = _normalize(check_type, options)
+    parsed = targets.parse_target(target, allow_private)
+    ctx = CheckContext(
+        check_type,
+        parsed,
+        opts,
+        allow_private,
+        started=started,
+        timeout_s=float(protocol.check_timeout_s(check_type, opts)),
+    )
+    return ctx, importlib.import_module(_MODULES[check_type])
+
+
+def _failed(check_type: str, target: str, started: float, exc: BaseException) -> dict:
+    if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
+        log.error("%s check of %r failed unexpectedly", check_type, target, exc_info=exc)
+    return failure_envelope(started, exc)
+
+
+def _finished(envelope: dict, ctx: CheckContext | None) -> dict:
+    if ctx is not None and ctx.expired and not envelope["success"]:
+        # Whatever the deadline made the I/O raise, the cause is the deadline.
+        envelope["error"] = protocol.error(
+            "timeout",
+            f"{ctx.check_type} check timed out after {ctx.timeout_s:g} s ({envelope['error']['message'][:200]})",
         )
-        module = importlib.import_module(_MODULES[check_type])
+    if ctx is not None:
+        _describe(envelope, ctx.check_type, ctx.target, ctx.options)
+    return envelope
+
+
+def _run_blocking(check_type: str, target: str, options: dict | None, allow_private: bool, started: float) -> dict:
+    ctx = None
+    try:
+        ctx, module = _prepare(check_type, target, options, allow_private, started)
         envelope = module.run(ctx)
     except Exception as exc:  # noqa: BLE001 - the contract is: never raise
-        if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
-            log.exception("%s check of %r failed unexpectedly", check_type, target)
-        envelope = failure_envelope(started, exc)
+        envelope = _failed(check_type, target, started, exc)
     finally:
         if ctx is not None:
             ctx.release()
-    if ctx is not None and ctx.expired and not envelope["success"]:
-        # Whatever the reaper's shutdown made the I/O raise, the cause is the deadline.
-        envelope["error"] = protocol.error(
-            "timeout", f"{check_type} check timed out after {ctx.timeout_s:g} s ({envelope['error']['message'][:200]})"
+    return _finished(envelope, ctx)
+
+
+async def run_check_async(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
+    """Run one check against `target` on the running loop; protocol.result_envelope(...)."""
+    started = time.monotonic()
+    if check_type in BLOCKING_TYPES:
+        global _icmp_pool
+        if _icmp_pool is None:
+            _icmp_pool = DaemonPool(ICMP_WORKERS, "hc-icmp")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _icmp_pool, _run_blocking, check_type, target, options, allow_private, started
         )
-    if parsed is not None:
-        _describe(envelope, check_type, parsed, opts)
-    return envelope
+    ctx = None
+    try:
+        ctx, module = _prepare(check_type, target, options, allow_private, started)
+        try:
+            # The check bounds each of its waits by its deadline; this bounds the rest.
+            async with asyncio.timeout_at(ctx.deadline + REAP_MARGIN_S):
+                envelope = await module.run(ctx)
+        except TimeoutError as exc:
+            ctx.expired = True
+            raise CheckFailure("timeout", f"{check_type} check timed out after {ctx.timeout_s:g} s") from exc
+    except Exception as exc:  # noqa: BLE001 - the contract is: never raise
+        envelope = _failed(check_type, target, started, exc)
+    return _finished(envelope, ctx)
+
+
+def run_check(check_type: str, target: str, options: dict | None, *, allow_private: bool) -> dict:
+    """run_check_async for a caller without an event loop (tests, the CLI): same result."""
+    if check_type in BLOCKING_TYPES:
+        return _run_blocking(check_type, target, options, allow_private, time.monotonic())
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run_check_async(check_type, target, options, allow_private=allow_private))
+    finally:
+        loop.close()
 
 
 def _describe(envelope: dict, check_type: str, target: targets.Target, opts: dict) -> None:
@@ -128,4 +194,4 @@ def capabilities(refresh: bool = False) -> list[str]:
     return list(_capabilities)
 
 
-__all__ = ["run_check", "capabilities", "icmp_mode", "CheckContext", "CheckFailure", "ms_since"]
+__all__ = ["run_check", "run_check_async", "capabilities", "icmp_mode", "CheckContext", "CheckFailure", "ms_since"]

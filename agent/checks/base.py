@@ -11,6 +11,7 @@ any other exception is classified by `classify()`. `run_check` in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import heapq
@@ -40,7 +41,9 @@ USER_AGENT = f"HostChecker/{protocol.VERSION} (+https://github.com/host-checker)
 # - a bounded pool puts every check behind the stuck lookups of others (32
 #   names whose resolver is down would stall all name lookups), and one slow
 #   target must never block the others. Checks are bounded by the runner's
-#   concurrency, and so are these threads.
+#   concurrency, and so are these threads. They live only while a name is being
+#   looked up: a check waiting on its server afterwards holds no thread (the
+#   network checks are coroutines, resolve_checked_async), and an IP target none at all.
 
 
 class CheckFailure(Exception):
@@ -210,6 +213,75 @@ def resolve_checked(ctx: CheckContext, host: str) -> list[str]:
     if error is not None:
         raise error
     return box["value"]
+
+
+async def resolve_checked_async(ctx: CheckContext, host: str) -> list[str]:
+    """resolve_checked for a check running on an event loop: the same policy and errors.
+
+    The lookup runs on a thread of its own, for the reasons given at the top of this
+    module; the check awaits it without holding a thread, until its deadline.
+    """
+    version = ctx.options.get("ip_version")
+    if _is_ip_literal(host):
+        return resolve_checked(ctx, host)  # no lookup: answered at once
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future = loop.create_future()
+
+    def settle(value, error) -> None:
+        if not answer.done():
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(value)
+
+    def lookup() -> None:
+        try:
+            value, error = targets.resolve(host, ctx.allow_private, _FAMILIES.get(version, 0)), None
+        except Exception as exc:  # noqa: BLE001 - re-raised in the check
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the check ended at its deadline
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=lookup, name=f"hc-resolve-{host[:40]}", daemon=True).start()
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            return await answer
+    except TimeoutError:
+        raise CheckFailure("dns_failure", f"resolving {host} timed out after {ctx.timeout_s:g} s") from None
+    except socket.gaierror as error:
+        if version:
+            raise CheckFailure(
+                "dns_failure",
+                f"{host} does not resolve to an IPv{version} address (ip_version {version}): {error.strerror or error}",
+            ) from error
+        raise
+
+
+async def connect_checked_async(ctx: CheckContext, addresses: list[str], port: int) -> tuple[socket.socket, str]:
+    """connect_checked on an event loop: a non-blocking socket connected to an approved address.
+
+    The caller owns the socket (closes it) and bounds the wait with the check's deadline
+    (asyncio.timeout_at(ctx.deadline)); cancellation closes the socket being connected.
+    """
+    loop = asyncio.get_running_loop()
+    first_error: BaseException | None = None
+    for address in addresses:
+        targets.check_address(address, ctx.allow_private)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (address, port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see connect_checked
+            return sock, address
+        except OSError as exc:
+            sock.close()
+            first_error = first_error or exc
+        except BaseException:  # cancelled at the deadline, or a policy refusal
+            sock.close()
+            raise
+    assert first_error is not None
+    raise first_error
 
 
 def ip_version_of(address: str | None) -> int | None:

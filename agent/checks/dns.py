@@ -28,10 +28,15 @@
   An agent's own resolver may serve private zones (on AWS, Route 53 private
   hosted zones): this keeps a public service from mapping the agent's network.
   Other record types are shown as answered.
+
+It runs on the agent's event loop (`run` is a coroutine): the query goes out
+on a connected non-blocking socket and the check awaits the answer, up to
+its deadline, without holding a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import time
@@ -48,7 +53,7 @@ import dns.reversename
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked
+from .base import CheckContext, CheckFailure, ip_version_of, ms_since, resolve_checked_async
 
 
 def _records(rrsets) -> list[dict]:
@@ -66,13 +71,13 @@ def _records(rrsets) -> list[dict]:
     return out
 
 
-def _resolvers(ctx: CheckContext) -> list[str]:
+async def _resolvers(ctx: CheckContext) -> list[str]:
     chosen = ctx.options.get("resolver")
     if chosen:
         try:
             ip = ipaddress.ip_address(chosen.strip("[]"))
         except ValueError:
-            return resolve_checked(ctx, chosen)  # a resolver by name: resolved and checked
+            return await resolve_checked_async(ctx, chosen)  # a resolver by name: resolved and checked
         targets.check_address(ip, ctx.allow_private)
         return [str(ip)]
     try:
@@ -137,7 +142,51 @@ def _connected_udp_socket(server: str, port: int) -> socket.socket:
     return sock
 
 
-def run(ctx: CheckContext) -> dict:
+async def _udp_exchange(query: dns.message.Message, server: str, port: int) -> tuple[dns.message.Message, bool]:
+    """The query over UDP, and over TCP when the answer is truncated (as dig); (response, used TCP)."""
+    loop = asyncio.get_running_loop()
+    with _connected_udp_socket(server, port) as sock:
+        await loop.sock_sendall(sock, query.to_wire())
+        while True:
+            wire = await loop.sock_recv(sock, 65535)
+            try:
+                response = dns.message.from_wire(wire, raise_on_truncation=True)
+            except dns.message.Truncated as truncated:
+                if query.is_response(truncated.message()):
+                    return await _tcp_exchange(query, server, port), True
+                continue
+            if query.is_response(response):
+                return response, False
+            # Anything else (a late answer to another query on this port) is not ours: wait on.
+
+
+async def _tcp_exchange(query: dns.message.Message, server: str, port: int) -> dns.message.Message:
+    """The query over TCP: two length-prefixed messages on one connection."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (server, port))
+        wire = query.to_wire()
+        await loop.sock_sendall(sock, len(wire).to_bytes(2, "big") + wire)
+        size = int.from_bytes(await _recv_exactly(loop, sock, 2), "big")
+        response = dns.message.from_wire(await _recv_exactly(loop, sock, size))
+    if not query.is_response(response):
+        raise dns.query.BadResponse
+    return response
+
+
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise ConnectionResetError("the resolver closed the TCP connection mid-answer")
+        data += chunk
+    return bytes(data)
+
+
+async def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     record_type = opts["record_type"]
     t = ctx.target
@@ -149,7 +198,7 @@ def run(ctx: CheckContext) -> dict:
         record_type = "PTR"
     else:
         qname = dns.name.from_text(t.host)
-    servers = _resolvers(ctx)
+    servers = await _resolvers(ctx)
     port = int(opts["port"])
     query = dns.message.make_query(qname, dns.rdatatype.from_text(record_type))
     data = {
@@ -170,21 +219,22 @@ def run(ctx: CheckContext) -> dict:
     response = last_error = None
     for server in servers:
         data["resolver"], data["ip_version"] = server, ip_version_of(server)
+        ctx.remaining()  # the deadline is spent: a timeout, not a try of the next resolver
         started = time.monotonic()
         try:
-            if opts["protocol"] == "tcp":
-                response = dns.query.tcp(query, server, port=port, timeout=ctx.remaining())
-            else:
-                with _connected_udp_socket(server, port) as udp_sock:
-                    response, used_tcp = dns.query.udp_with_fallback(
-                        query, server, port=port, timeout=ctx.remaining(), udp_sock=udp_sock
-                    )
-                data["truncated_retried"] = used_tcp
+            async with asyncio.timeout_at(ctx.deadline):
+                if opts["protocol"] == "tcp":
+                    response = await _tcp_exchange(query, server, port)
+                else:
+                    response, data["truncated_retried"] = await _udp_exchange(query, server, port)
             data["query_time_ms"] = ms_since(started)
             break
-        except CheckFailure:
-            raise
-        except (dns.exception.Timeout, OSError) as exc:
+        except TimeoutError:
+            data["query_time_ms"] = ms_since(started)
+            last_error = dns.exception.Timeout()
+            if opts.get("resolver"):
+                break
+        except OSError as exc:
             data["query_time_ms"] = ms_since(started)
             last_error = exc  # try the next system resolver, if any
             if opts.get("resolver"):

@@ -59,8 +59,11 @@ a certificate that did not verify).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import io
 import os
+import re
 import socket
 import ssl
 import time
@@ -78,10 +81,10 @@ from .base import (
     CheckContext,
     CheckFailure,
     classify,
-    connect_checked,
+    connect_checked_async,
     ip_version_of,
     ms_since,
-    resolve_checked,
+    resolve_checked_async,
 )
 
 BODY_CAP_BYTES = 1 << 20
@@ -118,7 +121,7 @@ class _HopError(Exception):
 
 
 class _BufferedSock:
-    """Hands http.client.HTTPResponse a reader that already holds the first byte."""
+    """Hands http.client.HTTPResponse the response head, already read, to parse."""
 
     def __init__(self, reader):
         self._reader = reader
@@ -139,7 +142,7 @@ def initial_url(ctx: CheckContext) -> str:
     return f"{scheme}://{host}{shown_port}{opts['path']}"
 
 
-def run(ctx: CheckContext) -> dict:
+async def run(ctx: CheckContext) -> dict:
     opts = ctx.options
     method = opts["method"]
     low, high = opts["expected_status"]
@@ -173,7 +176,7 @@ def run(ctx: CheckContext) -> dict:
 
     while True:
         try:
-            hop = _fetch(ctx, url, method)
+            hop = await _fetch(ctx, url, method)
         except _HopError as err:
             hops.append(err.hop)
             kind, message = classify(err.cause)
@@ -247,90 +250,284 @@ def _sum_timings(hops: list[dict]) -> dict:
     return out
 
 
-def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
-    """One request/response. Raises _HopError carrying the partial hop."""
+async def _fetch(ctx: CheckContext, url: str, method: str) -> dict:
+    """One request/response. Raises _HopError carrying the partial hop.
+
+    Every wait is bounded by the check's deadline (asyncio.timeout_at): past it, the
+    wait in progress is cancelled and the socket closed, whatever the server drips.
+    """
     timings = {phase: None for phase in PHASES}
     hop: dict = {"url": url, "address": None, "timings": timings, "tls": None}
-    phase = "dns"
+    where = {"phase": "dns"}
     started = time.monotonic()
-    sock = None
     try:
-        t = targets.parse_target(url, ctx.allow_private)
-        https = t.scheme == "https"
-        port = t.port or (443 if https else 80)
-        addresses = resolve_checked(ctx, t.host)
-        timings["dns"] = ms_since(started)
-        hop["address"] = addresses[0]
-
-        phase = "connect"
-        mark = time.monotonic()
-        sock, address = connect_checked(ctx, addresses, port)
-        timings["connect"] = ms_since(mark)
-        hop["address"] = address
-
-        if https:
-            phase = "tls"
-            sock = _handshake(ctx, sock, t.host, hop)
-
-        phase = "request"
-        host_header = f"[{t.host}]" if ":" in t.host else t.host
-        if t.port and t.port != (443 if https else 80):
-            host_header += f":{t.port}"
-        request = (
-            f"{method} {_request_target(t.path)} HTTP/1.1\r\n"
-            f"Host: {host_header}\r\n"
-            f"User-Agent: {USER_AGENT}\r\n"
-            "Accept: */*\r\n"
-            "Accept-Encoding: identity\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        sock.settimeout(ctx.remaining())
-        sock.sendall(request.encode("ascii"))
-        sent = time.monotonic()
-
-        phase = "the first response byte"
-        reader = sock.makefile("rb")
-        sock.settimeout(ctx.remaining())
-        if not reader.peek(1):
-            raise http.client.RemoteDisconnected("the server closed the connection without a response")
-        first_byte = time.monotonic()
-        timings["ttfb"] = ms_since(sent, first_byte)
-
-        phase = "the response"
-        response = http.client.HTTPResponse(_BufferedSock(reader), method=method)
-        response.begin()
-        hop["status_code"] = response.status
-        hop["reason"] = response.reason
-        hop["http_version"] = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(
-            response.version, str(response.version)
-        )
-        hop["headers"] = {name: response.headers[name] for name in REPORTED_HEADERS if name in response.headers}
-
-        body_bytes, truncated = 0, False
-        while body_bytes < BODY_CAP_BYTES:
-            sock.settimeout(ctx.remaining())
-            # read1: at most one recv, so the deadline is checked between reads (the reaper
-            # bounds the rest: headers, TLS records).
-            chunk = response.read1(min(READ_CHUNK, BODY_CAP_BYTES - body_bytes))
-            if not chunk:
-                break
-            body_bytes += len(chunk)
-        if body_bytes >= BODY_CAP_BYTES:
-            sock.settimeout(ctx.remaining())
-            truncated = bool(response.read(1))
-        hop["body_bytes"] = body_bytes
-        hop["body_truncated"] = truncated
-        timings["download"] = ms_since(first_byte)
-        timings["total"] = ms_since(started)
+        async with asyncio.timeout_at(ctx.deadline):
+            await _exchange(ctx, url, method, hop, where, started)
         return hop
     except _HopError:
         raise
     except Exception as exc:  # noqa: BLE001 - classified by the caller, with the hop so far
         timings["total"] = ms_since(started)
-        raise _HopError(exc, hop, phase) from exc
+        raise _HopError(exc, hop, where["phase"]) from exc
     finally:
-        if sock is not None:
-            ctx.close(sock)
+        conn = hop.pop("_conn", None)
+        if conn is not None:
+            conn.close()
+
+
+async def _exchange(ctx: CheckContext, url: str, method: str, hop: dict, where: dict, started: float) -> None:
+    """The phases of one hop, recorded in `hop` as they happen; the connection in hop["_conn"]."""
+    timings = hop["timings"]
+    # The first URL is usually the target itself, parsed already (a parse is a good part of a probe's CPU).
+    t = ctx.target if url == ctx.target.url else targets.parse_target(url, ctx.allow_private)
+    https = t.scheme == "https"
+    port = t.port or (443 if https else 80)
+    addresses = await resolve_checked_async(ctx, t.host)
+    timings["dns"] = ms_since(started)
+    hop["address"] = addresses[0]
+
+    where["phase"] = "connect"
+    mark = time.monotonic()
+    sock, address = await connect_checked_async(ctx, addresses, port)
+    conn = _Conn(sock)
+    hop["_conn"] = conn  # closed by _fetch whatever happens next
+    timings["connect"] = ms_since(mark)
+    hop["address"] = address
+
+    if https:
+        where["phase"] = "tls"
+        conn = await _handshake(ctx, sock, t.host, hop)
+        hop["_conn"] = conn
+
+    where["phase"] = "request"
+    host_header = f"[{t.host}]" if ":" in t.host else t.host
+    if t.port and t.port != (443 if https else 80):
+        host_header += f":{t.port}"
+    request = (
+        f"{method} {_request_target(t.path)} HTTP/1.1\r\n"
+        f"Host: {host_header}\r\n"
+        f"User-Agent: {USER_AGENT}\r\n"
+        "Accept: */*\r\n"
+        "Accept-Encoding: identity\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    await conn.sendall(request.encode("ascii"))
+    sent = time.monotonic()
+
+    where["phase"] = "the first response byte"
+    reader = _Reader(conn)
+    if not await reader.fill():
+        raise http.client.RemoteDisconnected("the server closed the connection without a response")
+    first_byte = time.monotonic()
+    timings["ttfb"] = ms_since(sent, first_byte)
+
+    where["phase"] = "the response"
+    response = http.client.HTTPResponse(_BufferedSock(io.BytesIO(await reader.read_head())), method=method)
+    response.begin()
+    hop["status_code"] = response.status
+    hop["reason"] = response.reason
+    hop["http_version"] = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(response.version, str(response.version))
+    hop["headers"] = {name: response.headers[name] for name in REPORTED_HEADERS if name in response.headers}
+
+    body_bytes, truncated = await _read_body(reader, response, method)
+    hop["body_bytes"] = body_bytes
+    hop["body_truncated"] = truncated
+    timings["download"] = ms_since(first_byte)
+    timings["total"] = ms_since(started)
+
+
+async def _read_body(reader: _Reader, response: http.client.HTTPResponse, method: str) -> tuple[int, bool]:
+    """(bytes of the body, read and discarded up to BODY_CAP_BYTES; whether there was more).
+
+    The framing is the one http.client parsed from the head: nothing for HEAD, 1xx,
+    204 and 304 (length 0), chunked, a Content-Length, or everything until the close.
+    """
+    if method == "HEAD" or response.length == 0:
+        return 0, False
+    if response.chunked:
+        return await reader.count_chunked(BODY_CAP_BYTES)
+    return await reader.count(response.length, BODY_CAP_BYTES)
+
+
+class _Conn:
+    """A plain TCP connection on the event loop: what the TLS one offers, without TLS."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+
+    async def sendall(self, data: bytes) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def recv(self, size: int) -> bytes:
+        return await self.loop.sock_recv(self.sock, size)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _TlsConn(_Conn):
+    """TLS over a non-blocking socket through memory BIOs (ssl.SSLObject).
+
+    Not the event loop's own TLS transport: the SSLObject stays ours after a handshake
+    that failed verification, so the certificates the server sent can still be read
+    from it (tls_details), and the handshake is a phase of its own.
+    """
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, host: str):
+        super().__init__(sock)
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.sslobj = context.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+
+    async def _flush(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            await self.loop.sock_sendall(self.sock, data)
+
+    async def _fill(self) -> None:
+        data = await self.loop.sock_recv(self.sock, READ_CHUNK)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self.sslobj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+        await self._flush()
+
+    async def sendall(self, data: bytes) -> None:
+        self.sslobj.write(data)
+        await self._flush()
+
+    async def recv(self, size: int) -> bytes:
+        while True:
+            try:
+                return self.sslobj.read(size)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""  # close_notify, or a close without it (as SSLSocket's suppress_ragged_eofs)
+
+
+# As http.client: a line of the head longer than this, or more header lines, is an error.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_CONTINUE = re.compile(rb"HTTP/1\.\d 100\b")
+
+
+class _Reader:
+    """Buffered reads of a response from a _Conn: lines of the head, then counted body bytes."""
+
+    def __init__(self, conn: _Conn):
+        self.conn = conn
+        self.buf = bytearray()
+        self.eof = False
+
+    async def fill(self) -> bool:
+        """One more recv into the buffer; False at the end of the stream."""
+        if self.eof:
+            return False
+        data = await self.conn.recv(READ_CHUNK)
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    async def readline(self, limit: int) -> bytes:
+        """Up to and including b"\\n", at most `limit` bytes; less at the end of the stream."""
+        scanned = 0
+        while True:
+            end = self.buf.find(b"\n", scanned, limit)
+            if end >= 0:
+                return self._take(end + 1)
+            scanned = len(self.buf)
+            if scanned >= limit or not await self.fill():
+                return self._take(min(limit, len(self.buf)))
+
+    def _take(self, n: int) -> bytes:
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    async def read_head(self) -> bytes:
+        """The status line and headers (after any 100 Continue), for http.client to parse.
+
+        Stops early at a line or a count http.client refuses, so that it raises its own
+        error (LineTooLong, "got more than 100 headers") without us holding more.
+        """
+        head = bytearray()
+        for _ in range(10):  # 100 Continue heads before the real one; more is absurd
+            status = await self.readline(_MAX_LINE + 1)
+            head += status
+            if len(status) > _MAX_LINE or not status:
+                return bytes(head)
+            for _ in range(_MAX_HEADERS + 1):
+                line = await self.readline(_MAX_LINE + 1)
+                head += line
+                if len(line) > _MAX_LINE or not line:
+                    return bytes(head)
+                if line in (b"\r\n", b"\n"):
+                    break
+            else:
+                return bytes(head)  # too many headers
+            if not _CONTINUE.match(status):
+                return bytes(head)
+        return bytes(head)
+
+    async def _discard(self, n: int) -> int:
+        """Read and drop up to n bytes (at least one unless at the end); how many."""
+        if not self.buf and not await self.fill():
+            return 0
+        got = min(n, len(self.buf))
+        del self.buf[:got]
+        return got
+
+    async def count(self, length: int | None, cap: int) -> tuple[int, bool]:
+        """A body of `length` bytes (None: until the close), read up to `cap`."""
+        want = cap if length is None else min(length, cap)
+        total = 0
+        while total < want:
+            got = await self._discard(want - total)
+            if not got:
+                return total, False  # closed early: as http.client's read1, a shorter body
+            total += got
+        if total >= cap and (length is None or length > cap):
+            return total, bool(await self._discard(1))
+        return total, False
+
+    async def count_chunked(self, cap: int) -> tuple[int, bool]:
+        """A chunked body's decoded size up to `cap`; IncompleteRead for a broken framing."""
+        total = 0
+        while True:
+            line = await self.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("chunk size")
+            try:
+                size = int(line.split(b";", 1)[0], 16)
+            except ValueError:
+                raise http.client.IncompleteRead(b"") from None
+            if size == 0:
+                return total, False  # trailers, if any, are not read: the connection closes anyway
+            left = size
+            while left:
+                if total >= cap:
+                    return total, True
+                got = await self._discard(min(left, cap - total))
+                if not got:
+                    raise http.client.IncompleteRead(b"", left)
+                left -= got
+                total += got
+            if (await self.readline(_MAX_LINE + 1)).strip():
+                raise http.client.IncompleteRead(b"")
 
 
 def _request_target(path: str) -> str:
@@ -363,32 +560,28 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
     return context
 
 
-def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> ssl.SSLSocket:
-    """TLS over `sock`, the hop's only connection; returns the TLS socket. Fills hop["tls"] and timings.tls.
+async def _handshake(ctx: CheckContext, sock: socket.socket, host: str, hop: dict) -> _TlsConn:
+    """TLS over `sock`, the hop's only connection; returns the TLS connection. Fills hop["tls"] and timings.tls.
 
     See the module docstring for why verification happens in this handshake.
     """
     verify = bool(ctx.options["verify_tls"])
-    tls_sock = ctx.track(_tls_context(verify).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False))
+    conn = _TlsConn(sock, _tls_context(verify), host)
+    hop["_conn"] = conn
     mark = time.monotonic()
     try:
-        tls_sock.settimeout(ctx.remaining())
-        tls_sock.do_handshake()
+        await conn.handshake()
     except ssl.SSLCertVerificationError as exc:
         hop["timings"]["tls"] = ms_since(mark)
         verify_error = exc.verify_message or exc.reason or str(exc)
-        hop["tls"] = tls_details(tls_sock, verified=False, verify_error=verify_error)
-        ctx.close(tls_sock)
+        hop["tls"] = tls_details(conn.sslobj, verified=False, verify_error=verify_error)
         raise CheckFailure("tls_error", f"certificate verification failed: {verify_error}") from exc
-    except BaseException:
-        ctx.close(tls_sock)
-        raise
     hop["timings"]["tls"] = ms_since(mark)
-    hop["tls"] = tls_details(tls_sock, verified=True if verify else None, verify_error=None)
-    return tls_sock
+    hop["tls"] = tls_details(conn.sslobj, verified=True if verify else None, verify_error=None)
+    return conn
 
 
-def peer_chain(tls_sock: ssl.SSLSocket) -> list[bytes]:
+def peer_chain(tls_sock: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
     """The certificates the server sent (DER, leaf first), also after a handshake that failed verification."""
     if hasattr(tls_sock, "get_unverified_chain"):  # Python 3.13+
         chain = tls_sock.get_unverified_chain()
@@ -398,7 +591,7 @@ def peer_chain(tls_sock: ssl.SSLSocket) -> list[bytes]:
     return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain or ()]
 
 
-def tls_details(tls_sock: ssl.SSLSocket, *, verified: bool | None, verify_error: str | None) -> dict:
+def tls_details(tls_sock: ssl.SSLSocket | ssl.SSLObject, *, verified: bool | None, verify_error: str | None) -> dict:
     """What a user wants to compare across regions about the server's TLS. `verified` None: not checked."""
     cipher = tls_sock.cipher() or (None, None)
     info = {

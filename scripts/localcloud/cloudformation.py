@@ -9,8 +9,9 @@ What LocalStack runs here without Docker, deployed as one stack (default ``hostc
   with the rate the app declares (scheduler.declared(): the one reader of ``@app.schedule``).
 
 API Gateway + Lambda, RDS and ElastiCache are NOT deployed: LocalStack cannot invoke Lambda
-functions without a Docker engine, so ``chalice local``, the local scheduler, a private
-PostgreSQL and a private redis-server stand in for them.
+functions without a Docker engine, so the local API gateway (gunicorn workers around chalice
+local's ``LocalGateway``), the local scheduler, a private PostgreSQL and a private redis-server
+stand in for them.
 
 Idempotent: the same inputs a second time change nothing (CloudFormation answers "No updates are
 to be performed"), and UI files are uploaded only when their content differs (MD5 vs ETag).
@@ -40,7 +41,8 @@ DEFAULT_REGION = "us-east-1"
 
 STANDINS_NOTE = (
     "API Gateway + Lambda, EventBridge targets, RDS and ElastiCache are not in LocalStack here: "
-    "LocalStack cannot run Lambda functions without a Docker engine, so `chalice local` (API), "
+    "LocalStack cannot run Lambda functions without a Docker engine, so the local API gateway "
+    "(gunicorn workers around chalice local's LocalGateway; or `chalice local` itself), "
     "the local scheduler (EventBridge -> Lambda), a private PostgreSQL (RDS) and a private "
     "redis-server (ElastiCache) stand in for them."
 )

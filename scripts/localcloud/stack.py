@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.localcloud import cloudformation, localstack, netlab, websocket
+from scripts.localcloud import cloudformation, gateway, localstack, netlab, websocket
 from scripts.localcloud.netlab import containment
 from scripts.localcloud.packages import ensure_system_packages
 from scripts.localcloud.postgres import Postgres
@@ -420,8 +420,8 @@ def step_deploy(s: Stack) -> None:
         except cloudformation.DeployError as exc:
             raise StepFailed(str(exc)) from None
         say(
-            "  API Gateway, Lambda, RDS and ElastiCache are stood in for by chalice local, the local "
-            "scheduler, PostgreSQL and Redis: LocalStack cannot run Lambda without Docker."
+            "  API Gateway, Lambda, RDS and ElastiCache are stood in for by the local API gateway, the "
+            "local scheduler, PostgreSQL and Redis: LocalStack cannot run Lambda without Docker."
         )
     if built:
         s.env["UI_URL"] = result["website_url"]
@@ -498,15 +498,31 @@ def step_websocket(s: Stack) -> None:
         say(f"  {s.env['WS_URL']}?check_id=<id>")
 
 
+API_SERVERS = ("gateway", "chalice")
+
+
+def api_command(host: str, port: int, environ=os.environ) -> tuple[str, list[str]]:
+    """What serves the REST API: the local gateway (scripts/localcloud/gateway.py: gunicorn workers,
+    each a Lambda instance), or with HC_API_SERVER=chalice `chalice local`, one process.
+    HC_API_WORKERS sets the gateway's workers (default 2 x cores + 1). Returns (title, argv)."""
+    server = environ.get("HC_API_SERVER") or "gateway"
+    if server not in API_SERVERS:
+        raise StepFailed(f"HC_API_SERVER={server!r}: use one of {', '.join(API_SERVERS)}")
+    if server == "chalice":
+        argv = [CHALICE, "local", "--stage", "local", "--host", host, "--port", str(port), "--no-autoreload"]
+        return "chalice local --stage local", argv
+    workers = environ.get("HC_API_WORKERS") or ""
+    if workers and not (workers.isdigit() and int(workers) >= 1):
+        raise StepFailed(f"HC_API_WORKERS={workers!r}: a number of worker processes, at least 1")
+    count = int(workers) if workers else gateway.default_workers()
+    return f"local API gateway, {count} workers", gateway.command(port, host, "local", workers=count, python=PYTHON)
+
+
 def step_api(s: Stack) -> None:
     port, profile = s.ports["api"], s.profile
-    with step(f"API (chalice local --stage local) on {s.service_host}:{port}"):
-        start_managed(
-            profile,
-            "api",
-            [CHALICE, "local", "--stage", "local", "--host", s.service_host, "--port", str(port), "--no-autoreload"],
-            s.api_env,
-        )
+    title, argv = api_command(s.service_host, port)
+    with step(f"API ({title}) on {s.service_host}:{port}"):
+        start_managed(profile, "api", argv, s.api_env)
         ensure_listening(profile, "api", port, timeout=60)
         wait_for(
             lambda: check_alive(profile, "api") or api_healthy(s.env["API_URL"]),

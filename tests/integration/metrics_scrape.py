@@ -8,7 +8,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.localcloud.procs import stop as stop_pids
-from tests.conftest import ADMIN_TOKEN, TEST_ENV, free_port, start_chalice_local
+from tests.conftest import ADMIN_TOKEN, TEST_ENV, free_port, start_api
 
 
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
@@ -35,18 +35,18 @@ def delta(before: dict, after: dict, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-class ChaliceLocal:
-    """One more `chalice local --stage test` over the same PostgreSQL and Redis, as the
-    api_server fixture starts (a second Lambda instance, as far as the metrics can tell)."""
+class SecondApi:
+    """One more API process over the same PostgreSQL and Redis, as the api_server fixture starts
+    (more Lambda instances, as far as the metrics can tell)."""
 
     def __init__(self, pg_url: str, redis_url: str, log_path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
         self.log_path = log_path
-        self.proc = start_chalice_local(self.port, env, log_path, "a second chalice local")
+        self.proc = start_api(self.port, env, log_path, "a second API process")
         if self.proc.poll() is not None:
-            raise AssertionError(f"second chalice local exited: {log_path.read_text()[-2000:]}")
+            raise AssertionError(f"second API process exited: {log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

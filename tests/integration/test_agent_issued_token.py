@@ -26,8 +26,10 @@ def test_agent_runs_on_an_issued_token_alone_and_learns_its_id(start_agent, api_
     agent = start_agent("Moscow-1", HC_REGISTRATION_TOKEN="", AGENT_TOKEN=issued["api_token"])
     row = wait_online(db, agent)
     assert str(row["id"]) == issued["agent_id"]
-    assert agent.state()["agent_id"] == issued["agent_id"]
-    assert agent.state()["api_token"] == issued["api_token"]
+    # The heartbeat is in the database before its answer reaches the agent, which then saves the id.
+    state = wait_until(lambda: (agent.state() or {}).get("agent_id") and agent.state(), "the agent to save its id")
+    assert state["agent_id"] == issued["agent_id"]
+    assert state["api_token"] == issued["api_token"]
     assert "authenticated with the issued token" in agent.log()
 
 

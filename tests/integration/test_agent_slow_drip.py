@@ -2,8 +2,9 @@
 
 Checks whose server promises a huge body and sends a byte at a time used to report
 `timeout` while their threads kept running: the agent's threads and open files grew past
-its concurrency limit. Now the agent process never holds more than its concurrency's
-worth of them (plus a small bound), and returns to its baseline when the checks end.
+its concurrency limit. Now a check holds no thread at all (it waits on the agent's event
+loop), the descriptors stay within the concurrency's worth (plus a small bound), and both
+return to their baseline when the checks end.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from agent.queue import MAX_CONNECTIONS
+from agent.runner import TASK_WORKERS
 from tests.integration.agent_harness import create_check, db, start_agent, wait_online, wait_until  # noqa: F401
 from tests.integration.test_check_deadline import BODY_PREFIX, DripServer
 
 CONCURRENCY = 4
 CHECKS = 12
-# Per running task: two threads (the task's and its check's) and two descriptors (the
-# check's socket and the task thread's connection to the API); a few more for the reaper
-# and a lookup, however many checks have come and gone.
+# Threads: none per check (checks wait on the agent's event loop), and at most one task
+# worker per running task while it talks to the API. Descriptors: two per running task (the
+# check's socket and a task worker's connection to the API), and a few more for a lookup,
+# however many checks have come and gone.
 SMALL_BOUND = 4
 # The baseline is taken after a warm-up of CONCURRENCY checks at once, so that the agent's
 # connections are at their working size. This test once failed intermittently because the
@@ -94,7 +97,7 @@ def test_slow_drip_checks_never_take_the_agent_past_its_concurrency(start_agent,
     check_ids = _run(api_server, db, agent_id, url, CHECKS, peak, agent.pid, redis_port)
     kinds = [(db.results_of(c) or [{"error": db.task_of(c)["error"]}])[0]["error"]["kind"] for c in check_ids]
     assert kinds == ["timeout"] * CHECKS, kinds
-    assert peak["threads"] <= threads + 2 * CONCURRENCY + SMALL_BOUND, peak
+    assert peak["threads"] <= threads + min(TASK_WORKERS, CONCURRENCY), peak
     assert peak["fds"] <= fds + 2 * CONCURRENCY + SMALL_BOUND, peak
     assert 1 <= peak["redis"] <= MAX_CONNECTIONS, peak
     wait_until(

@@ -13,7 +13,7 @@ from chalicelib import checks, config, metrics, queue, tasks
 from chalicelib.agents import hash_token
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.conftest import register_over_http
-from tests.integration.metrics_scrape import ChaliceLocal, delta, scrape, value
+from tests.integration.metrics_scrape import SecondApi, delta, scrape, value
 
 P = "hostchecker_"
 
@@ -127,7 +127,7 @@ def test_counters_and_histograms_move_by_exactly_the_work_done(api_server, clean
 
 
 def test_two_api_processes_share_the_counts(api_server, clean_state, pg_url, redis_url, tmp_path):
-    second = ChaliceLocal(pg_url, redis_url, tmp_path / "second-chalice.log")
+    second = SecondApi(pg_url, redis_url, tmp_path / "second-api.log")
     try:
         before = scrape(api_server)
         agent = _register(api_server, "metrics-two")

@@ -33,7 +33,7 @@ def run_agent(args: list[str], env: dict[str, str], tmp_path: Path) -> subproces
 
 def test_defaults_from_environment(tmp_path):
     cfg = load_config([], dict(GOOD_ENV, HC_STATE_DIR=str(tmp_path)))
-    assert cfg.concurrency == DEFAULT_CONCURRENCY == 64
+    assert cfg.concurrency == DEFAULT_CONCURRENCY == 512
     assert cfg.allow_private_targets is False
     assert cfg.state_file == tmp_path / "state.json"
     assert cfg.spool_dir == tmp_path / "spool"
