@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 from bench import procstat, profile, wrk
 from bench.harness import Bench, say, wait_until
@@ -51,14 +52,20 @@ def task_counts(bench: Bench, agent_ids: list[str], since: float) -> dict:
     return counts
 
 
-def duplicate_runs(agents: list[dict]) -> int:
-    """Tasks an agent ran whose result the API called a duplicate (its log's outcome says so)."""
-    found = 0
+def agent_outcomes(agents: list[dict]) -> tuple[int, Counter]:
+    """(tasks the agents handled more than once, count of each outcome) from their JSON logs'
+    `task done` lines: a task id seen twice was run or delivered twice."""
+    seen, outcomes = Counter(), Counter()
     for agent in agents:
         for line in agent["process"].log.read_text(errors="replace").splitlines():
-            if '"duplicate' in line or "_duplicate" in line:
-                found += 1
-    return found
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if doc.get("msg") == "task done":
+                seen[doc.get("task")] += 1
+                outcomes[doc.get("outcome")] += 1
+    return sum(n - 1 for n in seen.values() if n > 1), outcomes
 
 
 def run(bench: Bench) -> dict:
@@ -99,14 +106,19 @@ def run(bench: Bench) -> dict:
     cpu = {role: cpu_after[role] - cpu_before[role] for role in roles}
     per_task = {role: (value / done if done else 0.0) for role, value in cpu.items()}
     core_ms = per_task["api"] + per_task["agents"] + per_task["postgres"]
-    # Lost: a task with no result (still open after the drain, or failed by the API), or a check wrk saw
-    # accepted (202) that PostgreSQL does not have. wrk does not count requests cut off at its end, so the
-    # database may hold a few more checks than it counted, never fewer.
+    # Lost: a task that never reached an end (still open after the drain), or a check wrk saw accepted
+    # (202) that PostgreSQL does not have. wrk does not count requests cut off at its end, so the database
+    # may hold a few more checks than it counted, never fewer. A task that failed (its deadline passed
+    # before an agent ran it, say) is not lost: it is counted as failed, and its cause is in the notes.
+    # Duplicated: a result stored twice, or a task an agent handled twice.
     accepted = posted["requests"] - posted["status"]
-    lost = counts["without_result"] + max(0, accepted - counts["checks"])
-    dup = counts["duplicates"] + duplicate_runs(agents)
+    lost = counts["open"] + max(0, accepted - counts["checks"])
+    handled_twice, outcomes = agent_outcomes(agents)
+    dup = counts["duplicates"] + handled_twice
+    completed_rate = counts["completed"] / span if span else 0.0
     metrics = {
-        "tasks_per_s": round(rate, 1),
+        "tasks_per_s": round(completed_rate, 1),
+        "terminal_tasks_per_s": round(rate, 1),
         "tasks_per_s_in_window": round(counts["results_in_window"] / LOAD_S, 1),
         "cpu_ms_per_task": round(core_ms, 2),
         "api_cpu_ms_per_task": round(per_task["api"], 2),
@@ -126,9 +138,10 @@ def run(bench: Bench) -> dict:
         "post_non_2xx": posted["status"],
         "drain_s": round(drain_s, 1),
     }
-    met = rate >= 1000 and core_ms <= 2 and lost == 0 and dup == 0 and counts["open"] == 0
+    met = completed_rate >= 1000 and core_ms <= 2 and lost == 0 and dup == 0 and counts["failed"] == 0
     figure = (
-        f"{rate:.0f} tasks/s ({counts['tasks']} tasks), {core_ms:.1f} CPU-ms/task "
+        f"{completed_rate:.0f} tasks/s completed ({counts['completed']} of {counts['tasks']}; "
+        f"{counts['failed']} failed), {core_ms:.1f} CPU-ms/task "
         f"(API {per_task['api']:.1f}, agents {per_task['agents']:.1f}, PostgreSQL {per_task['postgres']:.1f}); "
         f"lost {lost}, duplicated {dup}"
     )
@@ -137,6 +150,7 @@ def run(bench: Bench) -> dict:
         f"{posted['errors']} socket errors, {posted['status']} non-2xx",
         f"drain {drain_s:.1f} s" + ("" if drained else f" (gave up after {DRAIN_S} s, {counts['open']} open)"),
         f"Redis {per_task['redis']:.2f} CPU-ms/task",
+        "agents' outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()),
     ]
     if not met:
         notes += [profile.note(label, p) for label, p in prof.items()]
