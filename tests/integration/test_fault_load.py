@@ -29,9 +29,8 @@ from tests.integration.test_agent_slow_drip import connections_to
 
 AGENTS = 3
 CLIENTS = 3
-# The issue asks for 60 s; 30 s (some 500 requests) measures the same ratios and bounds, at half the
-# suite time. HC_TEST_LOAD_S=60 runs the full length.
-LOAD_S = float(os.environ.get("HC_TEST_LOAD_S", "30"))
+# The issue's 60 s; HC_TEST_LOAD_S=30 measures the same ratios and bounds in half the time, for a quick local run.
+LOAD_S = float(os.environ.get("HC_TEST_LOAD_S", "60"))
 # (kind, weight): mostly reads, as the UI makes them, and a check created now and then.
 MIX = [("create", 1), ("get_check", 4), ("list_checks", 2), ("agents", 2), ("health", 1)]
 # Every client connection to this session's database but the sampler's own (autovacuum workers show
