@@ -3,7 +3,7 @@ the API: register, heartbeat, start and result answer at once, and results are o
 
 The agent is the real `python -m agent` process, reading its real Redis stream; only its HTTP peer is
 this stub. It follows the agent's side of the protocol (DESIGN §5; agent/api.py). A result posted in a
-batch (a JSON list, or {"results": [...]}) counts each element.
+batch (POST /api/tasks/results) counts each entry and answers each 200, in the API's shape.
 
     python -m bench.stub_api --ready-file F     # writes {"port": P}; GET /_bench/counts reads the counts
 """
@@ -26,14 +26,26 @@ STATE = {"agent_id": "", "first_result_s": 0.0, "last_result_s": 0.0}
 OK = json_body({})
 
 
-def _results_in(body: bytes) -> int:
+def _batch_answer(body: bytes) -> dict:
+    """Every entry accepted, as the API answers POST /api/tasks/results."""
     try:
         doc = json.loads(body or b"null")
     except ValueError:
-        return 0
-    if isinstance(doc, dict) and isinstance(doc.get("results"), list):
-        return len(doc["results"])
-    return len(doc) if isinstance(doc, list) else 0
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    results = [r for r in doc.get("results") or [] if isinstance(r, dict)]
+    started = [t for t in doc.get("started") or [] if isinstance(t, str)]
+    COUNTS["results"] += len(results)
+    COUNTS["starts"] += len(started)
+    if results:
+        now = time.monotonic()
+        STATE["first_result_s"] = STATE["first_result_s"] or now
+        STATE["last_result_s"] = now
+    stored = {"stored": True, "duplicate": False}
+    return {
+        "results": [{"task_id": r.get("task_id"), "status": 200, "body": stored} for r in results],
+        "started": [{"task_id": t, "status": 200, "body": {}} for t in started],
+    }
 
 
 def handler(method: str, path: str, body: bytes):
@@ -59,11 +71,8 @@ def handler(method: str, path: str, body: bytes):
         COUNTS["registrations"] += 1
         STATE["agent_id"] = STATE["agent_id"] or str(uuid.uuid4())
         return 201, json_body({"agent_id": STATE["agent_id"], "api_token": "bench-stub-token"})
-    batch = _results_in(body)
-    if batch:
-        COUNTS["results"] += batch
-        STATE["last_result_s"] = time.monotonic()
-        return 200, OK
+    if path == "/api/tasks/results":  # the batch endpoint, answered in its own shape (docs/api.md, "Batches")
+        return 200, json_body(_batch_answer(body))
     COUNTS["other"] += 1
     return 200, OK
 
