@@ -10,7 +10,7 @@ UI_DIR := frontend
 UI_SOURCES := $(shell find $(UI_DIR)/src $(UI_DIR)/public -type f ! -name '*.test.*' ! -path '*/src/test/*' 2>/dev/null) \
               $(wildcard $(UI_DIR)/index.html $(UI_DIR)/vite.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
 
-.PHONY: help run up down logs status test test-unit lint lock ui deploy-local migrate clean venv system-packages \
+.PHONY: help run up down logs status test test-unit lint lock ui deploy-local migrate clean venv system-packages bench \
         images up-docker down-docker logs-docker
 
 help: ## list the targets
@@ -91,6 +91,11 @@ test: $(VENV_STAMP) ui lint ## install what is missing, lint, then run every tes
 
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
 	@$(PY) -m pytest tests/unit
+
+# Speed targets live here, never in make test (bench/README.md). S=3 (or S=1,9) runs only those scenarios.
+bench: $(VENV_STAMP) ## run the benchmarks against this checkout's make up stack (brought up if need be); S=N for one
+	@$(PY) -m scripts.packages --bench
+	@$(PY) -m bench $(if $(S),--scenario $(S))
 
 clean: ## stop this checkout's stacks and remove its local state (.local/, and its PostgreSQL data kept outside it)
 	@if [ -x $(PY) ]; then $(PY) -m scripts.stack clean; fi

@@ -57,6 +57,8 @@ CONTENT_TYPES = ["application/json", "*/*"]
 # Always copied into a response, never passed as is: Chalice adds CORS headers to a
 # response's dict in place, which would leak them into every later response.
 JSON = {"Content-Type": "application/json"}
+# Every 503 (a dependency down), /health's included, says when to try again.
+UNAVAILABLE = {"Retry-After": "5"}
 
 
 def _error(exc: ApiError) -> Response:
@@ -97,9 +99,7 @@ def _unexpected(exc: Exception) -> Response:
             ),
             500,
         )
-    return Response(
-        body=body, status_code=status, headers={**JSON, "Retry-After": "5"} if status == 503 else dict(JSON)
-    )
+    return Response(body=body, status_code=status, headers={**JSON, **UNAVAILABLE} if status == 503 else dict(JSON))
 
 
 def _request():
@@ -231,7 +231,7 @@ def post_results():
 @api("/health", ["GET"])
 def health_check():
     status, body = health.report()
-    return Response(body=body, status_code=status, headers=dict(JSON))
+    return Response(body=body, status_code=status, headers={**JSON, **UNAVAILABLE} if status == 503 else dict(JSON))
 
 
 @api("/metrics", ["GET"])

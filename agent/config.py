@@ -22,7 +22,10 @@ from chalicelib.protocol import MAX_LOCATION, MAX_NAME, MAX_REGION, VERSION
 # so this is a bound on sockets and memory (about 1 descriptor and a few KB each), not on threads.
 DEFAULT_CONCURRENCY = 512
 DEFAULT_GRACE_PERIOD_S = 20.0
-DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
+# The API's TTL is 30 s. After an outage of the API, the first heartbeat can come as late as
+# interval + outage + the 2 s retry cap (agent/heartbeat.py) after the last one: at 5 s, an agent that
+# stayed up through a 20 s outage is never past the TTL (at 10 s it could be, by 2 s; issue 16, suite 4).
+DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # Also the stream consumer name; as long as the API allows (chalicelib.protocol).

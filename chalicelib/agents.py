@@ -173,13 +173,14 @@ def heartbeat(token: str | None, body: dict[str, Any]) -> dict[str, Any]:
         raise Unauthorized("agent token is not valid")
     agent_id = str(row["id"])
     try:
-        queue.set_heartbeat(
+        had_key = queue.set_heartbeat(
             agent_id,
             {"current_tasks": current, "version": version},
             heartbeat_ttl_s(),
             metrics=metrics.heartbeat(row["name"]),
         )
-        fanout.dispatch_for_agent(agent_id)  # Redis answers: deliver what it missed while down
+        # Redis answers: deliver what it missed while down, and what it lost if it lost its data.
+        fanout.dispatch_for_agent(agent_id, entries_lost=not had_key)
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
         log.warning("heartbeat of %s not mirrored to Redis: %s", agent_id, exc)
     return {"agent_id": agent_id, "status": "online", "server_time": now_iso()}

@@ -26,6 +26,15 @@ ROLLBACK_RETRIES = 1
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# How long the pool keeps retrying one failed connection attempt (with its backoff: 1 s, 2 s,
+# 4 s ...) before it gives up; the next request then tries afresh. The pool's default, 5 min,
+# meant that after a 20 s outage its next attempt came up to 11 s after PostgreSQL was back,
+# and the API answered 503 until then (issue 16, suite 3). Keep it under the pool timeout.
+RECONNECT_TIMEOUT_S = 1.0
+# Connections one process holds at most (each API instance, the scheduler): what PostgreSQL sees is
+# this times the number of processes, however heavy the load (tests/integration/test_fault_load.py).
+POOL_MAX_SIZE = 8
+
 _pool: ConnectionPool | None = None
 _pool_url: str | None = None
 _pool_lock = threading.Lock()
@@ -55,9 +64,10 @@ def get_pool() -> ConnectionPool:
                 _pool = ConnectionPool(
                     url,
                     min_size=0,
-                    max_size=8,
+                    max_size=POOL_MAX_SIZE,
                     open=True,
                     timeout=5,
+                    reconnect_timeout=RECONNECT_TIMEOUT_S,
                     kwargs={"row_factory": dict_row, "connect_timeout": 3},
                     # No per-checkout check (a round trip on every request): a connection found
                     # broken is handled where it fails, by run_transaction (ConnectionLost).

@@ -85,17 +85,20 @@ def task_span_s(row: dict[str, Any]) -> float:
     return check_timeout_s(row["check_type"], row["options"] or {}) + DEADLINE_SLACK_S
 
 
-def undispatched_tasks(conn, agent_id: str) -> list[dict[str, Any]]:
-    """The agent's pending tasks whose push never happened or failed, past the POST's grace."""
+def undispatched_tasks(conn, agent_id: str, pushed_too: bool = False) -> list[dict[str, Any]]:
+    """The agent's pending tasks whose push never happened or failed, past the POST's grace;
+    `pushed_too`: and those pushed, whose entry the caller then looks up."""
     return conn.execute(
         f"""SELECT t.id, t.check_id, t.agent_id, t.check_type, t.stream_id, t.enqueued_at,
                    t.deadline_at, t.created_at, c.target, c.options -> t.check_type AS options
             FROM check_tasks t JOIN checks c ON c.id = t.check_id
-            WHERE t.agent_id = %s AND t.status = 'pending' AND t.stream_id IS NULL
+            WHERE t.agent_id = %s AND t.status = 'pending'
               AND {EFFECTIVE_DEADLINE_SQL} > now()
-              AND COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s)
+              AND (t.stream_id IS NULL
+                   AND COALESCE(t.enqueued_at, t.created_at) < now() - make_interval(secs => %s)
+                   OR %s AND t.stream_id IS NOT NULL)
             ORDER BY t.created_at LIMIT %s""",
-        (agent_id, PUSH_GRACE_S, REDISPATCH_BATCH),
+        (agent_id, PUSH_GRACE_S, pushed_too, REDISPATCH_BATCH),
     ).fetchall()
 
 
@@ -132,12 +135,17 @@ def _claim(conn, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def dispatch_for_agent(agent_id: str) -> int:
+def dispatch_for_agent(agent_id: str, entries_lost: bool = False) -> int:
     """Push the agent's undelivered tasks (called on its heartbeat, once Redis has answered it).
 
     The fast path after a Redis outage: each agent heart-beats every few seconds, so its
     tasks go out within one interval of recovery instead of waiting for the next sweep.
+    `entries_lost`: Redis may have lost its data (the heartbeat key was gone), so the agent's
+    pushed tasks whose entry is no longer in its stream go out again too. Waiting for the
+    sweep instead, a minute, would let most of them pass their deadline (issue 16, suite 2).
     """
     with transaction() as conn:
-        rows = undispatched_tasks(conn, agent_id)
-    return redispatch(rows)
+        rows = undispatched_tasks(conn, agent_id, pushed_too=entries_lost)
+    pushed = [(agent_id, r["stream_id"]) for r in rows if r["stream_id"]]
+    gone = queue.missing_entries(pushed) if pushed else set()
+    return redispatch([r for r in rows if r["stream_id"] is None or r["stream_id"] in gone])

@@ -1112,7 +1112,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "health",
             "summary": "Dependencies and active agents",
-            "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down")},
+            "responses": {"200": _json("Health", "all up"), "503": _json("Health", "a dependency is down", RETRY)},
         },
     },
     "/metrics": {

@@ -143,12 +143,15 @@ def trim_streams(agent_ids: Iterable[str], older_than_ms: int) -> int:
     return sum(r for r in pipe.execute(raise_on_error=False) if isinstance(r, int))
 
 
-def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int, metrics: Batch | None = None) -> None:
+def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int, metrics: Batch | None = None) -> bool:
+    """Set the heartbeat key for `ttl_s`. Returns whether the previous one was still there: False
+    after a silence past the TTL, or when Redis lost its data (restarted empty, flushed), and with
+    it the agent's stream entries (fanout.dispatch_for_agent looks for them then)."""
     pipe = get_redis().pipeline(transaction=False)
-    pipe.setex(heartbeat_key(agent_id), ttl_s, json.dumps(payload, separators=(",", ":")))
+    pipe.set(heartbeat_key(agent_id), json.dumps(payload, separators=(",", ":")), ex=ttl_s, get=True)
     if metrics:
         metrics.add_to(pipe)
-    pipe.execute()
+    return pipe.execute()[0] is not None
 
 
 def heartbeats_present(agent_ids: list[str]) -> set[str]:

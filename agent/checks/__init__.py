@@ -9,7 +9,7 @@ Both honour the per-type timeout and never raise: every failure comes back as
 
 The network checks (tcp, http, dns) are coroutines: the agent runs them all on
 one event loop (agent/runner.py), so a check waiting on a slow server holds a
-socket, not a thread. ping and traceroute stay synchronous: each drives a raw
+socket, not a thread. ping, traceroute and mtr stay synchronous: each drives a raw
 ICMP socket with waits bounded by its deadline, and runs on a small bounded
 pool of threads (ICMP_WORKERS). `run_check` runs a network check on an event
 loop of its own, made for that call on the calling thread (so in that
@@ -56,8 +56,8 @@ def _normalize(check_type: str, options: Any) -> dict:
 
 
 # The checks that block a thread for their whole run (raw ICMP sockets); the rest are coroutines.
-BLOCKING_TYPES = frozenset({"ping", "traceroute"})
-# At most this many ping/traceroute checks run at once on the agent's loop; more wait their turn.
+BLOCKING_TYPES = frozenset({"ping", "traceroute", "mtr"})
+# At most this many ping/traceroute/mtr checks run at once on the agent's loop; more wait their turn.
 ICMP_WORKERS = 16
 _icmp_pool: DaemonPool | None = None
 

@@ -62,7 +62,7 @@ def test_metrics_show_the_seeds_three_metrics_with_real_values(stack):
         - _sum(before, "hostchecker_check_duration_seconds_count", check_type="tcp")
         >= agents
     )
-    for agent in AGENTS:  # every agent heart-beats (every 10 s); the stack waited for all of them
+    for agent in AGENTS:  # every agent heart-beats (every 5 s); the stack waited for all of them
         assert _sum(after, "hostchecker_agent_heartbeats_total", agent=agent["name"]) >= 1
     assert _sum(after, "hostchecker_agents_online") == len(AGENTS)
 

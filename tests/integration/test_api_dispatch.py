@@ -84,3 +84,21 @@ def test_a_delivered_task_past_its_deadline_is_still_a_timeout(api, app_client, 
     _age_tasks(db, 25)
     assert _sweep(app_client)["tasks_failed"] == 1
     assert db.execute("SELECT error FROM check_tasks").fetchone()["error"]["kind"] == "timeout"
+
+
+def test_heartbeat_after_redis_lost_its_data_pushes_the_lost_entries_again_and_only_those(api, agent, db, redis_client):
+    """Redis restarted empty (issue 16, suite 2): the heartbeat key is gone, and so is the stream entry of
+    every task pushed before; the agent's next heartbeat pushes those again instead of leaving them to time
+    out before the next sweep. While the key is there, a heartbeat looks up no pushed task."""
+    lost = api.create_check(checks=["tcp"]).body["tasks"][0]["task_id"]
+    assert api.heartbeat(agent).status == 200
+    assert redis_client.xlen(agent["stream"]) == 1  # the key was there: nothing pushed twice
+    redis_client.flushdb()  # the data is gone; PostgreSQL still says the task was pushed
+    kept = api.create_check(checks=["tcp"]).body["tasks"][0]["task_id"]  # pushed after the loss
+    assert api.heartbeat(agent).status == 200
+    tasks = [e[1]["task"] for e in redis_client.xrange(agent["stream"])]
+    assert len(tasks) == 2 and kept in tasks[0] and lost in tasks[1], tasks
+    row = db.execute("SELECT stream_id FROM check_tasks WHERE id = %s", (lost,)).fetchone()
+    assert row["stream_id"] == redis_client.xrange(agent["stream"])[1][0]
+    assert api.heartbeat(agent).status == 200
+    assert redis_client.xlen(agent["stream"]) == 2  # delivered once

@@ -16,7 +16,7 @@ def test_probe_protocol_and_port_are_stored_with_what_was_assumed(api, agents):
         target="example.com",
         checks=["ping", "traceroute", "mtr"],
         options={
-            "ping": {"protocol": "TCP"},
+            "ping": {"protocol": "tcp"},
             "traceroute": {"protocol": "udp"},
             "mtr": {"protocol": "tcp", "port": 22},
         },

@@ -20,6 +20,21 @@ def test_missing_packages_when_not_root_name_the_apt_command(monkeypatch):
     assert "sudo apt-get install -y" in message and "\n" not in message
 
 
+def test_bench_tools_are_asked_for_only_with_the_bench_set_and_only_when_missing(monkeypatch, tmp_path):
+    present = tmp_path / "wrk"
+    present.touch()
+    monkeypatch.setattr(packages.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(packages, "postgres_bindir", lambda: tmp_path)
+    monkeypatch.setattr(
+        packages, "BENCH_TOOLS", {"wrk": str(present), "prometheus-blackbox-exporter": str(tmp_path / "absent")}
+    )
+    assert packages.missing_packages() == []
+    assert packages.missing_packages(need_bench=True) == ["prometheus-blackbox-exporter"]
+    monkeypatch.setattr(packages.os, "geteuid", lambda: 1000)
+    with pytest.raises(ServiceError, match="prometheus-blackbox-exporter"):
+        packages.ensure_system_packages(need_bench=True)
+
+
 def test_services_cli_reports_missing_packages_in_one_line_and_exits_1(monkeypatch, capsys):
     monkeypatch.setattr(packages.shutil, "which", lambda name: None)
     monkeypatch.setattr(packages.os, "geteuid", lambda: 1000)

@@ -2045,6 +2045,8 @@ export interface operations {
             /** @description a dependency is down */
             503: {
                 headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: string;
                     [name: string]: unknown;
                 };
                 content: {

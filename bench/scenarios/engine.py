@@ -1,0 +1,176 @@
+"""Scenario 3: the agent's engine against Prometheus blackbox_exporter, same loopback target, same
+concurrency, interleaved rounds, as a ratio of probes per second: (a) TCP connect, (b) HTTP GET.
+
+The agent is the real `python -m agent` (its real runner path: Redis stream in, start, check,
+result, XACK), with the API replaced by bench/stub_api.py so that the API's own cost is not what
+is measured. Tasks are put on its stream directly, as the API would. blackbox_exporter runs on
+loopback with the bench's own config (tcp_connect and http_2xx modules) and is driven by wrk at the
+same number of connections as the agent's concurrency, so both run that many probes at once.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+
+import redis
+import requests
+
+from bench import profile, wrk
+from bench.harness import STATE, Bench, free_port, say
+from bench.results import scenario_result
+from bench.stats import ratio
+from scripts.localcloud.procs import wait_for
+
+NUMBER = 3
+TITLE = "Agent engine vs blackbox_exporter (same target, same concurrency): (a) TCP, (b) HTTP"
+TARGET = "(a) ≥ 1.5×, (b) ≥ 1.2× blackbox's probes/s"
+BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
+CONCURRENCY = 64  # the agent's default (HC_CONCURRENCY); wrk holds as many probes open at blackbox
+ROUND_S = 4.0
+ROUNDS = 3
+FIRST_BACKLOG = 5_000  # stream entries for the first agent round; later rounds take 3× what it managed
+MAX_BACKLOG = 60_000
+CONFIG = """modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      method: GET
+"""
+
+
+def start_blackbox(bench: Bench) -> str:
+    config = STATE / "blackbox.yml"
+    config.write_text(CONFIG)
+    port = free_port()
+    bench.start(
+        "blackbox",
+        [BLACKBOX, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return requests.get(f"{url}/metrics", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(up, 20, "blackbox_exporter to listen")
+    return url
+
+
+def probe_ok(url: str) -> bool:
+    text = requests.get(url, timeout=10).text
+    return "probe_success 1" in text
+
+
+def blackbox_round(probe_url: str) -> float:
+    return wrk.run(probe_url, ROUND_S, CONCURRENCY, threads=2)["per_s"]
+
+
+def agent_round(
+    r: redis.Redis, stub_url: str, agent_id: str, backlog: int, check_type: str, target: str, options: dict
+) -> float:
+    """Fill the agent's stream, count results at the stub over ROUND_S (after a short warm-up),
+    then empty the stream and wait for the agent to finish what it holds."""
+    stream = f"hc:tasks:{agent_id}"
+    deadline_ms = int((time.time() + 120) * 1000)
+    pipe = r.pipeline(transaction=False)
+    for _ in range(backlog):
+        task = {
+            "task_id": str(uuid.uuid4()),
+            "check_id": str(uuid.uuid4()),
+            "agent_id": agent_id,
+            "check_type": check_type,
+            "target": target,
+            "options": options,
+            "deadline_ms": deadline_ms,
+            "created_at": "",
+        }
+        pipe.xadd(stream, {"task": json.dumps(task, separators=(",", ":"))})
+    pipe.execute()
+
+    def results() -> int:
+        return requests.get(f"{stub_url}/_bench/counts", timeout=5).json()["results"]
+
+    time.sleep(0.5)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
+    n0, t0 = results(), time.monotonic()
+    time.sleep(ROUND_S)
+    n1, t1 = results(), time.monotonic()
+    r.xtrim(stream, maxlen=0, approximate=False)
+    settle_deadline = time.monotonic() + 30
+    last = -1
+    while time.monotonic() < settle_deadline:  # until the results stop coming
+        now = results()
+        if now == last:
+            break
+        last = now
+        time.sleep(0.5)
+    return (n1 - n0) / (t1 - t0)
+
+
+def run(bench: Bench) -> dict:
+    ports = bench.targets()
+    blackbox = start_blackbox(bench)
+    _, stub = bench.start_ready("stub-api", "bench.stub_api")
+    stub_url = f"http://127.0.0.1:{stub['port']}"
+    agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY))
+    r = redis.Redis.from_url(bench.env["REDIS_URL"])
+    kinds = {
+        "tcp": {
+            "probe": f"{blackbox}/probe?module=tcp_connect&target=127.0.0.1:{ports['tcp']}",
+            "task": ("tcp", "127.0.0.1", {"port": ports["tcp"]}),
+        },
+        "http": {
+            "probe": f"{blackbox}/probe?module=http_2xx&target=http://127.0.0.1:{ports['http']}/",
+            "task": ("http", f"http://127.0.0.1:{ports['http']}/", {}),
+        },
+    }
+    figures: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": []} for k in kinds}
+    prof = {}
+    try:
+        for kind, spec in kinds.items():
+            if not probe_ok(spec["probe"]):
+                raise RuntimeError(f"blackbox_exporter's {kind} probe of the bench target failed")
+            for i in range(ROUNDS):
+                order = ("agent", "blackbox") if i % 2 == 0 else ("blackbox", "agent")
+                for side in order:
+                    if side == "blackbox":
+                        figures[kind]["blackbox"].append(blackbox_round(spec["probe"]))
+                    else:
+                        if i == ROUNDS - 1:
+                            recorder = profile.start_record(bench.agent_pid(agent), ROUND_S, f"s3-agent-{kind}")
+                        done = figures[kind]["agent"]
+                        backlog = min(MAX_BACKLOG, int(3 * ROUND_S * max(done))) if done else FIRST_BACKLOG
+                        done.append(agent_round(r, stub_url, agent["agent_id"], max(backlog, 500), *spec["task"]))
+                        if i == ROUNDS - 1:
+                            prof[kind] = profile.finish_record(recorder)
+            say(f"    {kind}: agent {figures[kind]['agent']} blackbox {figures[kind]['blackbox']} probes/s")
+    finally:
+        bench.stop_agent(agent)
+        r.delete(f"hc:tasks:{agent['agent_id']}")
+    medians = {k: {side: statistics.median(v) for side, v in sides.items()} for k, sides in figures.items()}
+    ratios = {k: ratio(m["agent"], m["blackbox"]) for k, m in medians.items()}
+    metrics = {}
+    for kind, m in medians.items():
+        metrics[f"{kind}_agent_per_s"] = round(m["agent"], 1)
+        metrics[f"{kind}_blackbox_per_s"] = round(m["blackbox"], 1)
+        metrics[f"{kind}_ratio"] = ratios[kind]
+    met = (ratios["tcp"] or 0) >= 1.5 and (ratios["http"] or 0) >= 1.2
+    figure = (
+        f"(a) TCP {ratios['tcp']}× ({medians['tcp']['agent']:.0f} vs {medians['tcp']['blackbox']:.0f} probes/s), "
+        f"(b) HTTP {ratios['http']}× ({medians['http']['agent']:.0f} vs {medians['http']['blackbox']:.0f} probes/s)"
+    )
+    notes = [f"median of {ROUNDS} interleaved {ROUND_S:.0f} s rounds each, concurrency {CONCURRENCY}"]
+    for kind in kinds:
+        threshold = 1.5 if kind == "tcp" else 1.2
+        if (ratios[kind] or 0) < threshold and kind in prof:
+            notes.append(profile.note(f"agent ({kind})", prof[kind]))
+    return scenario_result(NUMBER, TITLE, figure, TARGET, met, "; ".join(notes), metrics)
