@@ -5,6 +5,7 @@ and the numbered migrations.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,21 @@ class ConnectionLost(DatabaseUnavailable):
     nothing of the transaction was committed, so run_transaction runs it once more."""
 
 
+def _closed_by_the_server(conn: psycopg.Connection) -> None:
+    """Refuse a pooled connection PostgreSQL has closed while it sat idle, without a round trip.
+
+    An idle connection has nothing to read. One the server ended (restart, idle timeout,
+    pg_terminate_backend) has its FATAL message or EOF waiting on the socket, so a zero-timeout
+    poll tells them apart. The pool then drops it and hands out another. Without this, every
+    `with transaction()` after such a loss answered 503 once per dead connection."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.close()  # closed, the pool discards it; open, it would take it back as good
+        raise psycopg.OperationalError("the server closed the connection while it was idle")
+
+
 def get_pool() -> ConnectionPool:
     """The pool for the configured URL; a changed URL (tests) gets a new pool."""
     global _pool, _pool_url
@@ -69,8 +85,10 @@ def get_pool() -> ConnectionPool:
                     timeout=5,
                     reconnect_timeout=RECONNECT_TIMEOUT_S,
                     kwargs={"row_factory": dict_row, "connect_timeout": 3},
-                    # No per-checkout check (a round trip on every request): a connection found
-                    # broken is handled where it fails, by run_transaction (ConnectionLost).
+                    # Not psycopg's check_connection (a round trip on every request); this one
+                    # costs none. A connection that dies mid-transaction is still handled where
+                    # it fails, by run_transaction (ConnectionLost).
+                    check=_closed_by_the_server,
                 )
     return _pool
 

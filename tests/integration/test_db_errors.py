@@ -203,3 +203,32 @@ def test_pooled_connections_killed_while_idle_cost_no_request(api, settings, db)
     reply = api.start(agent, task_id)
     assert reply.status == 200, reply.body
     assert reply.body["attempts"] == 1  # ran once: the failed try had changed nothing
+
+
+def test_every_path_survives_pooled_connections_killed_while_idle(api, settings, db):
+    """Not only run_transaction's: a plain `with transaction()` (registration, reads) after the
+    pool's idle connections were dropped is served too, because the pool refuses a connection
+    the server closed before handing it out (db._closed_by_the_server, no round trip). CI found
+    this: the test above killed the session API's idle connections and the next registration
+    through it answered 503."""
+    from chalicelib import db as db_module
+
+    pool = db_module.get_pool()
+    held = [pool.getconn() for _ in range(3)]
+    for conn in held:
+        pool.putconn(conn)
+    pids = [
+        r["pid"]
+        for r in db.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchall()
+    ]
+    assert len(pids) >= 3
+    wait_until(
+        lambda: not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone(),
+        "the backends to exit",
+    )
+    for name in ("fra-1", "fra-2", "fra-3", "fra-4"):  # more requests than there were dead connections
+        assert api.register(name)["agent_id"]
+    assert api.get("/api/agents").status == 200
