@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -284,12 +285,72 @@ SYSTEM_PYTHON = Path("/usr/bin/python3.11")  # readable by nobody, unlike a pyth
     shutil.which("capsh") is None or not SYSTEM_PYTHON.exists() or sys.version_info[:2] != (3, 11),
     reason="needs capsh and a system Python 3.11 to run as nobody",
 )
-def test_as_nobody_with_only_cap_net_raw_every_mode_runs():
+def _code_nobody_can_read(tmp_path: Path, modes: list) -> list[str]:
+    """The agent's checks and the packages they import, copied where `nobody` can read them.
+
+    The checkout may sit in a private folder (a `mktemp -d` clone is 0700), which nobody cannot
+    enter; so the test runs a copy of exactly what running these modes loads (run once as root)."""
+    listing = subprocess.run(
+        [sys.executable, "-c", _LIST_MODULES, json.dumps(modes)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    base = tmp_path  # a folder of its own under /tmp, since pytest's tmp folders are 0700 too
+    for top in json.loads(listing.stdout):
+        source = Path(top)
+        target = base / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for path in base.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    base.chmod(0o755)
+    return [str(base)]
+
+
+# The top-level packages and modules (outside the standard library) that running the modes loads.
+_LIST_MODULES = """
+import json, sys, sysconfig
+from pathlib import Path
+from agent.checks import capabilities, run_check
+capabilities()
+for t, o in json.loads(sys.argv[1]):
+    run_check(t, "127.0.0.1", o, allow_private=True)
+stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+tops = set()
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None)
+    if not path:
+        continue
+    path = Path(path).resolve()
+    if stdlib in path.parents and "site-packages" not in path.parts:
+        continue
+    root = path
+    for _ in range(name.count(".") + (1 if path.name == "__init__.py" else 0)):
+        root = root.parent
+    tops.add(str(root))
+print(json.dumps(sorted(tops)))
+"""
+
+
+@pytest.fixture
+def public_tmp():
+    folder = Path(tempfile.mkdtemp(prefix="hc-nobody-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_as_nobody_with_only_cap_net_raw_every_mode_runs(public_tmp):
+    tmp_path = public_tmp
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     port = listener.getsockname()[1]
-    site = ROOT / ".venv" / "lib" / "python3.11" / "site-packages"
     few = {"count": 2, "interval": 0.2}
     modes = [
         ("ping", few),
@@ -301,9 +362,11 @@ def test_as_nobody_with_only_cap_net_raw_every_mode_runs():
         ("mtr", few),
         ("mtr", dict(few, protocol="tcp", port=port)),
     ]
+    # Loading the modules as root must not fill the listener's backlog (it never accepts): TCP modes go to port 9.
+    readable = _code_nobody_can_read(tmp_path, [(t, dict(o, port=9) if "port" in o else o) for t, o in modes])
     code = (
         "import json, os, sys\n"
-        f"sys.path[:0] = [{str(ROOT)!r}, {str(site)!r}]\n"
+        f"sys.path[:0] = {readable!r}\n"
         "from agent.checks import capabilities, run_check\n"
         "runs = {}\n"
         "for t, o in json.loads(sys.argv[1]):\n"
