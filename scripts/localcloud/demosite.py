@@ -212,6 +212,29 @@ def default_zone(name: str, address: str) -> dict[str, list[tuple[str, int, str]
     }
 
 
+def bind_udp_tcp_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on one port number.
+
+    With port 0 the kernel picks a free UDP port, and the same number may already be
+    taken on TCP (by a listener or a connection's local end), so a taken pair is
+    given back and another is tried."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(attempts if port == 0 else 1):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            return udp, tcp
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            if exc.errno != errno.EADDRINUSE or port != 0:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port free on both UDP and TCP at {host} after {attempts} tries")
+
+
 class DNSServer:
     """An authoritative-looking server for one small zone, on UDP and TCP."""
 
@@ -219,36 +242,13 @@ class DNSServer:
         import dns.rdatatype  # noqa: F401 - fail early when dnspython is missing
 
         self.zone = {k.lower().rstrip(".") + ".": v for k, v in (zone or {}).items()}
-        self.udp, self.tcp = self._bind_pair(host, port)
+        self.udp, self.tcp = bind_udp_tcp_pair(host, port)
         self.port = self.udp.getsockname()[1]
         self.tcp.listen(16)
         self.address = host
         self._stopped = False
         for target, name in ((self._serve_udp, "demo-dns-udp"), (self._serve_tcp, "demo-dns-tcp")):
             threading.Thread(target=target, name=name, daemon=True).start()
-
-    @staticmethod
-    def _bind_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
-        """A UDP and a TCP socket on one port number.
-
-        With port 0 the kernel picks a free UDP port, and the same number may already be
-        taken on TCP (by a listener or a connection's local end), so a taken pair is
-        given back and another is tried."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for _ in range(attempts if port == 0 else 1):
-            udp = socket.socket(family, socket.SOCK_DGRAM)
-            tcp = socket.socket(family, socket.SOCK_STREAM)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                udp.bind((host, port))
-                tcp.bind((host, udp.getsockname()[1]))
-                return udp, tcp
-            except OSError as exc:
-                udp.close()
-                tcp.close()
-                if exc.errno != errno.EADDRINUSE or port != 0:
-                    raise
-        raise OSError(errno.EADDRINUSE, f"no port free on both UDP and TCP at {host} after {attempts} tries")
 
     def answer(self, wire: bytes) -> bytes:
         import dns.flags

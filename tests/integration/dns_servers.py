@@ -27,6 +27,8 @@ import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from scripts.localcloud.demosite import bind_udp_tcp_pair
+
 
 def make_zone(origin: str, text: str) -> dns.zone.Zone:
     return dns.zone.from_text(text, origin=origin, relativize=False)
@@ -116,12 +118,8 @@ class ZoneServer:
 
     def __init__(self, zone: dns.zone.Zone, host: str = "127.0.0.1", port: int = 0):
         self.zone = zone
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, port))
+        self.udp, self.tcp = bind_udp_tcp_pair(host, port)  # a UDP port taken on TCP is given back
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
         self.tcp.listen(16)
         self.host = host
         self.queries: list[tuple[str, str]] = []  # (qname, qtype) in order
