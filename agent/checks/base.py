@@ -19,6 +19,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import statistics
 import sys
 import threading
 import time
@@ -410,3 +411,15 @@ def failure_envelope(ctx_started: float, exc: BaseException) -> dict:
     data = getattr(exc, "data", None)
     address = getattr(exc, "address", None)
     return protocol.result_envelope(False, ms_since(ctx_started), address, data, protocol.error(kind, message))
+
+
+def rtt_stats(values: list[float]) -> dict:
+    """min/avg/max/stddev of round-trip times in ms (ping, TCP/UDP ping, each mtr hop); all None without any."""
+    if not values:
+        return {"min": None, "avg": None, "max": None, "stddev": None}
+    return {
+        "min": min(values),
+        "avg": round(statistics.fmean(values), 3),
+        "max": max(values),
+        "stddev": round(statistics.pstdev(values), 3),
+    }

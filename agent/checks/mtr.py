@@ -23,7 +23,7 @@ from collections import Counter
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, classify, resolve_checked
+from .base import CheckContext, CheckFailure, classify, resolve_checked, rtt_stats
 from .probes import Answer, Prober
 from .traceroute import REVERSE_LOOKUP_TIMEOUT_S, _add_reverse_names
 
@@ -125,15 +125,7 @@ class _State:
             "sent": len(rounds),
             "received": len(values),
             "loss_pct": round(100.0 * (len(rounds) - len(values)) / len(rounds), 1) if rounds else 100.0,
-            "rtt_ms": {
-                "last": values[-1],
-                "min": min(values),
-                "avg": round(statistics.fmean(values), 3),
-                "max": max(values),
-                "stddev": round(statistics.pstdev(values), 3),
-            }
-            if values
-            else dict(_NO_RTT),
+            "rtt_ms": {"last": values[-1], **rtt_stats(values)} if values else dict(_NO_RTT),
             "jitter_ms": {
                 "min": round(min(diffs), 3),
                 "avg": round(statistics.fmean(diffs), 3),

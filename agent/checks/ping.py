@@ -12,7 +12,6 @@ rtt_ms.stddev is the population standard deviation, as ping's "mdev".
 
 from __future__ import annotations
 
-import statistics
 import time
 
 from icmplib import ICMPRequest
@@ -21,7 +20,7 @@ from icmplib.exceptions import TimeoutExceeded
 from chalicelib import protocol
 
 from . import icmp, portping
-from .base import CheckContext, CheckFailure, classify, resolve_checked
+from .base import CheckContext, CheckFailure, classify, resolve_checked, rtt_stats
 
 
 def run(ctx: CheckContext) -> dict:
@@ -96,14 +95,7 @@ def _result(ctx, sock, address, timeout, requests, rtts, unreachable) -> dict:
         "packets_sent": sent,
         "packets_received": len(values),
         "loss_pct": round(100.0 * (sent - len(values)) / sent, 1) if sent else 100.0,
-        "rtt_ms": {
-            "min": min(values),
-            "avg": round(statistics.fmean(values), 3),
-            "max": max(values),
-            "stddev": round(statistics.pstdev(values), 3),
-        }
-        if values
-        else {"min": None, "avg": None, "max": None, "stddev": None},
+        "rtt_ms": rtt_stats(values),
         "rtts_ms": values,
         "icmp_errors": sorted(set(unreachable.values())),
         "mode": "raw" if sock.is_privileged else "unprivileged",

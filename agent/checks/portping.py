@@ -15,12 +15,11 @@ each answer: syn_ack, rst, udp_reply, port_unreachable) and `port_state`
 
 from __future__ import annotations
 
-import statistics
 import time
 
 from chalicelib import protocol, targets
 
-from .base import CheckContext, CheckFailure, classify
+from .base import CheckContext, CheckFailure, classify, rtt_stats
 from .probes import Prober
 
 OPEN_REPLIES = ("syn_ack", "udp_reply")
@@ -86,14 +85,7 @@ def _result(ctx, address, proto, port, timeout, sent, answers) -> dict:
         "packets_sent": len(sent),
         "packets_received": len(values),
         "loss_pct": round(100.0 * (len(sent) - len(values)) / len(sent), 1) if sent else 100.0,
-        "rtt_ms": {
-            "min": min(values),
-            "avg": round(statistics.fmean(values), 3),
-            "max": max(values),
-            "stddev": round(statistics.pstdev(values), 3),
-        }
-        if values
-        else {"min": None, "avg": None, "max": None, "stddev": None},
+        "rtt_ms": rtt_stats(values),
         "rtts_ms": values,
         "replies": kinds,
         "port_state": ("open" if any(k in kinds for k in OPEN_REPLIES) else "closed") if kinds else None,
