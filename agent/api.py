@@ -11,6 +11,7 @@ the status code:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -134,8 +135,15 @@ class ApiClient:
         timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
     ) -> dict:
         url = f"{self.base_url}{path}"
+        data = None
+        if body is not None:  # compact JSON: what agent/delivery.py sizes its batches by
+            try:
+                data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            except ValueError as exc:  # NaN or infinity: not JSON (requests' json= refused it the same way)
+                raise ApiUnavailable(None, "request_failed", f"{method} {path}: body is not JSON: {exc}") from None
+            headers = {**headers, "Content-Type": "application/json"}
         try:
-            resp = self._session().request(method, url, json=body, headers=headers, timeout=timeout)
+            resp = self._session().request(method, url, data=data, headers=headers, timeout=timeout)
         except requests.Timeout:
             raise ApiUnavailable(None, "timeout", f"{method} {path}: no answer in time") from None
         except requests.ConnectionError:

@@ -1,9 +1,10 @@
-"""Results that finish close together go to the API in one request.
+"""Results and starts that happen close together go to the API in one request.
 
-`ResultBatcher.post(task_id, result)` has the contract of `ApiClient.post_result`: it
-returns the API's answer for that task or raises the same `ApiError` classes. Behind it,
-results travel in `POST /api/tasks/results` (one transaction at the API for the lot), each
-caller getting its own entry's answer:
+`ResultBatcher.post(task_id, result)` has the contract of `ApiClient.post_result`, and
+`ResultBatcher.start(task_id)` that of `ApiClient.start_task`: each returns the API's answer
+for that task or raises the same `ApiError` classes. Behind them, results and starts travel
+together in `POST /api/tasks/results` (`{results: [...], started: [...]}`, one transaction at
+the API for the lot), each caller getting its own entry's answer:
 
 - A result with no request in flight leaves at once: an idle agent adds no latency.
 - Results that finish while a request is in flight wait for it and leave together in the
@@ -13,12 +14,16 @@ caller getting its own entry's answer:
   answers out, then hands the lead to the first result that came in meanwhile. It works the
   same under one thread per task or a worker pool.
 
+A start still waits for its answer before its check runs (a task answered meanwhile is not
+run), but 500 tasks read at once cost a few requests, not 500: the starts ride in the batches.
+
 An API without the batch route (an older deployment: 404 or 405 for it) is remembered, and
-every result goes by the single endpoint from then on.
+every result and start goes by its single endpoint from then on.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,8 +37,10 @@ log = logging.getLogger("agent.delivery")
 # How long a request waits for more results before it leaves (0: it leaves at once; results
 # still batch up behind a request in flight).
 LINGER_S = 0.0
-# The API's bound (chalicelib/tasks.MAX_BATCH).
+# The API's bounds: entries per batch (chalicelib/tasks.MAX_BATCH), and bytes per body
+# (chalicelib/config max_body_bytes, 64 KiB), kept under with room for the JSON's spacing.
 MAX_BATCH = 100
+MAX_BATCH_BYTES = 60 * 1024
 # What an API that predates the batch route answers for it.
 NO_BATCH_ROUTE = (404, 405)
 
@@ -45,15 +52,18 @@ SINGLE = object()  # the batch route is missing: post this one alone
 @dataclass
 class _Waiting:
     task_id: str
-    result: dict
+    result: dict | None  # None: a start
     wake: threading.Event = field(default_factory=threading.Event)
     answer: Any = _PENDING  # the body, or an exception (ApiError) to raise, or SINGLE
     lead: bool = False  # woken to send the next request
 
 
 class ResultBatcher:
-    def __init__(self, api: ApiClient, linger_s: float = LINGER_S, max_batch: int = MAX_BATCH):
+    def __init__(
+        self, api: ApiClient, linger_s: float = LINGER_S, max_batch: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES
+    ):
         self.api = api
+        self.max_bytes = max_bytes
         self.linger_s = linger_s
         self.max_batch = max_batch
         self.batches_supported = True
@@ -62,25 +72,78 @@ class ResultBatcher:
         self._sending = False  # a caller is lingering for, or sending, a request
 
     def post(self, task_id: str, result: dict) -> dict:
+        """The result's answer, as ApiClient.post_result gives it."""
         if not self.batches_supported:
             return self.api.post_result(task_id, result)
-        me = _Waiting(task_id, result)
-        with self._cond:
-            self._waiting.append(me)
-            if not self._sending:
-                self._sending = me.lead = True
-            elif len(self._waiting) >= self.max_batch:
-                self._cond.notify_all()  # a lingering sender: the batch is full
+        return self._wait_for_answer(_Waiting(task_id, result))
+
+    def start(self, task_id: str) -> dict:
+        """The start's answer, as ApiClient.start_task gives it."""
+        if not self.batches_supported:
+            return self.api.start_task(task_id)
+        return self._wait_for_answer(_Waiting(task_id, None))
+
+    def post_many(self, items: list[tuple[str, dict]]) -> list[Any]:
+        """Each (task_id, result)'s answer, in order: the body or the ApiError (never raised)."""
+        return self._answers([_Waiting(task_id, result) for task_id, result in items])
+
+    def start_many(self, task_ids: list[str]) -> list[Any]:
+        """Each start's answer, in order: the body or the ApiError (never raised)."""
+        return self._answers([_Waiting(task_id, None) for task_id in task_ids])
+
+    def _answers(self, items: list[_Waiting]) -> list[Any]:
+        """Queue `items` together and wait for every answer. They stay in order in the queue and a
+        batch takes its entries from the front, so when one of ours is handed the lead, all of ours
+        before it are answered: waiting for each in turn leads every request that falls to us."""
+        if not items:
+            return []
+        if self.batches_supported:
+            with self._cond:
+                self._waiting.extend(items)
+                if not self._sending:
+                    self._sending = items[0].lead = True
+                elif len(self._waiting) >= self.max_batch:
+                    self._cond.notify_all()
+            for me in items:
+                self._await(me)
+        else:
+            for me in items:
+                me.answer = SINGLE
+        answers = []
+        for me in items:
+            if me.answer is SINGLE:
+                try:
+                    if me.result is None:
+                        me.answer = self.api.start_task(me.task_id)
+                    else:
+                        me.answer = self.api.post_result(me.task_id, me.result)
+                except ApiError as exc:
+                    me.answer = exc
+            answers.append(me.answer)
+        return answers
+
+    def _await(self, me: _Waiting) -> None:
         while True:
             if me.lead:
                 me.lead = False
                 self._send_waiting()
             me.wake.wait()
             if me.answer is not _PENDING:
-                break
+                return
             me.wake.clear()  # woken to lead the next request
+
+    def _wait_for_answer(self, me: _Waiting) -> dict:
+        with self._cond:
+            self._waiting.append(me)
+            if not self._sending:
+                self._sending = me.lead = True
+            elif len(self._waiting) >= self.max_batch:
+                self._cond.notify_all()  # a lingering sender: the batch is full
+        self._await(me)
         if me.answer is SINGLE:
-            return self.api.post_result(task_id, result)
+            if me.result is None:
+                return self.api.start_task(me.task_id)
+            return self.api.post_result(me.task_id, me.result)
         if isinstance(me.answer, Exception):
             raise me.answer
         return me.answer
@@ -109,24 +172,58 @@ class ResultBatcher:
                 self._sending = False
 
     def send(self, batch: list[_Waiting] | list[tuple[str, dict]]) -> list[Any]:
-        """One POST /api/tasks/results for `batch` (waiting callers, or (task_id, result) pairs: the
-        spool); per entry its body, an ApiError, or SINGLE (post it alone: no batch route)."""
+        """POST /api/tasks/results for `batch` (waiting callers, or (task_id, result) pairs: the
+        spool), in as few requests as the API's body limit allows; per entry its body, an
+        ApiError, or SINGLE (post it alone: no batch route)."""
         items = [(w.task_id, w.result) if isinstance(w, _Waiting) else w for w in batch]
+        answers: list[Any] = []
+        for chunk in _within_body_limit(items, self.max_bytes):
+            answers += self._send_chunk(chunk)
+        return answers
+
+    def _send_chunk(self, items: list[tuple[str, dict | None]]) -> list[Any]:
+        results = [(i, t, r) for i, (t, r) in enumerate(items) if r is not None]
+        started = [(i, t) for i, (t, r) in enumerate(items) if r is None]
         try:
-            reply = self.api.post_results([{"task_id": t, **r} for t, r in items])
+            reply = self.api.post_results([{"task_id": t, **r} for _, t, r in results], [t for _, t in started])
         except ApiRejected as exc:
             if exc.status in NO_BATCH_ROUTE and not isinstance(exc, ApiUnauthorized):
                 log.info("the API has no batch route (%s); results go one by one", exc.status)
                 self.batches_supported = False
                 return [SINGLE] * len(items)
+            if len(items) > 1 and not isinstance(exc, ApiUnauthorized):
+                # The request as a whole was refused (say, over a body limit smaller than ours), not
+                # its entries: each goes alone, so no entry is lost for the company it kept.
+                log.warning("the API refused a batch of %d (%s); sending its entries one by one", len(items), exc)
+                return [SINGLE] * len(items)
             return [exc] * len(items)
         except ApiError as exc:  # unavailable, unauthorized: the same for every entry
             return [exc] * len(items)
-        answers = reply.get("results") if isinstance(reply, dict) else None
-        if not isinstance(answers, list) or len(answers) != len(items):
-            exc = ApiUnavailable(None, "bad_batch_answer", "the API's batch answer does not match the batch")
-            return [exc] * len(items)
-        return [_entry_answer(a) for a in answers]
+        reply = reply if isinstance(reply, dict) else {}
+        answers: list[Any] = [None] * len(items)
+        for name, entries in (("results", results), ("started", started)):
+            got = reply.get(name) if entries else []
+            if not isinstance(got, list) or len(got) != len(entries):
+                exc = ApiUnavailable(None, "bad_batch_answer", "the API's batch answer does not match the batch")
+                return [exc] * len(items)
+            for entry, answer in zip(entries, got, strict=True):
+                answers[entry[0]] = _entry_answer(answer)
+        return answers
+
+
+def _within_body_limit(items: list[tuple[str, dict | None]], max_bytes: int) -> list[list[tuple[str, dict | None]]]:
+    """`items` cut into runs whose JSON stays under `max_bytes` (an entry over it on its own goes
+    alone, and gets the API's own answer for its size)."""
+    chunks: list[list[tuple[str, dict | None]]] = []
+    size = max_bytes
+    for task_id, result in items:
+        entry = len(task_id) + 16 + (len(json.dumps(result, separators=(",", ":"))) if result is not None else 0)
+        if size + entry > max_bytes:
+            chunks.append([])
+            size = 64  # the envelope: {"results":[...],"started":[...]}
+        chunks[-1].append((task_id, result))
+        size += entry
+    return chunks
 
 
 def _entry_answer(answer: Any) -> Any:

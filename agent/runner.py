@@ -24,8 +24,11 @@ For every entry of `hc:tasks:{agent_id}`:
 The engine: no thread per task, no thread per check.
 - The reader (the thread that calls `run`) takes entries from the stream while
   fewer than `concurrency` tasks are in flight.
-- A task's blocking steps (`start`, then delivering the result and the ack) run
-  on a small pool of TASK_WORKERS threads, whose API sessions are reused.
+- The blocking steps run on a small pool of TASK_WORKERS threads, whose API
+  sessions are reused, and never one request per task: the tasks of one read
+  are started together (one `POST /api/tasks/results` with `started`, per 100),
+  and the results that are ready are delivered together by one worker, then
+  acknowledged in one XACK (agent/delivery.py batches what meets in between).
 - Its check runs on one event loop thread: the network checks are coroutines
   (`agent.checks.run_check_async`), so 500 checks waiting on slow servers are
   500 sockets and 500 small coroutines, not 500 threads. ping and traceroute,
@@ -54,7 +57,6 @@ from agent.api import (
     ApiUnauthorized,
     ApiUnavailable,
     backoff_delays,
-    with_retries,
 )
 from agent.config import AgentConfig
 from agent.delivery import MAX_BATCH, SINGLE, ResultBatcher
@@ -79,14 +81,19 @@ START_ATTEMPTS = 3
 SPOOL_RETRY_CAP_S = 15.0
 # How long, after the grace period, shutdown waits for failed tasks' results to be posted or spooled.
 FINAL_DELIVERY_S = 10.0
-# Threads for the tasks' blocking steps (start, result, ack). A few ms each against a healthy
-# API, so a few threads keep up with hundreds of checks in flight; more against a slow one
-# (these bound how many API calls wait at once: 16 behind a 1 s API made 16 calls/s).
+# Threads for the tasks' blocking steps (start, result, ack), each a batch of tasks: one
+# delivers results, the others start what each read brought, and a few keep up with hundreds
+# of checks in flight.
 TASK_WORKERS = 32
 # Threads for a run_check that is a plain function (not a coroutine), e.g. a test's stub.
 BLOCKING_CHECK_WORKERS = 16
 
 RunCheck = Callable[..., dict]
+
+
+def _unavailable(answer) -> bool:
+    """An answer to try again: the API could not take it (or an unexpected error in between)."""
+    return isinstance(answer, Exception) and not isinstance(answer, ApiRejected)
 
 
 def now_ms() -> int:
@@ -148,7 +155,9 @@ class Runner:
         self._check_is_async = inspect.iscoroutinefunction(run_check)
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="hc-engine", daemon=True)
-        self._results = ResultBatcher(api)  # results finishing together share one POST (agent/delivery.py)
+        self._results = ResultBatcher(api)  # results and starts together share one POST (agent/delivery.py)
+        self._ready: list[tuple[TaskRun, Future]] = []  # checks ended, results not yet delivered
+        self._delivering = False  # a task worker is delivering _ready
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -231,10 +240,14 @@ class Runner:
                 if delays is not None:
                     log.info("redis is reachable again")
                     delays = None
+                runs = []
                 for entry_id, fields in entries:
                     if self.stop.is_set():
                         break  # read but not started: stays pending, taken back at the next start
-                    self._dispatch(entry_id, fields, reclaimed)
+                    if run := self._dispatch(entry_id, fields, reclaimed):
+                        runs.append(run)
+                if runs:  # their starts share requests (agent/delivery.py)
+                    self._workers.submit(self._execute_many, runs)
             except QueueUnavailable as exc:
                 if self.stop.is_set():
                     break
@@ -249,12 +262,13 @@ class Runner:
                 need_setup = True
                 self.stop.wait(next(delays))
 
-    def _dispatch(self, entry_id: str, fields: dict | None, reclaimed: bool) -> None:
+    def _dispatch(self, entry_id: str, fields: dict | None, reclaimed: bool) -> TaskRun | None:
+        """The new run for an entry, or None (nothing new to run: malformed, or already in hand)."""
         if not fields:
             # Taken once, then deleted from the stream (trimmed): nothing to run.
             event(log, logging.WARNING, "stream entry has no content; acknowledging", entry=entry_id)
             self._ack([entry_id])
-            return
+            return None
         try:
             msg = TaskMessage.from_fields(fields)
             if not msg.task_id or not msg.check_type:
@@ -270,48 +284,87 @@ class Runner:
                 raw=json.dumps(fields, default=str)[:300],
             )
             self._ack([entry_id])
-            return
+            return None
         with self._lock:
             if entry_id in self._known_entries:
-                return  # re-read after a Redis reconnect while still running
+                return None  # re-read after a Redis reconnect while still running
             run = self._inflight.get(msg.task_id)
             if run is not None:  # the same task pushed twice (e.g. re-enqueued): answer both together
                 run.entry_ids.append(entry_id)
                 self._known_entries.add(entry_id)
-                return
+                return None
             if msg.task_id in self.spool:  # already ran; its result waits in the spool
                 self._extra_entries.setdefault(msg.task_id, []).append(entry_id)
                 self._known_entries.add(entry_id)
-                return
+                return None
             run = TaskRun(msg, [entry_id], reclaimed)
             self._inflight[msg.task_id] = run
             self._known_entries.add(entry_id)
-        self._workers.submit(self._execute, run)
+        return run
 
-    # -- one task ----------------------------------------------------------------
-    # _execute (a task worker) -> _checked (the engine loop) -> _finish (a task worker)
+    # -- tasks -------------------------------------------------------------------
+    # _execute_many (a task worker: the starts of one read, together) -> _checked (the engine
+    # loop, per task) -> _deliver_ready (a task worker: the results that finished, together)
 
-    def _execute(self, run: TaskRun) -> None:
+    def _execute_many(self, runs: list[TaskRun]) -> None:
+        """Start the tasks of one read in as few requests as the API's bound allows, and run the
+        ones that may run. An expired task is answered without being run."""
         try:
-            if not self._begin(run):
+            expired, startable = [], []
+            for run in runs:
+                result = self._expired_result(run)
+                (expired if result else startable).append((run, result))
+            if expired:
+                self._deliver_many(expired, "expired")
+            answers = self._with_entry_retries(
+                self._results.start_many, [run.msg.task_id for run, _ in startable], START_ATTEMPTS
+            )
+        except Exception:  # noqa: BLE001 - a bug must not take the slots with it
+            log.exception("task handling crashed", extra={"fields": {"tasks": len(runs)}})
+            for run in runs:
                 self._release(run)
-                return
-            future = asyncio.run_coroutine_threadsafe(self._checked(run), self._loop)
-        except Exception:  # noqa: BLE001 - a bug must not take the slot with it
-            log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
-            self._release(run)
             return
-        future.add_done_callback(lambda done: self._workers.submit(self._finish, run, done))
+        for (run, _), answer in zip(startable, answers, strict=True):
+            try:
+                if not self._may_run(run, answer):
+                    self._release(run)
+                    continue
+                run.started_mono = time.monotonic()
+                future = asyncio.run_coroutine_threadsafe(self._checked(run), self._loop)
+            except Exception:  # noqa: BLE001 - a bug must not take the slot with it
+                log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
+                self._release(run)
+                continue
+            future.add_done_callback(lambda done, run=run: self._finished(run, done))
 
-    def _finish(self, run: TaskRun, done: Future) -> None:
-        try:
-            result = done.result()  # _checked never raises
-            self.metrics.probe(run.msg.check_type, result, time.monotonic() - run.started_mono)
-            self._deliver(run, result, "ran")
-        except Exception:  # noqa: BLE001 - a bug must not take the slot with it
-            log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
-        finally:
-            self._release(run)
+    def _finished(self, run: TaskRun, done: Future) -> None:
+        """A check ended (on the engine loop): queue its result; one task worker delivers what is queued."""
+        with self._lock:
+            self._ready.append((run, done))
+            if self._delivering:
+                return
+            self._delivering = True
+        self._workers.submit(self._deliver_ready)
+
+    def _deliver_ready(self) -> None:
+        while True:
+            with self._lock:
+                ready, self._ready = self._ready[:MAX_BATCH], self._ready[MAX_BATCH:]
+                if not ready:
+                    self._delivering = False
+                    return
+            items = []
+            try:
+                for run, done in ready:
+                    result = done.result()  # _checked never raises
+                    self.metrics.probe(run.msg.check_type, result, time.monotonic() - run.started_mono)
+                    items.append((run, result))
+                self._deliver_many(items, "ran")
+            except Exception:  # noqa: BLE001 - a bug must not take the slots with it
+                log.exception("task handling crashed", extra={"fields": {"tasks": len(ready)}})
+            finally:
+                for run, _ in ready:
+                    self._release(run)
 
     def _release(self, run: TaskRun) -> None:
         with self._lock:
@@ -319,34 +372,52 @@ class Runner:
             self._known_entries.difference_update(run.entry_ids)
             self._lock.notify_all()
 
-    def _begin(self, run: TaskRun) -> bool:
-        """Before the check: answer an expired task, and tell the API it starts. False: do not run it."""
-        msg = run.msg
-        deadline_ms = msg.deadline_ms
-        server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
-        if deadline_ms and server_now >= deadline_ms:
-            late_s = (server_now - deadline_ms) / 1000
-            result = result_envelope(
-                False,
-                0,
-                None,
-                {},
-                error("timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"),
-            )
-            self._deliver(run, result, "expired")
-            return False
+    @staticmethod
+    def _with_entry_retries(send: Callable[[list], list], keys: list, attempts: int) -> list:
+        """`send(keys)`'s per-entry answers, the entries the API could not take (ApiUnavailable,
+        or an unexpected error) sent again up to `attempts` times in all, as `with_retries` does."""
+        answers: list = [None] * len(keys)
+        todo = list(range(len(keys)))
+        delays = backoff_delays(base=0.25, cap=5.0)
+        for attempt in range(1, attempts + 1):
+            if not todo:
+                break
+            retry = []
+            for index, answer in zip(todo, send([keys[i] for i in todo]), strict=True):
+                answers[index] = answer
+                if _unavailable(answer):
+                    retry.append(index)
+            if not retry or attempt == attempts:
+                break
+            todo = retry
+            after = max((getattr(answers[i], "retry_after", None) or 0) for i in retry)
+            time.sleep(min(5.0, max(next(delays), after)))  # Retry-After honoured up to the cap
+        return answers
 
-        try:
-            with_retries(lambda: self.api.start_task(msg.task_id), START_ATTEMPTS, what=f"start {msg.task_id}")
-        except ApiUnauthorized as exc:
-            # Our token is not accepted right now; run anyway, the result waits in the spool.
-            event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))
-        except ApiRejected as exc:
-            if exc.status == 409:
+    def _expired_result(self, run: TaskRun) -> dict | None:
+        """The timeout result of a task whose deadline passed before it could run; None: it may run."""
+        deadline_ms = run.msg.deadline_ms
+        server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
+        if not deadline_ms or server_now < deadline_ms:
+            return None
+        late_s = (server_now - deadline_ms) / 1000
+        return result_envelope(
+            False,
+            0,
+            None,
+            {},
+            error("timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"),
+        )
+
+    def _may_run(self, run: TaskRun, answer) -> bool:
+        """After the start's answer: False when the task must not run (answered before, or not ours)."""
+        msg = run.msg
+        if isinstance(answer, ApiRejected) and not isinstance(answer, ApiUnauthorized):
+            if answer.status == 409:
                 outcome = "already_finished"  # answered before (e.g. reclaimed after a crash) or overdue
                 level = logging.INFO
             else:
-                outcome = f"rejected_{exc.status}"  # not ours / unknown: it will never be accepted
+                outcome = f"rejected_{answer.status}"  # not ours / unknown: it will never be accepted
                 level = logging.ERROR
             self._ack(run.entry_ids)
             event(
@@ -356,14 +427,14 @@ class Runner:
                 task=msg.task_id,
                 type=msg.check_type,
                 outcome=outcome,
-                reason=exc.message[:200],
+                reason=answer.message[:200],
                 reclaimed=run.reclaimed or None,
             )
             return False
-        except ApiUnavailable as exc:
-            # The task is ours (it is on our stream); run it and spool the result if need be.
-            event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(exc))
-        run.started_mono = time.monotonic()
+        if isinstance(answer, Exception):
+            # Unauthorized (our token is not accepted right now) or unavailable: the task is ours
+            # (it is on our stream); run it, and the result waits in the spool if need be.
+            event(log, logging.WARNING, "start not confirmed; running anyway", task=msg.task_id, reason=str(answer))
         return True
 
     def _call_check(self, msg: TaskMessage):
@@ -463,24 +534,31 @@ class Runner:
             **extra,
         )
 
-    def _deliver(self, run: TaskRun, result: dict, how: str) -> None:
-        task_id = run.msg.task_id
-        try:
-            reply = with_retries(lambda: self._results.post(task_id, result), RESULT_ATTEMPTS, what=f"result {task_id}")
-        except ApiUnauthorized as exc:
-            self._spool(run, result, how, str(exc))
-        except ApiRejected as exc:
-            self._ack(run.entry_ids)
-            self._log_task(run, result, f"{how}_rejected", logging.ERROR, status=exc.status, reason=exc.message[:200])
-        except ApiUnavailable as exc:
-            self._spool(run, result, how, str(exc))
-        else:
-            self._ack(run.entry_ids)
-            self.metrics.delivered.labels("direct").inc()
-            outcome = f"{how}_delivered"
-            if reply.get("duplicate"):
-                outcome += "_duplicate"
-            self._log_task(run, result, outcome, late=reply.get("late") or None)
+    def _deliver_many(self, items: list[tuple[TaskRun, dict]], how: str) -> None:
+        """Post the results together (a few quick retries), acknowledge every accepted or refused
+        one in one XACK, and spool the ones the API could not take."""
+        answers = self._with_entry_retries(
+            self._results.post_many, [(run.msg.task_id, result) for run, result in items], RESULT_ATTEMPTS
+        )
+        acks: list[str] = []
+        logs = []
+        for (run, result), reply in zip(items, answers, strict=True):
+            if isinstance(reply, ApiRejected) and not isinstance(reply, ApiUnauthorized):
+                acks += run.entry_ids
+                logs.append((run, result, f"{how}_rejected", logging.ERROR, reply))
+            elif isinstance(reply, Exception):  # unauthorized now, or unavailable: keep it for later
+                self._spool(run, result, how, str(reply))
+            else:
+                acks += run.entry_ids
+                self.metrics.delivered.labels("direct").inc()
+                outcome = f"{how}_delivered" + ("_duplicate" if reply.get("duplicate") else "")
+                logs.append((run, result, outcome, 0, reply))
+        self._ack(acks)
+        for run, result, outcome, level, reply in logs:
+            if level:
+                self._log_task(run, result, outcome, level, status=reply.status, reason=reply.message[:200])
+            else:
+                self._log_task(run, result, outcome, late=reply.get("late") or None)
 
     def _spool(self, run: TaskRun, result: dict, how: str, reason: str) -> None:
         self.spool.put(

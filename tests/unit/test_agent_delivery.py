@@ -144,3 +144,67 @@ def test_the_spool_is_delivered_in_batches_or_one_by_one_to_an_older_api(tmp_pat
     wait_until(lambda: sorted(queue.acked) == [f"{n}-0" for n in range(5)], "the acks")
     assert api.batch_sizes == [5]
     assert api.result_posts == 5
+
+
+def test_starts_ride_in_the_batch_with_results_and_each_caller_gets_its_own_answer():
+    api = FakeApi()
+    api.finished.add("done-task")
+    batcher = ResultBatcher(api, linger_s=60, max_batch=4)  # leaves when full: all four in one request
+    answers: dict[str, object] = {}
+
+    def call(task_id, fn):
+        try:
+            answers[task_id] = fn()
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            answers[task_id] = exc
+
+    calls = [
+        ("s1", lambda: batcher.start("s1")),
+        ("s2", lambda: batcher.start("s2")),
+        ("done-task", lambda: batcher.start("done-task")),
+        ("r1", lambda: batcher.post("r1", RESULT)),
+    ]
+    threads = [threading.Thread(target=call, args=c) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert api.batch_posts == 1, "the three starts and the result went in one request"
+    assert sorted(api.starts) == ["done-task", "s1", "s2"]
+    assert answers["s1"]["status"] == "in_progress" and answers["s2"]["status"] == "in_progress"
+    assert isinstance(answers["done-task"], ApiRejected) and answers["done-task"].status == 409
+    assert answers["r1"]["status"] == "completed"
+
+
+def test_an_api_without_the_batch_route_gets_single_starts():
+    api = FakeApi()
+    api.batch_route_missing = True
+    batcher = ResultBatcher(api)
+    assert batcher.start("s1")["status"] == "in_progress"
+    assert batcher.start("s2")["status"] == "in_progress"
+    assert api.batch_posts == 1 and api.starts == ["s1", "s2"]
+
+
+def test_a_batch_stays_under_the_apis_body_limit():
+    api = FakeApi()
+    big = {**RESULT, "data": {"body": "x" * 1000}}  # ~1 KB each: 100 of them are over 64 KiB
+    batcher = ResultBatcher(api, max_bytes=10 * 1024)
+    answers = batcher.post_many([(f"task-{i}", big) for i in range(40)])
+    assert all(a["status"] == "completed" for a in answers)
+    assert api.result_posts == 40 and len(api.batch_sizes) >= 4, "cut into requests under 10 KiB"
+    assert max(api.batch_sizes) <= 10
+
+
+def test_a_batch_the_api_refuses_as_a_whole_goes_entry_by_entry_and_nothing_is_lost():
+    class SmallLimit(FakeApi):
+        def post_results(self, results, started=()):
+            if len(results) > 1:
+                self.batch_posts += 1
+                raise ApiRejected(400, "body_too_large", "body is 105185 bytes; the limit is 65536")
+            return super().post_results(results, started)
+
+    api = SmallLimit()
+    batcher = ResultBatcher(api)
+    answers = batcher.post_many([(f"task-{i}", RESULT) for i in range(5)])
+    assert [a["status"] for a in answers] == ["completed"] * 5
+    assert sorted(api.results) == [f"task-{i}" for i in range(5)]

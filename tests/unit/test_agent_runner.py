@@ -46,6 +46,7 @@ class FakeQueue:
         self.delivered = 0  # index of the next never-delivered entry
         self.pending: set[str] = set()
         self.acked: list[str] = []
+        self.ack_calls = 0  # XACK round trips
         self.down = False
         self.failures = 0
         self.seq = 0
@@ -89,6 +90,7 @@ class FakeQueue:
     def ack(self, *ids):
         self._check()
         with self.lock:
+            self.ack_calls += 1
             self.acked.extend(ids)
             self.pending.difference_update(ids)
         return len(ids)
@@ -108,6 +110,7 @@ class FakeApi:
         self.batch_posts = 0
         self.batch_sizes: list[int] = []
         self.batch_route_missing = False  # an older API: POST /api/tasks/results is 404
+        self.start_batches = 0  # batch requests that carried starts
 
     def _check(self):
         if self.down:
@@ -141,6 +144,7 @@ class FakeApi:
         with self.lock:
             self.batch_posts += 1
             self.batch_sizes.append(len(results))
+            self.start_batches += bool(started)
         if self.batch_route_missing:
             raise ApiRejected(404, "route_not_found", "no route for POST /api/tasks/results")
         answers = []
@@ -148,7 +152,14 @@ class FakeApi:
             task_id = item["task_id"]
             body = self.post_result(task_id, {k: v for k, v in item.items() if k != "task_id"})
             answers.append({"task_id": task_id, "status": 200, "body": body})
-        return {"results": answers, "started": []}
+        starts = []
+        for task_id in started:
+            try:
+                starts.append({"task_id": task_id, "status": 200, "body": self.start_task(task_id)})
+            except ApiRejected as exc:
+                body = {"error": {"code": exc.code, "message": exc.message, "details": []}}
+                starts.append({"task_id": task_id, "status": exc.status, "body": body})
+        return {"results": answers, "started": starts}
 
 
 class StubChecks:
@@ -259,6 +270,19 @@ def test_concurrency_is_bounded(rig):
     wait_until(lambda: len(api.results) == 4, "all four results")
     # over the whole run, not only at the moment looked at above
     assert checks.max_in_flight == 2 and len(checks.calls) == 4
+
+
+def test_tasks_read_together_start_in_one_request_per_hundred_and_results_share_requests_and_acks(rig):
+    _, queue, api, checks, _, thread, _ = rig()
+    entries = [queue.add(task(n)) for n in range(300)]
+    thread.start()
+    wait_until(lambda: len(queue.acked) == 300, "all 300 acks")
+    assert sorted(queue.acked) == sorted(entries) and len(api.results) == 300
+    assert len(api.starts) == 300 and api.start_batches == 3, "one read of 300: three batches of 100 starts"
+    result_requests = api.batch_posts - api.start_batches
+    # Not one request (or one XACK) per task: results that are ready together leave together.
+    assert result_requests <= 300 / 4, f"{result_requests} result requests for 300 tasks"
+    assert queue.ack_calls <= 300 / 4, f"{queue.ack_calls} XACKs for 300 tasks"
 
 
 def test_expired_task_is_not_run_but_answered_with_timeout(rig):

@@ -169,6 +169,9 @@ def test_importtime_output_gives_the_total_and_the_heaviest_direct_imports():
     assert parsed["total_ms"] == 300
     assert parsed["top"][0] == ("aws_xray_sdk", 140) and ("json.decoder", 0.05) not in parsed["top"]
     assert parsed["self_top"][0] == ("app", 1)
+    # ours against the libraries': app's own body, and each package as one of ours first imported it
+    assert parsed["ours_ms"] == 1
+    assert parsed["libraries"] == [("aws_xray_sdk", 140), ("redis", 30), ("json", 0.1)]
     with pytest.raises(ValueError, match="app"):
         parse_importtime("import time:       100 |        100 | json")
 
