@@ -165,20 +165,33 @@ def heartbeats_present(agent_ids: list[str]) -> set[str]:
 def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:
     """Publish a task/check event on `hc:check:{id}`, with `metrics` in the same round trip.
     Best effort: Redis being down never fails a write."""
+    publish_many([(check_id, event, metrics)])
+
+
+def publish_many(events: list[tuple[str, dict[str, Any], Batch | None]]) -> None:
+    """`publish` for several events, in order, in ONE round trip (a batch of 100 results is 200
+    events: one pipeline, not 200)."""
     # The WebSocket subscribers (chalicelib/live.py; imported here, as live imports this module) are
     # read in the same round trip, when live updates are pushed at all.
     from . import live
 
-    subscribers = None
+    if not events:
+        return
+    pushing = live.enabled()
+    subscribers: list = [None] * len(events)
     try:
         pipe = get_redis().pipeline(transaction=False)
-        pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
-        if live.enabled():
-            pipe.smembers(live.check_key(check_id))
-        if metrics:
-            metrics.add_to(pipe)
+        for check_id, event, _ in events:
+            pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
+            if pushing:
+                pipe.smembers(live.check_key(check_id))
+        for _, _, metrics in events:
+            if metrics:
+                metrics.add_to(pipe)
         results = pipe.execute()
-        subscribers = results[1] if live.enabled() else None
+        if pushing:
+            subscribers = [results[2 * i + 1] for i in range(len(events))]
     except (RedisError, QueueUnavailable, OSError) as exc:
-        log.warning("publish on %s failed: %s", check_channel(check_id), exc)
-    live.on_event(check_id, event, subscribers)
+        log.warning("publish of %d event(s) on %s failed: %s", len(events), check_channel(events[0][0]), exc)
+    for (check_id, event, _), members in zip(events, subscribers, strict=True):
+        live.on_event(check_id, event, members)

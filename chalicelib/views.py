@@ -216,26 +216,28 @@ def publish_task_events(
 ) -> None:
     """`publish_check_changes` for rows the caller already has (a TASK_ROWS row each, e.g. built
     from its statements' RETURNING), with each one's `extra`: no read of its own."""
+    out = []
     for row, extra in events:
         check_id = str(row["check_id"])
         view = task_view(row)
         # Called once per transition (the compare-and-set statements return each row once), so
         # a terminal task or a late result is counted here, in the round trip of its PUBLISH.
-        publish_event(
-            check_id,
-            {"type": "task", "check_id": check_id, "task": view, **extra},
-            metrics.task_event(view, late=bool(extra.get("late"))),
+        out.append(
+            (
+                check_id,
+                {"type": "task", "check_id": check_id, "task": view, **extra},
+                metrics.task_event(view, late=bool(extra.get("late"))),
+            )
         )
     for change in statuses:
-        publish_event(
-            change.check_id,
-            {
-                "type": "check",
-                "check_id": change.check_id,
-                "status": change.status,
-                "completed_at": iso(change.completed_at),
-            },
-        )
+        event = {
+            "type": "check",
+            "check_id": change.check_id,
+            "status": change.status,
+            "completed_at": iso(change.completed_at),
+        }
+        out.append((change.check_id, event, None))
+    queue.publish_many(out)  # every event of the change in one round trip, in this order
 
 
 def publish_deleted(check_id: str) -> None:

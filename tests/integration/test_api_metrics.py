@@ -245,12 +245,32 @@ def test_result_ingestion_makes_no_extra_round_trip_for_its_metrics(settings, db
     assert b"PUBLISH" in _commands(sends[0]) and b"HINCRBY" in _commands(sends[0])
     with count_round_trips() as sends:
         tasks.accept_result(token, second, body)
-    # The task's PUBLISH (with the counts), then the check's `completed`: as without metrics.
-    assert len(sends) == 2, f"{len(sends)} round trips"
+    # The task's PUBLISH (with the counts) and the check's `completed`, in one pipeline.
+    assert len(sends) == 1, f"{len(sends)} round trips"
+    assert _commands(sends[0]).count(b"PUBLISH") == 2 and b"HINCRBY" in _commands(sends[0])
     fields = redis_client.hgetall(metrics.KEY)
     assert int(fields[metrics.counter_field("tasks_total", ("ping", "completed", "none"))]) == 1
     assert float(fields[metrics.sum_field("check_latency_seconds", ("ping",))]) == pytest.approx(0.0102)
     assert float(fields[metrics.sum_field("check_duration_seconds", ("ping",))]) == pytest.approx(1.5)
+
+
+def test_a_batch_of_results_publishes_all_its_events_in_one_round_trip(settings, db, redis_client, count_round_trips):
+    config.reset_settings(ws_management_url="")  # only our own round trips, not the live pushes
+    agent_id, token = _online_agent(db)
+    task_ids = []
+    for _ in range(5):
+        created = checks.create(
+            checks.parse_request({"target": "example.com", "checks": ["ping"], "agents": [agent_id]}),
+            client_ip="203.0.113.9",
+        )
+        task_ids += [t["task_id"] for t in created["tasks"]]
+    body = {"success": True, "duration_ms": 15, "address": "93.184.215.14", "data": {}, "error": None}
+    with count_round_trips() as sends:
+        answer = tasks.accept_batch(token, {"results": [{"task_id": t, **body} for t in task_ids]})
+    assert [a["status"] for a in answer["results"]] == [200] * 5
+    # 5 task events and 5 checks completed: 10 PUBLISHes, with their counts, in one pipeline (not 10).
+    assert len(sends) == 1, f"{len(sends)} round trips"
+    assert _commands(sends[0]).count(b"PUBLISH") == 10
 
 
 def test_a_heartbeat_is_one_round_trip_with_its_count(settings, db, redis_client, count_round_trips):
