@@ -409,10 +409,8 @@ def _refuse_starts(conn, entries: list[Entry], seen, check_status, done: _Done) 
     (failed now when their check row is held, as it is when the first read saw them overdue;
     else left to the sweeper). Returns the check ids a task was failed in."""
     task_ids = [e.task_id for e in entries]
-    failed: set[str] = set()
-    for task_id in task_ids:
-        if str(seen[task_id]["check_id"]) in check_status:
-            failed |= {str(r["id"]) for r in transitions.fail_overdue_tasks(conn, task_id=task_id)}
+    held = [t for t in task_ids if str(seen[t]["check_id"]) in check_status]
+    failed = {str(r["id"]) for r in transitions.fail_overdue_tasks(conn, task_ids=held)} if held else set()
     rows = {str(r["task_id"]): r for r in views.task_rows(conn, task_ids=task_ids)}
     stored = {str(r["task_id"]): r for r in conn.execute(_STORED_RESULTS, (task_ids,)).fetchall()}
     for entry in entries:

@@ -53,7 +53,9 @@ RETURNING c.id, c.status, c.completed_at
 """
 
 
-def fail_overdue_tasks(conn, *, check_id: str | None = None, task_id: str | None = None) -> list[dict]:
+def fail_overdue_tasks(
+    conn, *, check_id: str | None = None, task_id: str | None = None, task_ids: list[str] | None = None
+) -> list[dict]:
     params: dict[str, Any] = {"ttl": heartbeat_ttl_s()}
     clauses = []
     if check_id is not None:
@@ -62,6 +64,9 @@ def fail_overdue_tasks(conn, *, check_id: str | None = None, task_id: str | None
     if task_id is not None:
         clauses.append("AND t.id = %(task_id)s")
         params["task_id"] = task_id
+    if task_ids is not None:  # one statement for a batch's overdue starts, not one each
+        clauses.append("AND t.id = ANY(%(task_ids)s::uuid[])")
+        params["task_ids"] = task_ids
     return conn.execute(_FAIL_OVERDUE.format(filter=" ".join(clauses)), params).fetchall()
 
 

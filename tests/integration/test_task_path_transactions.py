@@ -129,3 +129,26 @@ def test_start_and_result_do_not_grow_with_statements_per_checkout(api, counted)
         assert api.result(agent, task_id).status == 200
     assert start_cost["statements"] <= 4, start_cost
     assert result_cost["statements"] <= 7, result_cost
+
+
+def _overdue_starts_cost(api, counted, db, agent, n: int) -> dict:
+    task_ids = [_one_task(api, agent) for _ in range(n)]
+    overdue = "UPDATE check_tasks SET deadline_at = now() - interval '1 second' WHERE id = ANY(%s::uuid[])"
+    db.execute(overdue, (task_ids,))
+    with counted() as cost:
+        reply = api.post("/api/tasks/results", {"started": task_ids}, headers={"X-Agent-Token": agent["api_token"]})
+    assert reply.status == 200, reply.body
+    assert [s["status"] for s in reply.body["started"]] == [409] * n  # too late to start: failed now
+    rows = db.execute("SELECT status FROM check_tasks WHERE id = ANY(%s::uuid[])", (task_ids,)).fetchall()
+    assert [r["status"] for r in rows] == ["failed"] * n
+    return cost
+
+
+def test_a_batch_of_overdue_starts_fails_them_in_statements_that_do_not_grow_with_the_batch(api, counted, db):
+    """Under overload the agents' start batches are full of overdue tasks: one statement failed
+    each of them (the bench's throughput scenario collapsed on it), now one fails the lot."""
+    agent = api.register("fra-1", "Frankfurt")
+    two = _overdue_starts_cost(api, counted, db, agent, 2)
+    twenty = _overdue_starts_cost(api, counted, db, agent, 20)
+    assert twenty["statements"] == two["statements"], (two, twenty)
+    assert twenty["transactions"] == two["transactions"] == 1
