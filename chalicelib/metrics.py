@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 from .protocol import ERROR_KINDS, headline_latency_ms
 
@@ -131,16 +131,42 @@ class Batch:
         self.emit()
         return queued
 
+    def merge(self, other: Batch) -> Batch:
+        """Add `other`'s increments to this batch (the same field once, summed) and spend it."""
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        for key, value in other.sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.events += other.events
+        other.counts, other.sums, other.events = {}, {}, []
+        return self
+
     def emit(self) -> None:
-        """The same events to CloudWatch (EMF on stdout), one metric per name and label set."""
+        """The same events to CloudWatch (EMF on stdout): one document per metric name and label
+        set, counts summed and observations as its list of values (a batch of 100 results is a
+        few documents, not 300)."""
+        from aws_lambda_powertools.metrics.base import MetricManager
+
         from .observability import NAMESPACE
 
         events, self.events = self.events, []
+        groups: dict[tuple, list[float]] = {}
         for name, dimensions, value, unit in events:
+            key = (name, unit, tuple((k, str(v) or NO_ERROR) for k, v in dimensions.items()))
+            values = groups.setdefault(key, [])
+            if unit == MetricUnit.Count and values:
+                values[0] += value
+            else:
+                values.append(value)
+        for (name, unit, dimensions), values in groups.items():
             try:
-                with single_metric(name=PREFIX + name, unit=unit, value=value, namespace=NAMESPACE) as metric:
-                    for key, dim in dimensions.items():
-                        metric.add_dimension(name=key, value=str(dim) or NO_ERROR)
+                document = MetricManager(namespace=NAMESPACE)
+                for key, dim in dimensions:
+                    document.add_dimension(name=key, value=dim)
+                for value in values:  # powertools prints and starts afresh at 100 values
+                    document.add_metric(name=PREFIX + name, unit=unit, value=value)
+                if document.metric_set:
+                    print(json.dumps(document.serialize_metric_set(), separators=(",", ":")))
             except Exception:  # noqa: BLE001 - a metrics problem must never fail the work
                 log.exception("EMF metric %s not emitted", name)
 

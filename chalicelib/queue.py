@@ -185,9 +185,11 @@ def publish_many(events: list[tuple[str, dict[str, Any], Batch | None]]) -> None
             pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
             if pushing:
                 pipe.smembers(live.check_key(check_id))
+        counted = Batch()  # one HINCRBY per field for the lot, however many tasks counted it
         for _, _, metrics in events:
-            if metrics:
-                metrics.add_to(pipe)
+            if metrics is not None:
+                counted.merge(metrics)
+        counted.add_to(pipe)
         results = pipe.execute()
         if pushing:
             subscribers = [results[2 * i + 1] for i in range(len(events))]

@@ -140,3 +140,17 @@ def test_scrape_cidrs():
     assert not metrics.scrape_allowed("10.1.2.3", "")  # default: nobody
     assert not metrics.scrape_allowed("unknown", "0.0.0.0/0")
     assert metrics.scrape_allowed("10.1.2.3", "not-a-cidr, 10.0.0.0/8")
+
+
+def test_a_batch_of_tasks_emits_one_emf_document_per_metric_and_labels_not_one_per_task(capsys):
+    batch = metrics.Batch()
+    for ms in (100.0, 200.0, 300.0):
+        view = {"check_type": "tcp", "status": "completed", "success": True, "error": None, "duration_ms": ms}
+        batch.merge(metrics.task_event(view))
+    assert batch.counts[metrics.counter_field("tasks_total", ("tcp", "completed", "none"))] == 3
+    batch.emit()
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    by_name = {b["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: b for b in blobs}
+    assert len(blobs) == len(by_name) == 2  # tasks_total and check_duration_seconds, once each
+    assert by_name["hostchecker_tasks_total"]["hostchecker_tasks_total"] == [3.0]
+    assert by_name["hostchecker_check_duration_seconds"]["hostchecker_check_duration_seconds"] == [0.1, 0.2, 0.3]
