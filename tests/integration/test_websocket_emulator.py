@@ -43,3 +43,27 @@ def test_a_refused_connect_fails_the_handshake_with_its_status(emulator, monkeyp
     with pytest.raises(InvalidStatus) as refused:
         connect(f"ws://127.0.0.1:{emulator.port}/?check_id=0b7c3c36-8c0e-4a6b-9d55-3d2a3b1c0f00").close()
     assert refused.value.response.status_code == 503
+
+
+def test_each_management_answer_arrives_in_one_segment_on_a_kept_alive_connection(emulator):
+    """Headers and body written in two sends without TCP_NODELAY made the body wait for the
+    client's delayed ACK: every post_to_connection held the API's worker 44 ms. Each answer now
+    leaves whole, so it arrives in one recv(), request after request."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from tests.localcloud.test_gateway import read_response
+
+    url = urlsplit(emulator.management_url())
+    request = (
+        f"POST {url.path}/@connections/nope HTTP/1.1\r\nHost: {url.hostname}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        recvs = []
+        for _ in range(20):
+            sock.sendall(request)
+            status, _, body, count = read_response(sock)
+            assert status == 410 and b"gone" in body
+            recvs.append(count)
+    assert recvs == [1] * 20
