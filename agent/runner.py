@@ -316,6 +316,8 @@ class Runner:
                 (expired if result else startable).append((run, result))
             if expired:
                 self._deliver_many(expired, "expired")
+                for run, _ in expired:
+                    self._release(run)
             answers = self._with_entry_retries(
                 self._results.start_many, [run.msg.task_id for run, _ in startable], START_ATTEMPTS
             )

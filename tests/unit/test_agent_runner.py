@@ -296,6 +296,17 @@ def test_expired_task_is_not_run_but_answered_with_timeout(rig):
     assert api.results["task-1"]["error"]["kind"] == "timeout"
 
 
+def test_an_expired_task_gives_its_slot_back(rig):
+    runner, queue, api, checks, _, thread, _ = rig(HC_CONCURRENCY="1")
+    expired = queue.add(task(1, deadline_ms=int(time.time() * 1000) - 1000))
+    fresh = queue.add(task(2))
+    thread.start()
+    wait_until(lambda: fresh in queue.acked, "the task after the expired one")  # one slot: freed by the expired
+    assert expired in queue.acked and len(checks.calls) == 1
+    assert api.results["task-2"]["success"] is True
+    wait_until(lambda: runner.current_tasks() == 0, "no slot held")
+
+
 def test_already_finished_task_is_acked_without_running(rig):
     _, queue, api, checks, _, thread, _ = rig()
     api.finished.add("task-1")
