@@ -63,6 +63,12 @@ def backoff_delays(base: float = 0.5, cap: float = 30.0):
         delay = min(cap, delay * 2)
 
 
+def retry_delay(delays, retry_after: float | None, cap: float) -> float:
+    """The next backoff delay, or the API's Retry-After if longer, but only up to `cap`: a caller
+    that must wait longer spools instead."""
+    return min(cap, max(next(delays), retry_after or 0))
+
+
 def with_retries(
     call: Callable[[], Any],
     attempts: int,
@@ -83,8 +89,7 @@ def with_retries(
         except ApiUnavailable as exc:
             if attempt == attempts or (stop is not None and stop.is_set()):
                 raise
-            # Honour Retry-After, but only up to `cap`: a caller that must wait longer spools instead.
-            delay = min(cap, max(next(delays), exc.retry_after or 0))
+            delay = retry_delay(delays, exc.retry_after, cap)
             log.debug("%s failed (%s); retry %d/%d in %.2f s", what, exc, attempt, attempts - 1, delay)
             if stop is not None:
                 stop.wait(delay)

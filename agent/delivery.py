@@ -73,15 +73,11 @@ class ResultBatcher:
 
     def post(self, task_id: str, result: dict) -> dict:
         """The result's answer, as ApiClient.post_result gives it."""
-        if not self.batches_supported:
-            return self.api.post_result(task_id, result)
-        return self._wait_for_answer(_Waiting(task_id, result))
+        return _body_or_raise(self._answers([_Waiting(task_id, result)])[0])
 
     def start(self, task_id: str) -> dict:
         """The start's answer, as ApiClient.start_task gives it."""
-        if not self.batches_supported:
-            return self.api.start_task(task_id)
-        return self._wait_for_answer(_Waiting(task_id, None))
+        return _body_or_raise(self._answers([_Waiting(task_id, None)])[0])
 
     def post_many(self, items: list[tuple[str, dict]]) -> list[Any]:
         """Each (task_id, result)'s answer, in order: the body or the ApiError (never raised)."""
@@ -103,7 +99,7 @@ class ResultBatcher:
                 if not self._sending:
                     self._sending = items[0].lead = True
                 elif len(self._waiting) >= self.max_batch:
-                    self._cond.notify_all()
+                    self._cond.notify_all()  # a lingering sender: the batch is full
             for me in items:
                 self._await(me)
         else:
@@ -131,22 +127,6 @@ class ResultBatcher:
             if me.answer is not _PENDING:
                 return
             me.wake.clear()  # woken to lead the next request
-
-    def _wait_for_answer(self, me: _Waiting) -> dict:
-        with self._cond:
-            self._waiting.append(me)
-            if not self._sending:
-                self._sending = me.lead = True
-            elif len(self._waiting) >= self.max_batch:
-                self._cond.notify_all()  # a lingering sender: the batch is full
-        self._await(me)
-        if me.answer is SINGLE:
-            if me.result is None:
-                return self.api.start_task(me.task_id)
-            return self.api.post_result(me.task_id, me.result)
-        if isinstance(me.answer, Exception):
-            raise me.answer
-        return me.answer
 
     def _send_waiting(self) -> None:
         """Send what is waiting (at most max_batch, after the linger), answer it, and hand the
@@ -224,6 +204,12 @@ def _within_body_limit(items: list[tuple[str, dict | None]], max_bytes: int) -> 
         chunks[-1].append((task_id, result))
         size += entry
     return chunks
+
+
+def _body_or_raise(answer: Any) -> dict:
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
 def _entry_answer(answer: Any) -> Any:

@@ -57,6 +57,7 @@ from agent.api import (
     ApiUnauthorized,
     ApiUnavailable,
     backoff_delays,
+    retry_delay,
 )
 from agent.config import AgentConfig
 from agent.delivery import MAX_BATCH, SINGLE, ResultBatcher
@@ -392,8 +393,7 @@ class Runner:
             if not retry or attempt == attempts:
                 break
             todo = retry
-            after = max((getattr(answers[i], "retry_after", None) or 0) for i in retry)
-            time.sleep(min(5.0, max(next(delays), after)))  # Retry-After honoured up to the cap
+            time.sleep(retry_delay(delays, max(getattr(answers[i], "retry_after", None) or 0 for i in retry), 5.0))
         return answers
 
     def _expired_result(self, run: TaskRun) -> dict | None:
@@ -543,24 +543,22 @@ class Runner:
             self._results.post_many, [(run.msg.task_id, result) for run, result in items], RESULT_ATTEMPTS
         )
         acks: list[str] = []
-        logs = []
+        logs = []  # (run, result, outcome, level, fields), logged once acknowledged
         for (run, result), reply in zip(items, answers, strict=True):
             if isinstance(reply, ApiRejected) and not isinstance(reply, ApiUnauthorized):
                 acks += run.entry_ids
-                logs.append((run, result, f"{how}_rejected", logging.ERROR, reply))
+                fields = {"status": reply.status, "reason": reply.message[:200]}
+                logs.append((run, result, f"{how}_rejected", logging.ERROR, fields))
             elif isinstance(reply, Exception):  # unauthorized now, or unavailable: keep it for later
                 self._spool(run, result, how, str(reply))
             else:
                 acks += run.entry_ids
                 self.metrics.delivered.labels("direct").inc()
                 outcome = f"{how}_delivered" + ("_duplicate" if reply.get("duplicate") else "")
-                logs.append((run, result, outcome, 0, reply))
+                logs.append((run, result, outcome, logging.INFO, {"late": reply.get("late") or None}))
         self._ack(acks)
-        for run, result, outcome, level, reply in logs:
-            if level:
-                self._log_task(run, result, outcome, level, status=reply.status, reason=reply.message[:200])
-            else:
-                self._log_task(run, result, outcome, late=reply.get("late") or None)
+        for run, result, outcome, level, fields in logs:
+            self._log_task(run, result, outcome, level, **fields)
 
     def _spool(self, run: TaskRun, result: dict, how: str, reason: str) -> None:
         self.spool.put(
