@@ -13,6 +13,7 @@ TITLE = "Live push: result accepted → WebSocket client receives it"
 TARGET = "p50 ≤ 3 ms, p95 ≤ 10 ms"
 CHECKS = 20
 AGENTS = 3
+PROFILED_CHECKS = 8
 
 
 def run(bench: Bench) -> dict:
@@ -23,8 +24,10 @@ def run(bench: Bench) -> dict:
     pids = bench.stack_pids()
     api, emulator = profile.Recorder(pids["api"], "s9-api"), profile.Recorder(pids["websocket"], "s9-websocket")
     try:
-        with api, emulator:
-            samples = [s for _ in range(CHECKS) for s in ws_latency.run_check(bench.http, env, agents)]
+        samples = [s for _ in range(CHECKS) for s in ws_latency.run_check(bench.http, env, agents)]
+        with api, emulator:  # a separate pass, not timed: the sampler costs CPU the figures would pay
+            for _ in range(PROFILED_CHECKS):
+                ws_latency.run_check(bench.http, env, agents)
     finally:
         for agent in agents:
             bench.retire(agent["agent_id"])
