@@ -14,8 +14,13 @@ the API for the lot), each caller getting its own entry's answer:
   answers out, then hands the lead to the first result that came in meanwhile. It works the
   same under one thread per task or a worker pool.
 
-A start still waits for its answer before its check runs (a task answered meanwhile is not
-run), but 500 tasks read at once cost a few requests, not 500: the starts ride in the batches.
+Starts wait for their results. A start only says "under way" (the check runs while it waits),
+so it waits `start_linger_s` (default 20 ms) before it may leave, and a result for its task
+that arrives meanwhile takes its place: the API counts a result for a task never started as its
+start. A quick check (a TCP connect on a near host) then costs one request, not two; a slow one
+(a 1 s HTTP answer, a traceroute) is shown started 20 ms late. Starts that wait ride along in
+any request that leaves meanwhile only once they are due; 500 tasks read at once cost a few
+requests, not 500.
 
 An API without the batch route (an older deployment: 404 or 405 for it) is remembered, and
 every result and start goes by its single endpoint from then on.
@@ -27,6 +32,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +43,8 @@ log = logging.getLogger("agent.delivery")
 # How long a request waits for more results before it leaves (0: it leaves at once; results
 # still batch up behind a request in flight).
 LINGER_S = 0.0
+# How long a start waits for its task's result to take its place (see the module docstring).
+START_LINGER_S = 0.02
 # The API's bounds: entries per batch (chalicelib/tasks.MAX_BATCH), and bytes per body
 # (chalicelib/config max_body_bytes, 64 KiB), kept under with room for the JSON's spacing.
 MAX_BATCH = 100
@@ -47,6 +55,8 @@ NO_BATCH_ROUTE = (404, 405)
 
 _PENDING = object()  # no answer yet
 SINGLE = object()  # the batch route is missing: post this one alone
+# A start's answer when its task's result took its place (the result's answer is the result's caller's).
+IMPLIED = {"status": "in_progress", "implied_by_result": True}
 
 
 @dataclass
@@ -56,15 +66,26 @@ class _Waiting:
     wake: threading.Event = field(default_factory=threading.Event)
     answer: Any = _PENDING  # the body, or an exception (ApiError) to raise, or SINGLE
     lead: bool = False  # woken to send the next request
+    due: float = 0.0  # a start: when it may leave (monotonic)
+    implied: bool = False  # a start whose task's result came in behind it: answered IMPLIED, never sent
+
+    def sendable(self, now: float) -> bool:
+        return self.result is not None or self.implied or self.due <= now
 
 
 class ResultBatcher:
     def __init__(
-        self, api: ApiClient, linger_s: float = LINGER_S, max_batch: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES
+        self,
+        api: ApiClient,
+        linger_s: float = LINGER_S,
+        max_batch: int = MAX_BATCH,
+        max_bytes: int = MAX_BATCH_BYTES,
+        start_linger_s: float = START_LINGER_S,
     ):
         self.api = api
         self.max_bytes = max_bytes
         self.linger_s = linger_s
+        self.start_linger_s = start_linger_s
         self.max_batch = max_batch
         self.batches_supported = True
         self._cond = threading.Condition()
@@ -83,11 +104,14 @@ class ResultBatcher:
         """Each (task_id, result)'s answer, in order: the body or the ApiError (never raised)."""
         return self._answers([_Waiting(task_id, result) for task_id, result in items])
 
-    def start_many(self, task_ids: list[str]) -> list[Any]:
-        """Each start's answer, in order: the body or the ApiError (never raised)."""
-        return self._answers([_Waiting(task_id, None) for task_id in task_ids])
+    def start_many(self, task_ids: list[str], queued: Callable[[], None] | None = None) -> list[Any]:
+        """Each start's answer, in order: the body, IMPLIED (its result took its place), or the
+        ApiError (never raised). `queued` is called once the starts wait in the queue, before
+        their answers: a result posted from then on can take its start's place."""
+        due = time.monotonic() + self.start_linger_s
+        return self._answers([_Waiting(task_id, None, due=due) for task_id in task_ids], queued)
 
-    def _answers(self, items: list[_Waiting]) -> list[Any]:
+    def _answers(self, items: list[_Waiting], queued: Callable[[], None] | None = None) -> list[Any]:
         """Queue `items` together and wait for every answer. They stay in order in the queue and a
         batch takes its entries from the front, so when one of ours is handed the lead, all of ours
         before it are answered: waiting for each in turn leads every request that falls to us."""
@@ -95,14 +119,23 @@ class ResultBatcher:
             return []
         if self.batches_supported:
             with self._cond:
+                finished = {me.task_id for me in items if me.result is not None}
+                if finished:  # their starts, still waiting, need not leave at all
+                    for waiting in self._waiting:
+                        if waiting.result is None and waiting.task_id in finished:
+                            waiting.implied = True
                 self._waiting.extend(items)
                 if not self._sending:
                     self._sending = items[0].lead = True
-                elif len(self._waiting) >= self.max_batch:
-                    self._cond.notify_all()  # a lingering sender: the batch is full
+                elif finished or len(self._waiting) >= self.max_batch:
+                    self._cond.notify_all()  # a lingering sender: results to send, or the batch is full
+            if queued is not None:
+                queued()
             for me in items:
                 self._await(me)
         else:
+            if queued is not None:
+                queued()
             for me in items:
                 me.answer = SINGLE
         answers = []
@@ -132,16 +165,14 @@ class ResultBatcher:
         """Send what is waiting (at most max_batch, after the linger), answer it, and hand the
         lead to the first result that came in meanwhile."""
         with self._cond:
-            if self.linger_s:
-                end = time.monotonic() + self.linger_s
-                while len(self._waiting) < self.max_batch and (left := end - time.monotonic()) > 0:
-                    self._cond.wait(left)
-            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            batch = self._take()
+        implied = [w for w in batch if w.result is None and w.implied]
+        batch = [w for w in batch if not (w.result is None and w.implied)]
         try:
-            answers = self.send(batch)
+            answers = self.send(batch) if batch else []
         except Exception as exc:  # noqa: BLE001 - a bug here must reach every caller, not strand them
             answers = [exc] * len(batch)
-        for waiting, answer in zip(batch, answers, strict=True):
+        for waiting, answer in [*zip(batch, answers, strict=True), *((w, IMPLIED) for w in implied)]:
             waiting.answer = answer
             waiting.wake.set()
         with self._cond:
@@ -150,6 +181,24 @@ class ResultBatcher:
                 self._waiting[0].wake.set()
             else:
                 self._sending = False
+
+    def _take(self) -> list[_Waiting]:
+        """(Holding the lock.) The next request's entries, taken out of the queue: what may leave
+        (results, implied starts, due starts), at once when that fills a batch, else after the
+        linger; waiting as long as nothing may."""
+        end = time.monotonic() + self.linger_s
+        while True:
+            now = time.monotonic()
+            ready = [w for w in self._waiting if w.sendable(now)]
+            if (ready and now >= end) or len(ready) >= self.max_batch or not self._waiting:
+                batch = ready[: self.max_batch]
+                break
+            # Results waiting for company wait out the linger; else the first start to fall due.
+            wake_at = end if ready else min(w.due for w in self._waiting)
+            self._cond.wait(max(0.0, wake_at - now))
+        taken = {id(w) for w in batch}
+        self._waiting = [w for w in self._waiting if id(w) not in taken]
+        return batch
 
     def send(self, batch: list[_Waiting] | list[tuple[str, dict]]) -> list[Any]:
         """POST /api/tasks/results for `batch` (waiting callers, or (task_id, result) pairs: the

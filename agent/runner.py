@@ -107,6 +107,7 @@ class TaskRun:
     entry_ids: list[str]
     reclaimed: bool = False
     started_mono: float = field(default_factory=time.monotonic)
+    launched: bool = False  # its check was handed to the engine loop
     check: asyncio.Task | None = None  # the check's task on the engine loop, while it runs
 
 
@@ -308,31 +309,53 @@ class Runner:
     # loop, per task) -> _deliver_ready (a task worker: the results that finished, together)
 
     def _execute_many(self, runs: list[TaskRun]) -> None:
-        """Start the tasks of one read in as few requests as the API's bound allows, and run the
-        ones that may run. An expired task is answered without being run."""
+        """Start the tasks of one read in as few requests as the API's bound allows, and run them.
+
+        A new task's check runs at once, while its start waits in the batcher (where its result,
+        if it comes first, takes the start's place): the start only says "under way". A reclaimed
+        task (read before a crash or a reconnect) may have been answered already, so its check
+        waits for the start's answer, and a 409 means it is not run again. An expired task is
+        answered without being run."""
         try:
-            expired, startable = [], []
+            expired, fresh, reclaimed = [], [], []
             for run in runs:
                 result = self._expired_result(run)
-                (expired if result else startable).append((run, result))
+                if result:
+                    expired.append((run, result))
+                else:
+                    (reclaimed if run.reclaimed else fresh).append(run)
             if expired:
                 self._deliver_many(expired, "expired")
                 for run, _ in expired:
                     self._release(run)
-            answers = self._with_entry_retries(
-                self._results.start_many, [run.msg.task_id for run, _ in startable], START_ATTEMPTS
-            )
+            order = fresh + reclaimed
+            launch = [fresh]  # the new tasks' checks, launched once their starts are queued (first send)
+
+            def start(task_ids: list[str]) -> list:
+                now = launch.pop() if launch else []
+                return self._results.start_many(task_ids, queued=(lambda: self._run_all(now)) if now else None)
+
+            answers = self._with_entry_retries(start, [run.msg.task_id for run in order], START_ATTEMPTS)
         except Exception:  # noqa: BLE001 - a bug must not take the slots with it
             log.exception("task handling crashed", extra={"fields": {"tasks": len(runs)}})
             for run in runs:
-                self._release(run)
-            return
-        for (run, _), answer in zip(startable, answers, strict=True):
-            try:
-                if not self._may_run(run, answer):
+                if not run.launched:  # a launched check gives its slot back when its result is delivered
                     self._release(run)
-                    continue
+            return
+        for run, answer in zip(order, answers, strict=True):
+            if not run.reclaimed:
+                self._start_answered(run, answer)
+            elif self._may_run(run, answer):
+                self._run_all([run])
+            else:
+                self._release(run)
+
+    def _run_all(self, runs: list[TaskRun]) -> None:
+        """Their checks on the engine loop; each one's result is delivered when it ends."""
+        for run in runs:
+            try:
                 run.started_mono = time.monotonic()
+                run.launched = True
                 future = asyncio.run_coroutine_threadsafe(self._checked(run), self._loop)
             except Exception:  # noqa: BLE001 - a bug must not take the slot with it
                 log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
@@ -410,6 +433,22 @@ class Runner:
             {},
             error("timeout", f"task expired {late_s:.1f} s before the agent could run it; not run late"),
         )
+
+    def _start_answered(self, run: TaskRun, answer) -> None:
+        """A running task's start was answered: only worth a word when it was not accepted. The
+        result is delivered all the same, and the API's answer to it (stored, duplicate, late,
+        refused) decides what becomes of it."""
+        if isinstance(answer, Exception):
+            status = getattr(answer, "status", None)
+            event(
+                log,
+                logging.INFO if status == 409 else logging.WARNING,
+                "start not confirmed; the result will tell",
+                task=run.msg.task_id,
+                type=run.msg.check_type,
+                status=status,
+                reason=str(answer)[:200],
+            )
 
     def _may_run(self, run: TaskRun, answer) -> bool:
         """After the start's answer: False when the task must not run (answered before, or not ours)."""

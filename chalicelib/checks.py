@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from . import httpopts, inputs, metrics, observability, queue, targets, transitions, verdict, views
 from .agents import clock_ok, online_agents
 from .config import get_settings
-from .db import transaction
+from .db import autocommit, transaction
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
 from .protocol import (
@@ -116,7 +116,7 @@ def check_selection(req: CheckRequest) -> None:
     400 naming the field. Run before the rate limit is charged, so a typo costs no quota."""
     if not req.agents and not req.locations:
         return
-    with transaction() as conn:
+    with autocommit() as conn:  # reads only: no transaction's BEGIN and COMMIT
         if req.agents:
             known = {
                 str(r["id"])

@@ -127,6 +127,24 @@ def transaction(timeout: float | None = None) -> Iterator[psycopg.Connection]:
         pool.putconn(conn)
 
 
+@contextmanager
+def autocommit(timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A pooled connection outside any transaction: each statement commits by itself, in one round
+    trip, with no BEGIN and COMMIT around it. For a lone statement (a read, or one UPDATE)
+    where a transaction of one would cost two more round trips. Errors as `transaction`."""
+    with transaction(timeout) as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if conn.broken or conn.closed:
+                pass  # the pool drops it
+            elif conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                conn.autocommit = False  # as the pool's other users expect it
+            else:  # cannot be put back as it was (cannot happen in autocommit mode)
+                conn.close()
+
+
 def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
     """`work(conn)` inside one transaction. A transaction rollback that PostgreSQL asks the
     client to retry (deadlock detected, serialization failure: SQLSTATE class 40) is rolled

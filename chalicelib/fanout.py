@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import queue
-from .db import run_transaction, transaction
+from .db import autocommit, run_transaction, transaction
 from .metrics import Batch
 from .protocol import DEADLINE_SLACK_S, TaskMessage, check_timeout_s
 from .serialize import epoch_ms, iso
@@ -71,7 +71,7 @@ def push_tasks(rows: Iterable[dict[str, Any]], metrics: Batch | None = None, ens
         log.warning("enqueue of %d task(s) failed; the sweeper will push them again: %s", len(messages), exc)
         return 0
     if ids:
-        with transaction() as conn:
+        with autocommit() as conn:  # one statement: its own transaction, one round trip
             conn.execute(
                 """UPDATE check_tasks t SET stream_id = v.sid, enqueued_at = now()
                    FROM unnest(%s::uuid[], %s::text[]) AS v(id, sid) WHERE t.id = v.id""",

@@ -22,6 +22,7 @@ ROUNDS = 7
 PROFILED_ROUNDS = 3  # a separate pass under py-spy, not timed
 HEARTBEAT_EVERY_S = 15  # well inside the 30 s heartbeat TTL
 
+
 def _rounds(
     bench: Bench,
     agents: list[dict],

@@ -23,13 +23,24 @@ BATCHED_TASK_PATH_TRANSACTIONS = 3  # POST, one batch of results (no start)
 
 
 class CountingConnection(psycopg.Connection):
-    """A psycopg connection that counts what it sends; the figures are per class (the pool's)."""
+    """A psycopg connection that counts what it sends; the figures are per class (the pool's).
+
+    A statement run in autocommit mode is a transaction of its own (PostgreSQL commits it), so it
+    counts as one. Round trips: each statement, and the BEGIN and the COMMIT (or ROLLBACK) that
+    psycopg sends around an explicit transaction."""
 
     transactions = 0
     statements = 0
+    round_trips = 0
 
     def execute(self, *args, **kwargs):
-        type(self).statements += 1
+        cls = type(self)
+        cls.statements += 1
+        cls.round_trips += 1
+        if self.autocommit:
+            cls.transactions += 1
+        elif self.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            cls.round_trips += 1  # the BEGIN psycopg sends first
         return super().execute(*args, **kwargs)
 
     def commit(self) -> None:
@@ -43,6 +54,7 @@ class CountingConnection(psycopg.Connection):
     def _count_end(self) -> None:
         if self.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             type(self).transactions += 1
+            type(self).round_trips += 1
 
 
 @pytest.fixture
@@ -61,10 +73,11 @@ def counted(settings, monkeypatch):
     @contextmanager
     def window():
         figures = {}
-        before = CountingConnection.transactions, CountingConnection.statements
+        before = CountingConnection.transactions, CountingConnection.statements, CountingConnection.round_trips
         yield figures
         figures["transactions"] = CountingConnection.transactions - before[0]
         figures["statements"] = CountingConnection.statements - before[1]
+        figures["round_trips"] = CountingConnection.round_trips - before[2]
 
     yield window
     db.close_pool()
@@ -82,6 +95,17 @@ def test_posting_a_check_costs_two_transactions(api, counted):
     with counted() as cost:
         assert api.create_check(checks=["tcp"]).status == 202
     assert cost["transactions"] == POST_CHECK_TRANSACTIONS
+
+
+def test_posting_a_check_to_named_agents_costs_no_begin_or_commit_outside_its_one_transaction(api, counted):
+    agent = api.register("fra-1", "Frankfurt")
+    with counted() as cost:
+        reply = api.create_check(checks=["tcp"], agents=[agent["agent_id"]])
+        assert reply.status == 202, reply.body
+    # The named agents checked (1 statement), the check's transaction (BEGIN, its statements,
+    # COMMIT), the stream ids stored (1 statement): the two lone statements need no BEGIN/COMMIT.
+    assert cost["round_trips"] == cost["statements"] + 2, cost
+    assert cost["transactions"] == POST_CHECK_TRANSACTIONS + 1, cost  # + the selection's read
 
 
 def test_post_start_and_result_together_use_at_most_four_transactions(api, counted, db):

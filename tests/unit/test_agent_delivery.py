@@ -176,6 +176,27 @@ def test_starts_ride_in_the_batch_with_results_and_each_caller_gets_its_own_answ
     assert answers["r1"]["status"] == "completed"
 
 
+def test_a_waiting_start_is_answered_by_its_tasks_result_and_never_sent():
+    api = FakeApi()
+    batcher = ResultBatcher(api, start_linger_s=60)  # a linger no test waits out
+    queued, answers = threading.Event(), {}
+    starter = threading.Thread(target=lambda: answers.update(starts=batcher.start_many(["t1", "t2"], queued.set)))
+    starter.start()
+    assert queued.wait(10)
+    assert batcher.post("t1", RESULT)["status"] == "completed"
+    assert batcher.post("t2", RESULT)["status"] == "completed"
+    starter.join(10)
+    assert [a["implied_by_result"] for a in answers["starts"]] == [True, True]
+    assert api.starts == [] and api.batch_posts == 2 and sorted(api.results) == ["t1", "t2"]
+
+
+def test_a_start_no_result_overtakes_leaves_after_its_linger():
+    api = FakeApi()
+    batcher = ResultBatcher(api, start_linger_s=0.01)
+    assert batcher.start("s1")["status"] == "in_progress"
+    assert api.starts == ["s1"] and api.start_batches == 1
+
+
 def test_an_api_without_the_batch_route_gets_single_starts():
     api = FakeApi()
     api.batch_route_missing = True

@@ -236,6 +236,7 @@ def test_runs_tasks_and_acks_only_after_the_result_is_accepted(rig):
     e1 = queue.add(task(1))
     thread.start()
     wait_until(lambda: checks.running("target-1"), "the check to start")
+    wait_until(lambda: api.starts == ["task-1"], "the start, reported while the check runs")
     assert e1 in queue.pending and e1 not in queue.acked  # running: not acknowledged yet
     gate.set()
     wait_until(lambda: e1 in queue.acked, "the ack")
@@ -274,11 +275,15 @@ def test_concurrency_is_bounded(rig):
 
 def test_tasks_read_together_start_in_one_request_per_hundred_and_results_share_requests_and_acks(rig):
     _, queue, api, checks, _, thread, _ = rig()
+    gates = [checks.hold(f"target-{n}") for n in range(300)]  # slow checks: their starts are sent
     entries = [queue.add(task(n)) for n in range(300)]
     thread.start()
+    wait_until(lambda: len(api.starts) == 300, "all 300 starts")
+    assert api.start_batches == 3, "one read of 300: three batches of 100 starts"
+    for gate in gates:
+        gate.set()
     wait_until(lambda: len(queue.acked) == 300, "all 300 acks")
     assert sorted(queue.acked) == sorted(entries) and len(api.results) == 300
-    assert len(api.starts) == 300 and api.start_batches == 3, "one read of 300: three batches of 100 starts"
     result_requests = api.batch_posts - api.start_batches
     # Not one request (or one XACK) per task: results that are ready together leave together.
     assert result_requests <= 300 / 4, f"{result_requests} result requests for 300 tasks"
@@ -307,13 +312,40 @@ def test_an_expired_task_gives_its_slot_back(rig):
     wait_until(lambda: runner.current_tasks() == 0, "no slot held")
 
 
-def test_already_finished_task_is_acked_without_running(rig):
+def test_quick_checks_send_no_starts_their_results_take_the_starts_place(rig):
+    runner, queue, api, checks, _, thread, _ = rig()
+    runner._results.start_linger_s = 60  # "quick" without a race: every result is in well within it
+    entries = [queue.add(task(n)) for n in range(300)]
+    thread.start()
+    wait_until(lambda: len(queue.acked) == 300, "all 300 acks")
+    assert sorted(queue.acked) == sorted(entries) and len(api.results) == 300
+    # The API counts a result for a task never started as its start: one request per batch, not two.
+    assert api.starts == [] and api.start_batches == 0
+    assert api.batch_posts <= 300 / 4, f"{api.batch_posts} requests for 300 tasks"
+
+
+def test_a_new_tasks_check_runs_while_its_start_waits_and_a_refused_start_leaves_the_verdict_to_the_result(rig):
+    _, queue, api, checks, _, thread, _ = rig()
+    api.finished.add("task-1")  # the start answers 409
+    gate = checks.hold("target-1")
+    entry = queue.add(task(1))
+    thread.start()
+    wait_until(lambda: checks.running("target-1"), "the check, before the start's answer")
+    wait_until(lambda: api.starts == ["task-1"], "the refused start")
+    assert entry not in queue.acked  # the start's answer settles nothing: the result's does
+    gate.set()
+    wait_until(lambda: entry in queue.acked, "the ack")
+    assert "task-1" in api.results
+
+
+def test_reclaimed_task_already_finished_is_acked_without_running(rig):
     _, queue, api, checks, _, thread, _ = rig()
     api.finished.add("task-1")
     entry = queue.add(task(1))
+    queue.read_new(10)  # taken by a previous run that died: it may have been answered before
     thread.start()
     wait_until(lambda: entry in queue.acked, "the ack")
-    assert checks.calls == [] and "task-1" not in api.results
+    assert checks.calls == [] and "task-1" not in api.results and api.starts == ["task-1"]
 
 
 def test_check_that_overstays_its_timeout_is_reported_as_timeout(rig, monkeypatch):
