@@ -15,6 +15,11 @@ Lifecycle of one connection (docs/api.md, "Live results"):
 Exactly once: each connection has a set of what it was sent (`hc:ws:sent:{conn}`), and all
 sends to one connection happen under a short per-connection lock, so a result racing the
 final status is either sent before it or found by the catch-up that precedes the status.
+A push never waits for that lock: when another sender holds it, the push leaves a note
+(`hc:ws:note:{conn}`) and returns, and the holder catches up before it lets go. A result's
+ingestion (the agent's request) thus never waits for a subscriber's snapshot or for another
+result's push. Starts are marked in the same set (`started:{task}`), so a catch-up can send
+those too, and none is sent twice.
 
 Pushing is bounded: short timeouts, no retries, and a budget per event; a failure is logged
 and counted, never raised into result ingestion. A GoneException prunes the connection. An
@@ -78,6 +83,16 @@ def sent_key(connection_id: str) -> str:
 
 def lock_key(connection_id: str) -> str:
     return f"hc:ws:lock:{connection_id}"
+
+
+def note_key(connection_id: str) -> str:
+    """Set by a pusher that found the connection's lock held: its holder catches up before it goes."""
+    return f"hc:ws:note:{connection_id}"
+
+
+def started_mark(task_id: str) -> str:
+    """In the sent set: the connection has heard that this task started (or how it ended)."""
+    return f"started:{task_id}"
 
 
 class Gone(Exception):
@@ -193,7 +208,7 @@ def disconnect(connection_id: str) -> None:
     pipe = r.pipeline(transaction=True)
     if check_id:
         pipe.srem(check_key(check_id), connection_id)
-    pipe.delete(conn_key(connection_id), sent_key(connection_id))
+    pipe.delete(conn_key(connection_id), sent_key(connection_id), note_key(connection_id))
     pipe.execute()
 
 
@@ -201,7 +216,7 @@ def _forget(check_id: str | None, connection_id: str) -> None:
     pipe = queue.get_redis().pipeline(transaction=True)
     if check_id:
         pipe.srem(check_key(check_id), connection_id)
-    pipe.delete(conn_key(connection_id), sent_key(connection_id))
+    pipe.delete(conn_key(connection_id), sent_key(connection_id), note_key(connection_id))
     pipe.execute()
 
 
@@ -307,12 +322,17 @@ def _send_snapshot(url: str, connection_id: str, check_id: str) -> None:
             return
         try:
             post(url, connection_id, {"type": "snapshot", "check": view})
-            _mark_sent(connection_id, *[r["task_id"] for r in view["results"] if r["status"] in TERMINAL_TASK])
+            told = [r["task_id"] for r in view["results"] if r["status"] in TERMINAL_TASK]
+            told += [started_mark(r["task_id"]) for r in view["results"] if r["status"] != "pending"]
+            _mark_sent(connection_id, *told)
             queue.get_redis().hset(conn_key(connection_id), "ready", "1")
             # Whatever finished between the snapshot's read and `ready` (its pusher skipped us).
             _catch_up(url, connection_id, check_id)
+            _serve_notes(url, connection_id, check_id)
         except Gone:
             _forget(check_id, connection_id)
+            return
+    _notes_after_release(url, connection_id, check_id)
 
 
 def _catch_up(url: str, connection_id: str, check_id: str) -> None:
@@ -323,8 +343,12 @@ def _catch_up(url: str, connection_id: str, check_id: str) -> None:
         _refuse(url, connection_id, check_id, CLOSE_NOT_FOUND, f"check {check_id} was deleted")
         return
     rows = {r["task_id"]: r for r in view["results"] if r["status"] in TERMINAL_TASK}
-    for task_id in _mark_sent(connection_id, *rows):
-        post(url, connection_id, result_message(rows[task_id]))
+    for task_id in _mark_sent(connection_id, *rows, *map(started_mark, rows)):
+        if task_id in rows:
+            post(url, connection_id, result_message(rows[task_id]))
+    running = {started_mark(r["task_id"]): r for r in view["results"] if r["status"] == "in_progress"}
+    for mark in _mark_sent(connection_id, *running):
+        post(url, connection_id, task_message(running[mark]))
     if view["status"] in TERMINAL_CHECK and _mark_sent(connection_id, STATUS_MARK):
         post(url, connection_id, status_message(view))
         _forget(check_id, connection_id)
@@ -381,9 +405,7 @@ def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[s
             observability.count("LivePushSkipped")
             return
         try:
-            with _connection_lock(connection_id, min(LOCK_WAIT_S, remaining)) as held:
-                if held:
-                    _deliver(url, connection_id, check_id, event)
+            _deliver_or_leave_a_note(url, connection_id, check_id, event)
         except Gone:
             _forget(check_id, connection_id)
             observability.count("LiveConnectionsPruned")
@@ -397,6 +419,40 @@ def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[s
             observability.count("LivePushFailures")
 
 
+def _deliver_or_leave_a_note(url: str, connection_id: str, check_id: str, event: dict[str, Any]) -> None:
+    """Push `event` under the connection's lock, never waiting for it: a result's ingestion must
+    not wait while another sender (a snapshot, another result) holds it. When it is held, a note
+    is left instead, and the holder catches up before it lets go (`_serve_notes`): the catch-up
+    sends every result, start and final status not sent yet, so the note stands for the event.
+    The note is set before the next try (`_notes_after_release`), so either the holder sees it
+    or that try takes the lock."""
+    with _connection_lock(connection_id, 0) as held:
+        if held:
+            _deliver(url, connection_id, check_id, event)
+            _serve_notes(url, connection_id, check_id)
+    if not held:
+        queue.get_redis().set(note_key(connection_id), "1", ex=LOCK_TIMEOUT_S)
+    _notes_after_release(url, connection_id, check_id)
+
+
+def _serve_notes(url: str, connection_id: str, check_id: str) -> None:
+    """(Holding the connection's lock.) Catch up once for every note left while it was held."""
+    r = queue.get_redis()
+    while r.getdel(note_key(connection_id)):
+        if r.hget(conn_key(connection_id), "ready") != "1":
+            return  # closed and forgotten meanwhile (its final status went out)
+        _catch_up(url, connection_id, check_id)
+
+
+def _notes_after_release(url: str, connection_id: str, check_id: str) -> None:
+    """A note left between the holder's last look and its release: whoever takes the lock next serves it."""
+    while queue.get_redis().exists(note_key(connection_id)):
+        with _connection_lock(connection_id, 0) as held:
+            if not held:
+                return  # its new holder serves it
+            _serve_notes(url, connection_id, check_id)
+
+
 def _deliver(url: str, connection_id: str, check_id: str, event: dict[str, Any]) -> None:
     kind = event.get("type")
     if kind == "task":
@@ -404,9 +460,9 @@ def _deliver(url: str, connection_id: str, check_id: str, event: dict[str, Any])
         if event.get("late"):
             return  # its task was already reported failed, once
         if row["status"] in TERMINAL_TASK:
-            if _mark_sent(connection_id, row["task_id"]):
+            if row["task_id"] in _mark_sent(connection_id, row["task_id"], started_mark(row["task_id"])):
                 post(url, connection_id, result_message(row))
-        elif row["status"] == "in_progress":
+        elif row["status"] == "in_progress" and _mark_sent(connection_id, started_mark(row["task_id"])):
             post(url, connection_id, task_message(row))
     elif kind == "check" and event.get("status") in TERMINAL_CHECK:
         _catch_up(url, connection_id, check_id)

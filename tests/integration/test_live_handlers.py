@@ -198,3 +198,27 @@ def test_an_unanswering_management_api_never_fails_ingestion_and_is_tried_once(a
     assert reply.status == 200 and reply.body["status"] == "completed" and again.status == 200
     assert accepted == 1  # one attempt, no retries, none while paused
     print(f"result accepted in {elapsed:.3f} s with a silent management API")
+
+
+def test_a_push_that_finds_the_connection_busy_leaves_a_note_and_the_holder_sends_it(api, management, monkeypatch):
+    """A result's ingestion never waits for another sender's lock: the other sender (here the push
+    of the check's other result, in the middle of its send) finds the note and catches up."""
+    agents, created = _check_with_tasks(api)
+    first, second = created["tasks"]
+    _subscribe("conn-g", created["check_id"])
+    real_post, nested = live.post, []
+
+    def post(url, connection_id, message):
+        if message.get("type") == "result" and not nested:
+            # While this push holds the connection, the other result arrives and is pushed.
+            nested.append(api.result(agents[first["agent_id"]], first["task_id"]))
+        real_post(url, connection_id, message)
+
+    monkeypatch.setattr(live, "post", post)
+    assert api.result(agents[second["agent_id"]], second["task_id"]).status == 200
+    assert nested[0].status == 200
+    # The nested push found the lock held and left its note; the holder served it before letting go.
+    assert management.types("conn-g") == ["snapshot", "result", "result", "status"]
+    pushed = [m["result"]["task_id"] for c, m in management.sent if m["type"] == "result"]
+    assert sorted(pushed) == sorted([first["task_id"], second["task_id"]])
+    assert management.deleted == [("conn-g", "1000")]
