@@ -6,13 +6,15 @@ for that task or raises the same `ApiError` classes. Behind them, results and st
 together in `POST /api/tasks/results` (`{results: [...], started: [...]}`, one transaction at
 the API for the lot), each caller getting its own entry's answer:
 
-- A result with no request in flight leaves at once: an idle agent adds no latency.
-- Results that finish while a request is in flight wait for it and leave together in the
-  next one (at most `max_batch`), as Nagle's algorithm does for small writes: the busier
-  the agent, the bigger the batches. `linger_s` (default 0) adds an optional wait for company.
+- A result leaves at once while fewer than `in_flight` requests (default 2) are on their way:
+  an idle agent adds no latency, and a busy one keeps two API instances working.
+- Results that finish while `in_flight` requests are on their way wait for one of them and
+  leave together in the next (at most `max_batch`), as Nagle's algorithm does for small
+  writes: the busier the agent, the bigger the batches. `linger_s` (default 0) adds an
+  optional wait for company.
 - No thread of its own: the caller whose result starts a request sends it and hands the
-  answers out, then hands the lead to the first result that came in meanwhile. It works the
-  same under one thread per task or a worker pool.
+  answers out, then hands the lead to the first entry that came in meanwhile and leads none.
+  It works the same under one thread per task or a worker pool.
 
 Starts wait for their results. A start only says "under way" (the check runs while it waits),
 so it waits `start_linger_s` (default 20 ms) before it may leave, and a result for its task
@@ -45,6 +47,8 @@ log = logging.getLogger("agent.delivery")
 LINGER_S = 0.0
 # How long a start waits for its task's result to take its place (see the module docstring).
 START_LINGER_S = 0.02
+# Requests on their way at once (each one transaction at the API).
+IN_FLIGHT = 2
 # The API's bounds: entries per batch (chalicelib/tasks.MAX_BATCH), and bytes per body
 # (chalicelib/config max_body_bytes, 64 KiB), kept under with room for the JSON's spacing.
 MAX_BATCH = 100
@@ -81,16 +85,18 @@ class ResultBatcher:
         max_batch: int = MAX_BATCH,
         max_bytes: int = MAX_BATCH_BYTES,
         start_linger_s: float = START_LINGER_S,
+        in_flight: int = IN_FLIGHT,
     ):
         self.api = api
         self.max_bytes = max_bytes
         self.linger_s = linger_s
         self.start_linger_s = start_linger_s
+        self.in_flight = max(1, in_flight)
         self.max_batch = max_batch
         self.batches_supported = True
         self._cond = threading.Condition()
         self._waiting: list[_Waiting] = []
-        self._sending = False  # a caller is lingering for, or sending, a request
+        self._leads = 0  # callers lingering for, or sending, a request (at most in_flight)
 
     def post(self, task_id: str, result: dict) -> dict:
         """The result's answer, as ApiClient.post_result gives it."""
@@ -125,10 +131,11 @@ class ResultBatcher:
                         if waiting.result is None and waiting.task_id in finished:
                             waiting.implied = True
                 self._waiting.extend(items)
-                if not self._sending:
-                    self._sending = items[0].lead = True
-                elif finished or len(self._waiting) >= self.max_batch:
-                    self._cond.notify_all()  # a lingering sender: results to send, or the batch is full
+                if self._leads < self.in_flight:
+                    self._leads += 1
+                    items[0].lead = True
+                # Lingering leads look again: results to send, a full batch, or nothing left to take.
+                self._cond.notify_all()
             if queued is not None:
                 queued()
             for me in items:
@@ -156,14 +163,18 @@ class ResultBatcher:
             if me.lead:
                 me.lead = False
                 self._send_waiting()
+            if me.answer is not _PENDING and not me.lead:
+                return  # answered, possibly by the request just led
             me.wake.wait()
-            if me.answer is not _PENDING:
+            # Handed the lead and then answered by another lead's request: lead all the same, or the
+            # lead is lost (it is set before the answer, both under the lock).
+            if me.answer is not _PENDING and not me.lead:
                 return
             me.wake.clear()  # woken to lead the next request
 
     def _send_waiting(self) -> None:
         """Send what is waiting (at most max_batch, after the linger), answer it, and hand the
-        lead to the first result that came in meanwhile."""
+        lead on."""
         with self._cond:
             batch = self._take()
         implied = [w for w in batch if w.result is None and w.implied]
@@ -176,11 +187,14 @@ class ResultBatcher:
             waiting.answer = answer
             waiting.wake.set()
         with self._cond:
-            if self._waiting:
-                self._waiting[0].lead = True
-                self._waiting[0].wake.set()
+            # The lead passes to the first entry that came in meanwhile and leads none yet. Its caller
+            # takes it up once its own earlier entries are answered (they are in flight, or next).
+            successor = next((w for w in self._waiting if not w.lead), None)
+            if successor is not None:
+                successor.lead = True
+                successor.wake.set()
             else:
-                self._sending = False
+                self._leads -= 1
 
     def _take(self) -> list[_Waiting]:
         """(Holding the lock.) The next request's entries, taken out of the queue: what may leave

@@ -68,7 +68,7 @@ def test_with_no_linger_a_lone_result_leaves_at_once_and_results_behind_a_reques
             return super().post_results(results, started)
 
     api = Held()
-    batcher = ResultBatcher(api)  # linger 0, the default
+    batcher = ResultBatcher(api, in_flight=1)  # linger 0, the default; one request on its way at a time
     answers: dict[str, object] = {}
     threads = [
         threading.Thread(target=lambda t=t: answers.setdefault(t, batcher.post(t, RESULT))) for t in ("a", "b", "c")
@@ -229,3 +229,35 @@ def test_a_batch_the_api_refuses_as_a_whole_goes_entry_by_entry_and_nothing_is_l
     answers = batcher.post_many([(f"task-{i}", RESULT) for i in range(5)])
     assert [a["status"] for a in answers] == ["completed"] * 5
     assert sorted(api.results) == [f"task-{i}" for i in range(5)]
+
+
+def test_a_second_request_leaves_while_the_first_is_on_its_way_and_a_third_waits_for_either():
+    class Held(FakeApi):
+        """Each batch request waits until the test lets it answer."""
+
+        def __init__(self):
+            super().__init__()
+            self.release = threading.Event()
+            self.arrived = 0
+
+        def post_results(self, results, started=()):
+            with self.lock:
+                self.arrived += 1
+            self.release.wait(10)
+            return super().post_results(results, started)
+
+    api = Held()
+    batcher = ResultBatcher(api, in_flight=2)
+    answers: dict[str, object] = {}
+    threads = [threading.Thread(target=lambda t=t: answers.setdefault(t, batcher.post(t, RESULT))) for t in "abcd"]
+    threads[0].start()
+    threads[1].start()
+    wait_until(lambda: api.arrived == 2, "two requests on their way at once")
+    threads[2].start()
+    threads[3].start()
+    wait_until(lambda: len(batcher._waiting) == 2, "two results queued behind them")
+    api.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == ["a", "b", "c", "d"]
+    assert sorted(api.batch_sizes) == [1, 1, 2] and batcher._leads == 0
