@@ -2,15 +2,16 @@
 
 For every entry of `hc:tasks:{agent_id}`:
 
-    start  ->  run the check (bounded concurrency, per-type timeout)
+    run the check (bounded concurrency, per-type timeout), its start reported meanwhile
            ->  post the result (a few quick retries)
            ->  XACK once the API has accepted it
 
 - An entry stays un-acknowledged in the group's pending list until its result
   is stored, so a crash at any point loses nothing: the next start claims the
-  pending entries back and handles each one again. `start` answers 409
-  `task_finished` for a task that was already answered, and the entry is
-  simply acknowledged; the API's result endpoint is idempotent besides.
+  pending entries back and handles each one again. Such a reclaimed task is
+  started before its check runs: `start` answers 409 `task_finished` for a task
+  that was already answered, and the entry is simply acknowledged; the API's
+  result endpoint is idempotent besides.
 - A task past its deadline is not run late: it gets a `timeout` result.
 - When the API cannot take a result, the result goes to the spool (fsync'd
   files in the state folder). A delivery thread retries with backoff and
@@ -26,9 +27,11 @@ The engine: no thread per task, no thread per check.
   fewer than `concurrency` tasks are in flight.
 - The blocking steps run on a small pool of TASK_WORKERS threads, whose API
   sessions are reused, and never one request per task: the tasks of one read
-  are started together (one `POST /api/tasks/results` with `started`, per 100),
-  and the results that are ready are delivered together by one worker, then
-  acknowledged in one XACK (agent/delivery.py batches what meets in between).
+  are started together (one `POST /api/tasks/results` with `started`, per 100,
+  and only for checks still running 20 ms later: a result stands for its start),
+  and the results that are ready are delivered together by at most two workers
+  (one per request in flight), each batch acknowledged in one XACK
+  (agent/delivery.py batches what meets in between).
 - Its check runs on one event loop thread: the network checks are coroutines
   (`agent.checks.run_check_async`), so 500 checks waiting on slow servers are
   500 sockets and 500 small coroutines, not 500 threads. ping and traceroute,
@@ -159,7 +162,7 @@ class Runner:
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="hc-engine", daemon=True)
         self._results = ResultBatcher(api)  # results and starts together share one POST (agent/delivery.py)
         self._ready: list[tuple[TaskRun, Future]] = []  # checks ended, results not yet delivered
-        self._delivering = False  # a task worker is delivering _ready
+        self._delivering = 0  # task workers delivering _ready (at most the batcher's requests in flight)
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -364,12 +367,13 @@ class Runner:
             future.add_done_callback(lambda done, run=run: self._finished(run, done))
 
     def _finished(self, run: TaskRun, done: Future) -> None:
-        """A check ended (on the engine loop): queue its result; one task worker delivers what is queued."""
+        """A check ended (on the engine loop): queue its result; up to `in_flight` task workers deliver what
+        is queued, each taking what is ready when it is free."""
         with self._lock:
             self._ready.append((run, done))
-            if self._delivering:
+            if self._delivering >= self._results.in_flight:
                 return
-            self._delivering = True
+            self._delivering += 1
         self._workers.submit(self._deliver_ready)
 
     def _deliver_ready(self) -> None:
@@ -377,7 +381,7 @@ class Runner:
             with self._lock:
                 ready, self._ready = self._ready[:MAX_BATCH], self._ready[MAX_BATCH:]
                 if not ready:
-                    self._delivering = False
+                    self._delivering -= 1
                     return
             items = []
             try:
