@@ -29,8 +29,8 @@ The engine: no thread per task, no thread per check.
   sessions are reused, and never one request per task: the tasks of one read
   are started together (one `POST /api/tasks/results` with `started`, per 100,
   and only for checks still running 20 ms later: a result stands for its start),
-  and the results that are ready are delivered together by at most two workers
-  (one per request in flight), each batch acknowledged in one XACK
+  and the results that are ready are delivered together by as many workers as
+  requests may be in flight (one by default), each batch acknowledged in one XACK
   (agent/delivery.py batches what meets in between).
 - Its check runs on one event loop thread: the network checks are coroutines
   (`agent.checks.run_check_async`), so 500 checks waiting on slow servers are
