@@ -180,8 +180,8 @@ class ResultBatcher:
         lead on."""
         with self._cond:
             batch = self._take()
-        implied = [w for w in batch if w.result is None and w.implied]
-        batch = [w for w in batch if not (w.result is None and w.implied)]
+        implied = [w for w in batch if w.implied]  # only starts are ever implied
+        batch = [w for w in batch if not w.implied]
         try:
             answers = self.send(batch) if batch else []
         except Exception as exc:  # noqa: BLE001 - a bug here must reach every caller, not strand them

@@ -137,12 +137,8 @@ def autocommit(timeout: float | None = None) -> Iterator[psycopg.Connection]:
         try:
             yield conn
         finally:
-            if conn.broken or conn.closed:
-                pass  # the pool drops it
-            elif conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            if not (conn.broken or conn.closed):  # a broken one the pool drops
                 conn.autocommit = False  # as the pool's other users expect it
-            else:  # cannot be put back as it was (cannot happen in autocommit mode)
-                conn.close()
 
 
 def run_transaction(work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:

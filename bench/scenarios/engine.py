@@ -75,6 +75,13 @@ def blackbox_round(probe_url: str) -> float:
     return wrk.run(probe_url, ROUND_S, CONCURRENCY, threads=2)["per_s"]
 
 
+def _backlog(done: list[float]) -> int:
+    """Stream entries for the next agent round: 3× what the last rounds managed, within bounds."""
+    if not done:
+        return FIRST_BACKLOG
+    return max(500, min(MAX_BACKLOG, int(3 * ROUND_S * max(done))))
+
+
 def agent_round(
     r: redis.Redis, stub_url: str, agent_id: str, backlog: int, check_type: str, target: str, options: dict
 ) -> float:
@@ -146,11 +153,10 @@ def run(bench: Bench) -> dict:
                     if side == "blackbox":
                         figures[kind]["blackbox"].append(blackbox_round(spec["probe"]))
                     else:
-                        backlog = min(MAX_BACKLOG, int(3 * ROUND_S * max(done))) if done else FIRST_BACKLOG
-                        done.append(agent_round(r, stub_url, agent["agent_id"], max(backlog, 500), *spec["task"]))
+                        done.append(agent_round(r, stub_url, agent["agent_id"], _backlog(done), *spec["task"]))
             # One more agent round under py-spy, not counted: the sampler costs CPU the figures would pay.
             recorder = profile.start_record(bench.agent_pid(agent), ROUND_S, f"s3-agent-{kind}")
-            agent_round(r, stub_url, agent["agent_id"], min(MAX_BACKLOG, int(3 * ROUND_S * max(done))), *spec["task"])
+            agent_round(r, stub_url, agent["agent_id"], _backlog(done), *spec["task"])
             prof[kind] = profile.finish_record(recorder)
             say(f"    {kind}: agent {figures[kind]['agent']} blackbox {figures[kind]['blackbox']} probes/s")
     finally:
