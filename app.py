@@ -27,7 +27,7 @@ from chalicelib import (
 )
 from chalicelib.config import get_settings
 from chalicelib.db import DatabaseUnavailable
-from chalicelib.errors import ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
+from chalicelib.errors import AgentsBusy, ApiError, MethodNotAllowed, NotFound, RateLimited, error_body
 from chalicelib.queue import QueueUnavailable, RedisError
 
 app = Chalice(app_name="host-checker")
@@ -136,7 +136,11 @@ def create_check():
             f"rate limit of {decision.limit} checks per hour reached; retry in {decision.reset_s} s",
             headers=decision.headers(),
         )
-    result = checks.create(req, _client_ip())
+    try:
+        result = checks.create(req, _client_ip())
+    except AgentsBusy as exc:
+        exc.headers.update(ratelimit.give_back(decision).headers())  # nothing stored: not charged
+        raise
     return Response(
         body=result,
         status_code=202,

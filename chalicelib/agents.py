@@ -208,20 +208,25 @@ def get_agent(agent_id: str) -> dict[str, Any]:
 
 
 def online_agents(conn) -> list[dict[str, Any]]:
-    """The agents online now, for the fan-out.
+    """The agents online now, for the fan-out, each with its `queue_wait_s` (queue.agent_states).
 
-    The Redis heartbeat keys (one MGET) answer first: a key that is there is a heartbeat
-    within the TTL. Where Redis lacks a key (flushed, restarted) or is down, PostgreSQL's
+    The Redis heartbeat keys (read with the queues, one Lua call) answer first: a key that is
+    there is a heartbeat within the TTL. Where Redis lacks a key (flushed, restarted) or is down, PostgreSQL's
     `last_heartbeat` by ONLINE_SQL decides, so losing Redis never takes an agent offline.
     Only agents the sweeper has not yet set offline can have a live key, so no others are read.
     """
     rows = conn.execute(_FAN_OUT_CANDIDATES, {"ttl": heartbeat_ttl_s()}).fetchall()
     try:
-        beating = queue.heartbeats_present([str(r["id"]) for r in rows])
+        states = queue.agent_states([str(r["id"]) for r in rows])
     except (queue.RedisError, queue.QueueUnavailable, OSError) as exc:
-        log.warning("heartbeat keys unreadable, PostgreSQL decides who is online: %s", exc)
-        beating = set()
-    return [r for r in rows if str(r["id"]) in beating or r["online"]]
+        log.warning("heartbeat keys and queues unreadable, PostgreSQL decides who is online: %s", exc)
+        states = {}
+    online = []
+    for r in rows:
+        state = states.get(str(r["id"]))
+        if (state and state.beating) or r["online"]:
+            online.append({**r, "queue_wait_s": state.queue_wait_s if state else 0.0})
+    return online
 
 
 _FAN_OUT_CANDIDATES = f"SELECT {_AGENT_COLUMNS} FROM agents a WHERE a.status = 'online' OR {ONLINE_SQL}"

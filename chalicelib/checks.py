@@ -6,6 +6,7 @@ import base64
 import hmac
 import json
 import logging
+import math
 import random
 import uuid
 from collections import defaultdict
@@ -19,7 +20,7 @@ from . import httpopts, inputs, metrics, observability, queue, targets, transiti
 from .agents import clock_ok, online_agents
 from .config import get_settings
 from .db import autocommit, transaction
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
+from .errors import AgentsBusy, BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from .fanout import EFFECTIVE_DEADLINE_SQL, push_tasks
 from .protocol import (
     CHECK_STATUSES,
@@ -27,6 +28,7 @@ from .protocol import (
     DEADLINE_SLACK_S,
     MAX_CLOCK_OFFSET_S,
     MAX_LOCATION,
+    MAX_QUEUE_WAIT_S,
     OptionError,
     check_timeout_s,
     normalize_options,
@@ -171,6 +173,7 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
     candidates = [a for a in candidates if clock_ok(a)]  # those refuse work (agent/clock.py)
     if not candidates:
         return [], f"every online agent that fits refuses work: its clock is over {MAX_CLOCK_OFFSET_S} s off"
+    candidates = _keeping_up(candidates)
     by_location: dict[str, list[dict]] = defaultdict(list)
     random.shuffle(candidates)
     for agent in sorted(candidates, key=lambda a: a["current_tasks"]):
@@ -184,6 +187,25 @@ def _choose_agents(conn, req: CheckRequest) -> tuple[list[dict], str | None]:
                 queues.remove(q)
     limit = req.limit or MAX_AGENTS_PER_CHECK
     return chosen[:limit], None
+
+
+def _keeping_up(candidates: list[dict]) -> list[dict]:
+    """Of `candidates`, those keeping up with their queue: the oldest task they have not read yet
+    has waited at most MAX_QUEUE_WAIT_S (`queue_wait_s`, read by `online_agents`). A task queued
+    behind more would spend its deadline's slack waiting and expire unrun, so an overloaded API
+    refuses new work (503 `agents_busy`, nothing stored) instead of storing checks that fail.
+    With Redis unreadable every wait reads 0: no agent is passed over (fail open)."""
+    keeping_up = [a for a in candidates if a["queue_wait_s"] <= MAX_QUEUE_WAIT_S]
+    if not keeping_up:
+        least = min(a["queue_wait_s"] for a in candidates)
+        metrics.send(metrics.Batch().inc("checks_refused_total", ("agents_busy",)))
+        retry_s = max(1, math.ceil(least - MAX_QUEUE_WAIT_S))
+        raise AgentsBusy(
+            f"every agent that fits is over {MAX_QUEUE_WAIT_S:g} s behind on its queue "
+            f"(the least by {least:.1f} s); nothing was stored; retry in {retry_s} s",
+            headers={"Retry-After": str(retry_s)},
+        )
+    return keeping_up
 
 
 def _requested_count(conn, req: CheckRequest) -> int:
@@ -210,7 +232,8 @@ def _shortfall(requested: int, chosen: int) -> dict[str, Any] | None:
         "missing": requested - chosen,
         "message": f"{chosen} of the {requested} agents asked for are online and chosen; "
         f"{requested - chosen} are left out: offline, not heart-beating yet after an outage, "
-        f"or refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off",
+        f"refusing work for a clock over {MAX_CLOCK_OFFSET_S} s off, "
+        f"or over {MAX_QUEUE_WAIT_S:g} s behind on their queue",
     }
 
 

@@ -79,5 +79,12 @@ class RateLimited(ApiError):
     code = "rate_limited"
 
 
+class AgentsBusy(ApiError):
+    """Every agent that fits is too far behind on its queue; nothing was stored (Retry-After)."""
+
+    status = 503
+    code = "agents_busy"
+
+
 def error_body(code: str, message: str, details: list | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": list(details or [])}}

@@ -50,6 +50,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "agent_heartbeats_total": ("Heartbeats accepted, per agent name", ("agent",)),
     "rate_limited_total": ("Requests refused by a rate limit, per bucket (checks, api, agent)", ("bucket",)),
+    "checks_refused_total": ("Checks refused with nothing stored, per reason (agents_busy)", ("reason",)),
     "results_late_total": ("Results that arrived after the API had failed their task", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {

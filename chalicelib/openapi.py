@@ -934,6 +934,11 @@ PATHS: dict[str, Any] = {
                 ),
                 "400": BAD,
                 **COMMON,
+                "503": _err(
+                    "a dependency is down (service_unavailable), or every agent that fits is over "
+                    "MAX_QUEUE_WAIT_S behind on its queue (agents_busy: nothing stored, no quota spent)",
+                    {**RATE_HEADERS, **RETRY},
+                ),
             },
         },
         "get": {

@@ -92,6 +92,9 @@ def check_channel(check_id: str) -> str:
 # Time the API allows beyond a check's own timeout for queueing and delivery,
 # before an unanswered task is declared failed.
 DEADLINE_SLACK_S = 10
+# An agent whose oldest unread task has waited longer than this is not given more: a task
+# queued behind it would spend its slack in the queue and expire unrun (bench scenario 2).
+MAX_QUEUE_WAIT_S = DEADLINE_SLACK_S / 2
 # An agent whose clock is further than this from the API's refuses work, and the API
 # does not choose it: its TLS verdicts and timestamps use its own clock (agent/clock.py).
 MAX_CLOCK_OFFSET_S = 60

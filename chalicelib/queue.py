@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
 
@@ -154,12 +155,65 @@ def set_heartbeat(agent_id: str, payload: dict[str, Any], ttl_s: int, metrics: B
     return pipe.execute()[0] is not None
 
 
-def heartbeats_present(agent_ids: list[str]) -> set[str]:
-    """Of `agent_ids`, those whose heartbeat key is there (one MGET round trip)."""
+# For each agent, KEYS holding its heartbeat key then its task stream: whether the heartbeat is
+# there, and how long the stream's oldest entry not yet delivered to the group (ARGV[1]) has waited,
+# in ms by Redis's clock (stream ids are Redis ms). That entry is the first after the group's
+# last-delivered-id; XINFO's `lag` cannot say, as it is undetermined once entries were XDELed.
+# A stream or group that is missing has waited 0.
+_AGENT_STATE_LUA = """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 1, #KEYS, 2 do
+  local wait = 0
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[i + 1])
+  if ok then
+    for _, g in ipairs(groups) do
+      local name, last
+      for j = 1, #g, 2 do
+        if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then last = g[j + 1] end
+      end
+      if name == ARGV[1] and last then
+        local first = redis.call('XRANGE', KEYS[i + 1], '(' .. last, '+', 'COUNT', 1)
+        if #first > 0 then
+          wait = math.max(0, now_ms - tonumber(string.match(first[1][1], '^(%d+)')))
+        end
+      end
+    end
+  end
+  out[#out + 1] = redis.call('EXISTS', KEYS[i])
+  out[#out + 1] = wait
+end
+return out
+"""
+_agent_state_script = None
+
+
+@dataclass(frozen=True)
+class AgentState:
+    beating: bool  # its heartbeat key is there: a heartbeat within the TTL
+    queue_wait_s: float  # how long its oldest unread task has waited; 0 for an agent keeping up
+
+
+def agent_states(agent_ids: list[str]) -> dict[str, AgentState]:
+    """Each agent's heartbeat presence and queue wait, for the fan-out (ONE round trip). An agent
+    that keeps up has no wait: it reads new entries as soon as it has a free slot."""
+    global _agent_state_script
     if not agent_ids:
-        return set()
-    values = get_redis().mget([heartbeat_key(a) for a in agent_ids])
-    return {agent_id for agent_id, value in zip(agent_ids, values, strict=True) if value is not None}
+        return {}
+    r = get_redis()
+    if _agent_state_script is None or _agent_state_script.registered_client is not r:
+        _agent_state_script = r.register_script(_AGENT_STATE_LUA)
+    keys = [key for a in agent_ids for key in (heartbeat_key(a), task_stream_key(a))]
+    flat = _agent_state_script(keys=keys, args=[STREAM_GROUP])
+    return {
+        a: AgentState(bool(flat[2 * i]), int(flat[2 * i + 1]) / 1000) for i, a in enumerate(agent_ids)
+    }
+
+
+def queue_waits_s(agent_ids: list[str]) -> dict[str, float]:
+    """{agent_id: seconds its oldest unread task has waited} (`agent_states`)."""
+    return {a: state.queue_wait_s for a, state in agent_states(agent_ids).items()}
 
 
 def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) -> None:

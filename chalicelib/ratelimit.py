@@ -28,6 +28,11 @@ if n > tonumber(ARGV[2]) then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end
 return n
 """
 _script = None
+# DECR only a window still there: a DECR of an expired key would make one with no expiry.
+_GIVE_BACK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+"""
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Decision:
     limit: int
     remaining: int
     reset_s: int  # seconds until the window resets
+    key: str | None = None  # the window's counter; None when Redis was not reached
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -70,7 +76,21 @@ def hit(bucket: str, client: str, limit: int, window_s: int) -> Decision:
         return Decision(True, limit, limit, reset_s)
     if count > limit:
         metrics.Batch().inc("rate_limited_total", (bucket,)).emit()
-    return Decision(count <= limit, limit, max(0, limit - count), reset_s)
+    return Decision(count <= limit, limit, max(0, limit - count), reset_s, key)
+
+
+def give_back(decision: Decision) -> Decision:
+    """Undo an allowed `hit` whose request was then refused for a cause not the client's (503
+    `agents_busy`): the quota counts only what was served. Returns the decision as it now stands,
+    for its headers. Best effort: Redis down leaves the hit counted."""
+    if not decision.allowed or decision.key is None:
+        return decision
+    try:
+        count = int(get_redis().eval(_GIVE_BACK_LUA, 1, decision.key))
+    except (RedisError, QueueUnavailable, OSError) as exc:
+        log.warning("rate limit hit not given back, Redis unavailable: %s", exc)
+        return decision
+    return Decision(True, decision.limit, max(0, decision.limit - count), decision.reset_s, decision.key)
 
 
 def client_ip(source_ip: str | None, forwarded_for: str | None) -> str:

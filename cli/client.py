@@ -47,7 +47,9 @@ def error_for(reply: Reply, what: str) -> CliError:
         suffix = "" if wait_s is None or "retry in" in detail else f"; retry in {wait_s} s"
         return RateLimited(f"rate limited: {detail}{suffix}", wait_s)
     if reply.status >= 500:
-        return ApiUnreachable(f"the API failed to {what} (HTTP {reply.status}): {detail}")
+        wait = reply.headers.get("Retry-After") if reply.status == 503 else None
+        suffix = f"; retry in {wait} s" if wait and wait.isdigit() and "retry" not in detail else ""
+        return ApiUnreachable(f"the API failed to {what} (HTTP {reply.status}): {detail}{suffix}")
     return UsageError(detail if describe_error(reply.body) else f"cannot {what}: {detail}")
 
 

@@ -1,5 +1,6 @@
 """Fan-out of one check to 100 agents x 5 types is two Redis round trips, whatever the number of
-agents: one MGET of their heartbeat keys (who is online), one pipeline pushing every task."""
+agents: one script call reading their heartbeat keys and queues (who is online, and who is behind),
+one pipeline pushing every task."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ def _hundred_online_agents(db):
     return ids
 
 
-def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline(
+def test_fan_out_to_100_agents_by_5_types_is_one_agent_state_read_and_one_pipeline(
     settings, db, redis_client, monkeypatch
 ):
     ids = _hundred_online_agents(db)
-    queue.get_redis().ping()  # connect (and handshake) before counting
+    queue.agent_states(ids[:1])  # connect, and load the script (once per Redis), before counting
     sends = []
     original = Connection.send_packed_command
 
@@ -45,7 +46,8 @@ def test_fan_out_to_100_agents_by_5_types_is_one_heartbeat_read_and_one_pipeline
     assert len(created["tasks"]) == 500
     assert len(sends) == 2, f"{len(sends)} round trips to Redis"
     first = sends[0] if isinstance(sends[0], bytes) else b"".join(sends[0])
-    assert first.startswith(b"*101\r\n$4\r\nMGET\r\n")  # the 100 heartbeat keys at once
+    # EVALSHA, the sha, the key count, 200 keys (heartbeat and stream of each agent), the group
+    assert first.startswith(b"*204\r\n$7\r\nEVALSHA\r\n")
     assert sum(redis_client.xlen(f"hc:tasks:{i}") for i in ids) == 500
     assert all(redis_client.xlen(f"hc:tasks:{i}") == 5 for i in ids)
     # every task knows its stream entry, so the sweeper can tell a lost one

@@ -285,14 +285,16 @@ def test_a_heartbeat_is_one_round_trip_with_its_count(settings, db, redis_client
 
 def test_fan_out_carries_the_checks_created_count(settings, db, redis_client, count_round_trips):
     agent_id, _ = _online_agent(db)
+    queue.agent_states([agent_id])  # the script loaded, as once per Redis (EVALSHA's NOSCRIPT, then LOAD)
     with count_round_trips() as sends:
         checks.create(
             checks.parse_request({"target": "example.com", "checks": ["dns", "tcp"], "agents": [agent_id]}),
             client_ip="203.0.113.9",
         )
-    # The heartbeat MGET (who is online), then the fan-out pipeline, which carries the counts.
+    # One script call (who is online, and how far behind on its queue), then the fan-out
+    # pipeline, which carries the counts.
     assert len(sends) == 2, f"{len(sends)} round trips"
-    assert b"MGET" in _commands(sends[0])
+    assert b"EVALSHA" in _commands(sends[0])
     assert b"XADD" in _commands(sends[1]) and b"HINCRBY" in _commands(sends[1])
     assert int(redis_client.hget(metrics.KEY, metrics.counter_field("checks_total", ("dns",)))) == 1
 

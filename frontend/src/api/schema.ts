@@ -1132,9 +1132,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description a dependency is down */
+            /** @description a dependency is down (service_unavailable), or every agent that fits is over MAX_QUEUE_WAIT_S behind on its queue (agents_busy: nothing stored, no quota spent) */
             503: {
                 headers: {
+                    /** @description requests allowed in the window */
+                    "X-RateLimit-Limit"?: string;
+                    /** @description requests left in the window */
+                    "X-RateLimit-Remaining"?: string;
+                    /** @description seconds until the window resets */
+                    "X-RateLimit-Reset"?: string;
                     /** @description seconds to wait */
                     "Retry-After"?: string;
                     [name: string]: unknown;
