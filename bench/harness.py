@@ -305,6 +305,15 @@ class Bench:
 
         return psycopg.connect(self.env["DATABASE_URL"], autocommit=True)
 
+    def counter(self, name: str, labels: tuple[str, ...] = ()) -> int:
+        """A Prometheus counter's value as the API keeps it in Redis (chalicelib/metrics.py)."""
+        import redis
+
+        from chalicelib import metrics
+
+        with redis.Redis.from_url(self.env["REDIS_URL"]) as r:
+            return int(r.hget(metrics.KEY, metrics.counter_field(name, labels)) or 0)
+
 
 def wait_until(predicate, timeout: float, interval: float = 0.01):
     """Poll `predicate` until truthy (returned) or `timeout` passes (None): the bench's bounded wait."""

@@ -85,6 +85,7 @@ def run(bench: Bench) -> dict:
     try:
         since = time.time() - 0.5
         cpu_before = {role: procstat.cpu_ms([p for p in ps if p]) for role, ps in roles.items()}
+        refused_before = bench.counter("checks_refused_total", ("agents_busy",))
         load = wrk.start(f"{bench.api}/api/checks", LOAD_S, CONNECTIONS, "POST", body)
         time.sleep(LOAD_S / 3)  # into the steady state, then profile while the load goes on
         api_prof = profile.start_record(pids["api"], PROFILE_S, "s2-api")
@@ -97,6 +98,7 @@ def run(bench: Bench) -> dict:
         drain_s = time.time() - load_end
         cpu_after = {role: procstat.cpu_ms([p for p in ps if p]) for role, ps in roles.items()}
         counts = task_counts(bench, ids, since)
+        refused = bench.counter("checks_refused_total", ("agents_busy",)) - refused_before
     finally:
         for agent in agents:
             bench.stop_agent(agent)
@@ -136,6 +138,7 @@ def run(bench: Bench) -> dict:
         "post_p95_ms": posted["p95_us"] / 1000,
         "post_socket_errors": posted["errors"],
         "post_non_2xx": posted["status"],
+        "posts_refused_agents_busy": refused,
         "drain_s": round(drain_s, 1),
     }
     met = completed_rate >= 1000 and core_ms <= 2 and lost == 0 and dup == 0 and counts["failed"] == 0
@@ -147,7 +150,8 @@ def run(bench: Bench) -> dict:
     )
     notes = [
         f"POST p50 {metrics['post_p50_ms']:.0f} / p95 {metrics['post_p95_ms']:.0f} ms at {CONNECTIONS} connections, "
-        f"{posted['errors']} socket errors, {posted['status']} non-2xx",
+        f"{posted['errors']} socket errors, {posted['status']} non-2xx "
+        f"({refused} of them 503 agents_busy: the agents were over 5 s behind, nothing stored)",
         f"drain {drain_s:.1f} s" + ("" if drained else f" (gave up after {DRAIN_S} s, {counts['open']} open)"),
         f"Redis {per_task['redis']:.2f} CPU-ms/task",
         "agents' outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.most_common()),
