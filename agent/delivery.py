@@ -47,10 +47,12 @@ log = logging.getLogger("agent.delivery")
 LINGER_S = 0.0
 # How long a start waits for its task's result to take its place (see the module docstring).
 START_LINGER_S = 0.02
-# Requests on their way at once (each one transaction at the API). Two made scenario 4 (500 slow
-# checks) 0.3 s faster, but under bench scenario 2's overload the API then accepted twice the
-# checks the agents completed, and 3,336 of 13,902 tasks expired in the queue; one until that is
-# understood (the batcher and the runner's delivery take any number).
+# Requests on their way at once (each one transaction at the API); the batcher and the runner's
+# delivery take any number. Two once seemed to make bench scenario 2 lose tasks to their deadlines:
+# that was the local gateway leaving a new connection unaccepted while keep-alive clients kept its
+# workers busy (scripts/localcloud/gateway.py STARVED_S), which stalled the agents; fixed there.
+# With it fixed, two gave scenario 4 no gain (2.03 and 2.20 s after the last POST, against 2.51 and
+# 2.11 s with one, in the same session), so one stays.
 IN_FLIGHT = 1
 # The API's bounds: entries per batch (chalicelib/tasks.MAX_BATCH), and bytes per body
 # (chalicelib/config max_body_bytes, 64 KiB), kept under with room for the JSON's spacing.

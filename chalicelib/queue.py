@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -206,9 +206,7 @@ def agent_states(agent_ids: list[str]) -> dict[str, AgentState]:
         _agent_state_script = r.register_script(_AGENT_STATE_LUA)
     keys = [key for a in agent_ids for key in (heartbeat_key(a), task_stream_key(a))]
     flat = _agent_state_script(keys=keys, args=[STREAM_GROUP])
-    return {
-        a: AgentState(bool(flat[2 * i]), int(flat[2 * i + 1]) / 1000) for i, a in enumerate(agent_ids)
-    }
+    return {a: AgentState(bool(flat[2 * i]), int(flat[2 * i + 1]) / 1000) for i, a in enumerate(agent_ids)}
 
 
 def queue_waits_s(agent_ids: list[str]) -> dict[str, float]:

@@ -14,8 +14,10 @@ request (Nagle plus delayed ACK). This is closer to Lambda, built on gunicorn:
   event and calls the app, so routing, CORS preflights and the event shape are chalice local's.
 - **Connections wait in the kernel, not in a busy worker.** The listen backlog is deep (2048). A
   worker takes new connections only while its request thread is idle, so a new connection goes to
-  an idle instance. Idle keep-alive connections wait in their worker's poller, not in its request
-  thread (keep-alive without a thread per connection); their next request is served by that worker.
+  an idle instance; only when one has waited STARVED_S (50 ms) with no worker going idle, because
+  keep-alive clients keep every one busy, does a busy worker take it, so none waits without bound.
+  Idle keep-alive connections wait in their worker's poller, not in its request thread (keep-alive
+  without a thread per connection); their next request is served by that worker.
 - **No Nagle stall.** Accepted sockets get TCP_NODELAY, and each response is corked while gunicorn
   writes its headers and body, so it leaves in one segment (for responses under one MSS).
 - **Slow clients cost a file descriptor, not a worker.** A request reaches the request thread only
@@ -63,6 +65,11 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 BUFFERED_BODY_BYTES = 256 * 1024  # bodies up to this size are read before a worker is committed
 MAX_HEAD_BYTES = 64 * 1024  # past this without the end of the head, the parser judges it (414/431)
 WORKER_CONNECTIONS = 1000  # open connections per worker (waiting, idle or in flight)
+# A new connection that has waited this long in the listen queue is taken by a busy worker: no
+# worker went idle to take it, as keep-alive clients that always have a request queued keep every
+# worker busy (before this, such a connection waited for as long as they kept sending, and bench
+# scenario 2's agents, whose result requests needed a new connection, stalled for the whole run).
+STARVED_S = 0.05
 # The methods an API Gateway REST API routes (ANY); anything else is 405 before the app.
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"}
@@ -316,6 +323,7 @@ class GatewayWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+        self._queued_since: float | None = None  # when this worker first saw a connection waiting
 
     def run(self):
         if hasattr(select, "EPOLLEXCLUSIVE"):
@@ -323,9 +331,21 @@ class GatewayWorker(ThreadWorker):
             self.poller = _ExclusiveAcceptSelector(self.sockets)
         super().run()
 
-    # Accepting: only while idle, so a waiting connection goes to an instance that can serve it.
+    # Accepting: only while idle, so a waiting connection goes to an instance that can serve it, or
+    # when one has waited STARVED_S for that. gthread's loop asks again on every turn (each event,
+    # at least once a second), so a busy worker looks at the listen queue as often as it works.
     def set_accept_enabled(self, enabled):
-        super().set_accept_enabled(enabled and self.in_flight == 0 and self.alive)
+        super().set_accept_enabled(enabled and self.alive and (self.in_flight == 0 or self._starved()))
+
+    def _starved(self) -> bool:
+        """A connection has waited in the listen queue STARVED_S or more while this worker was busy."""
+        if not select.select(self.sockets, [], [], 0)[0]:
+            self._queued_since = None
+            return False
+        now = time.monotonic()
+        if self._queued_since is None:
+            self._queued_since = now
+        return now - self._queued_since >= STARVED_S
 
     def accept(self, listener):
         try:
@@ -335,6 +355,7 @@ class GatewayWorker(ThreadWorker):
                 return
             raise
         self.nr_conns += 1
+        self._queued_since = None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.await_request(GatewayConn(self.cfg, sock, addr, listener.getsockname()))
 

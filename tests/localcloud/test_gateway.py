@@ -24,21 +24,28 @@ WORKERS = 2
 REQUEST_TIMEOUT_S = 5
 
 
-@pytest.fixture(scope="module")
-def served(pg_url, redis_url, tmp_path_factory):
-    """The gateway with WORKERS workers and a short request deadline; yields (port, arbiter pid, log)."""
-    port, log_path = free_port(), tmp_path_factory.mktemp("gateway") / "gateway.log"
+def _gateway(pg_url, redis_url, log_path, workers: int):
+    """The gateway with `workers` workers and a short request deadline, up and answering; (port, proc)."""
+    port = free_port()
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=redis_url, **TEST_ENV)
-    argv = gateway.command(port, "127.0.0.1", "test", workers=WORKERS, python=sys.executable)
+    argv = gateway.command(port, "127.0.0.1", "test", workers=workers, python=sys.executable)
     with open(log_path, "a") as log:
         proc = subprocess.Popen(
             argv + ["--request-timeout", str(REQUEST_TIMEOUT_S)], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     wait_for(lambda: proc.poll() is not None or listens(proc.pid, port), 30, "the gateway to listen")
     assert proc.poll() is None, log_path.read_text()
-    wait_for(lambda: len(workers_of(proc.pid)) == WORKERS, 30, "the workers to start")
+    wait_for(lambda: len(workers_of(proc.pid)) == workers, 30, "the workers to start")
     # Each worker imports app.py once; on a loaded machine that takes seconds.
     assert exchange(port, request("GET", "/health"), timeout=120)[0] == 200, log_path.read_text()
+    return port, proc
+
+
+@pytest.fixture(scope="module")
+def served(pg_url, redis_url, tmp_path_factory):
+    """The gateway with WORKERS workers and a short request deadline; yields (port, arbiter pid, log)."""
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    port, proc = _gateway(pg_url, redis_url, log_path, WORKERS)
     yield port, proc.pid, log_path
     stop(proc.pid)
     proc.wait()
@@ -286,6 +293,57 @@ def test_a_burst_of_500_connections_is_queued_not_dropped(served):
         selector.close()
         for sock in socks:
             sock.close()
+
+
+def test_a_new_connection_is_served_while_keep_alive_clients_keep_every_worker_busy(pg_url, redis_url, tmp_path):
+    """A worker takes new connections while idle. Keep-alive clients that always have a request
+    queued keep every worker busy, and a new connection then waited for as long as they went on:
+    bench scenario 2's agents stalled for its whole 60 s. Here one is answered while they go on.
+    One worker and three clients: whenever it answers one, the other two have a request queued."""
+    import threading
+
+    port, proc = _gateway(pg_url, redis_url, tmp_path / "gateway.log", workers=1)
+    clients, warm_up = 3, 20  # requests each client has made before the newcomer connects
+    enough = threading.Event()
+    under_way = [threading.Event() for _ in range(clients)]
+    served_counts: list[int] = []
+    answered = [0] * clients  # requests each client has had answered so far
+
+    def hammer(index: int, ready: threading.Event):
+        n = 0
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            for _ in range(50_000):  # bounded; it ends once the newcomer is answered
+                sock.sendall(request("GET", "/health"))  # a few ms each, back to back: the queue stays full
+                assert read_response(sock)[0] == 200
+                n += 1
+                answered[index] = n
+                if n == warm_up:
+                    ready.set()
+                if enough.is_set():
+                    break
+        served_counts.append(n)
+
+    threads = [threading.Thread(target=hammer, args=(i, ready), daemon=True) for i, ready in enumerate(under_way)]
+    for thread in threads:
+        thread.start()
+    try:
+        for ready in under_way:
+            assert ready.wait(60), "a keep-alive client did not get going"
+        before = sum(answered)
+        status, _, _ = exchange(port, request("GET", "/health"), timeout=30)
+        ahead = sum(answered) - before  # requests the worker answered while the newcomer waited
+        still_busy = not served_counts  # no client had run out of requests and left
+    finally:
+        enough.set()
+        for thread in threads:
+            thread.join(60)
+        stop(proc.pid)
+        proc.wait()
+    assert status == 200
+    assert still_busy, "answered only once the keep-alive clients had stopped"
+    # It waits STARVED_S, about 50 of their requests here (4,000 and more before the fix, or never).
+    assert ahead < 500, f"answered behind {ahead} of their requests"
+    assert len(served_counts) == clients
 
 
 # --- chalice local stays the option ---------------------------------------------------------------
