@@ -140,13 +140,14 @@ def _round(emulator, http, agents, stuck: bool) -> tuple[float, str | None]:
         if stuck:
             stack.callback(UnreadClient(url_a).close)
             connection_id = wait_until(lambda: _connection_of(a["check_id"]), "A's subscription")
-        else:
-            reader_a = stack.enter_context(subscribe(url_a))
+        else:  # it reads as the messages come, on a thread of its own, as a browser would
+            reader_a = _Reading(stack.enter_context(subscribe(url_a)))
         reader_b = stack.enter_context(subscribe(f"{emulator.ws_url}/?check_id={b['check_id']}"))
         assert json.loads(reader_b.recv(timeout=10))["type"] == "snapshot"
+        reading_b = _Reading(reader_b)
         interleaved = [t for pair in zip_longest(a["tasks"], b["tasks"]) for t in pair if t]
         elapsed = _ingest(http, agents, interleaved, padding=40_000)
-        messages, code = receive_all(reader_b)
+        messages, code = reading_b.all()
         assert code == 1000 and messages[-1]["type"] == "status"
         if stuck:  # over its bound, the emulator closed it while the client still held it open
             wait_until(
@@ -155,8 +156,25 @@ def _round(emulator, http, agents, stuck: bool) -> tuple[float, str | None]:
             wait_until(lambda: _connection_of(a["check_id"]) is None, "its subscription to be dropped")
             assert f"connection {connection_id}: " in emulator.log_path.read_text()  # over its bound
         else:
-            assert receive_all(reader_a)[1] == 1000
+            assert reader_a.all()[1] == 1000
     return elapsed, connection_id
+
+
+class _Reading(threading.Thread):
+    """receive_all on its own thread from now on: a subscriber that reads as messages arrive (one
+    read only once ingestion is over falls behind by then, and the emulator rightly closes it)."""
+
+    def __init__(self, ws):
+        super().__init__(daemon=True)
+        self.ws, self.got = ws, ([], None)
+        self.start()
+
+    def run(self):
+        self.got = receive_all(self.ws)
+
+    def all(self) -> tuple[list[dict], int | None]:
+        self.join(40)
+        return self.got
 
 
 def _connection_of(check_id: str) -> str | None:
