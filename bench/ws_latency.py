@@ -8,7 +8,10 @@ writes. It registers its own fake agents (retired again at the end), creates che
 only, subscribes to each check, and reports every task's result itself, timing:
 - `sent`: POST /api/tasks/{id}/result sent -> the `result` message received;
 - `answered`: the POST's answer -> the message (negative: the push beat the answer, since the
-  API pushes before it answers).
+  API pushes before it answers);
+- `committed`: the result's transaction committed (PostgreSQL's `pg_xact_commit_timestamp`, with
+  `track_commit_timestamp` on, as the stack's PostgreSQL runs) -> the message: the result accepted,
+  stored for good, to the client having it. None where the stamps are off.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Receiver(threading.Thread):
         self.url = url
         self.snapshot = threading.Event()
         self.arrived: dict[str, float] = {}
+        self.arrived_wall: dict[str, float] = {}  # time.time(), to compare with PostgreSQL's stamps
 
     def run(self):
         with connect(self.url, open_timeout=10) as ws:
@@ -69,9 +73,26 @@ class Receiver(threading.Thread):
             self.snapshot.set()
         elif msg["type"] == "result":
             self.arrived.setdefault(msg["result"]["task_id"], time.perf_counter())
+            self.arrived_wall.setdefault(msg["result"]["task_id"], time.time())
 
 
-def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tuple[float, float]]:
+def commit_times(database_url: str, task_ids: list[str]) -> dict[str, float]:
+    """{task_id: when its result's transaction committed (epoch s)}; empty where PostgreSQL does not
+    keep commit timestamps (track_commit_timestamp off)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as db:
+        if db.execute("SHOW track_commit_timestamp").fetchone()[0] != "on":
+            return {}
+        rows = db.execute(
+            """SELECT task_id::text, extract(epoch FROM pg_xact_commit_timestamp(xmin))
+                 FROM check_results WHERE task_id = ANY(%s::uuid[])""",
+            (task_ids,),
+        ).fetchall()
+    return {task_id: float(at) for task_id, at in rows if at is not None}
+
+
+def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tuple[float, float, float | None]]:
     body = {"target": "127.0.0.1", "checks": ["tcp"], "agents": [a["agent_id"] for a in agents]}
     created = http.post(f"{env['API_URL']}/api/checks", json=body, timeout=10)
     created.raise_for_status()
@@ -102,7 +123,15 @@ def run_check(http: requests.Session, env: dict, agents: list[dict]) -> list[tup
     missing = set(timings) - set(receiver.arrived)
     if missing:
         raise RuntimeError(f"{len(missing)} result(s) never arrived over the socket")
-    return [(receiver.arrived[t] - s, receiver.arrived[t] - a) for t, (s, a) in timings.items()]
+    committed = commit_times(env["DATABASE_URL"], list(timings)) if env.get("DATABASE_URL") else {}
+    return [
+        (
+            receiver.arrived[t] - s,
+            receiver.arrived[t] - a,
+            receiver.arrived_wall[t] - committed[t] if t in committed else None,
+        )
+        for t, (s, a) in timings.items()
+    ]
 
 
 def register(http: requests.Session, env: dict, n: int) -> list[dict]:
@@ -141,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=10,
                 headers={"X-Admin-Token": env.get("ADMIN_TOKEN", "")},
             )
-    for name, index in (("sent", 0), ("answered", 1)):
-        values = [s[index] * 1000 for s in samples]
+    for name, index in (("sent", 0), ("answered", 1), ("committed", 2)):
+        values = [s[index] * 1000 for s in samples if s[index] is not None]
+        if not values:
+            continue
         print(
             f"result {name} -> update received: n={len(values)} p50={percentile(values, 50):.1f} ms "
             f"p95={percentile(values, 95):.1f} ms mean={statistics.mean(values):.1f} ms"

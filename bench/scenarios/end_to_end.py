@@ -68,8 +68,8 @@ STAGES = (
     ("POST→task row", "t_created", "client_sent"),
     ("row→enqueued", "t_enqueued", "t_created"),
     ("enqueued→started", "t_started", "t_enqueued"),
-    ("started→result stored", "r_created", "t_started"),
-    ("stored→client saw it", "client_seen", "r_created"),
+    ("started→result committed", "r_committed", "t_started"),
+    ("committed→client saw it", "client_seen", "r_committed"),
 )
 
 
@@ -77,9 +77,16 @@ def stage_breakdown(bench: Bench, samples: list[dict]) -> dict[str, float]:
     """Median ms of each stage, from the task's timestamps and the client's own clock (same machine)."""
     by_id = {s["check_id"]: s for s in samples}
     with bench.db() as db:
+        # A stamp from now() is its transaction's start; the result's commit is PostgreSQL's own
+        # commit timestamp (track_commit_timestamp, on in the stack's PostgreSQL), else its start.
+        committed = (
+            "extract(epoch FROM pg_xact_commit_timestamp(r.xmin))"
+            if db.execute("SHOW track_commit_timestamp").fetchone()[0] == "on"
+            else "extract(epoch FROM r.created_at)"
+        )
         rows = db.execute(
-            """SELECT t.check_id::text, extract(epoch FROM t.created_at), extract(epoch FROM t.enqueued_at),
-                      extract(epoch FROM t.started_at), extract(epoch FROM r.created_at)
+            f"""SELECT t.check_id::text, extract(epoch FROM t.created_at), extract(epoch FROM t.enqueued_at),
+                      extract(epoch FROM t.started_at), {committed}
                  FROM check_tasks t JOIN check_results r ON r.task_id = t.id
                 WHERE t.check_id = ANY(%s::uuid[])""",
             (list(by_id),),
@@ -92,7 +99,7 @@ def stage_breakdown(bench: Bench, samples: list[dict]) -> dict[str, float]:
             "t_created": float(created),
             "t_enqueued": float(enqueued or created),
             "t_started": float(started or enqueued or created),
-            "r_created": float(stored),
+            "r_committed": float(stored),
         }
         for name, later, earlier in STAGES:
             stages[name].append((stamps[later] - stamps[earlier]) * 1000)

@@ -33,9 +33,22 @@ def run(bench: Bench) -> dict:
             bench.retire(agent["agent_id"])
     sent = summary([s[0] * 1000 for s in samples], 1)
     answered = summary([s[1] * 1000 for s in samples], 1)
+    stamped = [s[2] * 1000 for s in samples if s[2] is not None]
+    accepted = summary(stamped, 1) if len(stamped) == len(samples) else None
     metrics = {"sent_p50_ms": sent["p50"], "sent_p95_ms": sent["p95"], "answered_p50_ms": answered["p50"]}
-    met = sent["p50"] <= 3 and sent["p95"] <= 10
-    figure = f"p50 {sent['p50']} / p95 {sent['p95']} ms (n={sent['n']}, result POST sent → message received)"
+    sent_text = f"result POST sent → message received p50 {sent['p50']} / p95 {sent['p95']} ms"
+    if accepted:
+        # "Accepted" is the result's commit: from then on the API has it for good. The POST's own
+        # handling before that (its transaction) is scenario 1's "started→result committed".
+        metrics.update(accepted_p50_ms=accepted["p50"], accepted_p95_ms=accepted["p95"])
+        met = accepted["p50"] <= 3 and accepted["p95"] <= 10
+        figure = (
+            f"p50 {accepted['p50']} / p95 {accepted['p95']} ms (n={accepted['n']}, result committed → message "
+            f"received); {sent_text}"
+        )
+    else:
+        met = sent["p50"] <= 3 and sent["p95"] <= 10
+        figure = f"{sent_text} (n={sent['n']}; PostgreSQL keeps no commit timestamps, so not from the commit)"
     notes = (
         f"from the POST's answer to the message: p50 {answered['p50']} ms "
         "(negative: the push arrives before the POST is answered)"

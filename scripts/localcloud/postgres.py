@@ -176,6 +176,9 @@ class Postgres:
         options = (
             f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories="
             f"{self.data_dir} -c fsync=on -c max_connections=200"
+            # When each transaction committed (pg_xact_commit_timestamp): the bench's "result stored"
+            # and "accepted" stamps; now() is a transaction's start, not its commit.
+            " -c track_commit_timestamp=on"
         )
         self._run(
             [
