@@ -111,7 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"configuration error: cannot write state file {config.state_file}: {exc.strerror}", 2)
 
     queue = TaskQueue(config.redis_url, state.agent_id, consumer=config.name)
-    runner = Runner(config, api, queue, Spool(config.spool_dir), run_check, capabilities, state.agent_id)
+    runner = Runner(
+        config,
+        api,
+        queue,
+        Spool(config.spool_dir),
+        run_check,
+        capabilities,
+        state.agent_id,
+        preload=lambda: checks.preload(capabilities),
+    )
     runner_box.append(runner)
     if config.metrics_address:
         from agent.metrics import serve

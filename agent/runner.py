@@ -124,8 +124,10 @@ class Runner:
         run_check: RunCheck,
         capabilities: list[str],
         agent_id: str,
+        preload: Callable[[], object] | None = None,
     ):
         self.config = config
+        self.preload = preload  # run first in run(), before the engine loop and the first read
         self.api = api
         self.queue = queue
         self.spool = spool
@@ -198,6 +200,8 @@ class Runner:
 
     def run(self) -> int:
         """Run until stop is set; then drain. Returns the process exit code."""
+        if self.preload is not None:
+            self.preload()  # the checks' modules, imported before any check runs (agent/checks preload)
         spooled = self.spool.open()
         if spooled:
             event(log, logging.INFO, "replaying spooled results", count=len(spooled))

@@ -79,6 +79,17 @@ def _prepare(check_type: str, target: str, options: dict | None, allow_private: 
     return ctx, importlib.import_module(_MODULES[check_type])
 
 
+def preload(check_types: list[str]) -> list[str]:
+    """Import the modules of `check_types` now, at the agent's start, not in the first check of each
+    type: importing http takes about 60 ms and dns about 90 ms here, on the engine loop, which would
+    hold up that first check and every check running beside it, and their timings would show it.
+    Returns the modules' names."""
+    names = [_MODULES[t] for t in check_types if t in _MODULES]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
 def _failed(check_type: str, target: str, started: float, exc: BaseException) -> dict:
     if not isinstance(exc, (CheckFailure, targets.TargetError, OSError, protocol.OptionError)):
         log.error("%s check of %r failed unexpectedly", check_type, target, exc_info=exc)
