@@ -87,6 +87,12 @@ def preload(check_types: list[str]) -> list[str]:
     names = [_MODULES[t] for t in check_types if t in _MODULES]
     for name in names:
         importlib.import_module(name)
+    import gc
+
+    # What is loaded now lives as long as the agent: out of the collector's way, so its full passes
+    # do not walk the modules just imported (interleaved with lazy imports, bench scenario 4 ran
+    # 2.21, 2.16 and 2.46 s against 2.93, 2.14 and 3.10 s).
+    gc.freeze()
     return names
 
 
