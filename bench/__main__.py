@@ -38,6 +38,7 @@ def meta(numbers: list[int]) -> dict:
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "cores": os.cpu_count(),
         "load_average": {"start": procstat.load_average()},
+        "yardstick_ms": {"start": procstat.yardstick_ms()},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "scenarios": numbers,
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.close()
     info["load_average"]["end"] = procstat.load_average()
+    info["yardstick_ms"]["end"] = procstat.yardstick_ms()
     info["duration_s"] = round(time.monotonic() - began, 1)
     json_path, md_path = results.write(results.document(info, rows))
     say(f"==> wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)}")

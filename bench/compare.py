@@ -57,7 +57,8 @@ def compare(a: dict, b: dict) -> list[dict]:
 def render(rows: list[dict], a_meta: dict, b_meta: dict) -> str:
     def load_text(meta):
         start = (meta.get("load_average") or {}).get("start") or []
-        return f"load {start[0]:.2f}" if start else "load ?"
+        stick = (meta.get("yardstick_ms") or {}).get("start")
+        return (f"load {start[0]:.2f}" if start else "load ?") + (f", yardstick {stick} ms" if stick else "")
 
     lines = [
         f"A: {a_meta['date']} {a_meta['short_sha']} ({load_text(a_meta)})",

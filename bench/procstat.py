@@ -80,6 +80,20 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def yardstick_ms(rounds: int = 3) -> float:
+    """How fast this machine runs Python right now: the best of `rounds` timings of one fixed loop.
+    The same code's figures move with it (a shared host's CPU is not always the same speed), so a
+    run's figures compare with another's only next to their yardsticks."""
+    import time
+
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1000, 1)
+
+
 def child_pid(pid: int) -> int | None:
     """The first child of `pid` (e.g. the program under /usr/bin/time)."""
     kids = children_map().get(pid) or []

@@ -5,7 +5,7 @@ A document is JSON:
 
     {"schema": 1,
      "meta": {"date", "git_sha", "short_sha", "branch", "dirty", "cores", "load_average": {"start", "end"},
-              "python", "platform", "duration_s", "scenarios"},
+              "yardstick_ms": {"start", "end"}, "python", "platform", "duration_s", "scenarios"},
      "scenarios": [{"id", "title", "status": "ok" | "error", "figure", "target", "met": true | false | null,
                     "notes", "metrics": {name: number}, "error"?}]}
 
@@ -94,6 +94,18 @@ def met_mark(met: bool | None) -> str:
     return {True: "yes", False: "**no**", None: "n/a"}[met]
 
 
+def _yardstick(meta: dict) -> str:
+    """The CPU yardstick sentence (bench/procstat.py yardstick_ms), or nothing for older documents."""
+    stick = meta.get("yardstick_ms") or {}
+    if not stick.get("start"):
+        return ""
+    end = f", {stick['end']} ms at the end" if stick.get("end") else ""
+    return (
+        f"CPU yardstick (one fixed Python loop, best of 3): {stick['start']} ms at the start{end}; "
+        "figures compare across runs only next to it. "
+    )
+
+
 def render_markdown(doc: dict) -> str:
     meta = doc["meta"]
     load = meta.get("load_average") or {}
@@ -105,6 +117,7 @@ def render_markdown(doc: dict) -> str:
         "",
         f"{meta.get('cores')} cores, load average {start} at the start and {end} at the end (1, 5, 15 min); "
         f"Python {meta.get('python')}; {meta.get('duration_s', 0):.0f} s in all. "
+        f"{_yardstick(meta)}"
         f"Branch {meta.get('branch', '?')}, commit {meta['git_sha']}. "
         "The machine is shared, so figures are noisy; comparisons are ratios measured side by side in one run.",
         "",

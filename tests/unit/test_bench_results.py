@@ -81,6 +81,12 @@ def test_the_markdown_table_has_the_columns_a_row_per_scenario_and_escapes_pipes
     assert "load average 1.50 1.00 0.50 at the start" in text and "2 cores" in text
 
 
+def test_the_header_gives_the_cpu_yardstick_when_the_run_took_it():
+    with_stick = results.render_markdown(results.document(meta(yardstick_ms={"start": 35.4, "end": 58.0}), []))
+    assert "CPU yardstick (one fixed Python loop, best of 3): 35.4 ms at the start, 58.0 ms at the end" in with_stick
+    assert "yardstick" not in results.render_markdown(results.document(meta(), []))  # an older document
+
+
 def test_file_names_carry_the_date_the_sha_and_a_partial_runs_scenarios(tmp_path):
     assert results.file_stem(meta()) == "2026-12-02-0123456"
     assert results.file_stem(meta(partial=True, scenarios=[3])) == "2026-12-02-0123456-s3"
