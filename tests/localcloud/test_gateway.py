@@ -195,12 +195,33 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(serv
     assert status == 401 and json.loads(reply)["error"]["code"] == "unauthorized"  # the app's own answer
 
 
+def _every_worker_has_answered(port: int, workers: list[int], log_path, rounds: int = 50) -> None:
+    """GET /health on 10 connections at once, until every worker's pid is in the access log (bounded):
+    a worker makes its database pool, with its threads, on its first request that needs one."""
+    wanted = {str(w) for w in workers}
+    for _ in range(rounds):
+        lines = log_path.read_text().splitlines()
+        served = {line.rsplit("pid=", 1)[1].strip("<>") for line in lines if '"GET /health ' in line}
+        if wanted <= served:
+            return
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(10)]
+        try:
+            for sock in socks:
+                sock.sendall(request("GET", "/health"))
+            assert all(read_response(sock)[0] == 200 for sock in socks)
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError(f"workers {sorted(wanted - served)} answered none of {rounds * 10} requests")
+
+
 def test_slow_connections_cost_no_threads_and_a_normal_request_is_still_answered(served):
     """Slowloris: 200 connections that start a request and never finish it, and 100 that never send a
     byte. The gateway's threads and processes stay as they were (chalice local made one thread per
     connection), a normal request is answered meanwhile, and the slow ones get a 408 by the deadline."""
-    port, pid, _ = served
+    port, pid, log_path = served
     tree = [pid, *workers_of(pid)]
+    _every_worker_has_answered(port, tree[1:], log_path)  # each has made its database pool (threads)
     threads_before = threads_of(tree)
     slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
     silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(100)]
