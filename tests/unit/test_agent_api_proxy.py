@@ -1,8 +1,9 @@
 """The agent's API client honours the proxy its environment names, read once at start.
 
-requests with trust_env re-reads every *_proxy variable (and ~/.netrc) on each request;
-the bench's profile showed that as the largest part of the agent's CPU per task. The client
-now reads them once: a proxy set at start is still used, one set later is not."""
+Reading every *_proxy variable on each request (what requests with trust_env did) was, in the
+bench's profile, the largest part of the agent's CPU per task. The client reads them once: a
+proxy set at start is still used, one set later is not; no_proxy and all_proxy count as they
+did for requests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 
 import pytest
 
-from agent.api import ApiClient
+from agent.api import ApiClient, environ_proxy
 
 
 class _Proxy(http.server.BaseHTTPRequestHandler):
@@ -59,3 +60,25 @@ def test_the_environment_is_read_once_not_per_request(monkeypatch, proxy):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     client._request("GET", "/second", None, {})
     assert seen == ["/first", "/second"]
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+def test_no_proxy_exempts_the_api_host(clean_proxy_env):
+    clean_proxy_env.setenv("HTTPS_PROXY", "http://proxy.hostchecker.invalid:3128")
+    clean_proxy_env.setenv("NO_PROXY", "internal.example,.api.hostchecker.invalid")
+    assert environ_proxy("https://eu.api.hostchecker.invalid/") is None
+    assert environ_proxy("https://other.hostchecker.invalid/") == "http://proxy.hostchecker.invalid:3128"
+
+
+def test_all_proxy_serves_a_scheme_without_its_own(clean_proxy_env):
+    clean_proxy_env.setenv("ALL_PROXY", "http://all.hostchecker.invalid:3128")
+    clean_proxy_env.setenv("HTTP_PROXY", "http://plain.hostchecker.invalid:3128")
+    assert environ_proxy("https://api.hostchecker.invalid/") == "http://all.hostchecker.invalid:3128"
+    assert environ_proxy("http://api.hostchecker.invalid/") == "http://plain.hostchecker.invalid:3128"
