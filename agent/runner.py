@@ -50,7 +50,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from agent.api import (
@@ -141,6 +140,7 @@ class Runner:
         self._spool_wake = threading.Event()
         self._lock = threading.Condition()
         self._inflight: dict[str, TaskRun] = {}  # task_id -> run
+        self._tasks: set[asyncio.Task] = set()  # the checks running on the engine loop (see _launch)
         self._known_entries: set[str] = set()  # entry ids in flight
         self._extra_entries: dict[str, list[str]] = {}  # task_id in spool -> duplicate entry ids
         self._pending_acks: list[str] = []  # acks Redis could not take yet
@@ -163,7 +163,7 @@ class Runner:
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="hc-engine", daemon=True)
         self._results = ResultBatcher(api)  # results and starts together share one POST (agent/delivery.py)
-        self._ready: list[tuple[TaskRun, Future]] = []  # checks ended, results not yet delivered
+        self._ready: list[tuple[TaskRun, asyncio.Task]] = []  # checks ended, results not yet delivered
         self._delivering = 0  # task workers delivering _ready (at most the batcher's requests in flight)
 
     # -- bookkeeping -------------------------------------------------------------
@@ -358,19 +358,38 @@ class Runner:
                 self._release(run)
 
     def _run_all(self, runs: list[TaskRun]) -> None:
-        """Their checks on the engine loop; each one's result is delivered when it ends."""
+        """Their checks on the engine loop, handed over in one wake-up (not a concurrent future and its
+        condition per task: 500 in flight held 0.8 MB more that way); each one's result is delivered
+        when it ends."""
+        now = time.monotonic()
+        for run in runs:
+            run.started_mono = now
+            run.launched = True
+        try:
+            self._loop.call_soon_threadsafe(self._launch, runs)
+        except Exception:  # noqa: BLE001 - a closed loop (shutdown) or a bug must not take the slots with it
+            log.exception("task handling crashed", extra={"fields": {"tasks": len(runs)}})
+            for run in runs:
+                self._release(run)
+
+    def _launch(self, runs: list[TaskRun]) -> None:
+        """On the engine loop: a task per check, held in `_tasks` until it ends (the loop itself keeps
+        only a weak reference)."""
         for run in runs:
             try:
-                run.started_mono = time.monotonic()
-                run.launched = True
-                future = asyncio.run_coroutine_threadsafe(self._checked(run), self._loop)
+                task = self._loop.create_task(self._checked(run))
             except Exception:  # noqa: BLE001 - a bug must not take the slot with it
                 log.exception("task handling crashed", extra={"fields": {"task": run.msg.task_id}})
                 self._release(run)
                 continue
-            future.add_done_callback(lambda done, run=run: self._finished(run, done))
+            self._tasks.add(task)
+            task.add_done_callback(lambda done, run=run: self._ended(run, done))
 
-    def _finished(self, run: TaskRun, done: Future) -> None:
+    def _ended(self, run: TaskRun, done: asyncio.Task) -> None:
+        self._tasks.discard(done)
+        self._finished(run, done)
+
+    def _finished(self, run: TaskRun, done: asyncio.Task) -> None:
         """A check ended (on the engine loop): queue its result; up to `in_flight` task workers deliver what
         is queued, each taking what is ready when it is free."""
         with self._lock:
