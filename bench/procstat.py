@@ -62,6 +62,16 @@ def cpu_ms(roots: list[int]) -> float:
     return total
 
 
+def machine_busy_ms() -> tuple[float, float]:
+    """(CPU time spent busy, wall-clock CPU time elapsed) over all cores since boot, in ms, from the
+    `cpu` line of /proc/stat: busy is everything but idle and iowait. Two readings give how much of
+    the machine a window used (busy delta / elapsed delta)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    idle = fields[3] + fields[4]
+    return (total - idle) * TICK_MS, total * TICK_MS
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
