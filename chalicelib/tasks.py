@@ -56,10 +56,13 @@ SELECT {_TASK_COLUMNS}, r.task_id IS NOT NULL AS stored, r.success AS stored_suc
 FROM check_tasks t LEFT JOIN check_results r ON r.task_id = t.id
 WHERE t.id = ANY(%s::uuid[]) ORDER BY t.id FOR UPDATE OF t
 """
+# The columns travel in PostgreSQL's binary array format (%b): the text format quotes and escapes
+# every element of a jsonb[] in Python (psycopg's ListDumper), 10 ms for 64 HTTP results of about
+# 900 bytes each, against 3.2 ms in binary, measured on one connection here.
 _INSERT_RESULTS = """
 INSERT INTO check_results (task_id, check_id, agent_id, check_type, success, duration_ms, address, data, error, late)
-SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::bool[], %s::float8[], %s::text[],
-                     %s::jsonb[], %s::jsonb[], %s::bool[])
+SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[], %b::text[], %b::bool[], %b::float8[], %b::text[],
+                     %b::jsonb[], %b::jsonb[], %b::bool[])
 ON CONFLICT (task_id) DO NOTHING
 """
 # A result completes its open task; one for a task never started implies the start (an attempt).
