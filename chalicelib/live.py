@@ -363,9 +363,10 @@ def enabled() -> bool:
     return bool(get_settings().ws_management_url)
 
 
-def on_event(check_id: str, event: dict[str, Any], subscribers: set[str] | None = None) -> None:
-    """Push one published event to the check's subscribers (`subscribers`: the check's connection ids
-    when the caller already read them; else they are read here). Never raises; bounded in time."""
+def on_event(check_id: str, event: dict[str, Any], ready: list[str] | None = None) -> None:
+    """Push one published event to the check's subscribers that are ready (`ready`: their connection
+    ids when the caller already read them with `read_ready`; else they are read here). Never raises;
+    bounded in time."""
     url = get_settings().ws_management_url
     if not url:
         return
@@ -374,7 +375,7 @@ def on_event(check_id: str, event: dict[str, Any], subscribers: set[str] | None 
         observability.count("LivePushSkipped")
         return
     try:
-        connections = _ready_connections(check_id, subscribers)
+        connections = sorted(ready) if ready is not None else _ready_connections(check_id)
         if connections:
             _fan_out(url, check_id, event, connections, started + PUSH_BUDGET_S)
     except Exception as exc:  # noqa: BLE001 - live updates must never fail ingestion
@@ -386,15 +387,28 @@ def on_event(check_id: str, event: dict[str, Any], subscribers: set[str] | None 
             observability.count("LivePushMs", elapsed_ms, unit=MetricUnit.Milliseconds)
 
 
-def _ready_connections(check_id: str, subscribers: set[str] | None = None) -> list[str]:
-    r = queue.get_redis()
-    members = sorted(r.smembers(check_key(check_id)) if subscribers is None else subscribers)
-    if not members:
-        return []
-    pipe = r.pipeline(transaction=False)
-    for connection_id in members:
-        pipe.hget(conn_key(connection_id), "ready")
-    return [c for c, ready in zip(members, pipe.execute(), strict=True) if ready == "1"]
+# A check's subscribers whose connection is ready (its `ready` flag is "1"), read in one command:
+# SMEMBERS and then an HGET per member took two round trips per pushed event. The connection keys
+# are named from the members, so they are not in KEYS: fine with one shard (infra/core.yaml deploys
+# ElastiCache with NumNodeGroups 1); more shards would need the keys hash-tagged together. EVAL,
+# not EVALSHA: redis-py asks SCRIPT EXISTS before every pipeline that holds a registered script,
+# which would put the round trip back; Redis caches the compiled script by its hash either way.
+_READY_LUA = """
+local ready = {}
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('HGET', ARGV[1] .. c, 'ready') == '1' then ready[#ready + 1] = c end
+end
+return ready
+"""
+
+
+def read_ready(client, check_id: str) -> Any:
+    """Queue (on a pipeline) or run the read of `check_id`'s ready connections: a list of ids."""
+    return client.eval(_READY_LUA, 1, check_key(check_id), conn_key(""))
+
+
+def _ready_connections(check_id: str) -> list[str]:
+    return sorted(read_ready(queue.get_redis(), check_id))
 
 
 def _fan_out(url: str, check_id: str, event: dict[str, Any], connections: list[str], deadline: float) -> None:

@@ -230,13 +230,13 @@ def publish_many(events: list[tuple[str, dict[str, Any], Batch | None]]) -> None
     if not events:
         return
     pushing = live.enabled()
-    subscribers: list = [None] * len(events)
+    subscribers: list = [None] * len(events)  # each check's ready WebSocket connections
     try:
         pipe = get_redis().pipeline(transaction=False)
         for check_id, event, _ in events:
             pipe.publish(check_channel(check_id), json.dumps(event, separators=(",", ":"), default=str))
             if pushing:
-                pipe.smembers(live.check_key(check_id))
+                live.read_ready(pipe, check_id)
         counted = Batch()  # one HINCRBY per field for the lot, however many tasks counted it
         for _, _, metrics in events:
             if metrics is not None:
