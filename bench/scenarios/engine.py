@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import time
 import uuid
 
 import redis
 import requests
 
-from bench import profile, wrk
-from bench.harness import STATE, Bench, free_port, say
+from bench import procstat, profile, wrk
+from bench.harness import PYTHON, ROOT, STATE, Bench, free_port, say
 from bench.results import scenario_result
 from bench.stats import ratio
 from scripts.localcloud.procs import wait_for
@@ -75,6 +76,14 @@ def blackbox_round(probe_url: str) -> float:
     return wrk.run(probe_url, ROUND_S, CONCURRENCY, threads=2)["per_s"]
 
 
+def yardstick_round(mode: str, kind: str, port: int) -> dict:
+    """bench/engine_floor.py: the bare-asyncio floor or the agent's check code alone, one round."""
+    argv = [PYTHON, "-m", "bench.engine_floor", "--mode", mode, "--kind", kind, "--port", str(port)]
+    argv += ["--concurrency", str(CONCURRENCY), "--seconds", str(ROUND_S)]
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _backlog(done: list[float]) -> int:
     """Stream entries for the next agent round: 3× what the last rounds managed, within bounds."""
     if not done:
@@ -83,10 +92,12 @@ def _backlog(done: list[float]) -> int:
 
 
 def agent_round(
-    r: redis.Redis, stub_url: str, agent_id: str, backlog: int, check_type: str, target: str, options: dict
-) -> float:
+    r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
+) -> tuple[float, float]:
     """Fill the agent's stream, count results at the stub over ROUND_S (after a short warm-up),
-    then empty the stream and wait for the agent to finish what it holds."""
+    then empty the stream and wait for the agent to finish what it holds. Returns (probes per
+    second, the agent process's CPU over the counted window as a share of one core)."""
+    agent_id, pid = agent["agent_id"], agent["pid"]
     stream = f"hc:tasks:{agent_id}"
     deadline_ms = int((time.time() + 120) * 1000)
     pipe = r.pipeline(transaction=False)
@@ -108,9 +119,9 @@ def agent_round(
         return requests.get(f"{stub_url}/_bench/counts", timeout=5).json()["results"]
 
     time.sleep(0.5)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
-    n0, t0 = results(), time.monotonic()
+    n0, t0, cpu0 = results(), time.monotonic(), procstat.cpu_ms([pid])
     time.sleep(ROUND_S)
-    n1, t1 = results(), time.monotonic()
+    n1, t1, cpu1 = results(), time.monotonic(), procstat.cpu_ms([pid])
     r.xtrim(stream, maxlen=0, approximate=False)
     settle_deadline = time.monotonic() + 30
     last = -1
@@ -120,7 +131,7 @@ def agent_round(
             break
         last = now
         time.sleep(0.5)
-    return (n1 - n0) / (t1 - t0)
+    return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0))
 
 
 def run(bench: Bench) -> dict:
@@ -129,19 +140,24 @@ def run(bench: Bench) -> dict:
     _, stub = bench.start_ready("stub-api", "bench.stub_api")
     stub_url = f"http://127.0.0.1:{stub['port']}"
     agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY))
+    agent["pid"] = bench.agent_pid(agent)
     r = redis.Redis.from_url(bench.env["REDIS_URL"])
     kinds = {
         "tcp": {
+            "port": ports["tcp"],
             "probe": f"{blackbox}/probe?module=tcp_connect&target=127.0.0.1:{ports['tcp']}",
             "task": ("tcp", "127.0.0.1", {"port": ports["tcp"]}),
         },
         "http": {
+            "port": ports["http"],
             "probe": f"{blackbox}/probe?module=http_2xx&target=http://127.0.0.1:{ports['http']}/",
             "task": ("http", f"http://127.0.0.1:{ports['http']}/", {}),
         },
     }
     figures: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": []} for k in kinds}
     prof = {}
+    busy: dict[str, list[float]] = {k: [] for k in kinds}  # the agent's share of one core, per round
+    below: dict[str, dict[str, dict]] = {k: {} for k in kinds}  # kind -> floor/check -> one round
     try:
         for kind, spec in kinds.items():
             if not probe_ok(spec["probe"]):
@@ -153,10 +169,15 @@ def run(bench: Bench) -> dict:
                     if side == "blackbox":
                         figures[kind]["blackbox"].append(blackbox_round(spec["probe"]))
                     else:
-                        done.append(agent_round(r, stub_url, agent["agent_id"], _backlog(done), *spec["task"]))
+                        per_s, core = agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
+                        done.append(per_s)
+                        busy[kind].append(core)
+            # Below the agent, one round each: how far the check code alone, and bare asyncio, get.
+            for mode in ("floor", "check"):
+                below[kind][mode] = yardstick_round(mode, kind, spec["port"])
             # One more agent round under py-spy, not counted: the sampler costs CPU the figures would pay.
             recorder = profile.start_record(bench.agent_pid(agent), ROUND_S, f"s3-agent-{kind}")
-            agent_round(r, stub_url, agent["agent_id"], _backlog(done), *spec["task"])
+            agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
             prof[kind] = profile.finish_record(recorder)
             say(f"    {kind}: agent {figures[kind]['agent']} blackbox {figures[kind]['blackbox']} probes/s")
     finally:
@@ -175,6 +196,28 @@ def run(bench: Bench) -> dict:
         f"(b) HTTP {ratios['http']}× ({medians['http']['agent']:.0f} vs {medians['http']['blackbox']:.0f} probes/s)"
     )
     notes = [f"median of {ROUNDS} interleaved {ROUND_S:.0f} s rounds each, concurrency {CONCURRENCY}"]
+    for kind, shares in busy.items():
+        if shares:
+            metrics[f"{kind}_agent_core_share"] = round(statistics.median(shares), 2)
+            notes.append(
+                f"{kind}: the agent process used {100 * statistics.median(shares):.0f} % of one core over the "
+                f"counted rounds ({1000 * statistics.median(shares) / max(1.0, medians[kind]['agent']):.2f} "
+                "CPU-ms per probe)"
+            )
+    for kind, rounds in below.items():
+        if not rounds:
+            continue
+        floor, check, bb = rounds["floor"], rounds["check"], medians[kind]["blackbox"]
+        metrics[f"{kind}_floor_per_s"] = round(floor["per_s"], 1)
+        metrics[f"{kind}_check_alone_per_s"] = round(check["per_s"], 1)
+        notes.append(
+            f"{kind} below the agent (one {ROUND_S:.0f} s round each, one process, one loop): bare asyncio "
+            f"{floor['per_s']:.0f} probes/s ({ratio(floor['per_s'], bb)}× blackbox, {floor['cpu_ms']:.2f} CPU-ms "
+            f"each), the check code alone {check['per_s']:.0f}/s ({ratio(check['per_s'], bb)}×, "
+            f"{check['cpu_ms']:.2f} CPU-ms), the whole agent {medians[kind]['agent']:.0f}/s: the check costs "
+            f"{check['cpu_ms'] - floor['cpu_ms']:.2f} CPU-ms over the floor, and queue, start and delivery "
+            "the rest"
+        )
     for kind in kinds:
         threshold = 1.5 if kind == "tcp" else 1.2
         if (ratios[kind] or 0) < threshold and kind in prof:
