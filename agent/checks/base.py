@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import heapq
 import http.client
 import ipaddress
@@ -285,17 +286,22 @@ async def connect_checked_async(ctx: CheckContext, addresses: list[str], port: i
     raise first_error
 
 
+# ipaddress.ip_address for the few addresses an agent probes again and again (the parsed addresses are
+# immutable): ip_version_of and _is_ip_literal were 6.6 % of an HTTP check's samples (py-spy) here.
+_ip_address = functools.lru_cache(maxsize=1024)(ipaddress.ip_address)
+
+
 def ip_version_of(address: str | None) -> int | None:
     """4 or 6 for an IP literal, None for anything else."""
     try:
-        return ipaddress.ip_address(address.strip("[]")).version if address else None
+        return _ip_address(address.strip("[]")).version if address else None
     except ValueError:
         return None
 
 
 def _is_ip_literal(host: str) -> bool:
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        _ip_address(host.strip("[]"))
         return True
     except ValueError:
         return False

@@ -336,7 +336,11 @@ async def _exchange(
     hop["status_code"] = response.status
     hop["reason"] = response.reason
     hop["http_version"] = {9: "HTTP/0.9", 10: "HTTP/1.0", 11: "HTTP/1.1"}.get(response.version, str(response.version))
-    hop["headers"] = {name: response.headers[name] for name in REPORTED_HEADERS if name in response.headers}
+    # One pass over the head (each `name in headers` of email.message scans and lowercases them all).
+    first: dict[str, str] = {}
+    for name, value in response.headers.items():
+        first.setdefault(name.lower(), value)
+    hop["headers"] = {name: first[name] for name in REPORTED_HEADERS if name in first}
     hop["all_headers"] = response.headers  # for expect.headers; not reported as such
 
     reader.kept = [] if keep else None
