@@ -4,9 +4,11 @@ PostgreSQL and Redis, and helpers to register agents and create checks."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+from redis.connection import Connection
 
 REGISTRATION_TOKEN = "test-registration-token"
 
@@ -132,3 +134,26 @@ def redis_client(settings):
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def count_round_trips(monkeypatch):
+    """Every packed send to Redis (one per round trip, a pipeline included), while the block runs."""
+
+    @contextmanager
+    def counting():
+        from chalicelib import queue
+
+        queue.get_redis().ping()  # connect (and handshake) before counting
+        sends: list = []
+        original = Connection.send_packed_command
+
+        def count(self, command, check_health=True):
+            sends.append(command)
+            return original(self, command, check_health)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Connection, "send_packed_command", count)
+            yield sends
+
+    return counting

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-from redis.connection import Connection
-
 from chalicelib import checks, queue
 from chalicelib.agents import hash_token
 from chalicelib.protocol import CHECK_TYPES
@@ -25,21 +23,11 @@ def _hundred_online_agents(db):
 
 
 def test_fan_out_to_100_agents_by_5_types_is_one_agent_state_read_and_one_pipeline(
-    settings, db, redis_client, monkeypatch
+    settings, db, redis_client, count_round_trips
 ):
     ids = _hundred_online_agents(db)
     queue.agent_states(ids[:1])  # connect, and load the script (once per Redis), before counting
-    sends = []
-    original = Connection.send_packed_command
-
-    def counting(self, command, check_health=True):
-        sends.append(command)
-        return original(self, command, check_health)
-
-    # Only this patch is undone afterwards (monkeypatch.undo() would also drop the settings
-    # fixture's DATABASE_URL / REDIS_URL mid-test).
-    with monkeypatch.context() as patch:
-        patch.setattr(Connection, "send_packed_command", counting)
+    with count_round_trips() as sends:
         request = checks.parse_request({"target": "example.com", "checks": list(CHECK_TYPES)})
         created = checks.create(request, client_ip="203.0.113.9")
 

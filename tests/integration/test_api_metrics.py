@@ -7,7 +7,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 import requests
-from redis.connection import Connection
 
 from chalicelib import checks, config, metrics, queue, tasks
 from chalicelib.agents import hash_token
@@ -195,28 +194,6 @@ def _online_agent(db) -> tuple[str, str]:
         (agent_id, hash_token("rt-token")),
     )
     return agent_id, "rt-token"
-
-
-@pytest.fixture
-def count_round_trips(monkeypatch):
-    """Every packed send to Redis (one per round trip, a pipeline included), while the block runs."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def counting():
-        queue.get_redis().ping()  # connect (and handshake) before counting
-        sends: list = []
-        original = Connection.send_packed_command
-
-        def count(self, command, check_health=True):
-            sends.append(command)
-            return original(self, command, check_health)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Connection, "send_packed_command", count)
-            yield sends
-
-    return counting
 
 
 def _commands(send) -> bytes:

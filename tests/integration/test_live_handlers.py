@@ -225,13 +225,11 @@ def test_a_push_that_finds_the_connection_busy_leaves_a_note_and_the_holder_send
 
 
 def test_publishing_a_batch_reads_every_checks_ready_connections_in_its_one_round_trip(
-    management, redis_client, monkeypatch
+    management, redis_client, monkeypatch, count_round_trips
 ):
     """A published batch is one Redis round trip, its subscribers' ready flags included: the
     connections pushed to are each check's ready ones, not the others (SMEMBERS and then an HGET
     per member were a round trip more per event)."""
-    from redis.connection import Connection
-
     from chalicelib import queue
 
     checks = [str(uuid.uuid4()) for _ in range(3)]
@@ -239,18 +237,10 @@ def test_publishing_a_batch_reads_every_checks_ready_connections_in_its_one_roun
         for conn, ready in ((f"ready-{n}", "1"), (f"waiting-{n}", "0")):
             redis_client.sadd(live.check_key(check_id), conn)
             redis_client.hset(live.conn_key(conn), mapping={"check_id": check_id, "ready": ready})
-    queue.get_redis().ping()  # connect before counting
     pushed: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(live, "_fan_out", lambda url, check_id, ev, conns, deadline: pushed.append((check_id, conns)))
-    sends = []
-    original = Connection.send_packed_command
 
-    def counting(self, command, check_health=True):
-        sends.append(command)
-        return original(self, command, check_health)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Connection, "send_packed_command", counting)
+    with count_round_trips() as sends:
         queue.publish_many([(c, {"type": "check", "check_id": c, "status": "completed"}, None) for c in checks])
 
     assert len(sends) == 1, f"{len(sends)} round trips to Redis"
