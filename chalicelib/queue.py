@@ -223,14 +223,14 @@ def publish(check_id: str, event: dict[str, Any], metrics: Batch | None = None) 
 def publish_many(events: list[tuple[str, dict[str, Any], Batch | None]]) -> None:
     """`publish` for several events, in order, in ONE round trip (a batch of 100 results is 200
     events: one pipeline, not 200)."""
-    # The WebSocket subscribers (chalicelib/live.py; imported here, as live imports this module) are
-    # read in the same round trip, when live updates are pushed at all.
+    # The WebSocket subscribers that are ready (chalicelib/live.py; imported here, as live imports this
+    # module) are read in the same round trip, when live updates are pushed at all.
     from . import live
 
     if not events:
         return
     pushing = live.enabled()
-    subscribers: list = [None] * len(events)  # each check's ready WebSocket connections
+    ready: list = [None] * len(events)  # each check's ready WebSocket connections (None: not read)
     try:
         pipe = get_redis().pipeline(transaction=False)
         for check_id, event, _ in events:
@@ -244,8 +244,8 @@ def publish_many(events: list[tuple[str, dict[str, Any], Batch | None]]) -> None
         counted.add_to(pipe)
         results = pipe.execute()
         if pushing:
-            subscribers = [results[2 * i + 1] for i in range(len(events))]
+            ready = [results[2 * i + 1] for i in range(len(events))]
     except (RedisError, QueueUnavailable, OSError) as exc:
         log.warning("publish of %d event(s) on %s failed: %s", len(events), check_channel(events[0][0]), exc)
-    for (check_id, event, _), members in zip(events, subscribers, strict=True):
-        live.on_event(check_id, event, members)
+    for (check_id, event, _), connections in zip(events, ready, strict=True):
+        live.on_event(check_id, event, connections)
