@@ -11,6 +11,7 @@ same number of connections as the agent's concurrency, so both run that many pro
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -53,11 +54,16 @@ CONFIG = """modules:
 """
 
 
-def start_blackbox(bench: Bench) -> str:
+CORES = os.cpu_count() or 1
+# The agent's share of one core from which its round is bound by its one process's interpreter lock.
+ONE_CORE_BOUND = 0.9
+
+
+def start_blackbox(bench: Bench) -> tuple[str, int]:
     config = STATE / "blackbox.yml"
     config.write_text(CONFIG)
     port = free_port()
-    bench.start(
+    process = bench.start(
         "blackbox",
         [BLACKBOX, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
     )
@@ -70,7 +76,7 @@ def start_blackbox(bench: Bench) -> str:
             return False
 
     wait_for(up, 20, "blackbox_exporter to listen")
-    return url
+    return url, process.pid
 
 
 def probe_ok(url: str) -> bool:
@@ -78,8 +84,21 @@ def probe_ok(url: str) -> bool:
     return "probe_success 1" in text
 
 
-def blackbox_round(probe_url: str) -> float:
-    return wrk.run(probe_url, ROUND_S, CONCURRENCY, threads=2)["per_s"]
+def blackbox_round(probe_url: str, blackbox_pid: int) -> tuple[float, float, float]:
+    """One wrk round at blackbox_exporter: (probes per second, blackbox's CPU as a share of one core,
+    the whole machine's busy cores), the CPU figures over the whole wrk run."""
+    cpu0, busy0 = procstat.cpu_ms([blackbox_pid]), procstat.machine_busy_ms()
+    t0 = time.monotonic()
+    per_s = wrk.run(probe_url, ROUND_S, CONCURRENCY, threads=2)["per_s"]
+    wall_ms = 1000 * (time.monotonic() - t0)
+    cpu1, busy1 = procstat.cpu_ms([blackbox_pid]), procstat.machine_busy_ms()
+    return per_s, (cpu1 - cpu0) / wall_ms, _busy_cores(busy0, busy1)
+
+
+def _busy_cores(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Cores the whole machine kept busy between two procstat.machine_busy_ms readings."""
+    elapsed = after[1] - before[1]
+    return (after[0] - before[0]) / elapsed * CORES if elapsed > 0 else 0.0
 
 
 def yardstick_round(mode: str, kind: str, port: int) -> dict:
@@ -108,10 +127,11 @@ def _undelivered(r: redis.Redis, stream: str) -> int:
 
 def agent_round(
     r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Fill the agent's stream, count results at the stub over ROUND_S (after a short warm-up),
     then empty the stream and wait for the agent to finish what it holds. Returns (probes per
-    second, the agent process's CPU over the counted window as a share of one core).
+    second, the agent process's CPU over the counted window as a share of one core, the whole
+    machine's busy cores over it).
 
     The stream must still hold unread entries when the window closes, or the agent ran out of work
     inside it and the rate would be the backlog's, not the agent's: such a round is run again with
@@ -128,7 +148,7 @@ def agent_round(
 
 def _agent_round_once(
     r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
-) -> tuple[float, float] | None:
+) -> tuple[float, float, float] | None:
     agent_id, pid = agent["agent_id"], agent["pid"]
     stream = f"hc:tasks:{agent_id}"
     deadline_ms = int((time.time() + 120) * 1000)
@@ -151,9 +171,9 @@ def _agent_round_once(
         return requests.get(f"{stub_url}/_bench/counts", timeout=5).json()["results"]
 
     time.sleep(WARM_UP_S)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
-    n0, t0, cpu0 = results(), time.monotonic(), procstat.cpu_ms([pid])
+    n0, t0, cpu0, busy0 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
     time.sleep(ROUND_S)
-    n1, t1, cpu1 = results(), time.monotonic(), procstat.cpu_ms([pid])
+    n1, t1, cpu1, busy1 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
     left = _undelivered(r, stream)
     r.xtrim(stream, maxlen=0, approximate=False)
     settle_deadline = time.monotonic() + 30
@@ -166,12 +186,12 @@ def _agent_round_once(
         time.sleep(0.5)
     if left == 0:
         return None
-    return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0))
+    return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0)), _busy_cores(busy0, busy1)
 
 
 def run(bench: Bench) -> dict:
     ports = bench.targets()
-    blackbox = start_blackbox(bench)
+    blackbox, blackbox_pid = start_blackbox(bench)
     _, stub = bench.start_ready("stub-api", "bench.stub_api")
     stub_url = f"http://127.0.0.1:{stub['port']}"
     agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY))
@@ -192,6 +212,9 @@ def run(bench: Bench) -> dict:
     figures: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": []} for k in kinds}
     prof = {}
     busy: dict[str, list[float]] = {k: [] for k in kinds}  # the agent's share of one core, per round
+    # Per round: the agent's rounds' busy cores machine-wide; blackbox's own share of one core, and
+    # the machine's busy cores, over its wrk rounds.
+    machine: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": [], "blackbox_own": []} for k in kinds}
     below: dict[str, dict[str, dict]] = {k: {} for k in kinds}  # kind -> floor/check -> one round
     try:
         for kind, spec in kinds.items():
@@ -202,17 +225,21 @@ def run(bench: Bench) -> dict:
                 order = ("agent", "blackbox") if i % 2 == 0 else ("blackbox", "agent")
                 for side in order:
                     if side == "blackbox":
-                        figures[kind]["blackbox"].append(blackbox_round(spec["probe"]))
+                        per_s, own, cores = blackbox_round(spec["probe"], blackbox_pid)
+                        figures[kind]["blackbox"].append(per_s)
+                        machine[kind]["blackbox_own"].append(own)
+                        machine[kind]["blackbox"].append(cores)
                     else:
-                        per_s, core = agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
+                        per_s, core, cores = agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
                         done.append(per_s)
                         busy[kind].append(core)
+                        machine[kind]["agent"].append(cores)
             # Below the agent, one round each: how far the check code alone, and bare asyncio, get.
             for mode in ("floor", "check"):
                 below[kind][mode] = yardstick_round(mode, kind, spec["port"])
             # One more agent round under py-spy, not counted: the sampler costs CPU the figures would pay.
             recorder = profile.start_record(bench.agent_pid(agent), ROUND_S, f"s3-agent-{kind}")
-            agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
+            agent_round(r, stub_url, agent, _backlog(done), *spec["task"])  # (its figures are not counted)
             prof[kind] = profile.finish_record(recorder)
             say(f"    {kind}: agent {figures[kind]['agent']} blackbox {figures[kind]['blackbox']} probes/s")
     finally:
@@ -239,6 +266,29 @@ def run(bench: Bench) -> dict:
                 f"counted rounds ({1000 * statistics.median(shares) / max(1.0, medians[kind]['agent']):.2f} "
                 "CPU-ms per probe)"
             )
+    for kind, sides in machine.items():
+        if not sides["blackbox"] or not sides["agent"]:
+            continue
+        own = statistics.median(sides["blackbox_own"])
+        per_probe = 1000 * own / max(1.0, medians[kind]["blackbox"])
+        metrics[f"{kind}_blackbox_core_share"] = round(own, 2)
+        metrics[f"{kind}_machine_cores_agent"] = round(statistics.median(sides["agent"]), 2)
+        metrics[f"{kind}_machine_cores_blackbox"] = round(statistics.median(sides["blackbox"]), 2)
+        agent_core = statistics.median(busy[kind])
+        agent_per_probe = 1000 * agent_core / max(1.0, medians[kind]["agent"])
+        per_cpu = ratio(per_probe, agent_per_probe)  # probes per CPU-ms, the agent's over blackbox's
+        metrics[f"{kind}_per_cpu_ratio"] = per_cpu
+        if agent_core >= ONE_CORE_BOUND:
+            notes.append(
+                f"**{kind}: the agent is bound by its one interpreter: its one process kept {100 * agent_core:.0f} % "
+                f"of a core busy while blackbox_exporter spread over {own:.2f} cores; per CPU-ms the agent does "
+                f"{per_cpu}× blackbox's probes ({agent_per_probe:.2f} against {per_probe:.2f} CPU-ms per probe)**"
+            )
+        notes.append(
+            f"{kind}: blackbox_exporter used {100 * own:.0f} % of one core ({per_probe:.2f} CPU-ms per probe)"
+            f" and the machine {statistics.median(sides['blackbox']):.2f} of its {CORES} cores "
+            f"in its rounds (wrk included); the machine {statistics.median(sides['agent']):.2f} cores in the agent's"
+        )
     for kind, rounds in below.items():
         if not rounds:
             continue
