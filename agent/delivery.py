@@ -6,7 +6,7 @@ for that task or raises the same `ApiError` classes. Behind them, results and st
 together in `POST /api/tasks/results` (`{results: [...], started: [...]}`, one transaction at
 the API for the lot), each caller getting its own entry's answer:
 
-- A result leaves at once while fewer than `in_flight` requests (default 1) are on their way:
+- A result leaves at once while fewer than `in_flight` requests (default 2) are on their way:
   an idle agent adds no latency.
 - Results that finish while `in_flight` requests are on their way wait for one of them and
   leave together in the next (at most `max_batch`), as Nagle's algorithm does for small
@@ -52,8 +52,12 @@ START_LINGER_S = 0.02
 # that was the local gateway leaving a new connection unaccepted while keep-alive clients kept its
 # workers busy (scripts/localcloud/gateway.py STARVED_S), which stalled the agents; fixed there.
 # With it fixed, two gave scenario 4 no gain (2.03 and 2.20 s after the last POST, against 2.51 and
-# 2.11 s with one, in the same session), so one stays.
-IN_FLIGHT = 1
+# 2.11 s with one, in the same session) on a slow moment. On a quiet one (yardstick 34 ms), three
+# interleaved runs each: one 1.46/1.42/1.44 s, two 1.37/1.36/1.37 s, three 1.33/1.33/1.39 s; the last
+# result batches, 64 then 36 HTTP results under the body limit, left 250 ms after the last check ended
+# with one and 125 ms with two. Two, not three: the local gateway has 2 x cores + 1 workers, and two
+# agents at three each would hold six.
+IN_FLIGHT = 2
 # The API's bounds: entries per batch (chalicelib/tasks.MAX_BATCH), and bytes per body
 # (chalicelib/config max_body_bytes, 64 KiB), kept under with room for the JSON's spacing.
 MAX_BATCH = 100
