@@ -11,7 +11,6 @@ the status code:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -21,11 +20,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import orjson
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ProxyError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 log = logging.getLogger("agent.api")
+
+
+def dumps(doc) -> bytes:
+    """`doc` as compact JSON, by orjson: the agent encodes every result it sends (twice, with the size
+    check in agent/delivery.py), and the stdlib's encoder was 7 % of its CPU per HTTP probe in bench
+    scenario 3. Like json.dumps, keys that are not strings are written as strings; unlike it, NaN and
+    infinity are written as null (json.dumps with allow_nan=False refused the whole body)."""
+    return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 15.0
@@ -152,10 +160,10 @@ class ApiClient:
         url = f"{self.base_url}{path}"
         data = None
         headers = {"User-Agent": self.user_agent, **headers}
-        if body is not None:  # compact JSON: what agent/delivery.py sizes its batches by
+        if body is not None:  # compact JSON (orjson's only form): what agent/delivery.py sizes its batches by
             try:
-                data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-            except ValueError as exc:  # NaN or infinity: not JSON
+                data = dumps(body)
+            except TypeError as exc:  # a value JSON has no form for
                 raise ApiUnavailable(None, "request_failed", f"{method} {path}: body is not JSON: {exc}") from None
             headers["Content-Type"] = "application/json"
         try:
@@ -179,8 +187,8 @@ class ApiClient:
         if status < 500 and self.on_answer is not None:
             self.on_answer()
         try:
-            doc = json.loads(resp.data) if resp.data else {}
-        except ValueError:
+            doc = orjson.loads(resp.data) if resp.data else {}
+        except orjson.JSONDecodeError:
             doc = {}
         if 200 <= status < 300:
             return doc if isinstance(doc, dict) else {"value": doc}

@@ -30,7 +30,6 @@ every result and start goes by its single endpoint from then on.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnavailable
+from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnavailable, dumps
 
 log = logging.getLogger("agent.delivery")
 
@@ -269,7 +268,7 @@ def _within_body_limit(items: list[tuple[str, dict | None]], max_bytes: int) -> 
     chunks: list[list[tuple[str, dict | None]]] = []
     size = max_bytes
     for task_id, result in items:
-        entry = len(task_id) + 16 + (len(json.dumps(result, separators=(",", ":"))) if result is not None else 0)
+        entry = len(task_id) + 16 + (len(dumps(result)) if result is not None else 0)
         if size + entry > max_bytes:
             chunks.append([])
             size = 64  # the envelope: {"results":[...],"started":[...]}
