@@ -35,6 +35,7 @@ def dumps(doc) -> bytes:
     infinity are written as null (json.dumps with allow_nan=False refused the whole body)."""
     return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
 
+
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 15.0
 # A heartbeat is small and must not hang on an API that accepts but does not answer:
