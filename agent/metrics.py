@@ -88,6 +88,7 @@ class AgentMetrics:
             registry=r,
         )
         self._last_heartbeat: float | None = None
+        self._children: dict[tuple, object] = {}
         self._lock = threading.Lock()
         self._heartbeat_age.set_function(self._seconds_since_heartbeat)
 
@@ -99,11 +100,21 @@ class AgentMetrics:
 
     def probe(self, check_type: str, result: dict, elapsed_s: float) -> None:
         err = result.get("error") or {}
-        self.probes.labels(check_type, SUCCESS if result.get("success") else err.get("kind") or "internal").inc()
-        self.probe_duration.labels(check_type).observe(max(0.0, elapsed_s))
+        outcome = SUCCESS if result.get("success") else err.get("kind") or "internal"
+        self._child(self.probes, check_type, outcome).inc()
+        self._child(self.probe_duration, check_type).observe(max(0.0, elapsed_s))
         latency_ms = headline_latency_ms(check_type, result.get("data")) if result.get("success") else None
         if latency_ms is not None:
-            self.probe_latency.labels(check_type).observe(latency_ms / 1000)
+            self._child(self.probe_latency, check_type).observe(latency_ms / 1000)
+
+    def _child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, looked up once: `labels()` checks and locks on every call, three
+        times per task at thousands of tasks a second. A series still appears at its first use."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def heartbeat_accepted(self) -> None:
         with self._lock:
