@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import signal
 
 import pexpect
 import requests
@@ -95,6 +96,9 @@ def test_ctrl_c_stops_a_repeating_check_cleanly_with_a_summary(api_server, fake_
         encoding="utf-8",
         dimensions=(40, 150),
         timeout=30,
+        # A user's terminal delivers Ctrl-C; a test run started in the background (`make test &`, nohup)
+        # passes SIGINT on ignored, and Python keeps an inherited SIG_IGN: give the CLI a terminal's.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     child.logfile_read = seen = io.StringIO()
     child.expect("run 2: TCP OK from 2/2 agents")
