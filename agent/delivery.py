@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnavailable, dumps
@@ -75,7 +75,9 @@ IMPLIED = {"status": "in_progress", "implied_by_result": True}
 class _Waiting:
     task_id: str
     result: dict | None  # None: a start
-    wake: threading.Event = field(default_factory=threading.Event)
+    # Set when its answer or the lead is handed to it; one Event per caller (_answers), shared by the
+    # entries it queued together, not one per entry (a lock and a condition each, two per task).
+    wake: threading.Event | None = None
     answer: Any = _PENDING  # the body, or an exception (ApiError) to raise, or SINGLE
     lead: bool = False  # woken to send the next request
     due: float = 0.0  # a start: when it may leave (monotonic)
@@ -131,6 +133,9 @@ class ResultBatcher:
         before it are answered: waiting for each in turn leads every request that falls to us."""
         if not items:
             return []
+        wake = threading.Event()
+        for me in items:
+            me.wake = wake
         if self.batches_supported:
             with self._cond:
                 finished = {me.task_id for me in items if me.result is not None}
@@ -178,7 +183,10 @@ class ResultBatcher:
             # lead is lost (it is set before the answer, both under the lock).
             if me.answer is not _PENDING and not me.lead:
                 return
-            me.wake.clear()  # woken to lead the next request
+            # Woken to lead the next request, or for another of the caller's entries (the Event is
+            # shared): look again. What a set() announces is written before it, so clearing here
+            # loses nothing: the loop reads the answer and the lead before it waits again.
+            me.wake.clear()
 
     def _send_waiting(self) -> None:
         """Send what is waiting (at most max_batch, after the linger), answer it, and hand the
