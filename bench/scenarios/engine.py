@@ -24,7 +24,6 @@ from bench import procstat, profile, wrk
 from bench.harness import PYTHON, ROOT, STATE, Bench, free_port, say
 from bench.results import scenario_result
 from bench.stats import ratio
-from chalicelib.protocol import STREAM_GROUP
 from scripts.localcloud.procs import wait_for
 
 NUMBER = 3
@@ -116,15 +115,6 @@ def _backlog(done: list[float]) -> int:
     return max(FIRST_BACKLOG, min(MAX_BACKLOG, int(3 * (ROUND_S + WARM_UP_S) * max(done))))
 
 
-def _undelivered(r: redis.Redis, stream: str) -> int:
-    """Entries of the agent's stream not yet read by its group (XINFO GROUPS `lag`, Redis 7)."""
-    for group in r.xinfo_groups(stream):
-        name = group.get("name") or group.get(b"name")
-        if name in (STREAM_GROUP, STREAM_GROUP.encode()):
-            return int(group.get("lag") or 0)
-    return 0
-
-
 def agent_round(
     r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
 ) -> tuple[float, float, float]:
@@ -134,8 +124,9 @@ def agent_round(
     machine's busy cores over it).
 
     The stream must still hold unread entries when the window closes, or the agent ran out of work
-    inside it and the rate would be the backlog's, not the agent's: such a round is run again with
-    3× the backlog (up to MAX_BACKLOG, then it fails)."""
+    inside it and the rate would be the backlog's, not the agent's: a round whose results by then
+    reach the backlog less the agent's concurrency (what it may hold) is run again with 3× the
+    backlog (up to MAX_BACKLOG, then it fails)."""
     while True:
         counted = _agent_round_once(r, stub_url, agent, backlog, check_type, target, options)
         if counted is not None:
@@ -152,6 +143,11 @@ def _agent_round_once(
     agent_id, pid = agent["agent_id"], agent["pid"]
     stream = f"hc:tasks:{agent_id}"
     deadline_ms = int((time.time() + 120) * 1000)
+
+    def results() -> int:
+        return requests.get(f"{stub_url}/_bench/counts", timeout=5).json()["results"]
+
+    before = results()  # the last round's results have all come (its settle loop below)
     pipe = r.pipeline(transaction=False)
     for _ in range(backlog):
         task = {
@@ -166,15 +162,11 @@ def _agent_round_once(
         }
         pipe.xadd(stream, {"task": json.dumps(task, separators=(",", ":"))})
     pipe.execute()
-
-    def results() -> int:
-        return requests.get(f"{stub_url}/_bench/counts", timeout=5).json()["results"]
-
     time.sleep(WARM_UP_S)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
     n0, t0, cpu0, busy0 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
     time.sleep(ROUND_S)
     n1, t1, cpu1, busy1 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
-    left = _undelivered(r, stream)
+    ran_out = n1 - before >= backlog - CONCURRENCY
     r.xtrim(stream, maxlen=0, approximate=False)
     settle_deadline = time.monotonic() + 30
     last = -1
@@ -184,7 +176,7 @@ def _agent_round_once(
             break
         last = now
         time.sleep(0.5)
-    if left == 0:
+    if ran_out:
         return None
     return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0)), _busy_cores(busy0, busy1)
 
