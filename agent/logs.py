@@ -7,6 +7,7 @@ operator can grep a task id across agents and the API.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -53,7 +54,10 @@ class JsonFormatter(logging.Formatter):
             doc["exc"] = f"{type(exc).__name__}: {exc}"
         # orjson: a line per task at thousands of tasks a second (bench scenario 3); its output is UTF-8,
         # not \u escapes, and what JSON has no form for is written as str() of it, as before.
-        return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # an integer beyond 64 bits: the stdlib has a form for it
+            return json.dumps(doc, default=str, separators=(",", ":"))
 
 
 def setup_logging(log_format: str = "text", level: int = logging.INFO) -> None:
