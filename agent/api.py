@@ -11,9 +11,7 @@ the status code:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random
 import threading
 import time
@@ -27,31 +25,9 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, ProxyError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from agent.encoding import dumps
+
 log = logging.getLogger("agent.api")
-
-
-def dumps(doc) -> bytes:
-    """`doc` as compact JSON, by orjson: the agent encodes every result it sends (twice, with the size
-    check in agent/delivery.py), and the stdlib's encoder was 7 % of its CPU per HTTP probe in bench
-    scenario 3. Like json.dumps, keys that are not strings are written as strings; unlike it, NaN and
-    infinity are written as null (json.dumps with allow_nan=False refused the whole body). orjson has no
-    form for an integer beyond 64 bits, which a check can carry (an http `expect` rule shows the JSON
-    value a server sent): such a document goes by the stdlib's encoder, as before."""
-    try:
-        return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False).encode()
-
-
-def _finite(value):
-    """`value` with NaN and infinity as None, as orjson writes them (for the stdlib's encoder)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 CONNECT_TIMEOUT_S = 5.0
@@ -179,10 +155,10 @@ class ApiClient:
         url = f"{self.base_url}{path}"
         data = None
         headers = {"User-Agent": self.user_agent, **headers}
-        if body is not None:  # compact JSON (orjson's only form): what agent/delivery.py sizes its batches by
+        if body is not None:  # compact JSON (agent/encoding.py): what agent/delivery.py sizes its batches by
             try:
                 data = dumps(body)
-            except (TypeError, ValueError) as exc:  # a value JSON has no form for (ValueError: NaN, by json)
+            except (TypeError, ValueError) as exc:  # a value JSON has no form for, or a circular reference
                 raise ApiUnavailable(None, "request_failed", f"{method} {path}: body is not JSON: {exc}") from None
             headers["Content-Type"] = "application/json"
         try:

@@ -37,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnavailable, dumps
+from agent.api import ApiClient, ApiError, ApiRejected, ApiUnauthorized, ApiUnavailable
+from agent.encoding import dumps
 
 log = logging.getLogger("agent.delivery")
 

@@ -1,4 +1,5 @@
-"""What the agent sends and logs is JSON whatever a check carries (agent/api.py dumps, agent/logs.py)."""
+"""What the agent sends and logs is JSON whatever a check carries (agent/encoding.py, by way of agent/api.py
+and agent/logs.py)."""
 
 from __future__ import annotations
 
