@@ -110,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return _fail(f"configuration error: cannot write state file {config.state_file}: {exc.strerror}", 2)
 
+    from agent.engines import adopt_orphan_spools
+
+    try:
+        adopt_orphan_spools(config.spool_dir, config.engines)
+    except OSError as exc:
+        return _fail(f"configuration error: the spool folder {config.spool_dir} is not usable: {exc.strerror}", 2)
+    if config.engines > 1:
+        return _supervise(config, api, identity, state, capabilities, run_check, checks, runner_box, stop, lock)
     queue = TaskQueue(config.redis_url, state.agent_id, consumer=config.name)
     runner = Runner(
         config,
@@ -149,20 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.request_stop()
 
     threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
-    log.info(
-        "agent starting",
-        extra={
-            "fields": {
-                "agent_id": state.agent_id,
-                "name": config.name,
-                "version": config.version,
-                "capabilities": ",".join(capabilities),
-                "concurrency": config.concurrency,
-                "state_dir": str(config.state_dir),
-                "allow_private_targets": config.allow_private_targets,
-            }
-        },
-    )
+    _log_starting(config, state, capabilities)
     try:
         code = runner.run()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us
@@ -172,6 +167,44 @@ def main(argv: list[str] | None = None) -> int:
         queue.close()
         lock.close()
     return exit_code or code
+
+
+def _log_starting(config: AgentConfig, state, capabilities: list[str]) -> None:
+    log.info(
+        "agent starting",
+        extra={
+            "fields": {
+                "agent_id": state.agent_id,
+                "name": config.name,
+                "version": config.version,
+                "capabilities": ",".join(capabilities),
+                "concurrency": config.concurrency,
+                "engines": config.engines,
+                "state_dir": str(config.state_dir),
+                "allow_private_targets": config.allow_private_targets,
+            }
+        },
+    )
+
+
+def _supervise(config, api, identity, state, capabilities, run_check, checks, runner_box, stop, lock) -> int:
+    """Several engine processes (agent/engines.py): the supervisor stands where the runner would."""
+    from agent.engines import Supervisor
+
+    supervisor = Supervisor(
+        config, api, identity, state, capabilities, run_check, preload=lambda: checks.preload(capabilities)
+    )
+    runner_box.append(supervisor)
+    if stop.is_set():
+        return 0
+    _log_starting(config, state, capabilities)
+    try:
+        return supervisor.run()
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback; systemd restarts us
+        log.error("agent failed", exc_info=exc)
+        return 1
+    finally:
+        lock.close()
 
 
 if __name__ == "__main__":

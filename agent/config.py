@@ -26,6 +26,7 @@ DEFAULT_GRACE_PERIOD_S = 20.0
 # interval + outage + the 2 s retry cap (agent/heartbeat.py) after the last one: at 5 s, an agent that
 # stayed up through a 20 s outage is never past the TTL (at 10 s it could be, by 2 s; issue 16, suite 4).
 DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
+MAX_ENGINES = 16
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # Also the stream consumer name; as long as the API allows (chalicelib.protocol).
@@ -54,6 +55,7 @@ class AgentConfig:
     agent_token: str | None = None
     version: str = VERSION
     metrics_address: tuple[str, int] | None = None  # serve Prometheus /metrics here; None: off
+    engines: int = 1  # engine processes sharing the stream and the concurrency (agent/engines.py)
 
     @property
     def spool_dir(self) -> Path:
@@ -84,6 +86,13 @@ _SETTINGS = [
         "--concurrency",
         f"tasks in flight at once (default {DEFAULT_CONCURRENCY}); network checks wait without holding a "
         "thread, ping and traceroute run at most 16 at a time among them",
+    ),
+    (
+        "engines",
+        "HC_ENGINES",
+        "--engines",
+        f"engine processes, each running its share of the concurrency on a core of its own (default 1, "
+        f"at most {MAX_ENGINES}); one per core lets a busy agent use every core",
     ),
     (
         "registration_token",
@@ -257,6 +266,12 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     if raw["region"] and len(raw["region"]) > MAX_REGION:
         raise ConfigError(f"{_flag('region')} must be at most {MAX_REGION} characters")
     concurrency = _number("concurrency", raw["concurrency"], DEFAULT_CONCURRENCY, int, 1, 1024)
+    engines = _number("engines", raw["engines"], 1, int, 1, MAX_ENGINES)
+    if engines > concurrency:
+        raise ConfigError(
+            f"{_flag('engines')} ({engines}) must not exceed {_flag('concurrency')} ({concurrency}): "
+            "each engine runs at least one task at a time"
+        )
     grace = _number("grace_period_s", raw["grace_period_s"], DEFAULT_GRACE_PERIOD_S, float, 0, 3600)
     heartbeat = _number(
         "heartbeat_interval_s", raw["heartbeat_interval_s"], DEFAULT_HEARTBEAT_INTERVAL_S, float, 0.1, 25
@@ -275,6 +290,12 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
     if log_format not in ("text", "json"):
         raise ConfigError(f"{_flag('log_format')} must be text or json, got {raw['log_format']!r}")
 
+    metrics_address = _address("metrics_address", raw["metrics_address"])
+    if metrics_address and engines > 1:
+        raise ConfigError(
+            f"{_flag('metrics_address')} is served by a single engine only: with {_flag('engines')} {engines}, "
+            "leave it unset or run one engine"
+        )
     state_dir = Path(raw["state_dir"]).expanduser() if raw["state_dir"] else _default_state_dir()
     state_file = Path(raw["state_file"]).expanduser() if raw["state_file"] else state_dir / "state.json"
     if state_dir.exists() and not state_dir.is_dir():
@@ -295,5 +316,6 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
         heartbeat_interval_s=heartbeat,
         log_format=log_format,
         agent_token=raw["agent_token"] or None,
-        metrics_address=_address("metrics_address", raw["metrics_address"]),
+        metrics_address=metrics_address,
+        engines=engines,
     )

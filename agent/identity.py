@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
+from contextlib import contextmanager
 
 from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays
 from agent.config import AgentConfig
-from agent.state import AgentState, load_state, save_state
+from agent.state import AgentState, StateError, load_state, save_state
 
 log = logging.getLogger("agent.identity")
 
@@ -173,11 +175,43 @@ class Identity:
         )
         return state
 
+    @contextmanager
+    def _across_processes(self):
+        """One re-registration at a time among the agent's processes (its engines, agent/engines.py)."""
+        with open(self.config.state_dir / "identity.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _stored_newer(self, failed_token: str | None) -> AgentState | None:
+        """The state file's identity when another process re-registered since `failed_token` was sent."""
+        cfg = self.config
+        try:
+            stored = load_state(cfg.state_file)
+        except (StateError, OSError):
+            return None
+        if (
+            stored is None
+            or stored.api_token == failed_token
+            or (stored.name, stored.api_url)
+            != (
+                cfg.name,
+                cfg.api_url,
+            )
+        ):
+            return None
+        return stored
+
     def reauthenticate(self, failed_token: str | None) -> str | None:
         """ApiClient's 401 hook: a new token, or None when there is no way to get one."""
-        with self._lock:
+        with self._lock, self._across_processes():
             if self.api.token and self.api.token != failed_token:
                 return self.api.token  # another thread already re-registered
+            stored = self._stored_newer(failed_token)
+            if stored is not None:  # another engine of this agent already re-registered
+                if self.state is not None and stored.agent_id != self.state.agent_id:
+                    self.agent_id_changed.set()
+                self._adopt(stored)
+                return stored.api_token
             if not self.config.registration_token:
                 log.error(
                     "the API rejected this agent's token and no registration token is set; "

@@ -3,7 +3,10 @@
 Read with a consumer group so that an entry taken but not acknowledged stays
 in the group's pending list: a crash between "taken" and "result stored"
 loses nothing, the next start takes the entry back. The consumer name is the
-agent name, stable across restarts.
+agent name, stable across restarts. An agent of several engine processes
+(agent/engines.py) reads the one stream with one consumer per engine: engine 0
+is the agent name, engine i is `name#i`, so each engine finds its own pending
+entries again after a restart, and none takes a live sibling's.
 
 Redis failures surface as `QueueUnavailable`; the runner backs off and calls
 again (redis-py reconnects on the next command).
@@ -31,15 +34,33 @@ _REDIS_DOWN = (
 )
 
 
+def engine_consumer(name: str, index: int) -> str:
+    """The consumer name of engine `index`: engine 0 keeps the agent's name (what one engine always used)."""
+    return name if index == 0 else f"{name}#{index}"
+
+
 class QueueUnavailable(RuntimeError):
     """Redis did not answer; try again later."""
 
 
 class TaskQueue:
-    def __init__(self, redis_url: str, agent_id: str, consumer: str, block_ms: int = BLOCK_MS):
+    def __init__(
+        self,
+        redis_url: str,
+        agent_id: str,
+        consumer: str,
+        block_ms: int = BLOCK_MS,
+        siblings: frozenset[str] | None = None,
+        claim_foreign: bool = True,
+    ):
         self.key = task_stream_key(agent_id)
         self.group = STREAM_GROUP
         self.consumer = consumer
+        # None: this consumer claims every pending entry (one engine). A set: the consumers of this
+        # agent's other live engines, whose entries are theirs (agent/engines.py).
+        self.siblings = siblings
+        # False: take back only this consumer's own entries (an engine but the first, agent/engines.py).
+        self.claim_foreign = claim_foreign
         self.block_ms = block_ms
         # Two connections at most, whatever the concurrency: one for the blocking read, one
         # that the task threads share for their acks (a few ms each; a thread waits its
@@ -87,11 +108,16 @@ class TaskQueue:
             return self._call(fn, *args, **kwargs)
 
     def claim_all_pending(self) -> int:
-        """Move every un-acknowledged entry of the group to this consumer.
+        """Move every un-acknowledged entry of the group to this consumer, but a live sibling engine's.
 
         The stream belongs to this agent alone, so any pending entry is ours,
-        even one taken under an earlier consumer name. Returns how many moved.
+        even one taken under an earlier consumer name (or by an engine that an
+        earlier start had and this one has not). Returns how many moved.
         """
+        if not self.claim_foreign:
+            return 0
+        if self.siblings is not None:
+            return self._claim_all_but_siblings()
         moved, start = 0, "0-0"
         while True:
             # Not justid: with it, redis-py drops the cursor. The reply is [cursor, entries, ...].
@@ -102,6 +128,22 @@ class TaskQueue:
             moved += len(claimed)  # (Redis 7 drops entries deleted from the stream by itself)
             if start in ("0-0", b"0-0"):
                 return moved
+
+    def _claim_all_but_siblings(self) -> int:
+        """claim_all_pending beside sibling engines: the pending list page by page (XPENDING's extended
+        form names each entry's consumer), and XCLAIM of the entries no engine of ours owns."""
+        keep = self.siblings | {self.consumer}
+        moved, start = 0, "-"
+        while True:
+            page = self._with_group(self._redis.xpending_range, self.key, self.group, min=start, max="+", count=100)
+            if not page:
+                return moved
+            foreign = [p["message_id"] for p in page if p["consumer"] not in keep]
+            if foreign:
+                moved += len(self._with_group(self._redis.xclaim, self.key, self.group, self.consumer, 0, foreign))
+            if len(page) < 100:
+                return moved
+            start = "(" + page[-1]["message_id"]
 
     def read_pending(self, after_id: str, count: int) -> list[tuple[str, dict | None]]:
         """This consumer's un-acknowledged entries after `after_id`.

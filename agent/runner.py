@@ -124,7 +124,12 @@ class Runner:
         capabilities: list[str],
         agent_id: str,
         preload: Callable[[], object] | None = None,
+        heartbeat: bool = True,
+        clock=None,
     ):
+        """`heartbeat`: this runner heartbeats for the agent (False for an engine of several, whose
+        supervisor does, agent/engines.py); `clock`: whose server-time estimate the deadlines are read
+        by (default the heartbeat's own)."""
         self.config = config
         self.preload = preload  # run first in run(), before the engine loop and the first read
         self.api = api
@@ -156,6 +161,8 @@ class Runner:
             on_recovery=self._spool_wake.set,
             on_accepted=self.metrics.heartbeat_accepted,
         )
+        self._beats = heartbeat
+        self.clock = clock if clock is not None else self.heartbeat.clock
         self._spool_thread = threading.Thread(target=self._deliver_spool_loop, name="spool", daemon=True)
         self._workers = DaemonPool(TASK_WORKERS, "hc-task")
         self._blocking_checks = DaemonPool(BLOCKING_CHECK_WORKERS, "hc-check")
@@ -206,7 +213,8 @@ class Runner:
         if spooled:
             event(log, logging.INFO, "replaying spooled results", count=len(spooled))
         self._loop_thread.start()
-        self.heartbeat.start()
+        if self._beats:
+            self.heartbeat.start()
         self._spool_thread.start()
         self._spool_wake.set()
         try:
@@ -230,7 +238,7 @@ class Runner:
                     if moved:
                         event(log, logging.INFO, "reclaimed un-acknowledged tasks", count=moved)
                 self._flush_pending_acks()
-                if self.heartbeat.clock.refusing():  # logged by the clock; the API stops choosing us
+                if self.clock.refusing():  # logged by the clock; the API stops choosing us
                     self.stop.wait(1.0)
                     continue
                 free = self._wait_for_slot()
@@ -449,7 +457,7 @@ class Runner:
     def _expired_result(self, run: TaskRun) -> dict | None:
         """The timeout result of a task whose deadline passed before it could run; None: it may run."""
         deadline_ms = run.msg.deadline_ms
-        server_now = self.heartbeat.clock.server_now_ms()  # deadlines are the API's time, not ours
+        server_now = self.clock.server_now_ms()  # deadlines are the API's time, not ours
         if not deadline_ms or server_now < deadline_ms:
             return None
         late_s = (server_now - deadline_ms) / 1000
@@ -719,6 +727,10 @@ class Runner:
         )
 
     # -- shutdown ----------------------------------------------------------------
+
+    def wake_spool(self) -> None:
+        """Try the spool's delivery now (the API answers again)."""
+        self._spool_wake.set()
 
     def request_stop(self) -> None:
         """First call: stop taking tasks and drain. Second call: stop waiting for running checks."""

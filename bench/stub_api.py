@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.minihttp import json_body, serve
 
 HOST = "127.0.0.1"
-COUNTS = {"results": 0, "starts": 0, "heartbeats": 0, "registrations": 0, "other": 0}
+COUNTS = {"results": 0, "starts": 0, "requests": 0, "heartbeats": 0, "registrations": 0, "other": 0}
 STATE = {"agent_id": "", "first_result_s": 0.0, "last_result_s": 0.0}
 OK = json_body({})
 
@@ -35,6 +35,7 @@ def _batch_answer(body: bytes) -> dict:
     doc = doc if isinstance(doc, dict) else {}
     results = [r for r in doc.get("results") or [] if isinstance(r, dict)]
     started = [t for t in doc.get("started") or [] if isinstance(t, str)]
+    COUNTS["requests"] += 1
     COUNTS["results"] += len(results)
     COUNTS["starts"] += len(started)
     if results:

@@ -3,9 +3,11 @@ concurrency, interleaved rounds, as a ratio of probes per second: (a) TCP connec
 
 The agent is the real `python -m agent` (its real runner path: Redis stream in, start, check,
 result, XACK), with the API replaced by bench/stub_api.py so that the API's own cost is not what
-is measured. Tasks are put on its stream directly, as the API would. blackbox_exporter runs on
-loopback with the bench's own config (tcp_connect and http_2xx modules) and is driven by wrk at the
-same number of connections as the agent's concurrency, so both run that many probes at once.
+is measured. It runs one engine process per core (HC_ENGINES, agent/engines.py), as blackbox_exporter's
+Go runtime runs on every core; the machine's other work (the target, wrk, the stub) shares them.
+Tasks are put on its stream directly, as the API would. blackbox_exporter runs on loopback with the
+bench's own config (tcp_connect and http_2xx modules) and is driven by wrk at the same number of
+connections as the agent's concurrency, so both run that many probes at once.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ CONFIG = """modules:
 
 
 CORES = os.cpu_count() or 1
-# The agent's share of one core from which its round is bound by its one process's interpreter lock.
+# The agent's engine processes (HC_ENGINES): one per core.
+ENGINES = CORES
+# An engine's share of one core from which a round is bound by the engines' interpreter locks.
 ONE_CORE_BOUND = 0.9
 
 
@@ -186,7 +190,7 @@ def run(bench: Bench) -> dict:
     blackbox, blackbox_pid = start_blackbox(bench)
     _, stub = bench.start_ready("stub-api", "bench.stub_api")
     stub_url = f"http://127.0.0.1:{stub['port']}"
-    agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY))
+    agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY), HC_ENGINES=str(ENGINES))
     agent["pid"] = bench.agent_pid(agent)
     r = redis.Redis.from_url(bench.env["REDIS_URL"])
     kinds = {
@@ -234,6 +238,7 @@ def run(bench: Bench) -> dict:
             agent_round(r, stub_url, agent, _backlog(done), *spec["task"])  # (its figures are not counted)
             prof[kind] = profile.finish_record(recorder)
             say(f"    {kind}: agent {figures[kind]['agent']} blackbox {figures[kind]['blackbox']} probes/s")
+        counts = requests.get(f"{stub_url}/_bench/counts", timeout=5).json()
     finally:
         bench.stop_agent(agent)
         r.delete(f"hc:tasks:{agent['agent_id']}")
@@ -249,12 +254,21 @@ def run(bench: Bench) -> dict:
         f"(a) TCP {ratios['tcp']}× ({medians['tcp']['agent']:.0f} vs {medians['tcp']['blackbox']:.0f} probes/s), "
         f"(b) HTTP {ratios['http']}× ({medians['http']['agent']:.0f} vs {medians['http']['blackbox']:.0f} probes/s)"
     )
-    notes = [f"median of {ROUNDS} interleaved {ROUND_S:.0f} s rounds each, concurrency {CONCURRENCY}"]
+    notes = [
+        f"median of {ROUNDS} interleaved {ROUND_S:.0f} s rounds each, concurrency {CONCURRENCY}, the agent in "
+        f"{ENGINES} engine process{'es' if ENGINES > 1 else ''} (HC_ENGINES={ENGINES}: one per core)"
+    ]
+    batch = counts["results"] / max(1, counts["requests"])
+    metrics["results_per_request"] = round(batch, 1)
+    notes.append(
+        f"the agent's results came {batch:.1f} to a request ({counts['results']} results and {counts['starts']} "
+        f"starts in {counts['requests']} batch requests, all rounds)"
+    )
     for kind, shares in busy.items():
         if shares:
             metrics[f"{kind}_agent_core_share"] = round(statistics.median(shares), 2)
             notes.append(
-                f"{kind}: the agent process used {100 * statistics.median(shares):.0f} % of one core over the "
+                f"{kind}: the agent's processes used {100 * statistics.median(shares):.0f} % of one core over the "
                 f"counted rounds ({1000 * statistics.median(shares) / max(1.0, medians[kind]['agent']):.2f} "
                 "CPU-ms per probe)"
             )
@@ -270,11 +284,17 @@ def run(bench: Bench) -> dict:
         agent_per_probe = 1000 * agent_core / max(1.0, medians[kind]["agent"])
         per_cpu = ratio(per_probe, agent_per_probe)  # probes per CPU-ms, the agent's over blackbox's
         metrics[f"{kind}_per_cpu_ratio"] = per_cpu
-        if agent_core >= ONE_CORE_BOUND:
+        if agent_core >= ONE_CORE_BOUND * ENGINES:
             notes.append(
-                f"**{kind}: the agent is bound by its one interpreter: its one process kept {100 * agent_core:.0f} % "
-                f"of a core busy while blackbox_exporter spread over {own:.2f} cores; per CPU-ms the agent does "
-                f"{per_cpu}× blackbox's probes ({agent_per_probe:.2f} against {per_probe:.2f} CPU-ms per probe)**"
+                f"**{kind}: the agent is bound by its engines' interpreters: its {ENGINES} engine(s) kept "
+                f"{100 * agent_core:.0f} % of a core busy while blackbox_exporter spread over {own:.2f} cores; per "
+                f"CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
+                f"{per_probe:.2f} CPU-ms per probe)**"
+            )
+        else:
+            notes.append(
+                f"{kind}: per CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
+                f"{per_probe:.2f} CPU-ms per probe)"
             )
         notes.append(
             f"{kind}: blackbox_exporter used {100 * own:.0f} % of one core ({per_probe:.2f} CPU-ms per probe)"

@@ -48,6 +48,13 @@ def test_metrics_address_from_flag_or_environment(tmp_path):
     assert load_config(["--metrics-address", "[::1]:9464"], env).metrics_address == ("::1", 9464)
 
 
+def test_engines_default_to_one_and_come_from_flag_or_environment(tmp_path):
+    env = dict(GOOD_ENV, HC_STATE_DIR=str(tmp_path))
+    assert load_config([], env).engines == 1
+    assert load_config([], dict(env, HC_ENGINES="2")).engines == 2
+    assert load_config(["--engines", "3"], dict(env, HC_ENGINES="2")).engines == 3
+
+
 def test_flags_override_environment(tmp_path):
     cfg = load_config(
         [
@@ -88,6 +95,11 @@ def test_flags_override_environment(tmp_path):
         ({"HC_METRICS_ADDRESS": "9464"}, "HC_METRICS_ADDRESS"),
         ({"HC_METRICS_ADDRESS": "127.0.0.1:http"}, "HC_METRICS_ADDRESS"),
         ({"HC_METRICS_ADDRESS": "127.0.0.1:70000"}, "HC_METRICS_ADDRESS"),
+        ({"HC_ENGINES": "0"}, "HC_ENGINES"),
+        ({"HC_ENGINES": "17"}, "HC_ENGINES"),
+        ({"HC_ENGINES": "two"}, "HC_ENGINES"),
+        ({"HC_ENGINES": "4", "HC_CONCURRENCY": "3"}, "HC_ENGINES"),  # each engine runs at least one task
+        ({"HC_ENGINES": "2", "HC_METRICS_ADDRESS": "127.0.0.1:9464"}, "HC_METRICS_ADDRESS"),
     ],
 )
 def test_bad_setting_names_the_variable(env_change, field):

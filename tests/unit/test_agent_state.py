@@ -147,6 +147,21 @@ def test_rejected_agent_token_re_registers_with_replace_and_saves_the_new_token(
     assert not ident.agent_id_changed.is_set()
 
 
+def test_a_token_another_engine_re_registered_is_adopted_without_registering_again(tmp_path):
+    """Two processes of one agent (its engines, agent/engines.py) share the state file: the first to meet
+    the 401 re-registers, the other takes the token it stored."""
+    save_state(tmp_path / "state.json", AgentState("a1", "old", "Frankfurt", "http://127.0.0.1:8390"))
+    first_api, second_api = FakeApi({"agent_id": "a1", "api_token": "new"}), FakeApi()
+    _, first = identity_for(tmp_path, first_api, HC_REGISTRATION_TOKEN="reg")
+    _, second = identity_for(tmp_path, second_api, HC_REGISTRATION_TOKEN="reg")
+    first.establish()
+    second.establish()
+    assert first.reauthenticate("old") == "new"
+    assert second.reauthenticate("old") == "new"
+    assert second_api.calls == [] and second_api.token == "new"
+    assert not second.agent_id_changed.is_set()
+
+
 def test_rejected_agent_token_without_registration_token_gives_up(tmp_path):
     save_state(tmp_path / "state.json", AgentState("a1", "old", "Frankfurt", "http://127.0.0.1:8390"))
     _, ident = identity_for(tmp_path, FakeApi())
