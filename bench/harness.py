@@ -178,8 +178,9 @@ class Bench:
     def targets(self) -> dict:
         """The loopback probe targets (bench/targets.py), started once per run."""
         if "targets" not in self.cache:
-            _, ports = self.start_ready("targets", "bench.targets")
+            process, ports = self.start_ready("targets", "bench.targets")
             self.cache["targets"] = ports
+            self.cache["targets_pid"] = process.pid
         return self.cache["targets"]
 
     # -- agents ----------------------------------------------------------------

@@ -60,6 +60,8 @@ CORES = os.cpu_count() or 1
 ENGINES = CORES
 # An engine's share of one core from which a round is bound by the engines' interpreter locks.
 ONE_CORE_BOUND = 0.9
+# The machine's busy share of its cores from which a round is bound by the cores themselves.
+FULL_MACHINE = 0.9
 
 
 def start_blackbox(bench: Bench) -> tuple[str, int]:
@@ -167,9 +169,14 @@ def _agent_round_once(
         pipe.xadd(stream, {"task": json.dumps(task, separators=(",", ":"))})
     pipe.execute()
     time.sleep(WARM_UP_S)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
+    others = agent.get("others", {})
     n0, t0, cpu0, busy0 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
+    others0 = {name: procstat.cpu_ms([p]) for name, p in others.items()}
     time.sleep(ROUND_S)
     n1, t1, cpu1, busy1 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
+    agent["last_others"] = {
+        name: (procstat.cpu_ms([p]) - others0[name]) / (1000 * (t1 - t0)) for name, p in others.items()
+    }
     ran_out = n1 - before >= backlog - CONCURRENCY
     r.xtrim(stream, maxlen=0, approximate=False)
     settle_deadline = time.monotonic() + 30
@@ -188,10 +195,14 @@ def _agent_round_once(
 def run(bench: Bench) -> dict:
     ports = bench.targets()
     blackbox, blackbox_pid = start_blackbox(bench)
-    _, stub = bench.start_ready("stub-api", "bench.stub_api")
+    stub_process, stub = bench.start_ready("stub-api", "bench.stub_api")
     stub_url = f"http://127.0.0.1:{stub['port']}"
     agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY), HC_ENGINES=str(ENGINES))
     agent["pid"] = bench.agent_pid(agent)
+    redis_pid = bench.stack_pids()["redis"]
+    agent["others"] = {"the loopback target": bench.cache["targets_pid"], "the stub API": stub_process.pid}
+    if redis_pid:
+        agent["others"]["Redis"] = redis_pid
     r = redis.Redis.from_url(bench.env["REDIS_URL"])
     kinds = {
         "tcp": {
@@ -212,6 +223,7 @@ def run(bench: Bench) -> dict:
     # the machine's busy cores, over its wrk rounds.
     machine: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": [], "blackbox_own": []} for k in kinds}
     below: dict[str, dict[str, dict]] = {k: {} for k in kinds}  # kind -> floor/check -> one round
+    beside: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}  # kind -> process -> share, per round
     try:
         for kind, spec in kinds.items():
             if not probe_ok(spec["probe"]):
@@ -227,6 +239,8 @@ def run(bench: Bench) -> dict:
                         machine[kind]["blackbox"].append(cores)
                     else:
                         per_s, core, cores = agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
+                        for name, share in agent["last_others"].items():
+                            beside[kind].setdefault(name, []).append(share)
                         done.append(per_s)
                         busy[kind].append(core)
                         machine[kind]["agent"].append(cores)
@@ -296,6 +310,15 @@ def run(bench: Bench) -> dict:
                 f"{kind}: per CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
                 f"{per_probe:.2f} CPU-ms per probe)"
             )
+        split = ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in beside[kind].items())
+        busy_agent = statistics.median(sides["agent"])
+        if busy_agent >= FULL_MACHINE * CORES:
+            notes.append(
+                f"**{kind}: the machine's {CORES} cores were full in the agent's rounds ({busy_agent:.2f} busy: its "
+                f"engines {agent_core:.2f}, {split}, the kernel and the rest the remainder)**"
+            )
+        else:
+            notes.append(f"{kind}: beside the agent's engines ({agent_core:.2f} cores) in its rounds: {split}")
         notes.append(
             f"{kind}: blackbox_exporter used {100 * own:.0f} % of one core ({per_probe:.2f} CPU-ms per probe)"
             f" and the machine {statistics.median(sides['blackbox']):.2f} of its {CORES} cores "
