@@ -44,6 +44,7 @@ The engine: no thread per task, no thread per check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -729,8 +730,10 @@ class Runner:
     # -- shutdown ----------------------------------------------------------------
 
     def wake_spool(self) -> None:
-        """Try the spool's delivery now (the API answers again)."""
-        self._spool_wake.set()
+        """Try the spool's delivery now (the API answers again). Safe in a signal handler: the engine
+        loop sets the event, so the handler never waits for a lock its own thread may hold."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to wake
+            self._loop.call_soon_threadsafe(self._spool_wake.set)
 
     def request_stop(self) -> None:
         """First call: stop taking tasks and drain. Second call: stop waiting for running checks."""

@@ -8,11 +8,13 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 import redis as redis_lib
 
 from agent.queue import TaskQueue, engine_consumer
 from chalicelib.protocol import STREAM_GROUP, task_stream_key
 from tests.integration.agent_harness import (
+    ToggleProxy,
     create_check,
     db,  # noqa: F401 (pytest fixture)
     slow_http,  # noqa: F401 (pytest fixture)
@@ -202,6 +204,49 @@ def test_engines_whose_supervisor_is_killed_drain_and_exit(start_agent, api_serv
     wait_until(lambda: not any(alive(pid) for pid in engines), "the engines to exit", diagnostics=agent.tail)
     assert_each_stored_once(db, held)
     assert stream_pending(agent_id) == 0
+
+
+@pytest.fixture
+def proxy(api_server):
+    """The agent's way to the API, which the test can cut and restore."""
+    p = ToggleProxy(int(api_server.rsplit(":", 1)[1]))
+    p.open()
+    yield p
+    p.close()
+
+
+def test_results_spooled_by_two_engines_are_delivered_once_by_one_after_a_crash(
+    start_agent, api_server, db, slow_http, stream_pending, proxy
+):
+    agent = start_agent("TwinSpool", api_url=proxy.url, **TWO)
+    wait_online(db, agent)
+    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    proxy.close()  # the API is unreachable for the agent
+    slow_http.release()
+    spool = agent.state_dir / "spool"
+
+    def spooled() -> dict[str, int]:
+        return {"engine 0": len(list(spool.glob("*.json"))), "engine 1": len(list(spool.glob("engine-1/*.json")))}
+
+    wait_until(lambda: spooled() == {"engine 0": 2, "engine 1": 2}, "each engine to spool its two results")
+    for pid in [*engine_pids(agent), agent.pid]:
+        os.kill(pid, signal.SIGKILL)
+    agent.wait()
+
+    agent.env["HC_ENGINES"] = "1"  # restarted with one engine: it takes over engine 1's spool and entries
+    agent.start()
+    wait_until(
+        lambda: "took over results spooled by engines" in agent.log(), "the spool take-over", diagnostics=agent.tail
+    )
+    proxy.open()
+    wait_until(
+        lambda: all(db.task_of(c)["status"] == "completed" for c in held), "the tasks to finish", diagnostics=agent.tail
+    )
+    assert_each_stored_once(db, held)
+    wait_until(lambda: stream_pending(agent_id) == 0, "every entry acknowledged", diagnostics=agent.tail)
+    assert slow_http.requests == 4  # delivered from the spool, never run again
+    assert spooled() == {"engine 0": 0, "engine 1": 0}
+    assert not (spool / "engine-1").exists()
 
 
 def test_an_engine_that_dies_stops_the_agent_with_exit_1(start_agent, db):
