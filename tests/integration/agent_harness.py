@@ -343,6 +343,15 @@ def start_agent(api_server, redis_url, clean_state, tmp_path):
 
 
 @pytest.fixture
+def proxy(api_server):
+    """The agent's way to the API (a ToggleProxy), which the test can cut and restore."""
+    p = ToggleProxy(int(api_server.rsplit(":", 1)[1]))
+    p.open()
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def slow_http():
     server = SlowHttpServer()
     yield server

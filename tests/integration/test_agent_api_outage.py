@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import signal
 
-import pytest
-
 from tests.integration.agent_harness import (
-    ToggleProxy,
     create_check,
     db,  # noqa: F401 (pytest fixture)
+    proxy,  # noqa: F401 (pytest fixture)
     start_agent,  # noqa: F401 (pytest fixture)
     stream_pending,  # noqa: F401 (pytest fixture)
     tcp_listener,  # noqa: F401 (pytest fixture)
@@ -19,16 +17,6 @@ from tests.integration.agent_harness import (
 )
 
 TASKS = 3
-
-
-@pytest.fixture
-def proxy(api_server):
-    """The agent's way to the API, which the test can cut and restore."""
-    port = int(api_server.rsplit(":", 1)[1])
-    p = ToggleProxy(port)
-    p.open()
-    yield p
-    p.close()
 
 
 def test_api_outage_results_are_spooled_and_delivered_exactly_once(

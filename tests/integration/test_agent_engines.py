@@ -8,15 +8,14 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 import redis as redis_lib
 
 from agent.queue import TaskQueue, engine_consumer
 from chalicelib.protocol import STREAM_GROUP, task_stream_key
 from tests.integration.agent_harness import (
-    ToggleProxy,
     create_check,
     db,  # noqa: F401 (pytest fixture)
+    proxy,  # noqa: F401 (pytest fixture)
     slow_http,  # noqa: F401 (pytest fixture)
     start_agent,  # noqa: F401 (pytest fixture)
     stream_pending,  # noqa: F401 (pytest fixture)
@@ -56,6 +55,18 @@ def hold_four(api_server, db, slow_http, agent) -> tuple[str, list[str]]:
     checks = [create_check(api_server, slow_http.url, "http", agent_id, {"timeout": 30})["check_id"] for _ in range(4)]
     wait_until(lambda: slow_http.requests == 4, "four checks in flight over two engines", diagnostics=agent.tail)
     return agent_id, checks
+
+
+def start_holding_four(start_agent, api_server, db, slow_http, name: str, **env: str):
+    """A two-engine agent, online, with four slow checks in flight: (agent, its id, the checks)."""
+    agent = start_agent(name, **TWO, **env)
+    wait_online(db, agent)
+    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    return agent, agent_id, held
+
+
+def wait_both_draining(agent, what: str = "both engines to start draining") -> None:
+    wait_until(lambda: agent.log().count("stopping: no new tasks running=2") == 2, what, diagnostics=agent.tail)
 
 
 def assert_each_stored_once(db, checks: list[str]) -> None:
@@ -99,16 +110,10 @@ def test_two_engines_share_the_stream_and_one_heartbeat_reports_their_sum(
 
 
 def test_sigterm_drains_every_engine_and_exits_0(start_agent, api_server, db, slow_http, stream_pending):
-    agent = start_agent("TwinDrain", **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinDrain")
 
     agent.signal(signal.SIGTERM)
-    wait_until(
-        lambda: agent.log().count("stopping: no new tasks running=2") == 2,
-        "both engines to start draining",
-        diagnostics=agent.tail,
-    )
+    wait_both_draining(agent)
     assert agent.running()
     slow_http.release()
     assert agent.wait() == 0, agent.tail()
@@ -119,16 +124,10 @@ def test_sigterm_drains_every_engine_and_exits_0(start_agent, api_server, db, sl
 def test_a_second_sigterm_fails_the_running_checks_of_every_engine(
     start_agent, api_server, db, slow_http, stream_pending
 ):
-    agent = start_agent("TwinAbort", **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinAbort")
 
     agent.signal(signal.SIGTERM)
-    wait_until(
-        lambda: agent.log().count("stopping: no new tasks running=2") == 2,
-        "both engines to start draining",
-        diagnostics=agent.tail,
-    )
+    wait_both_draining(agent)
     for pid in engine_pids(agent):  # systemd's way: the whole control group gets the stop too
         os.kill(pid, signal.SIGTERM)
     assert agent.running()  # the same first stop, not a second
@@ -144,9 +143,7 @@ def test_a_second_sigterm_fails_the_running_checks_of_every_engine(
 def test_killed_engines_take_back_their_own_entries_and_lose_nothing(
     start_agent, api_server, db, slow_http, stream_pending, redis_url
 ):
-    agent = start_agent("TwinCrash", **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinCrash")
     engines = engine_pids(agent)
     for pid in [*engines, agent.pid]:
         os.kill(pid, signal.SIGKILL)
@@ -169,9 +166,7 @@ def test_killed_engines_take_back_their_own_entries_and_lose_nothing(
 def test_one_engine_after_two_takes_over_the_second_engines_entries(
     start_agent, api_server, db, slow_http, stream_pending
 ):
-    agent = start_agent("TwinShrink", **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinShrink")
     for pid in [*engine_pids(agent), agent.pid]:
         os.kill(pid, signal.SIGKILL)
     agent.wait()
@@ -188,39 +183,22 @@ def test_one_engine_after_two_takes_over_the_second_engines_entries(
 
 
 def test_engines_whose_supervisor_is_killed_drain_and_exit(start_agent, api_server, db, slow_http, stream_pending):
-    agent = start_agent("TwinOrphan", **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinOrphan")
     engines = engine_pids(agent)
 
     agent.signal(signal.SIGKILL)
     agent.wait()
-    wait_until(
-        lambda: agent.log().count("stopping: no new tasks running=2") == 2,
-        "both engines to drain once their supervisor is gone",
-        diagnostics=agent.tail,
-    )
+    wait_both_draining(agent, "both engines to drain once their supervisor is gone")
     slow_http.release()
     wait_until(lambda: not any(alive(pid) for pid in engines), "the engines to exit", diagnostics=agent.tail)
     assert_each_stored_once(db, held)
     assert stream_pending(agent_id) == 0
 
 
-@pytest.fixture
-def proxy(api_server):
-    """The agent's way to the API, which the test can cut and restore."""
-    p = ToggleProxy(int(api_server.rsplit(":", 1)[1]))
-    p.open()
-    yield p
-    p.close()
-
-
 def test_results_spooled_by_two_engines_are_delivered_once_by_one_after_a_crash(
     start_agent, api_server, db, slow_http, stream_pending, proxy
 ):
-    agent = start_agent("TwinSpool", api_url=proxy.url, **TWO)
-    wait_online(db, agent)
-    agent_id, held = hold_four(api_server, db, slow_http, agent)
+    agent, agent_id, held = start_holding_four(start_agent, api_server, db, slow_http, "TwinSpool", api_url=proxy.url)
     proxy.close()  # the API is unreachable for the agent
     slow_http.release()
     spool = agent.state_dir / "spool"
