@@ -148,15 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         return 0
 
-    exit_code = 0
-
-    def follow_new_identity():
-        nonlocal exit_code
-        identity.agent_id_changed.wait()
-        exit_code = 1  # a new agent id means a new stream; a restart picks it up cleanly
-        runner.request_stop()
-
-    threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
+    identity.stop_on_new_agent_id(runner.request_stop)
     _log_starting(config, state, capabilities)
     try:
         code = runner.run()
@@ -166,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         queue.close()
         lock.close()
-    return exit_code or code
+    return 1 if identity.agent_id_changed.is_set() else code
 
 
 def _log_starting(config: AgentConfig, state, capabilities: list[str]) -> None:

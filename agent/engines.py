@@ -33,13 +33,13 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.sharedctypes import RawArray
 from pathlib import Path
 
+from agent.clock import ClockOffset
 from agent.config import AgentConfig
-from chalicelib.protocol import MAX_CLOCK_OFFSET_S
+from agent.state import fsync_dir
 
 log = logging.getLogger("agent.engines")
 
@@ -82,8 +82,6 @@ def adopt_orphan_spools(spool_dir: Path, engines: int) -> int:
         except OSError:
             log.warning("left %s in place: it holds files that are not results", folder)
     if moved:
-        from agent.state import fsync_dir
-
         fsync_dir(spool_dir)
         log.info("took over results spooled by engines this start does not run", extra={"fields": {"count": moved}})
     return moved
@@ -106,22 +104,17 @@ class Shared:
         return sum(self.in_flight)
 
 
-class SharedClock:
-    """The supervisor's clock estimate (agent/clock.py), as an engine's runner reads it."""
+class SharedClock(ClockOffset):
+    """The supervisor's clock estimate (agent/clock.py), as an engine's runner reads it: ClockOffset's
+    server time and refusal, over the offset the supervisor publishes instead of samples of its own."""
 
     def __init__(self, shared: Shared):
-        self._clock = shared.clock
+        super().__init__()
+        self._shared = shared.clock
 
     @property
     def offset_ms(self) -> float | None:
-        return self._clock[1] if self._clock[0] else None
-
-    def server_now_ms(self) -> int:
-        return int(time.time() * 1000 - (self.offset_ms or 0))
-
-    def refusing(self) -> bool:
-        offset = self.offset_ms
-        return offset is not None and abs(offset) > MAX_CLOCK_OFFSET_S * 1000
+        return self._shared[1] if self._shared[0] else None
 
 
 def _die_with_parent() -> None:
@@ -156,7 +149,6 @@ class Supervisor:
         self.shared = Shared(config.engines)
         self.pids: dict[int, int] = {}  # pid -> engine index, while it runs
         self.stopping = False
-        self.new_identity = False  # the supervisor's re-registration gave a new agent id
         self._stops = 0
         self._pid = os.getpid()
 
@@ -198,7 +190,7 @@ class Supervisor:
             on_accepted=lambda: self.shared.publish_clock(heartbeat.clock.offset_ms),
         )
         heartbeat.start()
-        threading.Thread(target=self._follow_new_identity, name="identity-watch", daemon=True).start()
+        self.identity.stop_on_new_agent_id(self.request_stop)
         code = 0
         try:
             while self.pids:
@@ -218,13 +210,7 @@ class Supervisor:
                         self.request_stop()
         finally:
             done.set()
-        return 1 if self.new_identity else code
-
-    def _follow_new_identity(self) -> None:
-        """A new agent id means a new stream: stop, and a restart picks it up cleanly."""
-        self.identity.agent_id_changed.wait()
-        self.new_identity = True
-        self.request_stop()
+        return 1 if self.identity.agent_id_changed.is_set() else code
 
     def _fork(self, index: int, share: int) -> None:
         pid = os.fork()
@@ -291,16 +277,7 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGUSR1, lambda *_: runner.wake_spool())
-        exit_code = 0
-
-        def follow_new_identity():
-            nonlocal exit_code
-            identity.agent_id_changed.wait()
-            exit_code = 1
-            runner.request_stop()
-
-        threading.Thread(target=follow_new_identity, name="identity-watch", daemon=True).start()
-
+        identity.stop_on_new_agent_id(runner.request_stop)
         finished = threading.Event()
 
         def publish():
@@ -318,4 +295,4 @@ class Supervisor:
             finished.set()
             queue.close()
             shared.in_flight[index] = 0
-        return exit_code or code
+        return 1 if identity.agent_id_changed.is_set() else code

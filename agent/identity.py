@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from agent.api import ApiClient, ApiRejected, ApiUnauthorized, ApiUnavailable, backoff_delays
@@ -175,6 +176,16 @@ class Identity:
         )
         return state
 
+    def stop_on_new_agent_id(self, stop: Callable[[], None]) -> None:
+        """Call `stop` once a re-registration gives a new agent id: that is a new stream, which a restart
+        picks up cleanly (the caller exits 1 when `agent_id_changed` is set)."""
+
+        def watch():
+            self.agent_id_changed.wait()
+            stop()
+
+        threading.Thread(target=watch, name="identity-watch", daemon=True).start()
+
     @contextmanager
     def _across_processes(self):
         """One re-registration at a time among the agent's processes (its engines, agent/engines.py)."""
@@ -189,16 +200,10 @@ class Identity:
             stored = load_state(cfg.state_file)
         except (StateError, OSError):
             return None
-        if (
-            stored is None
-            or stored.api_token == failed_token
-            or (stored.name, stored.api_url)
-            != (
-                cfg.name,
-                cfg.api_url,
-            )
-        ):
+        if stored is None or stored.api_token == failed_token:
             return None
+        if (stored.name, stored.api_url) != (cfg.name, cfg.api_url):
+            return None  # another agent's file: never adopted (establish() re-registers over it)
         return stored
 
     def reauthenticate(self, failed_token: str | None) -> str | None:
