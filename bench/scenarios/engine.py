@@ -123,11 +123,12 @@ def _backlog(done: list[float]) -> int:
 
 def agent_round(
     r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, dict[str, float]]:
     """Fill the agent's stream, count results at the stub over ROUND_S (after a short warm-up),
     then empty the stream and wait for the agent to finish what it holds. Returns (probes per
-    second, the agent process's CPU over the counted window as a share of one core, the whole
-    machine's busy cores over it).
+    second, the agent's processes' CPU over the counted window as a share of one core, the whole
+    machine's busy cores over it, and the share of one core each process of `agent["beside"]`
+    (name -> pid) used over it).
 
     The stream must still hold unread entries when the window closes, or the agent ran out of work
     inside it and the rate would be the backlog's, not the agent's: a round whose results by then
@@ -145,7 +146,7 @@ def agent_round(
 
 def _agent_round_once(
     r: redis.Redis, stub_url: str, agent: dict, backlog: int, check_type: str, target: str, options: dict
-) -> tuple[float, float, float] | None:
+) -> tuple[float, float, float, dict[str, float]] | None:
     agent_id, pid = agent["agent_id"], agent["pid"]
     stream = f"hc:tasks:{agent_id}"
     deadline_ms = int((time.time() + 120) * 1000)
@@ -169,14 +170,12 @@ def _agent_round_once(
         pipe.xadd(stream, {"task": json.dumps(task, separators=(",", ":"))})
     pipe.execute()
     time.sleep(WARM_UP_S)  # warm-up: the engine reaches its concurrency (a pace, not a synchronisation)
-    others = agent.get("others", {})
+    beside = agent.get("beside", {})
     n0, t0, cpu0, busy0 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
-    others0 = {name: procstat.cpu_ms([p]) for name, p in others.items()}
+    beside0 = {name: procstat.cpu_ms([p]) for name, p in beside.items()}
     time.sleep(ROUND_S)
     n1, t1, cpu1, busy1 = results(), time.monotonic(), procstat.cpu_ms([pid]), procstat.machine_busy_ms()
-    agent["last_others"] = {
-        name: (procstat.cpu_ms([p]) - others0[name]) / (1000 * (t1 - t0)) for name, p in others.items()
-    }
+    beside_shares = {name: (procstat.cpu_ms([p]) - beside0[name]) / (1000 * (t1 - t0)) for name, p in beside.items()}
     ran_out = n1 - before >= backlog - CONCURRENCY
     r.xtrim(stream, maxlen=0, approximate=False)
     settle_deadline = time.monotonic() + 30
@@ -189,7 +188,7 @@ def _agent_round_once(
         time.sleep(0.5)
     if ran_out:
         return None
-    return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0)), _busy_cores(busy0, busy1)
+    return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (1000 * (t1 - t0)), _busy_cores(busy0, busy1), beside_shares
 
 
 def run(bench: Bench) -> dict:
@@ -200,9 +199,9 @@ def run(bench: Bench) -> dict:
     agent = bench.start_agent("engine", api_url=stub_url, HC_CONCURRENCY=str(CONCURRENCY), HC_ENGINES=str(ENGINES))
     agent["pid"] = bench.agent_pid(agent)
     redis_pid = bench.stack_pids()["redis"]
-    agent["others"] = {"the loopback target": bench.cache["targets_pid"], "the stub API": stub_process.pid}
+    agent["beside"] = {"the loopback target": bench.cache["targets_pid"], "the stub API": stub_process.pid}
     if redis_pid:
-        agent["others"]["Redis"] = redis_pid
+        agent["beside"]["Redis"] = redis_pid
     r = redis.Redis.from_url(bench.env["REDIS_URL"])
     kinds = {
         "tcp": {
@@ -223,7 +222,7 @@ def run(bench: Bench) -> dict:
     # the machine's busy cores, over its wrk rounds.
     machine: dict[str, dict[str, list[float]]] = {k: {"agent": [], "blackbox": [], "blackbox_own": []} for k in kinds}
     below: dict[str, dict[str, dict]] = {k: {} for k in kinds}  # kind -> floor/check -> one round
-    beside: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}  # kind -> process -> share, per round
+    beside_cpu: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}  # kind -> process -> share, per round
     try:
         for kind, spec in kinds.items():
             if not probe_ok(spec["probe"]):
@@ -238,9 +237,11 @@ def run(bench: Bench) -> dict:
                         machine[kind]["blackbox_own"].append(own)
                         machine[kind]["blackbox"].append(cores)
                     else:
-                        per_s, core, cores = agent_round(r, stub_url, agent, _backlog(done), *spec["task"])
-                        for name, share in agent["last_others"].items():
-                            beside[kind].setdefault(name, []).append(share)
+                        per_s, core, cores, shares_beside = agent_round(
+                            r, stub_url, agent, _backlog(done), *spec["task"]
+                        )
+                        for name, share in shares_beside.items():
+                            beside_cpu[kind].setdefault(name, []).append(share)
                         done.append(per_s)
                         busy[kind].append(core)
                         machine[kind]["agent"].append(cores)
@@ -298,19 +299,19 @@ def run(bench: Bench) -> dict:
         agent_per_probe = 1000 * agent_core / max(1.0, medians[kind]["agent"])
         per_cpu = ratio(per_probe, agent_per_probe)  # probes per CPU-ms, the agent's over blackbox's
         metrics[f"{kind}_per_cpu_ratio"] = per_cpu
+        per_cpu_text = (
+            f"per CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
+            f"{per_probe:.2f} CPU-ms per probe)"
+        )
         if agent_core >= ONE_CORE_BOUND * ENGINES:
             notes.append(
                 f"**{kind}: the agent is bound by its engines' interpreters: its {ENGINES} engine(s) kept "
-                f"{100 * agent_core:.0f} % of a core busy while blackbox_exporter spread over {own:.2f} cores; per "
-                f"CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
-                f"{per_probe:.2f} CPU-ms per probe)**"
+                f"{100 * agent_core:.0f} % of a core busy while blackbox_exporter spread over {own:.2f} cores; "
+                f"{per_cpu_text}**"
             )
         else:
-            notes.append(
-                f"{kind}: per CPU-ms the agent does {per_cpu}× blackbox's probes ({agent_per_probe:.2f} against "
-                f"{per_probe:.2f} CPU-ms per probe)"
-            )
-        split = ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in beside[kind].items())
+            notes.append(f"{kind}: {per_cpu_text}")
+        split = ", ".join(f"{name} {statistics.median(v):.2f}" for name, v in beside_cpu[kind].items())
         busy_agent = statistics.median(sides["agent"])
         if busy_agent >= FULL_MACHINE * CORES:
             notes.append(
